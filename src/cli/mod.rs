@@ -1,0 +1,1 @@
+//! The `massgen-rs` command line: flags, progress rendering and exit codes.

@@ -1,0 +1,362 @@
+//! Validated runtime configuration types: what the rest of the program consumes.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::keys::ApiKey;
+use crate::quota::{DailyReset, Limit, ScopeKind};
+
+/// A validated team.
+#[derive(Debug, Clone)]
+pub struct TeamConfig {
+    /// The file it came from (`None` when built in code).
+    pub source: Option<PathBuf>,
+    /// The agents, in config order (ties in votes are broken by this order).
+    pub agents: Vec<AgentConfig>,
+    /// Coordination settings.
+    pub orchestrator: OrchestratorConfig,
+    /// Time limits.
+    pub timeouts: TimeoutConfig,
+    /// Display settings.
+    pub ui: UiConfig,
+    /// Quota settings (our addition: the top-level `rate_limit:` section).
+    pub rate_limit: RateLimitSettings,
+}
+
+/// One team member.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Unique id (`agents[i].id`).
+    pub id: String,
+    /// The model and how to reach it.
+    pub backend: BackendConfig,
+    /// The agent's system message, if any.
+    pub system_message: Option<String>,
+    /// Quota priority: higher is served first (with aging). Default 0. Range 0..=9.
+    pub priority: u8,
+    /// The `agents/` profile this agent was built from, if any.
+    pub profile: Option<String>,
+}
+
+/// The backend families the team file accepts (`backend.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// The in-process simulated backend (no network, no key).
+    Simulated,
+    /// Any OpenAI-compatible chat completions server at `base_url`.
+    ChatCompletion,
+    /// OpenAI.
+    OpenAi,
+    /// Groq.
+    Groq,
+    /// Together AI.
+    Together,
+    /// OpenRouter.
+    OpenRouter,
+    /// Cerebras.
+    Cerebras,
+    /// Fireworks AI.
+    Fireworks,
+    /// vLLM server.
+    Vllm,
+    /// LM Studio server.
+    LmStudio,
+    /// SGLang server.
+    Sglang,
+    /// Google Gemini (native REST).
+    Gemini,
+    /// Anthropic Claude (Messages API).
+    Claude,
+}
+
+impl BackendKind {
+    /// Every kind, in the order `--list-backends` shows them.
+    pub const ALL: [BackendKind; 13] = [
+        BackendKind::Simulated,
+        BackendKind::ChatCompletion,
+        BackendKind::OpenAi,
+        BackendKind::Groq,
+        BackendKind::Together,
+        BackendKind::OpenRouter,
+        BackendKind::Cerebras,
+        BackendKind::Fireworks,
+        BackendKind::Vllm,
+        BackendKind::LmStudio,
+        BackendKind::Sglang,
+        BackendKind::Gemini,
+        BackendKind::Claude,
+    ];
+
+    /// The name used in `backend.type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Simulated => "simulated",
+            BackendKind::ChatCompletion => "chatcompletion",
+            BackendKind::OpenAi => "openai",
+            BackendKind::Groq => "groq",
+            BackendKind::Together => "together",
+            BackendKind::OpenRouter => "openrouter",
+            BackendKind::Cerebras => "cerebras",
+            BackendKind::Fireworks => "fireworks",
+            BackendKind::Vllm => "vllm",
+            BackendKind::LmStudio => "lmstudio",
+            BackendKind::Sglang => "sglang",
+            BackendKind::Gemini => "gemini",
+            BackendKind::Claude => "claude",
+        }
+    }
+
+    /// Parses a `backend.type` value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The provider name used to look up limits (`rate_limits.yaml` top-level key).
+    pub fn limits_provider(self) -> &'static str {
+        match self {
+            BackendKind::Claude => "anthropic",
+            k => k.as_str(),
+        }
+    }
+
+    /// The environment variable read when no `api_key` is configured (`None`: no key needed).
+    pub fn default_key_env(self) -> Option<&'static str> {
+        match self {
+            BackendKind::Simulated
+            | BackendKind::Vllm
+            | BackendKind::LmStudio
+            | BackendKind::Sglang
+            | BackendKind::ChatCompletion => None,
+            BackendKind::OpenAi => Some("OPENAI_API_KEY"),
+            BackendKind::Groq => Some("GROQ_API_KEY"),
+            BackendKind::Together => Some("TOGETHER_API_KEY"),
+            BackendKind::OpenRouter => Some("OPENROUTER_API_KEY"),
+            BackendKind::Cerebras => Some("CEREBRAS_API_KEY"),
+            BackendKind::Fireworks => Some("FIREWORKS_API_KEY"),
+            BackendKind::Gemini => Some("GEMINI_API_KEY"),
+            BackendKind::Claude => Some("ANTHROPIC_API_KEY"),
+        }
+    }
+
+    /// The base URL used when none is configured (`None`: `base_url` is required).
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            BackendKind::Simulated | BackendKind::ChatCompletion => None,
+            BackendKind::OpenAi => Some("https://api.openai.com/v1"),
+            BackendKind::Groq => Some("https://api.groq.com/openai/v1"),
+            BackendKind::Together => Some("https://api.together.xyz/v1"),
+            BackendKind::OpenRouter => Some("https://openrouter.ai/api/v1"),
+            BackendKind::Cerebras => Some("https://api.cerebras.ai/v1"),
+            BackendKind::Fireworks => Some("https://api.fireworks.ai/inference/v1"),
+            BackendKind::Vllm => Some("http://127.0.0.1:8000/v1"),
+            BackendKind::LmStudio => Some("http://127.0.0.1:1234/v1"),
+            BackendKind::Sglang => Some("http://127.0.0.1:30000/v1"),
+            BackendKind::Gemini => Some("https://generativelanguage.googleapis.com/v1beta"),
+            BackendKind::Claude => Some("https://api.anthropic.com/v1"),
+        }
+    }
+}
+
+/// An agent's backend.
+#[derive(Debug, Clone)]
+pub struct BackendConfig {
+    /// The backend family.
+    pub kind: BackendKind,
+    /// The model name.
+    pub model: String,
+    /// The endpoint (validated URL text); `None` means the kind's default.
+    pub base_url: Option<String>,
+    /// The keys to use (empty for backends that need none). Several keys are rotated.
+    pub api_keys: Vec<ApiKey>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Cap on output tokens per call.
+    pub max_tokens: Option<u32>,
+    /// Per-agent `enable_rate_limit` (MassGen puts it on the backend); `None` when not set.
+    pub enable_rate_limit: Option<bool>,
+    /// Settings of the simulated backend (`type: simulated` only).
+    pub simulated: SimulatedSettings,
+}
+
+/// How the simulated backend behaves (`backend.simulated:` in the team file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatedSettings {
+    /// Delay before each answer (`latency_ms`, default 0).
+    pub latency: Duration,
+    /// Seed for the deterministic text and choices (`seed`, default 0).
+    pub seed: u64,
+    /// How many answers the agent writes before it votes (`answer_rounds`, default 1).
+    pub answer_rounds: u32,
+    /// The agent id to vote for (`vote_for`); default: the agent whose answer came first.
+    pub vote_for: Option<String>,
+    /// Output tokens reported per call (`output_tokens`, default 120).
+    pub output_tokens: u32,
+    /// Injected failures (`fail:`).
+    pub failure: SimFailure,
+}
+
+impl Default for SimulatedSettings {
+    fn default() -> Self {
+        Self {
+            latency: Duration::ZERO,
+            seed: 0,
+            answer_rounds: 1,
+            vote_for: None,
+            output_tokens: 120,
+            failure: SimFailure::default(),
+        }
+    }
+}
+
+/// Failure injection of the simulated backend.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SimFailure {
+    /// 1-based call numbers (per agent) that fail (`on_calls: [2, 3]`).
+    pub on_calls: Vec<u32>,
+    /// Every call fails (`always: true`).
+    pub always: bool,
+    /// Probability in 0..=1 that a call fails (`rate`), drawn from the seeded generator.
+    pub rate: f64,
+    /// How failing calls fail (`kind: error | rate_limit | no_tool_call`, default `error`).
+    pub kind: String,
+    /// For `kind: rate_limit`: the Retry-After sent with the 429 (`retry_after_ms`).
+    pub retry_after: Option<Duration>,
+}
+
+/// `orchestrator.voting_sensitivity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VotingSensitivity {
+    /// Vote readily.
+    #[default]
+    Lenient,
+    /// Vote when an answer is good.
+    Balanced,
+    /// Vote only when an answer is complete and correct.
+    Strict,
+}
+
+/// `orchestrator.answer_novelty_requirement`: how different a new answer must be from the agent's
+/// earlier ones (Jaccard word overlap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NoveltyRequirement {
+    /// No check beyond exact duplicates.
+    #[default]
+    Lenient,
+    /// Reject overlap above 0.7.
+    Balanced,
+    /// Reject overlap above 0.5.
+    Strict,
+}
+
+/// The `orchestrator:` section.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OrchestratorConfig {
+    /// How readily agents vote (goes into the prompt).
+    pub voting_sensitivity: VotingSensitivity,
+    /// Cap on new answers per agent (`None`: unlimited).
+    pub max_new_answers_per_agent: Option<u32>,
+    /// Novelty check for new answers.
+    pub answer_novelty_requirement: NoveltyRequirement,
+    /// Skip the winner's final presentation call and use its answer as is.
+    pub skip_final_presentation: bool,
+}
+
+/// The `timeout_settings:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeoutConfig {
+    /// Whole-run limit (`orchestrator_timeout_seconds`, default 1800).
+    pub orchestrator_timeout: Duration,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        Self {
+            orchestrator_timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// `ui.display_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DisplayType {
+    /// Live, redrawn status lines on a terminal (MassGen's `rich_terminal`/`textual_terminal`).
+    #[default]
+    Rich,
+    /// Plain appended lines (`simple`).
+    Simple,
+}
+
+/// The `ui:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UiConfig {
+    /// How progress is shown.
+    pub display_type: DisplayType,
+    /// Whether a run directory is written.
+    pub logging_enabled: bool,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            display_type: DisplayType::Rich,
+            logging_enabled: true,
+        }
+    }
+}
+
+/// The top-level `rate_limit:` section (our addition) merged with per-backend
+/// `enable_rate_limit`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimitSettings {
+    /// `rate_limit.enable_rate_limit` (or the top-level `enable_rate_limit`); `None` when unset.
+    pub enabled: Option<bool>,
+    /// A user limits file that overrides built-in entries.
+    pub limits_file: Option<PathBuf>,
+    /// How long one acquire may wait before failing (`acquire_timeout_seconds`, default 120).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            limits_file: None,
+            acquire_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The effective limits of one `(provider, model)` after lookup in the limits table.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ModelLimits {
+    /// Which table entry matched, e.g. `gemini/gemini-2.5-pro` or `gemini/default`.
+    pub matched: String,
+    /// Every limit (rpm, tpm, rpd, tpd and custom windows).
+    pub limits: Vec<Limit>,
+    /// Max in-flight calls.
+    pub concurrency: Option<NonZeroU32>,
+    /// Startup cooldown for this model's scope.
+    pub startup_cooldown: Duration,
+    /// Per key or per account.
+    pub scope: ScopeKind,
+    /// A shared group name: every model naming it also counts against `shared:<name>`.
+    pub shared_key: Option<String>,
+    /// Spread requests evenly in the window.
+    pub pacing: bool,
+    /// When the provider's daily quota resets.
+    pub daily_reset: Option<DailyReset>,
+}
+
+impl ModelLimits {
+    /// The supervisor's view of these limits.
+    pub fn scope_spec(&self) -> crate::quota::ScopeSpec {
+        crate::quota::ScopeSpec {
+            limits: self.limits.clone(),
+            concurrency: self.concurrency,
+            startup_cooldown: self.startup_cooldown,
+            pacing: self.pacing,
+            daily_reset: self.daily_reset,
+        }
+    }
+}

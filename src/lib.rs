@@ -1,0 +1,31 @@
+//! # massgen
+//!
+//! Runs teams of LLM agents the MassGen way — every agent answers in parallel, sees the others'
+//! answers, refines or votes, and the winner presents the final answer — under a quota
+//! supervisor that never lets the team exceed a provider's limits.
+//!
+//! Layers (each module may use only those below it in this list):
+//!
+//! - [`cli`] — flag parsing and terminal rendering for the `massgen-rs` binary.
+//! - [`config`] — team file + limits file -> validated runtime types (two-stage load).
+//! - [`runtime`] — the library entry point: build a team, run a question, watch events.
+//! - [`orchestrator`] — the MassGen coordination protocol.
+//! - [`agent`] — one actor per agent: prompts, tool-call parsing, turn checks.
+//! - [`routing`] — key choice, quota acquisition, retries and failover for one LLM call.
+//! - [`supervisor`] — the `QuotaSupervisor` actor: all quota state, wait queues, wake-ups.
+//! - [`quota`] — pure quota logic: windows, limits, reservations, settlement, clock.
+//! - [`provider`] — provider adapters (simulated, OpenAI-compatible, Gemini, Anthropic).
+//! - [`keys`] — API keys: secrets that never print, health, usage.
+//! - [`telemetry`] — metric catalog, Prometheus exporter, tracing setup.
+
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod keys;
+pub mod orchestrator;
+pub mod provider;
+pub mod quota;
+pub mod routing;
+pub mod runtime;
+pub mod supervisor;
+pub mod telemetry;

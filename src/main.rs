@@ -1,0 +1,3 @@
+//! The `massgen-rs` binary: see the library crate `massgen`.
+
+fn main() {}

@@ -1,0 +1,245 @@
+//! The provider interface: requests, responses, streaming events and errors.
+
+use std::fmt;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc;
+
+use crate::keys::ApiKey;
+use crate::quota::RateLimitSignal;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions to the model.
+    System,
+    /// The user (and the orchestrator speaking for it).
+    User,
+    /// The model's own earlier turns.
+    Assistant,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Message {
+    /// Who wrote it.
+    pub role: Role,
+    /// Its text.
+    pub content: String,
+}
+
+impl Message {
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::System,
+            content: content.into(),
+        }
+    }
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::User,
+            content: content.into(),
+        }
+    }
+    /// An assistant message.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: Role::Assistant,
+            content: content.into(),
+        }
+    }
+}
+
+/// A tool the model may call, described by a JSON schema.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolSpec {
+    /// The tool's name, e.g. `new_answer`.
+    pub name: String,
+    /// What the tool does, for the model.
+    pub description: String,
+    /// JSON schema of the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+/// One call of a tool by the model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolCall {
+    /// The provider's id for the call (generated when the provider gives none).
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments object (a JSON object; `Value::Null` when the model sent unparseable JSON,
+    /// with the raw text kept in `raw_arguments`).
+    pub arguments: serde_json::Value,
+    /// The arguments exactly as the model sent them.
+    pub raw_arguments: String,
+}
+
+/// Token usage the provider reported for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    /// Input plus output.
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+/// A chat request with tools.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// The model name as the provider knows it.
+    pub model: String,
+    /// The conversation, system message first.
+    pub messages: Vec<Message>,
+    /// Tools offered to the model.
+    pub tools: Vec<ToolSpec>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Cap on output tokens.
+    pub max_tokens: Option<u32>,
+    /// Ask the provider to stream (events go to the [`StreamSink`] given with the call).
+    pub stream: bool,
+}
+
+/// A whole answer: text, tool calls and usage.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChatResponse {
+    /// Text the model wrote (may be empty when it only called tools).
+    pub text: String,
+    /// Tool calls, in order.
+    pub tool_calls: Vec<ToolCall>,
+    /// Usage, when the provider reported it.
+    pub usage: Option<Usage>,
+    /// Why the model stopped (`stop`, `tool_calls`, `length`...), as the provider said it.
+    pub finish_reason: Option<String>,
+    /// Rate-limit information that came with a successful answer (headers), if any.
+    pub observed: Option<RateLimitSignal>,
+}
+
+/// Incremental output while a streamed answer arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// More answer text.
+    TextDelta(String),
+    /// A tool call finished assembling.
+    ToolCall(ToolCall),
+    /// Usage arrived.
+    Usage(Usage),
+}
+
+/// Where a provider sends [`StreamEvent`]s during a streamed call. Sending never blocks the call:
+/// events are dropped when the receiver is full or gone.
+pub type StreamSink = mpsc::Sender<StreamEvent>;
+
+/// How a provider call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderErrorKind {
+    /// A rate limit or quota (429, RESOURCE_EXHAUSTED); the signal says which and for how long.
+    RateLimited,
+    /// The key was refused (401/403): retire the key.
+    Auth,
+    /// A transient failure worth retrying with backoff (500, 502, 503, 504, reset, timeout).
+    Transient,
+    /// The provider is overloaded (529): retry with backoff, not a quota event.
+    Overloaded,
+    /// The request is too large for a limit (413): never retry as is.
+    RequestTooLarge,
+    /// A spend cap or billing limit: terminal.
+    SpendCap,
+    /// The request was refused as invalid (400, 404, 422): not retryable.
+    BadRequest,
+    /// The provider answered something that could not be parsed.
+    Malformed,
+    /// The call was cancelled by the caller.
+    Cancelled,
+}
+
+/// A failed provider call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ProviderError {
+    /// What kind of failure.
+    pub kind: ProviderErrorKind,
+    /// A human message (never contains a key).
+    pub message: String,
+    /// HTTP status, when there was one.
+    pub status: Option<u16>,
+    /// Rate-limit information parsed from the answer, if any.
+    pub signal: Option<RateLimitSignal>,
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "{:?} (HTTP {s}): {}", self.kind, self.message),
+            None => write!(f, "{:?}: {}", self.kind, self.message),
+        }
+    }
+}
+
+impl ProviderError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            status: None,
+            signal: None,
+        }
+    }
+
+    /// The same error with an HTTP status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The same error with a parsed rate-limit signal.
+    pub fn with_signal(mut self, signal: RateLimitSignal) -> Self {
+        self.signal = Some(signal);
+        self
+    }
+
+    /// Whether trying again (after a wait, possibly on another key) can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ProviderErrorKind::RateLimited
+                | ProviderErrorKind::Transient
+                | ProviderErrorKind::Overloaded
+                | ProviderErrorKind::Malformed
+        )
+    }
+
+    /// How long the provider asked us to wait, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.signal.as_ref().and_then(|s| s.retry_after)
+    }
+}
+
+/// A provider endpoint. Implementations are cheap to share (`Arc<dyn Provider>`) and safe to call
+/// from many tasks at once. Dropping the returned future cancels the call (and its HTTP request).
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// The backend family, e.g. `simulated`, `openai`, `gemini`, `claude` (a bounded label).
+    fn name(&self) -> &str;
+
+    /// Runs one chat call with `key` (when the backend needs one). When `request.stream` is set
+    /// and `sink` is given, incremental events are sent to it while the call runs; the whole
+    /// response is returned either way.
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        key: Option<&'a ApiKey>,
+        sink: Option<&'a StreamSink>,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>>;
+}

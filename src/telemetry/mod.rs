@@ -1,0 +1,1 @@
+//! Metric catalog, Prometheus exporter and tracing setup.
