@@ -12,3 +12,5 @@ pub use types::{
     ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, Role,
     StreamEvent, StreamSink, ToolCall, ToolSpec, Usage,
 };
+
+pub mod signals;
