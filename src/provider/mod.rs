@@ -6,11 +6,22 @@
 //!
 //! This layer knows nothing of teams, votes or quotas.
 
+// `ProviderError` carries its parsed `RateLimitSignal` inline (a shared contract type): the
+// error path is rare and not hot, so the larger `Err` variant is accepted here.
+#![allow(clippy::result_large_err)]
+
+pub mod anthropic;
+mod build;
+pub mod gemini;
+pub mod http;
+pub mod openai;
+pub mod signals;
+pub mod sse;
 mod types;
+
+pub use build::{build_provider, build_provider_with, dialect_of};
 
 pub use types::{
     ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, Role,
     StreamEvent, StreamSink, ToolCall, ToolSpec, Usage,
 };
-
-pub mod signals;
