@@ -101,24 +101,26 @@ fn number_after(text: &str, label: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The dimension and period named in "on tokens per min (TPM)" / "requests per day (RPD)".
+/// The dimension and period named in "on tokens per min (TPM)", "requests per day (RPD)" or
+/// "tokens per 10s". `None` when the window cannot be told (nothing is learned then).
 fn named_window(text: &str) -> Option<(Dimension, Duration)> {
     let lower = text.to_ascii_lowercase();
-    let dimension = if lower.contains("on tokens")
-        || lower.contains("(tpm)")
-        || lower.contains("(tpd)")
-    {
-        Dimension::Tokens
-    } else if lower.contains("on requests") || lower.contains("(rpm)") || lower.contains("(rpd)") {
-        Dimension::Requests
+    let (dimension, at) = if let Some(at) = lower.find("on tokens per ") {
+        (Dimension::Tokens, at + "on tokens per ".len())
+    } else if let Some(at) = lower.find("on requests per ") {
+        (Dimension::Requests, at + "on requests per ".len())
     } else {
         return None;
     };
-    let period = if lower.contains("per day") || lower.contains("(rpd)") || lower.contains("(tpd)")
-    {
-        Duration::from_secs(86_400)
-    } else {
-        Duration::from_secs(60)
+    let word: String = lower[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '.')
+        .collect();
+    let period = match word.as_str() {
+        "min" | "minute" => Duration::from_secs(60),
+        "hour" => Duration::from_secs(3600),
+        "day" => Duration::from_secs(86_400),
+        other => parse_go_duration(other)?,
     };
     Some((dimension, period))
 }
@@ -201,6 +203,25 @@ mod tests {
     fn numbers_with_commas_and_colons() {
         assert_eq!(number_after("Limit: 30,000, Used 1", "Limit"), Some(30_000));
         assert_eq!(number_after("no numbers", "Limit "), None);
+    }
+
+    #[test]
+    fn windows_named_in_messages() {
+        let w = |t: &str| named_window(t).map(|(d, p)| (d, p.as_secs()));
+        assert_eq!(
+            w("on tokens per min (TPM): Limit 1"),
+            Some((Dimension::Tokens, 60))
+        );
+        assert_eq!(
+            w("on requests per day (RPD): Limit 1"),
+            Some((Dimension::Requests, 86_400))
+        );
+        assert_eq!(
+            w("on tokens per 10s: Limit 1"),
+            Some((Dimension::Tokens, 10))
+        );
+        assert_eq!(w("on tokens per fortnight"), None);
+        assert_eq!(w("Limit 5"), None);
     }
 
     #[test]
