@@ -336,7 +336,8 @@ impl ScopeState {
                     .limits
                     .iter()
                     .filter(|l| {
-                        l.effective.dimension == limit.dimension && l.effective.period >= limit.period
+                        l.effective.dimension == limit.dimension
+                            && l.effective.period >= limit.period
                     })
                     .min_by_key(|l| l.effective.period)
                     .map(|l| l.log.narrowed(limit.period, now))

@@ -113,16 +113,25 @@ impl Verdict {
                 blocker,
                 not_before: a.max(b),
             },
-            (WaitForEvent { blocker, not_before }, WaitUntil { at, .. })
-            | (WaitUntil { at, .. }, WaitForEvent { blocker, not_before }) => WaitForEvent {
+            (
+                WaitForEvent {
+                    blocker,
+                    not_before,
+                },
+                WaitUntil { at, .. },
+            )
+            | (
+                WaitUntil { at, .. },
+                WaitForEvent {
+                    blocker,
+                    not_before,
+                },
+            ) => WaitForEvent {
                 blocker,
                 not_before: Some(not_before.map_or(at, |n| n.max(at))),
             },
             (w @ WaitForEvent { .. }, Admit) | (Admit, w @ WaitForEvent { .. }) => w,
-            (
-                WaitUntil { at: a, blocker: x },
-                WaitUntil { at: b, blocker: y },
-            ) => {
+            (WaitUntil { at: a, blocker: x }, WaitUntil { at: b, blocker: y }) => {
                 if b > a {
                     WaitUntil { at: b, blocker: y }
                 } else {

@@ -117,7 +117,9 @@ impl SlidingLog {
             }
         }
         // Unreachable while `total` equals the sum of the entries; the latest expiry is safe.
-        self.entries.back().map(|&(t, _)| (t + self.period).max(now))
+        self.entries
+            .back()
+            .map(|&(t, _)| (t + self.period).max(now))
     }
 
     /// A copy holding only what counts in a shorter (or equal) window `period` at `now`; used to
@@ -168,8 +170,14 @@ mod tests {
         assert_eq!(log.used(), 105);
         // 105 used (30 at t0, 75 at t1), limit 120: 45 more needs the t0 entry to leave, 60 more
         // needs both.
-        assert_eq!(log.earliest_fit(t1, 45, 120), Some(t0 + Duration::from_secs(60)));
-        assert_eq!(log.earliest_fit(t1, 60, 120), Some(t1 + Duration::from_secs(60)));
+        assert_eq!(
+            log.earliest_fit(t1, 45, 120),
+            Some(t0 + Duration::from_secs(60))
+        );
+        assert_eq!(
+            log.earliest_fit(t1, 60, 120),
+            Some(t1 + Duration::from_secs(60))
+        );
         assert_eq!(log.earliest_fit(t1, 121, 120), None);
     }
 }
