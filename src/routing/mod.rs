@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use crate::keys::ApiKey;
 use crate::provider::{ChatRequest, ChatResponse, Provider, ProviderError, StreamSink, Usage};
+use crate::quota::ScopeId;
+use crate::supervisor::{AcquireError, AcquireRequest, Permit, QuotaHandle};
 
 /// How failed calls are retried: `max_attempts` in all, waiting `initial_backoff`, then
 /// `multiplier` times longer each time up to `max_backoff`, each wait varied by `±jitter`.
@@ -64,6 +66,18 @@ impl RetryPolicy {
     }
 }
 
+/// How an agent's calls are admitted by the quota supervisor.
+#[derive(Debug, Clone)]
+pub struct QuotaRoute {
+    /// The supervisor.
+    pub handle: QuotaHandle,
+    /// Alternatives of scope sets (one per key; v1 has one). The first scope of each set is
+    /// the one provider feedback is applied to.
+    pub candidates: Vec<Vec<ScopeId>>,
+    /// How long one acquire may wait (`None`: the supervisor's default).
+    pub deadline: Option<Duration>,
+}
+
 /// Everything needed to make calls for one agent.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -75,6 +89,8 @@ pub struct Route {
     pub retry: RetryPolicy,
     /// Who is calling (the agent id), for quota queues and logs.
     pub requester: Arc<str>,
+    /// Quota admission; `None` when rate limiting is off for this agent.
+    pub quota: Option<QuotaRoute>,
 }
 
 /// Something that wants to know about retries (the agent turns them into events).
@@ -109,45 +125,135 @@ pub enum CallError {
         /// Time spent waiting for quota permits.
         quota_wait: Duration,
     },
+    /// The quota supervisor gave no permit.
+    #[error("quota: {error}")]
+    Quota {
+        /// Why.
+        error: AcquireError,
+        /// Provider calls made before.
+        calls: u32,
+        /// Time spent waiting for quota permits.
+        quota_wait: Duration,
+    },
 }
 
 impl CallError {
     /// Provider calls made before giving up.
     pub fn calls(&self) -> u32 {
         match self {
-            CallError::Provider { calls, .. } => *calls,
+            CallError::Provider { calls, .. } | CallError::Quota { calls, .. } => *calls,
         }
     }
 
     /// Whether the quota deadline (acquire timeout) stopped the call.
     pub fn is_quota_deadline(&self) -> bool {
-        false
+        matches!(
+            self,
+            CallError::Quota {
+                error: AcquireError::DeadlineExceeded { .. },
+                ..
+            }
+        )
     }
 
     /// Time spent waiting for quota before giving up.
     pub fn quota_wait(&self) -> Duration {
         match self {
-            CallError::Provider { quota_wait, .. } => *quota_wait,
+            CallError::Provider { quota_wait, .. } | CallError::Quota { quota_wait, .. } => {
+                *quota_wait
+            }
         }
     }
 }
 
-/// Makes one call through `route` with retries. `priority` orders quota waiters.
-pub async fn call(
+/// Waits for a permit when the route has quota admission.
+async fn admit(
     route: &Route,
     request: &ChatRequest,
+    priority: u8,
+) -> Result<Option<Permit>, AcquireError> {
+    let Some(q) = &route.quota else {
+        return Ok(None);
+    };
+    let permit = q
+        .handle
+        .acquire(AcquireRequest {
+            candidates: q.candidates.clone(),
+            est_tokens: estimate::estimate_request(request),
+            priority,
+            deadline: q.deadline,
+            requester: route.requester.clone(),
+        })
+        .await?;
+    Ok(Some(permit))
+}
+
+/// The scope provider feedback goes to: the first scope of the granted candidate.
+fn feedback_scope(route: &Route, permit: &Permit) -> Option<(QuotaHandle, ScopeId)> {
+    let q = route.quota.as_ref()?;
+    let scope = permit.scopes().first()?.clone();
+    Some((q.handle.clone(), scope))
+}
+
+/// Makes one call through `route` with retries. `priority` orders quota waiters.
+///
+/// `build` makes the request. With quota on it is called twice per attempt: once for the token
+/// estimate before waiting, and again once the permit is granted, so a request that waited
+/// carries what changed meanwhile (the agent adds new answers); settlement charges the actual
+/// usage either way.
+pub async fn call<F>(
+    route: &Route,
+    build: F,
     sink: Option<&StreamSink>,
     priority: u8,
     observer: &dyn CallObserver,
-) -> Result<CallReport, CallError> {
-    let _ = priority;
+) -> Result<CallReport, CallError>
+where
+    F: Fn() -> ChatRequest,
+{
     let mut rng = fastrand::Rng::new();
     let mut calls = 0;
-    let quota_wait = Duration::ZERO;
+    let mut quota_wait = Duration::ZERO;
     let max_attempts = route.retry.max_attempts.max(1);
     loop {
+        let mut request = build();
+        let permit = match admit(route, &request, priority).await {
+            Ok(p) => {
+                if p.is_some() {
+                    request = build();
+                }
+                p
+            }
+            Err(error) => {
+                return Err(CallError::Quota {
+                    error,
+                    calls,
+                    quota_wait,
+                });
+            }
+        };
+        quota_wait += permit.as_ref().map_or(Duration::ZERO, Permit::waited);
+        let target = permit.as_ref().and_then(|p| feedback_scope(route, p));
         calls += 1;
-        let result = route.provider.chat(request, route.key.as_ref(), sink).await;
+        let result = route
+            .provider
+            .chat(&request, route.key.as_ref(), sink)
+            .await;
+        let signal = match &result {
+            Ok(response) => response.observed.clone(),
+            Err(error) => error.signal.clone(),
+        };
+        let quota_event = signal.as_ref().is_some_and(|s| s.is_quota_event());
+        if let (Some((handle, scope)), Some(signal)) = (&target, signal) {
+            handle.feedback(scope.clone(), signal);
+        }
+        if let Some(permit) = permit {
+            // A failed call used no tokens; its request still counts in the windows.
+            let used = result
+                .as_ref()
+                .map_or(0, |r| r.usage.map_or(permit.estimate(), |u| u.total()));
+            permit.settle(used);
+        }
         match result {
             Ok(response) => {
                 return Ok(CallReport {
@@ -158,7 +264,13 @@ pub async fn call(
                 });
             }
             Err(error) if error.is_retryable() && calls < max_attempts => {
-                let delay = route.retry.delay(calls, &error, &mut rng);
+                // With quota on, the supervisor now holds the scope closed for the provider's
+                // delay: the next acquire waits exactly that long, so no extra sleep here.
+                let delay = if quota_event && target.is_some() {
+                    Duration::ZERO
+                } else {
+                    route.retry.delay(calls, &error, &mut rng)
+                };
                 observer.retrying(calls, &error.to_string(), delay);
                 tokio::time::sleep(delay).await;
             }
@@ -175,7 +287,7 @@ pub async fn call(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use std::sync::Mutex;
 
@@ -200,6 +312,7 @@ mod tests {
                 ..RetryPolicy::default()
             },
             requester: Arc::from("a"),
+            quota: None,
         }
     }
 
@@ -222,7 +335,7 @@ mod tests {
         settings.failure.on_calls = vec![1, 2];
         let rec = Recorder::default();
         let start = tokio::time::Instant::now();
-        let report = call(&route(settings), &request(), None, 0, &rec)
+        let report = call(&route(settings), request, None, 0, &rec)
             .await
             .unwrap();
         assert_eq!(report.calls, 3);
@@ -242,10 +355,12 @@ mod tests {
         settings.failure.retry_after = Some(Duration::from_secs(30));
         let rec = Recorder::default();
         let start = tokio::time::Instant::now();
-        let err = call(&route(settings), &request(), None, 0, &rec)
+        let err = call(&route(settings), request, None, 0, &rec)
             .await
             .unwrap_err();
-        let CallError::Provider { error, calls, .. } = err;
+        let CallError::Provider { error, calls, .. } = err else {
+            panic!("unexpected {err:?}");
+        };
         assert_eq!(error.kind, ProviderErrorKind::RateLimited);
         assert_eq!(calls, 4);
         // Waits: max(2, 30), max(6, 30), max(18, 30).
