@@ -16,12 +16,34 @@ pub mod gemini;
 pub mod http;
 pub mod openai;
 pub mod signals;
+pub mod simulated;
 pub mod sse;
 mod types;
 
-pub use build::{build_provider, build_provider_with, dialect_of};
+use std::sync::Arc;
 
+pub use build::{build_provider, build_provider_with, dialect_of};
+pub use simulated::SimulatedProvider;
 pub use types::{
     ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, Role,
     StreamEvent, StreamSink, ToolCall, ToolSpec, Usage,
 };
+
+/// The provider serving `agent_id` for its configured backend: the simulated backend in-process,
+/// every other kind over HTTP ([`build_provider`]); `None` when the backend cannot be built (an
+/// OpenAI-compatible `chatcompletion` without a `base_url`). `team_ids` are every agent's id (the simulated backend
+/// maps `vote_for` to anonymous ids with them).
+pub fn for_agent(
+    agent_id: &str,
+    backend: &crate::config::BackendConfig,
+    team_ids: &[String],
+) -> Option<Arc<dyn Provider>> {
+    match backend.kind {
+        crate::config::BackendKind::Simulated => Some(Arc::new(SimulatedProvider::new(
+            agent_id,
+            backend.simulated.clone(),
+            team_ids,
+        ))),
+        _ => build_provider(backend).ok(),
+    }
+}
