@@ -291,3 +291,8 @@ async fn stats_endpoint_serves_json() {
     assert_eq!(body["by_key_model"].as_object().unwrap().len(), 1);
     server.shutdown().await;
 }
+
+#[path = "providers/routing.rs"]
+mod routing;
+#[path = "providers/team.rs"]
+mod team;
