@@ -44,6 +44,8 @@ pub struct MockEvent {
     pub key: String,
     /// The model asked for.
     pub model: String,
+    /// Tokens charged (zero unless admitted).
+    pub tokens: u64,
     /// What the mock did.
     pub outcome: MockOutcome,
 }
@@ -254,10 +256,17 @@ async fn handle(
         let record = s.opts.record_events;
         let log = |inner: &mut Inner, outcome| {
             if record {
+                let charged = match outcome {
+                    MockOutcome::Admitted => true,
+                    MockOutcome::Refused => false,
+                    MockOutcome::Faulted(f) => !f.is_auth(),
+                };
+                let tokens = if charged { scripted.total_tokens() } else { 0 };
                 inner.events.push(super::MockEvent {
                     at: now,
                     key: key_label.clone(),
                     model: request.model.clone(),
+                    tokens,
                     outcome,
                 });
             }
