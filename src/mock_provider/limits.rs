@@ -15,7 +15,8 @@
 //!
 //! Limit keys: `rpm`, `tpm`, `rpd`, `tpd`, and `requests` / `tokens` counted over `period_secs`
 //! (or `window_secs`, default 60). A model without an entry uses `default`; with neither, it is
-//! unlimited.
+//! unlimited. Providers' sections are merged in file order (the mock serves every dialect with
+//! one table), so a model or `default` named twice keeps its last entry.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -291,6 +292,14 @@ mod tests {
         assert!(MockLimits::parse_yaml("default: {rpm: -1}").is_err());
         assert!(MockLimits::parse_yaml("- 1").is_err());
         assert!(MockLimits::unlimited().for_model("x").is_empty());
+    }
+
+    #[test]
+    fn the_project_limits_file_shape_loads() {
+        let text = "gemini:\n  gemini-2.5-pro:\n    rpm: 2\n    tpm: 120000\n    rpd: 48\n    startup_cooldown: 10s\n    scope: per_account\n    daily_reset: \"00:00 America/Los_Angeles\"\nsimulated:\n  default:\n    rpm: 120\n    concurrency: 2\n    pacing: true\n";
+        let l = MockLimits::parse_yaml(text).unwrap();
+        assert_eq!(l.for_model("gemini-2.5-pro").len(), 3);
+        assert_eq!(l.for_model("other")[0].amount.get(), 120);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct MockOptions {
     pub faults: FaultSpec,
     /// Keep a log of every request's arrival and outcome ([`MockServerHandle::events`]).
     pub record_events: bool,
+    /// Count every key in one window per model, as Gemini counts per project (default: each key
+    /// has its own windows, as OpenAI-compatible providers count per key).
+    pub keys_share_limits: bool,
 }
 
 impl Default for MockOptions {
@@ -47,6 +50,7 @@ impl Default for MockOptions {
             latency: Duration::ZERO,
             faults: FaultSpec::none(),
             record_events: false,
+            keys_share_limits: false,
         }
     }
 }
@@ -81,6 +85,7 @@ impl MockOptions {
             latency: Duration::from_millis(latency_ms.unwrap_or(0)),
             faults,
             record_events: false,
+            keys_share_limits: false,
         })
     }
 }

@@ -277,9 +277,14 @@ async fn handle(
             (None, Some(f))
         } else {
             let limits = s.opts.limits.for_model(&request.model);
+            let window_key = if s.opts.keys_share_limits {
+                "project".to_owned()
+            } else {
+                key_label.clone()
+            };
             let windows = inner
                 .windows
-                .entry((key_label.clone(), request.model.clone()))
+                .entry((window_key, request.model.clone()))
                 .or_insert_with(|| Windows::new(limits));
             match windows.try_admit(scripted.total_tokens(), now) {
                 Verdict::Refused {

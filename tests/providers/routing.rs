@@ -374,3 +374,70 @@ async fn without_a_supervisor_a_rate_limited_key_rests_while_another_serves() {
     assert!(pool.keys().iter().all(|k| k.is_live()));
     let _ = ProviderErrorKind::RateLimited;
 }
+
+#[tokio::test]
+async fn a_gemini_daily_quota_closes_the_project_scope_for_every_key_of_it() {
+    let rpd = Limit::new(Dimension::Requests, 1, Duration::from_secs(86_400)).unwrap();
+    let server = massgen::mock_provider::serve(massgen::mock_provider::MockOptions {
+        limits: MockLimits::uniform(vec![rpd]),
+        keys_share_limits: true,
+        ..massgen::mock_provider::MockOptions::default()
+    })
+    .await
+    .unwrap();
+    // Two keys of one project: one shared scope, so the second key is no way around the quota.
+    let pool = Arc::new(KeyPool::new(
+        "gemini",
+        "mock-model",
+        vec![key("p1"), key("p2")],
+        ScopeKind::PerAccount,
+        None,
+    ));
+    let spec = ScopeSpec {
+        daily_reset: Some(massgen::quota::DailyReset {
+            hour: 0,
+            minute: 0,
+            tz: chrono_tz::America::Los_Angeles,
+        }),
+        ..ScopeSpec::default()
+    };
+    let quota = supervised(&pool, spec).await;
+    let mut r = route(BackendKind::Gemini, &server, &pool, Some(&quota));
+    if let Some(q) = r.quota.as_mut() {
+        q.deadline = Some(Duration::from_millis(300));
+    }
+    call(
+        &r,
+        || request(FIRST, true, false),
+        None,
+        0,
+        &Retries::default(),
+    )
+    .await
+    .unwrap();
+    let err = call(
+        &r,
+        || request(FIRST, true, false),
+        None,
+        0,
+        &Retries::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.is_quota_deadline(),
+        "the call waits for the reset, then hits its deadline: {err}"
+    );
+    let snap = quota.snapshot().await.unwrap();
+    assert_eq!(snap.scopes.len(), 1);
+    assert_eq!(
+        snap.scopes[0].cooldown_reason.as_deref(),
+        Some("daily quota exhausted")
+    );
+    let stats = server.stats();
+    assert_eq!(
+        (stats.total.admitted, stats.total.refused),
+        (1, 1),
+        "the other key was not sent: {stats:?}"
+    );
+}
