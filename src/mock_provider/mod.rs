@@ -11,6 +11,7 @@
 
 mod faults;
 mod limits;
+mod refuse;
 mod render;
 mod script;
 mod server;

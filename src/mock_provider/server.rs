@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 
 use super::faults::{Fault, FaultDice};
 use super::limits::{Verdict, Windows};
-use super::render::{Rendered, error_status, limit_headers, refusal, success};
+use super::refuse::{error_status, limit_headers, refusal};
+use super::render::{Rendered, success};
 use super::script::{MockDialect, answer, read_request};
 use super::{MockOptions, MockStats};
 use crate::keys::ApiKey;
