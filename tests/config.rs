@@ -128,3 +128,134 @@ fn every_profile_loads_in_a_team() {
         parse_team(&text, "t.yaml", &opts()).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// One malformed file of the corpus and what its first line expects.
+struct Case {
+    file: PathBuf,
+    path: String,
+    line: Option<usize>,
+    in_file: Option<String>,
+    fragment: String,
+}
+
+fn corpus_dir() -> PathBuf {
+    root().join("tests/fixtures/config/bad")
+}
+
+/// Reads `# expect: PATH @ LINE [in FILE] | FRAGMENT` from the first line.
+fn read_case(file: PathBuf) -> Case {
+    let text = std::fs::read_to_string(&file).unwrap();
+    let first = text.lines().next().unwrap_or_default();
+    let spec = first
+        .strip_prefix("# expect: ")
+        .unwrap_or_else(|| panic!("{}: first line must be `# expect: ...`", file.display()));
+    let (place, fragment) = spec.split_once(" | ").unwrap();
+    let (path, rest) = place.split_once(" @ ").unwrap();
+    let (line, in_file) = match rest.split_once(" in ") {
+        Some((l, f)) => (l, Some(f.to_owned())),
+        None => (rest, None),
+    };
+    Case {
+        path: if path == "(root)" {
+            String::new()
+        } else {
+            path.to_owned()
+        },
+        line: if line == "-" {
+            None
+        } else {
+            Some(line.parse().unwrap())
+        },
+        in_file,
+        fragment: fragment.to_owned(),
+        file,
+    }
+}
+
+/// The corpus environment: every default key variable except CEREBRAS_API_KEY.
+fn corpus_opts() -> LoadOptions {
+    let mut pairs: Vec<(String, String)> = BackendKind::ALL
+        .iter()
+        .filter_map(|k| k.default_key_env())
+        .filter(|v| *v != "CEREBRAS_API_KEY")
+        .map(|v| (v.to_owned(), format!("secret-{v}-0123456789")))
+        .collect();
+    pairs.push(("MY_KEY".into(), "secret-MY_KEY-0123456789".into()));
+    LoadOptions {
+        env: EnvLookup::from_pairs(pairs),
+        profiles_dir: Some(corpus_dir().join("agents")),
+        ..LoadOptions::default()
+    }
+}
+
+/// Runs one case; `Ok(error)` when it failed as a config error, `Err` when it loaded.
+fn run_case(file: &Path) -> Result<String, massgen::config::ConfigError> {
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let err = if name.starts_with("limits_") {
+        LimitsTable::load_file(file).err()
+    } else if name.starts_with("cross_") {
+        let team = load_team(file, &corpus_opts())?;
+        let mut table = LimitsTable::builtin();
+        if let Some(user) = &team.rate_limit.limits_file {
+            table = table.merged_with(&LimitsTable::load_file(user)?);
+        }
+        validate_limits_against_team(&team, &table).err()
+    } else {
+        load_team(file, &corpus_opts()).err()
+    };
+    match err {
+        Some(e) => Err(e),
+        None => Ok(format!("{name}: loaded without error")),
+    }
+}
+
+#[test]
+fn every_malformed_config_fails_with_the_right_path_and_line() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 40, "only {} malformed configs", files.len());
+    let mut problems = Vec::new();
+    for file in files {
+        let case = read_case(file);
+        let name = case
+            .file
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let err = match std::panic::catch_unwind(|| run_case(&case.file)) {
+            Err(_) => {
+                problems.push(format!("{name}: PANICKED"));
+                continue;
+            }
+            Ok(Ok(msg)) => {
+                problems.push(msg);
+                continue;
+            }
+            Ok(Err(e)) => e,
+        };
+        let shown = err.to_string();
+        // Shown with `--nocapture`: the corpus doubles as a gallery of error messages.
+        println!("{shown}");
+        let expected_file = match &case.in_file {
+            Some(f) => err.file().ends_with(f.as_str()),
+            None => err.file() == case.file.display().to_string(),
+        };
+        let ok = err.path() == case.path
+            && err.line() == case.line
+            && err.message().contains(&case.fragment)
+            && expected_file
+            && !shown.contains("secret-");
+        if !ok {
+            problems.push(format!(
+                "{name}: expected `{}` @ {:?} ~ `{}`\n    got {shown}",
+                case.path, case.line, case.fragment
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}

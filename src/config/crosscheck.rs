@@ -42,7 +42,7 @@ pub fn validate_limits_against_team(
                 return Err(ConfigError::new(
                     entry.file.clone(),
                     at.to_string(),
-                    entry.position,
+                    entry.shared_key_position,
                     format!(
                         "names the group `{group}` (used by agent `{}`), which no `shared:` section defines{}",
                         agent.id,

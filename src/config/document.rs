@@ -24,15 +24,40 @@ pub(crate) struct Document {
 impl Document {
     /// Parses `text`; syntax errors name the line and column.
     pub(crate) fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        let positions = index_positions(text, file)?;
-        let value: Value = serde_yaml::from_str(text).map_err(|e| {
-            let pos = e.location().map(|l| (l.line(), l.column()));
-            ConfigError::new(file, "", pos, format!("not valid YAML: {e}"))
-        })?;
+        // libyaml (through serde_yaml) decides what is valid YAML and reports syntax errors;
+        // yaml-rust2's events give the positions of keys and catch duplicate keys.
+        let index = index_positions(text);
+        let value: Value = match serde_yaml::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                if let Ok(Indexed {
+                    duplicate: Some((path, at, first)),
+                    ..
+                }) = &index
+                {
+                    return Err(ConfigError::new(
+                        file,
+                        path.to_string(),
+                        Some(*at),
+                        format!(
+                            "duplicate key (first written at line {}); each key may appear only once in a map",
+                            first.0
+                        ),
+                    ));
+                }
+                let pos = e.location().map(|l| (l.line(), l.column()));
+                return Err(ConfigError::new(
+                    file,
+                    "",
+                    pos,
+                    format!("not valid YAML: {e}"),
+                ));
+            }
+        };
         Ok(Self {
             file: file.to_owned(),
             value,
-            positions,
+            positions: index.map(|i| i.positions).unwrap_or_default(),
         })
     }
 
@@ -133,23 +158,27 @@ fn backticked(text: &str) -> Vec<&str> {
     text.split('`').skip(1).step_by(2).collect()
 }
 
+/// A line and column, both 1-based.
+type Pos = (usize, usize);
+
+/// A key written twice in one map: its path, the second position and the first.
+type Duplicate = (KeyPath, Pos, Pos);
+
+/// What the event pass learns: positions, and the first duplicated key with both positions.
+struct Indexed {
+    positions: HashMap<KeyPath, (usize, usize)>,
+    duplicate: Option<Duplicate>,
+}
+
 /// Builds the path -> (line, column) index with yaml-rust2's event parser.
-fn index_positions(
-    text: &str,
-    file: &str,
-) -> Result<HashMap<KeyPath, (usize, usize)>, ConfigError> {
+fn index_positions(text: &str) -> Result<Indexed, yaml_rust2::ScanError> {
     let mut recv = Indexer::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut recv, false).map_err(|e| {
-        let m = e.marker();
-        ConfigError::new(
-            file,
-            "",
-            Some((m.line(), m.col() + 1)),
-            format!("not valid YAML: {}", e.info()),
-        )
-    })?;
-    Ok(recv.positions)
+    parser.load(&mut recv, false)?;
+    Ok(Indexed {
+        positions: recv.positions,
+        duplicate: recv.duplicate,
+    })
 }
 
 enum Frame {
@@ -168,20 +197,29 @@ enum Frame {
 struct Indexer {
     stack: Vec<Frame>,
     positions: HashMap<KeyPath, (usize, usize)>,
+    duplicate: Option<Duplicate>,
     root_seen: bool,
 }
 
 impl Indexer {
     /// Where a node starting now lives; records keys and list items; returns `None` for a
     /// node that is itself a map key.
-    fn place_node(&mut self, scalar: Option<&str>, mark: (usize, usize)) -> Option<KeyPath> {
+    /// Containers are positioned by their first entry (see below), scalars where they start.
+    fn place_node(
+        &mut self,
+        scalar: Option<&str>,
+        container: bool,
+        mark: (usize, usize),
+    ) -> Option<KeyPath> {
         match self.stack.last_mut() {
             None => {
                 if self.root_seen {
                     return None;
                 }
                 self.root_seen = true;
-                self.positions.entry(KeyPath::root()).or_insert(mark);
+                if !container {
+                    self.positions.entry(KeyPath::root()).or_insert(mark);
+                }
                 Some(KeyPath::root())
             }
             Some(Frame::Map {
@@ -192,9 +230,20 @@ impl Indexer {
                 if *awaiting_key {
                     *awaiting_key = false;
                     let seg = Seg::Key(scalar.unwrap_or("?").to_owned());
+                    // A map's own position is that of its first key (the start event of a
+                    // block map points past it).
+                    self.positions.entry(path.clone()).or_insert(mark);
                     let mut p = path.clone();
                     p.0.push(seg.clone());
-                    self.positions.entry(p).or_insert(mark);
+                    match self.positions.get(&p) {
+                        Some(first) if self.duplicate.is_none() && scalar.is_some() => {
+                            self.duplicate = Some((p, mark, *first));
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.positions.insert(p, mark);
+                        }
+                    }
                     *key = Some(seg);
                     None
                 } else {
@@ -206,8 +255,11 @@ impl Indexer {
                 }
             }
             Some(Frame::Seq { path, next }) => {
+                self.positions.entry(path.clone()).or_insert(mark);
                 let p = path.index(*next);
-                self.positions.entry(p.clone()).or_insert(mark);
+                if !container {
+                    self.positions.entry(p.clone()).or_insert(mark);
+                }
                 Some(p)
             }
         }
@@ -229,11 +281,11 @@ impl MarkedEventReceiver for Indexer {
     fn on_event(&mut self, ev: Event, marker: Marker) {
         let mark = (marker.line(), marker.col() + 1);
         let finished_value = match ev {
-            Event::Scalar(ref s, ..) => self.place_node(Some(s), mark).is_some(),
-            Event::Alias(_) => self.place_node(None, mark).is_some(),
+            Event::Scalar(ref s, ..) => self.place_node(Some(s), false, mark).is_some(),
+            Event::Alias(_) => self.place_node(None, false, mark).is_some(),
             Event::MappingStart(..) => {
                 let path = self
-                    .place_node(None, mark)
+                    .place_node(None, true, mark)
                     .unwrap_or_else(|| KeyPath::root().key("?"));
                 self.stack.push(Frame::Map {
                     path,
@@ -244,7 +296,7 @@ impl MarkedEventReceiver for Indexer {
             }
             Event::SequenceStart(..) => {
                 let path = self
-                    .place_node(None, mark)
+                    .place_node(None, true, mark)
                     .unwrap_or_else(|| KeyPath::root().key("?"));
                 self.stack.push(Frame::Seq { path, next: 0 });
                 false

@@ -13,6 +13,11 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let unit = unit.trim();
+    if num.is_empty() {
+        return Err(format!(
+            "`{text}` is not a duration; write e.g. 500ms, 10s, 1m, 1h or 1d"
+        ));
+    }
     let factor_ms: f64 = match unit {
         "ms" => 1.0,
         "s" | "" => 1000.0,

@@ -148,16 +148,26 @@ impl ConfigError {
 /// The closest of `candidates` to `word`, when it is close enough to be a likely typo.
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let lower = word.to_lowercase();
-    let mut best: Option<(usize, &'a str)> = None;
+    let mut best: Option<(f64, &'a str)> = None;
     for &cand in candidates {
-        let d = strsim::damerau_levenshtein(&lower, &cand.to_lowercase());
-        if best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, cand));
+        let c = cand.to_lowercase();
+        let distance = strsim::damerau_levenshtein(&lower, &c);
+        let allowed = (lower.chars().count().max(c.chars().count()) / 3).max(1);
+        let score = strsim::jaro_winkler(&lower, &c);
+        let close = distance <= allowed
+            || score >= 0.85
+            || (lower.len() >= 3 && c.starts_with(&lower))
+            || shared_prefix(&lower, &c) >= (lower.len().min(c.len()) / 2).max(4);
+        if close && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, cand));
         }
     }
-    let (d, cand) = best?;
-    let allowed = (word.chars().count().max(cand.chars().count()) / 3).max(1);
-    (d <= allowed || (!lower.is_empty() && cand.to_lowercase().starts_with(&lower))).then_some(cand)
+    best.map(|(_, c)| c)
+}
+
+/// How many leading characters `a` and `b` share.
+fn shared_prefix(a: &str, b: &str) -> usize {
+    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
 }
 
 /// ` Did you mean `x`?` or nothing.
@@ -205,5 +215,13 @@ mod tests {
         assert_eq!(did_you_mean("modle", &["type", "model"]), Some("model"));
         assert_eq!(did_you_mean("gemni", &["gemini", "claude"]), Some("gemini"));
         assert_eq!(did_you_mean("banana", &["gemini", "claude"]), None);
+        assert_eq!(
+            did_you_mean("system_prompt", &["id", "backend", "system_message"]),
+            Some("system_message")
+        );
+        assert_eq!(
+            did_you_mean("enable", &["enable_rate_limit", "limits_file"]),
+            Some("enable_rate_limit")
+        );
     }
 }

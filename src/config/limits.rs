@@ -11,7 +11,7 @@ use super::types::ModelLimits;
 /// The built-in limits file, compiled into the binary.
 const BUILTIN: &str = include_str!("../../configs/rate_limits.yaml");
 /// The name the built-in file has in errors and `matched` sources.
-pub(crate) const BUILTIN_NAME: &str = "configs/rate_limits.yaml (built in)";
+pub(crate) const BUILTIN_NAME: &str = "built-in configs/rate_limits.yaml";
 
 /// One entry of the table and where it was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +24,8 @@ pub(crate) struct Entry {
     pub(crate) path: KeyPath,
     /// Its line and column there.
     pub(crate) position: Option<(usize, usize)>,
+    /// The line and column of its `shared_key`, if any.
+    pub(crate) shared_key_position: Option<(usize, usize)>,
 }
 
 impl Entry {

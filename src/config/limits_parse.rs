@@ -275,6 +275,7 @@ fn entry(doc: &Document, v: &Value, path: &KeyPath, matched: &str) -> Result<Ent
         file: doc.file.clone(),
         path: path.clone(),
         position: doc.position(path),
+        shared_key_position: doc.position(&path.key("shared_key")),
     })
 }
 

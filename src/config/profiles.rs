@@ -115,7 +115,7 @@ fn find(name: &str, dirs: &[PathBuf]) -> Option<(String, String)> {
     BUILTIN
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(n, text)| (format!("agents/{n}.yaml (built in)"), (*text).to_owned()))
+        .map(|(n, text)| (format!("built-in agents/{n}.yaml"), (*text).to_owned()))
 }
 
 /// Profile names found in `dir` (for "known profiles" lists).
