@@ -259,3 +259,8 @@ fn every_malformed_config_fails_with_the_right_path_and_line() {
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
+
+#[path = "config/lookup.rs"]
+mod lookup;
+#[path = "config/team_rules.rs"]
+mod team_rules;
