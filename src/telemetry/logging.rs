@@ -1,5 +1,7 @@
 //! tracing setup: human or JSON logs on stderr, filtered by verbosity or `RUST_LOG`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -65,13 +67,14 @@ pub fn build_filter(verbosity: i8, env: Option<&str>) -> Result<EnvFilter, Telem
         })
 }
 
-/// A subscriber writing to `writer` in `format`, filtered by `filter`. [`init_tracing`] uses it
-/// with stderr; tests and embedding apps can pass any writer and install it where they like
-/// (`tracing::subscriber::with_default`).
+/// A subscriber writing to `writer` in `format`, filtered by `filter`, with terminal colours when
+/// `ansi` (pretty format only). [`init_tracing`] uses it with stderr; tests and embedding apps can
+/// pass any writer and install it where they like (`tracing::subscriber::with_default`).
 pub fn subscriber<W>(
     format: LogFormat,
     filter: EnvFilter,
     writer: W,
+    ansi: bool,
 ) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
@@ -79,6 +82,7 @@ where
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        .with_ansi(ansi && format == LogFormat::Pretty)
         .with_target(true);
     match format {
         LogFormat::Pretty => Box::new(builder.compact().finish()),
@@ -94,11 +98,13 @@ where
 }
 
 /// Installs the process-wide tracing subscriber: `opts.format` lines on stderr, filtered by
-/// `RUST_LOG` when set, else by `opts.verbosity`. Fails if a subscriber is already installed.
+/// `RUST_LOG` when set, else by `opts.verbosity`; colours only when stderr is a terminal. Fails
+/// if a subscriber is already installed.
 pub fn init_tracing(opts: LogOptions) -> Result<(), TelemetryError> {
     let env = std::env::var(LOG_ENV).ok();
     let filter = build_filter(opts.verbosity, env.as_deref())?;
-    let sub = subscriber(opts.format, filter, std::io::stderr);
+    let ansi = std::io::stderr().is_terminal();
+    let sub = subscriber(opts.format, filter, std::io::stderr, ansi);
     tracing::subscriber::set_global_default(sub)
         .map_err(|_| TelemetryError::SubscriberAlreadyInstalled)
 }
