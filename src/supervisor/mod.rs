@@ -1,2 +1,57 @@
 //! The `QuotaSupervisor` actor: owns every scope's quota state and wait queue, grants permits,
 //! schedules wake-ups, applies provider feedback, and reports snapshots.
+//!
+//! Callers hold a [`QuotaHandle`]. Each [`QuotaHandle::acquire`] names candidate scope sets;
+//! the supervisor grants the first candidate that fits (all scopes of it at once), or queues the
+//! request by priority with aging and wakes it at the exact instant it becomes admissible. A
+//! caller that gives up (drops the future) consumes nothing. The [`Permit`] settles to the
+//! actual tokens, or to its estimate when dropped.
+//!
+//! The actor is a single tokio task (one thread, no cross-thread hops inside), so it runs in any
+//! tokio runtime, an actix System included, and under paused time in tests.
+
+mod actor;
+mod error;
+mod events;
+mod handle;
+mod permit;
+mod queue;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use crate::quota::{LimitUsage, ScopeSnapshot};
+pub use error::{AcquireError, SupervisorError};
+pub use events::QuotaEvent;
+pub use handle::QuotaHandle;
+pub use permit::{AcquireRequest, Permit};
+pub use queue::AGING_STEP;
+
+/// How the supervisor behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupervisorSettings {
+    /// How long an acquire waits at most when it names no deadline (120 s).
+    pub default_deadline: Duration,
+    /// Spacing of first requests of different requesters per scope (250 ms).
+    pub stagger: Duration,
+    /// How many acquire/register/snapshot messages may queue in the mailbox (4096).
+    pub mailbox_capacity: usize,
+}
+
+impl Default for SupervisorSettings {
+    fn default() -> Self {
+        Self {
+            default_deadline: Duration::from_secs(120),
+            stagger: Duration::from_millis(250),
+            mailbox_capacity: 4096,
+        }
+    }
+}
+
+/// Every scope's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuotaSnapshot {
+    /// One entry per registered scope, in registration order.
+    pub scopes: Vec<ScopeSnapshot>,
+}

@@ -1,0 +1,284 @@
+//! [`Ledger`]: every scope's state, all-or-none reservations across scopes, settlement, and the
+//! application of provider signals. Pure: time comes in as arguments.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cooldown::{WallClock, next_daily_reset};
+use super::scope::ScopeState;
+use super::verdict::Verdict;
+use super::{Limit, RateLimitSignal, ScopeId, ScopeSpec, SignalKind};
+
+/// How long a 429 closes a scope when the provider gave no retry delay.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How long a daily-quota signal closes a scope without a configured daily reset or retry delay.
+pub const DEFAULT_DAILY_BACKOFF: Duration = Duration::from_secs(86_400);
+
+/// A reservation held in several scopes at once, made at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The scopes (ledger indices) it holds.
+    pub scopes: Vec<usize>,
+    /// When it was admitted: settlement applies at this log entry.
+    pub at: Instant,
+    /// The estimated tokens reserved.
+    pub est: u64,
+}
+
+/// A candidate's verdict and the scope that decided it (`None` when it is admitted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateCheck {
+    /// The combined verdict.
+    pub verdict: Verdict,
+    /// The ledger index of the scope that holds it back most.
+    pub scope: Option<usize>,
+}
+
+/// What applying a provider signal did to a scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignalEffect {
+    /// The scope admits nothing until `until`.
+    Cooldown {
+        /// The end of the cooldown.
+        until: Instant,
+        /// Its length from now.
+        duration: Duration,
+        /// Why.
+        reason: String,
+    },
+    /// A lower limit was learned and is now enforced.
+    Learned(Limit),
+    /// The scope is closed for good.
+    Closed(String),
+}
+
+/// Every scope the supervisor governs.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    scopes: Vec<ScopeState>,
+    index: HashMap<ScopeId, usize>,
+    stagger: Duration,
+    wall: WallClock,
+}
+
+fn rank(v: &Verdict) -> u8 {
+    match v {
+        Verdict::Admit => 0,
+        Verdict::WaitUntil { .. } => 1,
+        Verdict::WaitForEvent { .. } => 2,
+        Verdict::Never { .. } => 3,
+        Verdict::Closed { .. } => 4,
+    }
+}
+
+impl Ledger {
+    /// An empty ledger. `stagger` spaces first requests of different requesters per scope;
+    /// `wall` maps instants to wall-clock time for daily resets.
+    pub fn new(stagger: Duration, wall: WallClock) -> Self {
+        Self {
+            scopes: Vec::new(),
+            index: HashMap::new(),
+            stagger,
+            wall,
+        }
+    }
+
+    /// Registers a scope (its startup cooldown starts at `now`) or replaces its spec. An equal
+    /// spec changes nothing. Returns the scope's index, stable for the ledger's life.
+    pub fn register(&mut self, id: ScopeId, spec: ScopeSpec, now: Instant) -> usize {
+        if let Some(&i) = self.index.get(&id) {
+            if let Some(s) = self.scopes.get_mut(i) {
+                if s.spec() != &spec {
+                    s.replace_spec(spec);
+                }
+            }
+            return i;
+        }
+        let i = self.scopes.len();
+        self.scopes
+            .push(ScopeState::new(id.clone(), spec, now, self.stagger));
+        self.index.insert(id, i);
+        i
+    }
+
+    /// The index of a registered scope.
+    pub fn lookup(&self, id: &ScopeId) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    /// A scope by index.
+    pub fn scope(&self, i: usize) -> Option<&ScopeState> {
+        self.scopes.get(i)
+    }
+
+    /// A scope by index, mutable.
+    pub fn scope_mut(&mut self, i: usize) -> Option<&mut ScopeState> {
+        self.scopes.get_mut(i)
+    }
+
+    /// How many scopes are registered.
+    pub fn len(&self) -> usize {
+        self.scopes.len()
+    }
+
+    /// Whether no scope is registered.
+    pub fn is_empty(&self) -> bool {
+        self.scopes.is_empty()
+    }
+
+    /// The wall clock used for daily resets.
+    pub fn wall_clock(&self) -> &WallClock {
+        &self.wall
+    }
+
+    /// Whether a request could be reserved in every scope of `scopes` at `now`.
+    pub fn check(
+        &mut self,
+        scopes: &[usize],
+        now: Instant,
+        est: u64,
+        requester: &str,
+    ) -> CandidateCheck {
+        let mut verdict = Verdict::Admit;
+        let mut worst: Option<(usize, Verdict)> = None;
+        for &i in scopes {
+            let Some(s) = self.scopes.get_mut(i) else {
+                continue;
+            };
+            let v = s.check(now, est, requester);
+            let worse = match &worst {
+                None => rank(&v) > 0,
+                Some((_, w)) => match (rank(&v).cmp(&rank(w)), &v, w) {
+                    (std::cmp::Ordering::Greater, _, _) => true,
+                    (
+                        std::cmp::Ordering::Equal,
+                        Verdict::WaitUntil { at: a, .. },
+                        Verdict::WaitUntil { at: b, .. },
+                    ) => a > b,
+                    _ => false,
+                },
+            };
+            if worse {
+                worst = Some((i, v.clone()));
+            }
+            verdict = verdict.and(v);
+        }
+        CandidateCheck {
+            verdict,
+            scope: worst.map(|(i, _)| i),
+        }
+    }
+
+    /// Reserves in every scope of `scopes` at `now` (call after [`check`](Self::check) admitted).
+    pub fn reserve(
+        &mut self,
+        scopes: &[usize],
+        now: Instant,
+        est: u64,
+        requester: &Arc<str>,
+    ) -> Reservation {
+        for &i in scopes {
+            if let Some(s) = self.scopes.get_mut(i) {
+                s.reserve(now, est, requester);
+            }
+        }
+        Reservation {
+            scopes: scopes.to_vec(),
+            at: now,
+            est,
+        }
+    }
+
+    /// Settles a reservation to `actual` tokens and frees its concurrency slots.
+    pub fn settle(&mut self, r: &Reservation, actual: u64) {
+        for &i in &r.scopes {
+            if let Some(s) = self.scopes.get_mut(i) {
+                s.settle(r.at, r.est, actual);
+            }
+        }
+    }
+
+    /// Undoes a reservation that never reached its caller: nothing stays charged.
+    pub fn rollback(&mut self, r: &Reservation) {
+        for &i in &r.scopes {
+            if let Some(s) = self.scopes.get_mut(i) {
+                s.rollback(r.at, r.est);
+            }
+        }
+    }
+
+    /// Applies a provider signal to scope `i` at `now`.
+    pub fn apply_signal(
+        &mut self,
+        i: usize,
+        signal: &RateLimitSignal,
+        now: Instant,
+    ) -> Vec<SignalEffect> {
+        let wall = self.wall;
+        let Some(s) = self.scopes.get_mut(i) else {
+            return Vec::new();
+        };
+        let mut effects = Vec::new();
+        for limit in &signal.learned_limits {
+            if s.learn(*limit, now) {
+                effects.push(SignalEffect::Learned(*limit));
+            }
+        }
+        for r in &signal.remaining {
+            if let (Some(amount), Some(period)) = (r.limit, r.period) {
+                if let Ok(limit) = Limit::new(r.dimension, amount, period) {
+                    if s.learn(limit, now) {
+                        effects.push(SignalEffect::Learned(limit));
+                    }
+                }
+            }
+        }
+        let mut cool = |s: &mut ScopeState, d: Duration, reason: String| {
+            s.cool_down(now + d, reason.clone());
+            effects.push(SignalEffect::Cooldown {
+                until: now + d,
+                duration: d,
+                reason,
+            });
+        };
+        match &signal.kind {
+            SignalKind::RateLimited => {
+                let d = signal.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
+                cool(s, d, "429 rate limited".to_owned());
+            }
+            SignalKind::DailyQuotaExhausted => {
+                let until = match s.spec().daily_reset {
+                    Some(reset) => wall.instant_at(now, next_daily_reset(wall.wall(now), &reset)),
+                    None => now + signal.retry_after.unwrap_or(DEFAULT_DAILY_BACKOFF),
+                };
+                cool(s, until - now, "daily quota exhausted".to_owned());
+            }
+            SignalKind::Overloaded => {
+                if let Some(d) = signal.retry_after {
+                    cool(s, d, "provider overloaded".to_owned());
+                }
+            }
+            SignalKind::SpendCapReached => {
+                let reason = match &signal.message {
+                    Some(m) => format!("spend cap reached: {m}"),
+                    None => "spend cap reached".to_owned(),
+                };
+                s.close(reason.clone());
+                effects.push(SignalEffect::Closed(reason));
+            }
+            SignalKind::RequestTooLarge { .. } => {}
+            SignalKind::Observed => {
+                for r in &signal.remaining {
+                    if r.remaining == 0 {
+                        if let Some(d) = r.reset_after.filter(|d| !d.is_zero()) {
+                            cool(s, d, format!("provider reports no {} left", r.dimension));
+                        }
+                    }
+                }
+            }
+        }
+        effects
+    }
+}

@@ -1,0 +1,397 @@
+//! [`ScopeState`]: everything one scope knows: its limits and their logs, concurrency slots,
+//! cooldowns, learned limits, pacing and the stagger of first requests.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::cooldown::Cooldown;
+use super::verdict::{Blocker, Verdict};
+use super::window::SlidingLog;
+use super::{Dimension, Limit, ScopeId, ScopeSpec};
+
+/// One limit of a scope: the configured value, the effective one and the admitted log.
+#[derive(Debug, Clone)]
+pub struct LimitState {
+    /// What the config said (`None` for a limit only the provider revealed).
+    pub configured: Option<Limit>,
+    /// What is enforced: the configured limit, or a lower learned one.
+    pub effective: Limit,
+    /// The admitted weights inside the window.
+    pub log: SlidingLog,
+}
+
+impl LimitState {
+    fn new(limit: Limit) -> Self {
+        Self {
+            configured: Some(limit),
+            effective: limit,
+            log: SlidingLog::new(limit.period),
+        }
+    }
+
+    /// Whether the enforced limit came from the provider rather than the config.
+    pub fn learned(&self) -> bool {
+        self.configured != Some(self.effective)
+    }
+
+    fn weight(&self, est_tokens: u64) -> u64 {
+        match self.effective.dimension {
+            Dimension::Requests => 1,
+            Dimension::Tokens => est_tokens,
+        }
+    }
+}
+
+/// Usage of one limit, for snapshots.
+#[derive(Debug, Clone, Serialize)]
+pub struct LimitUsage {
+    /// `requests` or `tokens`.
+    pub dimension: &'static str,
+    /// The window length in seconds.
+    pub period_secs: f64,
+    /// The enforced amount.
+    pub limit: u64,
+    /// The configured amount (equal to `limit` unless a lower one was learned; 0 when the limit
+    /// was only learned).
+    pub configured_limit: u64,
+    /// Whether `limit` was learned from the provider.
+    pub learned: bool,
+    /// The amount inside the trailing window now.
+    pub used: u64,
+    /// `used / limit`, clamped to 0..=1.
+    pub utilization: f64,
+}
+
+/// One scope's state, for snapshots.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScopeSnapshot {
+    /// The scope's name.
+    pub scope: String,
+    /// Every limit with its usage.
+    pub limits: Vec<LimitUsage>,
+    /// Permits in flight.
+    pub in_flight: u32,
+    /// The concurrency cap, if any.
+    pub concurrency: Option<u32>,
+    /// Requests waiting for this scope.
+    pub queue_depth: usize,
+    /// Milliseconds until the scope admits again, while cooling down.
+    pub cooldown_remaining_ms: Option<u64>,
+    /// Why it is cooling down (or closed).
+    pub cooldown_reason: Option<String>,
+    /// Permits granted so far.
+    pub granted_total: u64,
+    /// Requests refused so far (never fits, deadline, closed).
+    pub denied_total: u64,
+}
+
+/// Everything the supervisor tracks for one scope. Pure: every method takes the current instant.
+#[derive(Debug, Clone)]
+pub struct ScopeState {
+    id: ScopeId,
+    spec: ScopeSpec,
+    limits: Vec<LimitState>,
+    in_flight: u32,
+    cooldown: Option<Cooldown>,
+    closed: Option<String>,
+    last_request: Option<Instant>,
+    seen: HashSet<Arc<str>>,
+    first_gate: Option<Instant>,
+    stagger: Duration,
+    /// Permits granted so far.
+    pub granted_total: u64,
+    /// Requests refused so far.
+    pub denied_total: u64,
+}
+
+impl ScopeState {
+    /// A fresh scope registered at `now`; its startup cooldown starts now. `stagger` spaces the
+    /// first requests of different requesters.
+    pub fn new(id: ScopeId, spec: ScopeSpec, now: Instant, stagger: Duration) -> Self {
+        let cooldown = (!spec.startup_cooldown.is_zero()).then(|| Cooldown {
+            until: now + spec.startup_cooldown,
+            reason: "startup".to_owned(),
+        });
+        Self {
+            id,
+            limits: spec.limits.iter().copied().map(LimitState::new).collect(),
+            spec,
+            in_flight: 0,
+            cooldown,
+            closed: None,
+            last_request: None,
+            seen: HashSet::new(),
+            first_gate: None,
+            stagger,
+            granted_total: 0,
+            denied_total: 0,
+        }
+    }
+
+    /// The scope's name.
+    pub fn id(&self) -> &ScopeId {
+        &self.id
+    }
+
+    /// The spec it was registered with.
+    pub fn spec(&self) -> &ScopeSpec {
+        &self.spec
+    }
+
+    /// Its limits.
+    pub fn limits(&self) -> &[LimitState] {
+        &self.limits
+    }
+
+    /// Permits in flight.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+
+    /// The active cooldown, if any (it may already have passed).
+    pub fn cooldown(&self) -> Option<&Cooldown> {
+        self.cooldown.as_ref()
+    }
+
+    /// Why the scope is closed for good, if it is.
+    pub fn closed(&self) -> Option<&str> {
+        self.closed.as_deref()
+    }
+
+    /// Replaces the spec, keeping the history of limits with the same dimension and period and
+    /// any learned limit that is still lower than the new configured one.
+    pub fn replace_spec(&mut self, spec: ScopeSpec) {
+        let mut old = std::mem::take(&mut self.limits);
+        for limit in &spec.limits {
+            let mut state = LimitState::new(*limit);
+            if let Some(pos) = old.iter().position(|s| {
+                s.effective.dimension == limit.dimension && s.effective.period == limit.period
+            }) {
+                let prev = old.swap_remove(pos);
+                state.log = prev.log;
+                if prev.effective.amount < limit.amount {
+                    state.effective = prev.effective;
+                }
+            }
+            self.limits.push(state);
+        }
+        self.spec = spec;
+    }
+
+    /// Whether `requester` still has its first request to make here.
+    fn is_new_requester(&self, requester: &str) -> bool {
+        !self.seen.contains(requester)
+    }
+
+    fn pacing_interval(&self) -> Option<Duration> {
+        if !self.spec.pacing {
+            return None;
+        }
+        self.limits
+            .iter()
+            .filter(|l| l.effective.dimension == Dimension::Requests)
+            .map(|l| {
+                let n = u32::try_from(l.effective.amount.get()).unwrap_or(u32::MAX);
+                l.effective.period / n
+            })
+            .max()
+    }
+
+    /// May a request of `est_tokens` from `requester` go at `now`? Expires old log entries.
+    pub fn check(&mut self, now: Instant, est_tokens: u64, requester: &str) -> Verdict {
+        if let Some(reason) = &self.closed {
+            return Verdict::Closed {
+                reason: reason.clone(),
+            };
+        }
+        let mut verdict = Verdict::Admit;
+        for l in &mut self.limits {
+            l.log.expire(now);
+            let amount = l.effective.amount.get();
+            let weight = l.weight(est_tokens);
+            match l.log.earliest_fit(now, weight, amount) {
+                None => {
+                    return Verdict::Never {
+                        limit: l.effective,
+                        requested: weight,
+                    };
+                }
+                Some(at) if at > now => {
+                    let blocker = Blocker::Limit {
+                        limit: l.effective,
+                        used: l.log.used(),
+                    };
+                    verdict = verdict.and(Verdict::WaitUntil { at, blocker });
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(c) = &self.cooldown {
+            if c.until > now {
+                let blocker = Blocker::Cooldown {
+                    reason: c.reason.clone(),
+                };
+                verdict = verdict.and(Verdict::WaitUntil {
+                    at: c.until,
+                    blocker,
+                });
+            }
+        }
+        if let (Some(interval), Some(last)) = (self.pacing_interval(), self.last_request) {
+            let at = last + interval;
+            if at > now {
+                let blocker = Blocker::Pacing;
+                verdict = verdict.and(Verdict::WaitUntil { at, blocker });
+            }
+        }
+        if let Some(gate) = self.first_gate {
+            if gate > now && self.is_new_requester(requester) {
+                let blocker = Blocker::Stagger;
+                verdict = verdict.and(Verdict::WaitUntil { at: gate, blocker });
+            }
+        }
+        if let Some(cap) = self.spec.concurrency {
+            if self.in_flight >= cap.get() {
+                let blocker = Blocker::Concurrency { cap: cap.get() };
+                verdict = verdict.and(Verdict::WaitForEvent {
+                    blocker,
+                    not_before: None,
+                });
+            }
+        }
+        verdict
+    }
+
+    /// Records an admission at `now` (call only after [`check`](Self::check) said `Admit`).
+    pub fn reserve(&mut self, now: Instant, est_tokens: u64, requester: &Arc<str>) {
+        for l in &mut self.limits {
+            let w = l.weight(est_tokens);
+            l.log.record(now, w);
+        }
+        self.in_flight = self.in_flight.saturating_add(1);
+        self.last_request = Some(now);
+        if self.is_new_requester(requester) {
+            self.seen.insert(Arc::clone(requester));
+            self.first_gate = Some(now + self.stagger);
+        }
+        self.granted_total += 1;
+    }
+
+    /// Settles a reservation made at `at`: token limits get the refund or extra charge at that
+    /// entry, and the concurrency slot frees.
+    pub fn settle(&mut self, at: Instant, est_tokens: u64, actual_tokens: u64) {
+        for l in &mut self.limits {
+            if l.effective.dimension == Dimension::Tokens {
+                l.log.adjust(
+                    at,
+                    actual_tokens.saturating_sub(est_tokens),
+                    est_tokens.saturating_sub(actual_tokens),
+                );
+            }
+        }
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Undoes a reservation made at `at` that was never delivered: nothing stays charged.
+    pub fn rollback(&mut self, at: Instant, est_tokens: u64) {
+        for l in &mut self.limits {
+            let w = l.weight(est_tokens);
+            l.log.adjust(at, 0, w);
+        }
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.granted_total = self.granted_total.saturating_sub(1);
+    }
+
+    /// Closes the scope until `until` (a later cooldown wins over an earlier one).
+    pub fn cool_down(&mut self, until: Instant, reason: String) {
+        match &self.cooldown {
+            Some(c) if c.until >= until => {}
+            _ => self.cooldown = Some(Cooldown { until, reason }),
+        }
+    }
+
+    /// Closes the scope for good.
+    pub fn close(&mut self, reason: String) {
+        self.closed = Some(reason);
+    }
+
+    /// Adopts a limit the provider revealed if it is lower than what is enforced for the same
+    /// dimension and period (or if no such limit exists). Returns whether it was adopted.
+    pub fn learn(&mut self, limit: Limit, now: Instant) -> bool {
+        let same = self.limits.iter_mut().find(|l| {
+            l.effective.dimension == limit.dimension && l.effective.period == limit.period
+        });
+        match same {
+            Some(l) if limit.amount < l.effective.amount => {
+                l.effective = limit;
+                true
+            }
+            Some(_) => false,
+            None => {
+                // Seed from the longest log of the same dimension that covers the new period.
+                let log = self
+                    .limits
+                    .iter()
+                    .filter(|l| {
+                        l.effective.dimension == limit.dimension
+                            && l.effective.period >= limit.period
+                    })
+                    .min_by_key(|l| l.effective.period)
+                    .map(|l| l.log.narrowed(limit.period, now))
+                    .unwrap_or_else(|| SlidingLog::new(limit.period));
+                self.limits.push(LimitState {
+                    configured: None,
+                    effective: limit,
+                    log,
+                });
+                true
+            }
+        }
+    }
+
+    /// Usage figures at `now` (`queue_depth` is filled in by the caller).
+    pub fn snapshot(&mut self, now: Instant) -> ScopeSnapshot {
+        let limits = self
+            .limits
+            .iter_mut()
+            .map(|l| {
+                l.log.expire(now);
+                let limit = l.effective.amount.get();
+                let used = l.log.used();
+                LimitUsage {
+                    dimension: l.effective.dimension.as_str(),
+                    period_secs: l.effective.period.as_secs_f64(),
+                    limit,
+                    configured_limit: l.configured.map_or(0, |c| c.amount.get()),
+                    learned: l.learned(),
+                    used,
+                    utilization: (used as f64 / limit as f64).clamp(0.0, 1.0),
+                }
+            })
+            .collect();
+        let active = self.cooldown.as_ref().filter(|c| c.until > now);
+        ScopeSnapshot {
+            scope: self.id.to_string(),
+            limits,
+            in_flight: self.in_flight,
+            concurrency: self.spec.concurrency.map(|c| c.get()),
+            queue_depth: 0,
+            cooldown_remaining_ms: active
+                .map(|c| u64::try_from((c.until - now).as_millis()).unwrap_or(u64::MAX)),
+            cooldown_reason: self
+                .closed
+                .clone()
+                .or_else(|| active.map(|c| c.reason.clone())),
+            granted_total: self.granted_total,
+            denied_total: self.denied_total,
+        }
+    }
+
+    /// The memory the logs hold, in entries (for benches and tests).
+    pub fn log_entries(&self) -> usize {
+        self.limits.iter().map(|l| l.log.len()).sum()
+    }
+}
