@@ -29,3 +29,8 @@ pub mod routing;
 pub mod runtime;
 pub mod supervisor;
 pub mod telemetry;
+
+pub use runtime::{
+    AgentState, AgentStats, AnswerRecord, LimitsSource, RunError, RunEvent, RunOutcome, RunStatus,
+    Runtime, RuntimeError, RuntimeOptions, VoteRecord,
+};

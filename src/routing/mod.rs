@@ -1,3 +1,254 @@
-//! One LLM call from an agent's point of view: choose a key with capacity, acquire a permit
-//! from the quota supervisor, call the provider, settle the permit with reported usage, feed
-//! rate-limit signals back, and retry or fail over within bounds.
+//! One LLM call from an agent's point of view: acquire a permit from the quota supervisor (when
+//! rate limiting is on), call the provider, settle the permit with the reported usage, feed
+//! rate-limit signals back, and retry retryable failures with bounded, jittered backoff that
+//! honours the provider's Retry-After.
+//!
+//! This first version serves one provider endpoint with at most one key per agent; key choice
+//! and failover across keys and models extend [`Route`] later.
+
+pub mod estimate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::keys::ApiKey;
+use crate::provider::{ChatRequest, ChatResponse, Provider, ProviderError, StreamSink, Usage};
+
+/// How failed calls are retried: `max_attempts` in all, waiting `initial_backoff`, then
+/// `multiplier` times longer each time up to `max_backoff`, each wait varied by `±jitter`.
+/// A Retry-After from the provider replaces the computed wait when it is longer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all (the first call included). At least 1.
+    pub max_attempts: u32,
+    /// The first wait.
+    pub initial_backoff: Duration,
+    /// Growth factor of successive waits.
+    pub multiplier: u32,
+    /// The longest wait.
+    pub max_backoff: Duration,
+    /// Relative jitter in 0..1 (0.2 = ±20 %).
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    /// Four attempts waiting 2 s, 6 s, 18 s (±20 %), at most 60 s each.
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            initial_backoff: Duration::from_secs(2),
+            multiplier: 3,
+            max_backoff: Duration::from_secs(60),
+            jitter: 0.2,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempt + 1` after `attempt` (1-based) failed with `error`.
+    pub fn delay(&self, attempt: u32, error: &ProviderError, rng: &mut fastrand::Rng) -> Duration {
+        let growth = self
+            .multiplier
+            .checked_pow(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        let base = self
+            .initial_backoff
+            .saturating_mul(growth)
+            .min(self.max_backoff);
+        let factor = 1.0 + self.jitter * (rng.f64() * 2.0 - 1.0);
+        let jittered = base.mul_f64(factor.max(0.0));
+        match error.retry_after() {
+            Some(after) if after > jittered => after,
+            _ => jittered,
+        }
+    }
+}
+
+/// Everything needed to make calls for one agent.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The endpoint.
+    pub provider: Arc<dyn Provider>,
+    /// The key to send, for backends that need one.
+    pub key: Option<ApiKey>,
+    /// Retry behaviour.
+    pub retry: RetryPolicy,
+    /// Who is calling (the agent id), for quota queues and logs.
+    pub requester: Arc<str>,
+}
+
+/// Something that wants to know about retries (the agent turns them into events).
+pub trait CallObserver: Send + Sync {
+    /// Attempt `attempt` failed with `reason`; the next starts after `delay`.
+    fn retrying(&self, attempt: u32, reason: &str, delay: Duration);
+}
+
+/// A call that succeeded, possibly after retries.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    /// The provider's answer.
+    pub response: ChatResponse,
+    /// Provider calls made (failed ones included).
+    pub calls: u32,
+    /// Usage over all attempts (failed attempts count what the provider reported, if anything).
+    pub usage: Usage,
+    /// Time spent waiting for quota permits.
+    pub quota_wait: Duration,
+}
+
+/// Why a call gave up.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The provider failed with a non-retryable error, or retries ran out.
+    #[error("{error} (after {calls} call(s))")]
+    Provider {
+        /// The last error.
+        error: ProviderError,
+        /// Provider calls made.
+        calls: u32,
+        /// Time spent waiting for quota permits.
+        quota_wait: Duration,
+    },
+}
+
+impl CallError {
+    /// Provider calls made before giving up.
+    pub fn calls(&self) -> u32 {
+        match self {
+            CallError::Provider { calls, .. } => *calls,
+        }
+    }
+
+    /// Whether the quota deadline (acquire timeout) stopped the call.
+    pub fn is_quota_deadline(&self) -> bool {
+        false
+    }
+
+    /// Time spent waiting for quota before giving up.
+    pub fn quota_wait(&self) -> Duration {
+        match self {
+            CallError::Provider { quota_wait, .. } => *quota_wait,
+        }
+    }
+}
+
+/// Makes one call through `route` with retries. `priority` orders quota waiters.
+pub async fn call(
+    route: &Route,
+    request: &ChatRequest,
+    sink: Option<&StreamSink>,
+    priority: u8,
+    observer: &dyn CallObserver,
+) -> Result<CallReport, CallError> {
+    let _ = priority;
+    let mut rng = fastrand::Rng::new();
+    let mut calls = 0;
+    let quota_wait = Duration::ZERO;
+    let max_attempts = route.retry.max_attempts.max(1);
+    loop {
+        calls += 1;
+        let result = route.provider.chat(request, route.key.as_ref(), sink).await;
+        match result {
+            Ok(response) => {
+                return Ok(CallReport {
+                    usage: response.usage.unwrap_or_default(),
+                    response,
+                    calls,
+                    quota_wait,
+                });
+            }
+            Err(error) if error.is_retryable() && calls < max_attempts => {
+                let delay = route.retry.delay(calls, &error, &mut rng);
+                observer.retrying(calls, &error.to_string(), delay);
+                tokio::time::sleep(delay).await;
+            }
+            Err(error) => {
+                return Err(CallError::Provider {
+                    error,
+                    calls,
+                    quota_wait,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::SimulatedSettings;
+    use crate::provider::{Message, ProviderErrorKind, SimulatedProvider};
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(u32, Duration)>>);
+    impl CallObserver for Recorder {
+        fn retrying(&self, attempt: u32, _reason: &str, delay: Duration) {
+            self.0.lock().unwrap().push((attempt, delay));
+        }
+    }
+
+    fn route(settings: SimulatedSettings) -> Route {
+        Route {
+            provider: Arc::new(SimulatedProvider::new("a", settings, &["a".to_owned()])),
+            key: None,
+            retry: RetryPolicy {
+                jitter: 0.0,
+                ..RetryPolicy::default()
+            },
+            requester: Arc::from("a"),
+        }
+    }
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::user(
+                "<ORIGINAL MESSAGE> q <END OF ORIGINAL MESSAGE>",
+            )],
+            tools: Vec::new(),
+            temperature: None,
+            max_tokens: None,
+            stream: false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_transient_failures_with_backoff_then_succeeds() {
+        let mut settings = SimulatedSettings::default();
+        settings.failure.on_calls = vec![1, 2];
+        let rec = Recorder::default();
+        let start = tokio::time::Instant::now();
+        let report = call(&route(settings), &request(), None, 0, &rec)
+            .await
+            .unwrap();
+        assert_eq!(report.calls, 3);
+        assert_eq!(start.elapsed(), Duration::from_secs(2 + 6));
+        let seen = rec.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![(1, Duration::from_secs(2)), (2, Duration::from_secs(6))]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn honours_retry_after_and_gives_up_after_max_attempts() {
+        let mut settings = SimulatedSettings::default();
+        settings.failure.always = true;
+        settings.failure.kind = "rate_limit".into();
+        settings.failure.retry_after = Some(Duration::from_secs(30));
+        let rec = Recorder::default();
+        let start = tokio::time::Instant::now();
+        let err = call(&route(settings), &request(), None, 0, &rec)
+            .await
+            .unwrap_err();
+        let CallError::Provider { error, calls, .. } = err;
+        assert_eq!(error.kind, ProviderErrorKind::RateLimited);
+        assert_eq!(calls, 4);
+        // Waits: max(2, 30), max(6, 30), max(18, 30).
+        assert_eq!(start.elapsed(), Duration::from_secs(90));
+    }
+}
