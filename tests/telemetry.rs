@@ -155,6 +155,7 @@ fn record_realistic_sequence() {
     quota::cooldown_started(scope, quota::CooldownReason::RateLimited);
     quota::cooldown_remaining(scope, 26.0);
     quota::limit_learned(scope);
+    quota::scope_closed(scope, false);
 
     run::coordination_round();
     run::agent_turn(run::TurnOutcome::Answer);

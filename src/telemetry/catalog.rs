@@ -29,6 +29,8 @@ pub const LIMIT_LEARNED: &str = "massgen_quota_limit_learned";
 pub const LIMITS_LEARNED: &str = "massgen_quota_limits_learned_total";
 /// Seconds until a closed scope admits again (0 when open). Labels: `scope`.
 pub const COOLDOWN_REMAINING: &str = "massgen_quota_cooldown_remaining_seconds";
+/// 1 when a scope is closed until a human acts (spend cap), else 0. Labels: `scope`.
+pub const SCOPE_CLOSED: &str = "massgen_quota_scope_closed";
 /// Cooldowns started. Labels: `scope`, `reason`.
 pub const COOLDOWNS: &str = "massgen_quota_cooldowns_total";
 
@@ -46,7 +48,8 @@ pub const COST: &str = "massgen_provider_cost_usd";
 
 /// Agent turns by outcome. Labels: `outcome`.
 pub const AGENT_TURNS: &str = "massgen_agent_turns_total";
-/// Coordination rounds (a new answer sends the team into another round). No labels.
+/// Coordination rounds: the first of each run, and each restart of finished agents by a new
+/// answer. No labels.
 pub const COORDINATION_ROUNDS: &str = "massgen_coordination_rounds_total";
 /// Votes cast. No labels.
 pub const VOTES: &str = "massgen_votes_total";
@@ -93,6 +96,7 @@ pub const ALL: &[&str] = &[
     LIMIT_LEARNED,
     LIMITS_LEARNED,
     COOLDOWN_REMAINING,
+    SCOPE_CLOSED,
     COOLDOWNS,
     PROVIDER_REQUESTS,
     PROVIDER_REQUEST_DURATION,
@@ -117,7 +121,7 @@ pub fn describe_all() {
     describe_counter!(
         PERMITS_DENIED,
         Unit::Count,
-        "Permits refused or given up, per scope and reason (never_fits, deadline_exceeded, scope_closed, unknown_scope, no_candidates, stopped)"
+        "Permits refused or given up, per scope and reason (never_fits, deadline_exceeded, scope_closed, unknown_scope, no_candidates, stopped, other)"
     );
     describe_histogram!(
         PERMIT_WAIT,
@@ -164,10 +168,15 @@ pub fn describe_all() {
         Unit::Seconds,
         "Seconds until a closed scope admits requests again (0 when open), per scope"
     );
+    describe_gauge!(
+        SCOPE_CLOSED,
+        Unit::Count,
+        "1 when a scope is closed until a human acts (spend cap reached), else 0"
+    );
     describe_counter!(
         COOLDOWNS,
         Unit::Count,
-        "Cooldowns started, per scope and reason (startup, rate_limited, daily_quota, spend_cap, other)"
+        "Cooldowns started, per scope and reason (startup, rate_limited, daily_quota, spend_cap, overloaded, exhausted, other)"
     );
     describe_counter!(
         PROVIDER_REQUESTS,
@@ -201,7 +210,7 @@ pub fn describe_all() {
     describe_counter!(
         COORDINATION_ROUNDS,
         Unit::Count,
-        "Coordination rounds: the first round of a run and every round a new answer starts"
+        "Coordination rounds: the first round of each run and every restart of finished agents by a new answer"
     );
     describe_counter!(VOTES, Unit::Count, "Votes cast by agents");
     describe_histogram!(

@@ -5,12 +5,17 @@
 //!   a metric, so call sites cannot misspell a name or put free text in a label.
 //! - [`install_prometheus`] / [`local_recorder`]: the exporter; library users may install their
 //!   own `metrics` recorder instead.
-//! - [`MetricsServer`]: `GET /metrics` and `GET /status` on a loopback address.
+//! - [`MetricsServer`]: `GET /metrics` and `GET /status` on a loopback address;
+//!   [`MetricsServerOptions::with_quota`] serves a supervisor's live state ([`StatusReport`]).
+//! - Bridges: [`apply_quota_snapshot`] sets the quota gauges from a snapshot,
+//!   [`record_quota_event`] / [`spawn_quota_bridge`] turn supervisor events into counters and
+//!   logs, [`record_run_event`] / [`spawn_run_bridge`] do the same for a run's events.
 //! - [`init_tracing`] and [`spans`]: log setup and the span vocabulary of the layers.
 //!
 //! Label values are bounded: scope names, provider and model names from the configuration, key
 //! short hashes, and small enums. Never a secret, a prompt or free text.
 
+mod bridge;
 pub mod catalog;
 mod exporter;
 mod logging;
@@ -20,7 +25,12 @@ pub mod quota;
 pub mod run;
 mod server;
 pub mod spans;
+mod status;
 
+pub use bridge::{
+    apply_quota_snapshot, log_quota_event, record_quota_event, record_run_event,
+    spawn_quota_bridge, spawn_run_bridge,
+};
 pub use catalog::describe_all;
 pub use exporter::{install_prometheus, local_recorder, prometheus_builder};
 pub use logging::{

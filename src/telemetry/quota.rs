@@ -10,6 +10,7 @@ use metrics::{counter, gauge, histogram};
 
 use super::catalog;
 use crate::quota::Dimension;
+use crate::supervisor::AcquireError;
 
 /// Why a permit was not granted (the `reason` label of denied permits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,21 +27,24 @@ pub enum DenyReason {
     NoCandidates,
     /// The supervisor is gone.
     Stopped,
+    /// A reason this build does not know.
+    Other,
 }
 
 impl DenyReason {
     /// Every reason, in label order.
-    pub const ALL: [DenyReason; 6] = [
+    pub const ALL: [DenyReason; 7] = [
         DenyReason::NeverFits,
         DenyReason::DeadlineExceeded,
         DenyReason::ScopeClosed,
         DenyReason::UnknownScope,
         DenyReason::NoCandidates,
         DenyReason::Stopped,
+        DenyReason::Other,
     ];
 
     /// The label value: `never_fits`, `deadline_exceeded`, `scope_closed`, `unknown_scope`,
-    /// `no_candidates` or `stopped`.
+    /// `no_candidates`, `stopped` or `other`.
     pub fn as_str(self) -> &'static str {
         match self {
             DenyReason::NeverFits => "never_fits",
@@ -49,28 +53,42 @@ impl DenyReason {
             DenyReason::UnknownScope => "unknown_scope",
             DenyReason::NoCandidates => "no_candidates",
             DenyReason::Stopped => "stopped",
+            DenyReason::Other => "other",
         }
     }
 
-    /// Reads a reason from free text (an event's reason or an error's description), so that no
-    /// free text ever becomes a label value. Unrecognised text maps to `None`.
-    pub fn classify(text: &str) -> Option<DenyReason> {
+    /// The reason of a supervisor error.
+    pub fn of(err: &AcquireError) -> DenyReason {
+        match err {
+            AcquireError::NeverFits { .. } => DenyReason::NeverFits,
+            AcquireError::DeadlineExceeded { .. } => DenyReason::DeadlineExceeded,
+            AcquireError::ScopeClosed { .. } => DenyReason::ScopeClosed,
+            AcquireError::UnknownScope(_) => DenyReason::UnknownScope,
+            AcquireError::NoCandidates => DenyReason::NoCandidates,
+            AcquireError::Stopped => DenyReason::Stopped,
+        }
+    }
+
+    /// Reads a reason from free text (a `QuotaEvent::Denied` reason, which is the error's
+    /// one-sentence `Display`, or a label value), so that no free text ever becomes a label.
+    /// Unrecognised text is `Other`.
+    pub fn classify(text: &str) -> DenyReason {
         let t = text.to_ascii_lowercase().replace([' ', '-'], "_");
         let found = |needles: &[&str]| needles.iter().any(|n| t.contains(n));
-        if found(&["never_fit", "neverfits", "too_large", "above"]) {
-            Some(DenyReason::NeverFits)
-        } else if found(&["deadline", "timed_out", "timeout"]) {
-            Some(DenyReason::DeadlineExceeded)
-        } else if found(&["closed", "spend"]) {
-            Some(DenyReason::ScopeClosed)
-        } else if found(&["unknown"]) {
-            Some(DenyReason::UnknownScope)
-        } else if found(&["no_candidates", "nocandidates"]) {
-            Some(DenyReason::NoCandidates)
-        } else if found(&["stopped", "gone"]) {
-            Some(DenyReason::Stopped)
+        if found(&["never_fit", "neverfits"]) {
+            DenyReason::NeverFits
+        } else if found(&["deadline", "gave_up", "timed_out"]) {
+            DenyReason::DeadlineExceeded
+        } else if found(&["is_closed", "scope_closed", "spend_cap"]) {
+            DenyReason::ScopeClosed
+        } else if found(&["not_registered", "unknown_scope"]) {
+            DenyReason::UnknownScope
+        } else if found(&["no_candidate"]) {
+            DenyReason::NoCandidates
+        } else if found(&["stopped"]) {
+            DenyReason::Stopped
         } else {
-            None
+            DenyReason::Other
         }
     }
 }
@@ -86,31 +104,43 @@ pub enum CooldownReason {
     DailyQuota,
     /// A spend cap: closed until a human acts.
     SpendCap,
+    /// The provider is overloaded and asked to retry later (not a quota event).
+    Overloaded,
+    /// The provider's headers say nothing is left until its window resets.
+    Exhausted,
     /// Anything else.
     Other,
 }
 
 impl CooldownReason {
-    /// The label value: `startup`, `rate_limited`, `daily_quota`, `spend_cap` or `other`.
+    /// The label value: `startup`, `rate_limited`, `daily_quota`, `spend_cap`, `overloaded`,
+    /// `exhausted` or `other`.
     pub fn as_str(self) -> &'static str {
         match self {
             CooldownReason::Startup => "startup",
             CooldownReason::RateLimited => "rate_limited",
             CooldownReason::DailyQuota => "daily_quota",
             CooldownReason::SpendCap => "spend_cap",
+            CooldownReason::Overloaded => "overloaded",
+            CooldownReason::Exhausted => "exhausted",
             CooldownReason::Other => "other",
         }
     }
 
-    /// Maps a cooldown's free-text reason onto the bounded set; unknown text is `Other`.
+    /// Maps a cooldown's free-text reason onto the bounded set; unknown text is `Other`. The
+    /// leading words decide (a spend-cap reason carries the provider's message after a colon).
     pub fn classify(text: &str) -> CooldownReason {
         let t = text.to_ascii_lowercase();
-        if t.contains("startup") || t.contains("start-up") {
-            CooldownReason::Startup
-        } else if t.contains("daily") || t.contains("per day") || t.contains("reset") {
-            CooldownReason::DailyQuota
-        } else if t.contains("spend") || t.contains("billing") {
+        if t.starts_with("spend") || t.starts_with("billing") {
             CooldownReason::SpendCap
+        } else if t.contains("startup") || t.contains("start-up") {
+            CooldownReason::Startup
+        } else if t.contains("daily") || t.contains("per day") {
+            CooldownReason::DailyQuota
+        } else if t.contains("overload") {
+            CooldownReason::Overloaded
+        } else if t.contains(" left") || t.contains("remaining") {
+            CooldownReason::Exhausted
         } else if t.contains("429")
             || t.contains("rate")
             || t.contains("retry")
@@ -203,6 +233,11 @@ pub fn cooldown_started(scope: &str, reason: CooldownReason) {
         .increment(1);
 }
 
+/// Whether `scope` is closed until a human acts (spend cap).
+pub fn scope_closed(scope: &str, closed: bool) {
+    gauge!(catalog::SCOPE_CLOSED, "scope" => scope.to_owned()).set(if closed { 1.0 } else { 0.0 });
+}
+
 /// The supervisor adopted a lower limit for `scope` that a provider revealed.
 pub fn limit_learned(scope: &str) {
     counter!(catalog::LIMITS_LEARNED, "scope" => scope.to_owned()).increment(1);
@@ -241,16 +276,63 @@ mod tests {
         );
         assert_eq!(CooldownReason::classify("who knows"), CooldownReason::Other);
         assert_eq!(
-            DenyReason::classify("deadline exceeded"),
-            Some(DenyReason::DeadlineExceeded)
+            CooldownReason::classify("spend cap reached: daily rate exceeded"),
+            CooldownReason::SpendCap
         );
         assert_eq!(
-            DenyReason::classify("never fits"),
-            Some(DenyReason::NeverFits)
+            CooldownReason::classify("provider overloaded"),
+            CooldownReason::Overloaded
         );
-        assert_eq!(DenyReason::classify("a poem"), None);
+        assert_eq!(
+            CooldownReason::classify("provider reports no tokens left"),
+            CooldownReason::Exhausted
+        );
+        assert_eq!(DenyReason::classify("a poem"), DenyReason::Other);
         for r in DenyReason::ALL {
-            assert_eq!(DenyReason::classify(r.as_str()), Some(r));
+            assert_eq!(DenyReason::classify(r.as_str()), r);
+        }
+    }
+
+    #[test]
+    fn supervisor_error_sentences_classify_like_the_errors() {
+        use crate::quota::{Limit, ScopeId};
+        let scope = ScopeId::new("gemini/gemini-2.5-pro");
+        let rpm = Limit::new(Dimension::Requests, 2, Duration::from_secs(60))
+            .unwrap_or_else(|_| Limit::rpm(std::num::NonZeroU64::MIN));
+        let errors = [
+            AcquireError::NeverFits {
+                scope: scope.clone(),
+                limit: rpm,
+                requested: 5,
+            },
+            AcquireError::DeadlineExceeded {
+                scope: scope.clone(),
+                limit: Some(rpm),
+                used: 2,
+                frees_in: Some(Duration::from_secs(3)),
+                waited: Duration::from_secs(120),
+            },
+            AcquireError::DeadlineExceeded {
+                scope: scope.clone(),
+                limit: None,
+                used: 1,
+                frees_in: None,
+                waited: Duration::from_secs(120),
+            },
+            AcquireError::ScopeClosed {
+                scope: scope.clone(),
+                reason: "spend cap reached".to_owned(),
+            },
+            AcquireError::UnknownScope(scope),
+            AcquireError::NoCandidates,
+            AcquireError::Stopped,
+        ];
+        for err in errors {
+            assert_eq!(
+                DenyReason::classify(&err.to_string()),
+                DenyReason::of(&err),
+                "{err}"
+            );
         }
     }
 }
