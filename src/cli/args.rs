@@ -177,10 +177,6 @@ pub struct MockProviderArgs {
     /// Faults to inject, e.g. `500:0.1,reset:0.05,slow:0.1,truncate:0.05,malformed:0.05`.
     #[arg(long, value_name = "SPEC")]
     pub faults: Option<String>,
-
-    /// Seed for fault injection and answers.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
 }
 
 #[cfg(test)]

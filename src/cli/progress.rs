@@ -129,7 +129,7 @@ impl<W: Write> Progress<W> {
             text.push_str(" — ");
             text.push_str(&line.detail);
         }
-        if let Some(until) = line.until {
+        if let (Some(until), ProgressMode::Live) = (line.until, self.mode) {
             let left = until.saturating_duration_since(Instant::now());
             text.push_str(&format!(" (about {} left)", fmt_wait(left)));
         }

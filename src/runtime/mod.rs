@@ -382,3 +382,9 @@ fn write_summary(
     dir.write("status.json", &text).map_err(io)?;
     Ok(())
 }
+
+impl LimitsSource for crate::config::LimitsTable {
+    fn lookup(&self, provider: &str, model: &str) -> ModelLimits {
+        crate::config::LimitsTable::lookup(self, provider, model)
+    }
+}
