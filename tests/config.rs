@@ -195,10 +195,7 @@ fn run_case(file: &Path) -> Result<String, massgen::config::ConfigError> {
         LimitsTable::load_file(file).err()
     } else if name.starts_with("cross_") {
         let team = load_team(file, &corpus_opts())?;
-        let mut table = LimitsTable::builtin();
-        if let Some(user) = &team.rate_limit.limits_file {
-            table = table.merged_with(&LimitsTable::load_file(user)?);
-        }
+        let table = LimitsTable::for_team(&team, None)?;
         validate_limits_against_team(&team, &table).err()
     } else {
         load_team(file, &corpus_opts()).err()

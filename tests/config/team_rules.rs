@@ -278,3 +278,30 @@ fn empty_input_and_io_errors_do_not_panic() {
     assert!(massgen::config::LimitsTable::parse("", "l.yaml").is_err());
     assert!(massgen::config::LimitsTable::load_file(std::path::Path::new("no/such.yaml")).is_err());
 }
+
+#[test]
+fn the_examples_in_the_configuration_doc_are_valid() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 3, "{}", blocks.len());
+    let env = opts(&[
+        ("GEMINI_API_KEY", "g-0000111122223333"),
+        ("OPENAI_API_KEY", "o-0000111122223333"),
+    ]);
+    for block in blocks {
+        if block.contains("agents:") {
+            parse_team(block, "doc.yaml", &env).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        } else {
+            massgen::config::LimitsTable::parse(block, "doc.yaml")
+                .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        }
+    }
+}
