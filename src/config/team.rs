@@ -121,6 +121,10 @@ fn parse_in(
 /// The document with every `profile: NAME` agent laid over its profile.
 fn apply_profiles(doc: &Document, dirs: &[PathBuf]) -> Result<Value, ConfigError> {
     let mut value = doc.value.clone();
+    if let Value::Mapping(map) = &mut value {
+        // Top-level `x-...` keys hold YAML anchors for reuse (`x-base: &base {...}`); ignored.
+        map.retain(|k, _| !k.as_str().is_some_and(|k| k.starts_with("x-")));
+    }
     let root = KeyPath::root();
     if let Some(Value::Sequence(list)) = value.get_mut("agents") {
         for (i, item) in list.iter_mut().enumerate() {
