@@ -71,8 +71,22 @@ fn missing_default_keys_can_be_allowed_for_summaries() {
     };
     let team = parse_team(text, "t.yaml", &lenient).unwrap();
     assert!(team.agents[0].backend.api_keys.is_empty());
-    // An explicit reference to an unset variable is still an error.
-    let text = "agent:\n  backend: {type: gemini, model: g, api_key: '${NOPE}'}\n";
+    // Unset references are left out too; a malformed one is still an error.
+    let text = "agent:\n  backend: {type: gemini, model: g, api_keys: ['${NOPE}', '${SET}']}\n";
+    let lenient_set = LoadOptions {
+        allow_missing_keys: true,
+        ..opts(&[("SET", "set-secret-00001111")])
+    };
+    let team = parse_team(text, "t.yaml", &lenient_set).unwrap();
+    let origins: Vec<&str> = team.agents[0]
+        .backend
+        .api_keys
+        .iter()
+        .map(|k| k.origin())
+        .collect();
+    assert_eq!(origins, ["env SET"]);
+    assert!(parse_team(text, "t.yaml", &opts(&[("SET", "set-secret-00001111")])).is_err());
+    let text = "agent:\n  backend: {type: gemini, model: g, api_key: '${NOPE'}\n";
     assert!(parse_team(text, "t.yaml", &lenient).is_err());
 }
 
