@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::document::Document;
 use super::error::{ConfigError, KeyPath, suggestion};
-use super::secrets::{EnvLookup, interpolate, whole_reference};
+use super::secrets::{EnvLookup, InterpolateError, interpolate, whole_reference};
 use super::team_raw::{RawAgent, RawBackend, RawFail, RawSimulated};
 use super::types::{AgentConfig, BackendConfig, BackendKind, SimFailure, SimulatedSettings};
 use crate::keys::ApiKey;
@@ -290,7 +290,12 @@ fn keys(
     };
     let mut out = Vec::with_capacity(entries.len());
     for (p, text) in entries {
-        let secret = interpolate(&text, cx.env).map_err(|e| doc.error(&p, e.to_string()))?;
+        let secret = match interpolate(&text, cx.env) {
+            Ok(secret) => secret,
+            // Nothing will run with this key: leave it out (summaries without secrets).
+            Err(InterpolateError::Unset(_)) if cx.allow_missing_keys => continue,
+            Err(e) => return Err(doc.error(&p, e.to_string())),
+        };
         if secret.trim().is_empty() {
             return Err(doc.error(&p, "the key is empty"));
         }

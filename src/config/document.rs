@@ -28,7 +28,19 @@ impl Document {
         // yaml-rust2's events give the positions of keys and catch duplicate keys.
         let index = index_positions(text);
         let value: Value = match serde_yaml::from_str(text) {
-            Ok(v) => v,
+            Ok(mut v) => {
+                // `<<: *anchor` merge keys, as YAML 1.1 tools (and MassGen users) write them.
+                let merged: Result<(), serde_yaml::Error> = Value::apply_merge(&mut v);
+                merged.map_err(|e| {
+                    ConfigError::new(
+                        file,
+                        "",
+                        None,
+                        format!("cannot apply a `<<` merge key: {e}"),
+                    )
+                })?;
+                v
+            }
             Err(e) => {
                 if let Ok(Indexed {
                     duplicate: Some((path, at, first)),
@@ -346,6 +358,17 @@ mod tests {
         let p = KeyPath::root().key("a").key("c").index(1).key("d");
         assert_eq!(doc.position(&p).map(|p| p.0), Some(1));
         assert_eq!(doc.position(&KeyPath::root().key("e")), Some((2, 1)));
+    }
+
+    #[test]
+    fn merge_keys_are_applied() {
+        let text = "base: &b {type: simulated, model: sim}\nagent:\n  backend:\n    <<: *b\n    model: other\n";
+        let doc = Document::parse(text, "t.yaml").unwrap();
+        assert_eq!(
+            doc.value["agent"]["backend"]["type"],
+            Value::from("simulated")
+        );
+        assert_eq!(doc.value["agent"]["backend"]["model"], Value::from("other"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::error::{ConfigError, KeyPath};
 use super::limits_parse::parse_table;
-use super::types::ModelLimits;
+use super::types::{ModelLimits, TeamConfig};
 
 /// The built-in limits file, compiled into the binary.
 const BUILTIN: &str = include_str!("../../configs/rate_limits.yaml");
@@ -78,6 +78,23 @@ impl LimitsTable {
     /// Validates limits-file text; `file_name` is used in errors.
     pub fn parse(text: &str, file_name: &str) -> Result<LimitsTable, ConfigError> {
         parse_table(text, file_name)
+    }
+
+    /// The limits a team runs under: the built-in table, overridden by the team file's
+    /// `rate_limit.limits_file` (if any), then by `extra` (e.g. a `--limits FILE` flag), each
+    /// entry by entry.
+    pub fn for_team(team: &TeamConfig, extra: Option<&Path>) -> Result<LimitsTable, ConfigError> {
+        let mut table = Self::builtin();
+        for file in team
+            .rate_limit
+            .limits_file
+            .as_deref()
+            .into_iter()
+            .chain(extra)
+        {
+            table = table.merged_with(&Self::load_file(file)?);
+        }
+        Ok(table)
     }
 
     /// This table with `user`'s entries replacing same-named ones (per provider/model, per

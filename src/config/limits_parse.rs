@@ -11,7 +11,7 @@ use super::document::Document;
 use super::duration::duration_from_value;
 use super::error::{ConfigError, KeyPath, suggestion};
 use super::limits::{Entry, LimitsTable};
-use super::types::ModelLimits;
+use super::types::{BackendKind, ModelLimits};
 use crate::quota::{DailyReset, Dimension, Limit, ScopeKind};
 
 /// The keys one limits entry accepts.
@@ -95,6 +95,7 @@ pub(crate) fn parse_table(text: &str, file: &str) -> Result<LimitsTable, ConfigE
                 }
             }
             provider => {
+                check_provider(&doc, &path, provider)?;
                 let mut models = BTreeMap::new();
                 for (mk, mv) in provider_map(&doc, v, &path, "model names (or `default`)")? {
                     let mpath = path.key(&mk);
@@ -106,6 +107,34 @@ pub(crate) fn parse_table(text: &str, file: &str) -> Result<LimitsTable, ConfigE
         }
     }
     Ok(table)
+}
+
+/// Provider keys are the names backends look limits up under; anything else could never match.
+fn check_provider(doc: &Document, path: &KeyPath, name: &str) -> Result<(), ConfigError> {
+    let known: Vec<&str> = BackendKind::ALL
+        .iter()
+        .map(|k| k.limits_provider())
+        .collect();
+    if known.contains(&name) {
+        return Ok(());
+    }
+    if let Some(kind) = BackendKind::parse(name) {
+        return Err(doc.error(
+            path,
+            format!(
+                "limits for `type: {name}` backends go under `{}:`",
+                kind.limits_provider()
+            ),
+        ));
+    }
+    let hint = suggestion(name, &known);
+    Err(doc.error(
+        path,
+        format!(
+            "unknown provider `{name}`.{hint} Providers: {}, plus `shared` and `default`",
+            known.join(", ")
+        ),
+    ))
 }
 
 fn kind_of(v: &Value) -> &'static str {

@@ -12,6 +12,7 @@ use serde_yaml::{Mapping, Value};
 use super::document::Document;
 use super::error::{ConfigError, KeyPath, suggestion};
 use super::team_raw::RawAgent;
+use super::types::BackendKind;
 
 /// The profiles shipped in `agents/`, compiled in.
 const BUILTIN: [(&str, &str); 4] = [
@@ -98,7 +99,19 @@ pub(crate) fn load_profile(
             ));
         }
     }
-    let _checked: RawAgent = doc.deserialize(doc.value.clone(), &root)?;
+    let checked: RawAgent = doc.deserialize(doc.value.clone(), &root)?;
+    let kind = checked.backend.and_then(|b| b.kind);
+    if let Some(kind) = kind.filter(|k| BackendKind::parse(k).is_none()) {
+        let names: Vec<&str> = BackendKind::ALL.iter().map(|k| k.as_str()).collect();
+        let hint = suggestion(&kind, &names);
+        return Err(doc.error(
+            &root.key("backend").key("type"),
+            format!(
+                "unknown backend type `{kind}`.{hint} Supported: {}",
+                names.join(", ")
+            ),
+        ));
+    }
     Ok(doc.value)
 }
 

@@ -26,9 +26,11 @@ pub struct LoadOptions {
     /// Where `profile: NAME` is looked up first. Default: `agents/` inside the team file's
     /// directory, then `agents/` beside that directory; the built-in profiles come last.
     pub profiles_dir: Option<PathBuf>,
-    /// Accept agents whose backend needs a key when none is configured or set (they get no
-    /// keys) — for summaries such as `--validate` without secrets. An explicit `${VAR}` that
-    /// is unset is still an error. Default `false`: a missing key is an error.
+    /// Load agents whose keys are not available (a default key variable or a `${VAR}` named
+    /// in `api_key`/`api_keys` that is unset): such keys are left out, so an agent may end up
+    /// with no keys. For checks and summaries that run no agent, e.g. `--validate` on a
+    /// machine without the secrets. Malformed references are still errors. Default `false`:
+    /// every missing key is an error naming the variable and the key path.
     pub allow_missing_keys: bool,
 }
 
@@ -121,6 +123,10 @@ fn parse_in(
 /// The document with every `profile: NAME` agent laid over its profile.
 fn apply_profiles(doc: &Document, dirs: &[PathBuf]) -> Result<Value, ConfigError> {
     let mut value = doc.value.clone();
+    if let Value::Mapping(map) = &mut value {
+        // Top-level `x-...` keys hold YAML anchors for reuse (`x-base: &base {...}`); ignored.
+        map.retain(|k, _| !k.as_str().is_some_and(|k| k.starts_with("x-")));
+    }
     let root = KeyPath::root();
     if let Some(Value::Sequence(list)) = value.get_mut("agents") {
         for (i, item) in list.iter_mut().enumerate() {

@@ -185,3 +185,40 @@ fn every_builtin_entry_has_a_source_comment() {
         );
     }
 }
+
+#[test]
+fn for_team_layers_builtin_then_team_file_then_extra() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("team_limits.yaml"),
+        "simulated: {default: {rpm: 5}}\ngroq: {default: {rpm: 7}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("cli_limits.yaml"),
+        "simulated: {default: {rpm: 3}}\n",
+    )
+    .unwrap();
+    let team_file = dir.path().join("team.yaml");
+    std::fs::write(
+        &team_file,
+        "agent:\n  backend: {type: simulated, model: s}\nrate_limit: {limits_file: team_limits.yaml}\n",
+    )
+    .unwrap();
+    let opts = massgen::config::LoadOptions {
+        env: massgen::config::EnvLookup::from_pairs(Vec::<(String, String)>::new()),
+        ..Default::default()
+    };
+    let team = massgen::config::load_team(&team_file, &opts).unwrap();
+    let rpm = |t: &LimitsTable, p: &str| t.lookup(p, "m").limits[0].amount.get();
+    let t = LimitsTable::for_team(&team, None).unwrap();
+    assert_eq!((rpm(&t, "simulated"), rpm(&t, "groq")), (5, 7));
+    let t = LimitsTable::for_team(&team, Some(&dir.path().join("cli_limits.yaml"))).unwrap();
+    assert_eq!((rpm(&t, "simulated"), rpm(&t, "groq")), (3, 7));
+    assert_eq!(
+        t.lookup("gemini", "gemini-2.5-pro").limits[0].amount.get(),
+        2
+    );
+    let err = LimitsTable::for_team(&team, Some(&dir.path().join("missing.yaml"))).unwrap_err();
+    assert!(err.message().contains("cannot read"), "{err}");
+}

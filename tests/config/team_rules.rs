@@ -71,8 +71,22 @@ fn missing_default_keys_can_be_allowed_for_summaries() {
     };
     let team = parse_team(text, "t.yaml", &lenient).unwrap();
     assert!(team.agents[0].backend.api_keys.is_empty());
-    // An explicit reference to an unset variable is still an error.
-    let text = "agent:\n  backend: {type: gemini, model: g, api_key: '${NOPE}'}\n";
+    // Unset references are left out too; a malformed one is still an error.
+    let text = "agent:\n  backend: {type: gemini, model: g, api_keys: ['${NOPE}', '${SET}']}\n";
+    let lenient_set = LoadOptions {
+        allow_missing_keys: true,
+        ..opts(&[("SET", "set-secret-00001111")])
+    };
+    let team = parse_team(text, "t.yaml", &lenient_set).unwrap();
+    let origins: Vec<&str> = team.agents[0]
+        .backend
+        .api_keys
+        .iter()
+        .map(|k| k.origin())
+        .collect();
+    assert_eq!(origins, ["env SET"]);
+    assert!(parse_team(text, "t.yaml", &opts(&[("SET", "set-secret-00001111")])).is_err());
+    let text = "agent:\n  backend: {type: gemini, model: g, api_key: '${NOPE'}\n";
     assert!(parse_team(text, "t.yaml", &lenient).is_err());
 }
 
@@ -277,4 +291,31 @@ fn empty_input_and_io_errors_do_not_panic() {
     assert!(err.message().contains("cannot read"), "{err}");
     assert!(massgen::config::LimitsTable::parse("", "l.yaml").is_err());
     assert!(massgen::config::LimitsTable::load_file(std::path::Path::new("no/such.yaml")).is_err());
+}
+
+#[test]
+fn the_examples_in_the_configuration_doc_are_valid() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 3, "{}", blocks.len());
+    let env = opts(&[
+        ("GEMINI_API_KEY", "g-0000111122223333"),
+        ("OPENAI_API_KEY", "o-0000111122223333"),
+    ]);
+    for block in blocks {
+        if block.contains("agents:") {
+            parse_team(block, "doc.yaml", &env).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        } else {
+            massgen::config::LimitsTable::parse(block, "doc.yaml")
+                .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        }
+    }
 }
