@@ -243,3 +243,31 @@ fn every_agent_failing_exits_3_with_a_message() {
     assert!(stderr.contains("no agent succeeded"), "{stderr}");
     assert!(text(&out.stdout).is_empty());
 }
+
+#[test]
+fn validate_without_keys_warns_and_a_run_without_keys_is_a_config_error() {
+    let mut cmd = bin();
+    cmd.env_remove("GEMINI_API_KEY");
+    let out = cmd
+        .args(["--config", "configs/gemini_team.yaml", "--validate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("GEMINI_API_KEY"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut cmd = bin();
+    cmd.env_remove("GEMINI_API_KEY");
+    let out = cmd
+        .args(["--config", "configs/gemini_team.yaml", "question"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("GEMINI_API_KEY") && stderr.contains("gemini_team.yaml:"),
+        "{stderr}"
+    );
+}

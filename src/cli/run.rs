@@ -53,14 +53,14 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
                 .to_owned(),
         );
     };
-    let mut team = config::load_team(path, &LoadOptions::default()).map_err(|e| e.to_string())?;
-    let mut table = LimitsTable::builtin();
-    if let Some(file) = &team.rate_limit.limits_file {
-        table = table.merged_with(&LimitsTable::load_file(file).map_err(|e| e.to_string())?);
-    }
-    if let Some(file) = &args.limits {
-        table = table.merged_with(&LimitsTable::load_file(file).map_err(|e| e.to_string())?);
-    }
+    // `--validate` checks the file on a machine that may not hold the secrets: a missing key is
+    // reported as a warning there, and is an error only when the team is about to run.
+    let options = LoadOptions {
+        allow_missing_keys: args.validate,
+        ..LoadOptions::default()
+    };
+    let mut team = config::load_team(path, &options).map_err(|e| e.to_string())?;
+    let table = LimitsTable::for_team(&team, args.limits.as_deref()).map_err(|e| e.to_string())?;
     let (rate_limit, why) = effective_rate_limit(args.rate_limit_flag(), &team);
     if args.rate_limit_flag().is_some() {
         // The flag, when given, wins over every per-agent setting too.
@@ -129,6 +129,9 @@ fn run_team(args: RunArgs) -> u8 {
             "{}",
             validate::summary(&loaded.team, &loaded.table, loaded.rate_limit, &loaded.why)
         );
+        for warning in validate::missing_keys(&loaded.team) {
+            eprintln!("warning: {warning}");
+        }
         return EXIT_OK;
     }
     let Some(question) = args.question.clone().filter(|q| !q.trim().is_empty()) else {

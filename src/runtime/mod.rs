@@ -43,6 +43,12 @@ const EVENT_CAPACITY: usize = 4096;
 pub trait LimitsSource: Send + Sync {
     /// The limits of `model` at `provider` (a provider name as in `BackendKind::limits_provider`).
     fn lookup(&self, provider: &str, model: &str) -> ModelLimits;
+
+    /// The limits of the shared group `name` (`shared_key` in the limits file); `None` when the
+    /// group has no limits of its own.
+    fn shared_group(&self, _name: &str) -> Option<ModelLimits> {
+        None
+    }
 }
 
 impl LimitsSource for HashMap<(String, String), ModelLimits> {
@@ -386,5 +392,9 @@ fn write_summary(
 impl LimitsSource for crate::config::LimitsTable {
     fn lookup(&self, provider: &str, model: &str) -> ModelLimits {
         crate::config::LimitsTable::lookup(self, provider, model)
+    }
+
+    fn shared_group(&self, name: &str) -> Option<ModelLimits> {
+        crate::config::LimitsTable::shared_group(self, name)
     }
 }
