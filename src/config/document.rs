@@ -130,13 +130,38 @@ impl Document {
     }
 }
 
+/// MassGen keys for features massgen-rs does not have: refused (never silently ignored, since
+/// they change what an agent can do), with a message saying so.
+const MASSGEN_UNSUPPORTED: [&str; 16] = [
+    "enable_web_search",
+    "enable_code_execution",
+    "enable_code_interpreter",
+    "mcp_servers",
+    "cwd",
+    "allowed_tools",
+    "disallowed_tools",
+    "reasoning",
+    "text",
+    "top_p",
+    "memory",
+    "hooks",
+    "skip_voting",
+    "context_paths",
+    "agent_temporary_workspace",
+    "snapshot_storage",
+];
+
 /// Rewrites serde's messages into ours: unknown keys get a did-you-mean and the valid list,
 /// type names become words.
 fn explain_serde(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let (word, tail) = rest.split_once('`').unwrap_or((rest, ""));
         let valid = backticked(tail);
-        let hint = suggestion(word, &valid);
+        let hint = if MASSGEN_UNSUPPORTED.contains(&word) {
+            " It is a MassGen option massgen-rs does not support; remove it.".to_owned()
+        } else {
+            suggestion(word, &valid)
+        };
         return if valid.is_empty() {
             format!("unknown key `{word}`: no keys are allowed here")
         } else {
