@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use super::error::{ConfigError, KeyPath};
 use super::limits_parse::parse_table;
@@ -59,7 +60,10 @@ impl LimitsTable {
     /// The built-in table (compiled in from `configs/rate_limits.yaml`; a test guarantees it
     /// parses, so this never comes back empty in a released build).
     pub fn builtin() -> LimitsTable {
-        parse_table(BUILTIN, BUILTIN_NAME).unwrap_or_default()
+        static PARSED: OnceLock<LimitsTable> = OnceLock::new();
+        PARSED
+            .get_or_init(|| parse_table(BUILTIN, BUILTIN_NAME).unwrap_or_default())
+            .clone()
     }
 
     /// The text of the built-in limits file.
