@@ -285,5 +285,7 @@ fn every_malformed_config_fails_with_the_right_path_and_line() {
 
 #[path = "config/lookup.rs"]
 mod lookup;
+#[path = "config/robustness.rs"]
+mod robustness;
 #[path = "config/team_rules.rs"]
 mod team_rules;

@@ -57,6 +57,18 @@ impl Document {
                         ),
                     ));
                 }
+                if let Ok(Indexed {
+                    second_document: Some(at),
+                    ..
+                }) = &index
+                {
+                    return Err(ConfigError::new(
+                        file,
+                        "",
+                        Some(*at),
+                        "a second YAML document starts here; a configuration file holds one document (remove the `---` or split the file)",
+                    ));
+                }
                 let pos = e.location().map(|l| (l.line(), l.column()));
                 return Err(ConfigError::new(
                     file,
@@ -118,13 +130,38 @@ impl Document {
     }
 }
 
+/// MassGen keys for features massgen-rs does not have: refused (never silently ignored, since
+/// they change what an agent can do), with a message saying so.
+const MASSGEN_UNSUPPORTED: [&str; 16] = [
+    "enable_web_search",
+    "enable_code_execution",
+    "enable_code_interpreter",
+    "mcp_servers",
+    "cwd",
+    "allowed_tools",
+    "disallowed_tools",
+    "reasoning",
+    "text",
+    "top_p",
+    "memory",
+    "hooks",
+    "skip_voting",
+    "context_paths",
+    "agent_temporary_workspace",
+    "snapshot_storage",
+];
+
 /// Rewrites serde's messages into ours: unknown keys get a did-you-mean and the valid list,
 /// type names become words.
 fn explain_serde(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let (word, tail) = rest.split_once('`').unwrap_or((rest, ""));
         let valid = backticked(tail);
-        let hint = suggestion(word, &valid);
+        let hint = if MASSGEN_UNSUPPORTED.contains(&word) {
+            " It is a MassGen option massgen-rs does not support; remove it.".to_owned()
+        } else {
+            suggestion(word, &valid)
+        };
         return if valid.is_empty() {
             format!("unknown key `{word}`: no keys are allowed here")
         } else {
@@ -180,16 +217,18 @@ type Duplicate = (KeyPath, Pos, Pos);
 struct Indexed {
     positions: HashMap<KeyPath, (usize, usize)>,
     duplicate: Option<Duplicate>,
+    second_document: Option<Pos>,
 }
 
 /// Builds the path -> (line, column) index with yaml-rust2's event parser.
 fn index_positions(text: &str) -> Result<Indexed, yaml_rust2::ScanError> {
     let mut recv = Indexer::default();
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut recv, false)?;
+    parser.load(&mut recv, true)?;
     Ok(Indexed {
         positions: recv.positions,
         duplicate: recv.duplicate,
+        second_document: recv.second_document,
     })
 }
 
@@ -211,6 +250,8 @@ struct Indexer {
     positions: HashMap<KeyPath, (usize, usize)>,
     duplicate: Option<Duplicate>,
     root_seen: bool,
+    /// Where a second document starts (`---` after the first), if any.
+    second_document: Option<Pos>,
 }
 
 impl Indexer {
@@ -292,7 +333,14 @@ impl Indexer {
 impl MarkedEventReceiver for Indexer {
     fn on_event(&mut self, ev: Event, marker: Marker) {
         let mark = (marker.line(), marker.col() + 1);
+        if self.second_document.is_some() {
+            return;
+        }
         let finished_value = match ev {
+            Event::DocumentStart if self.root_seen => {
+                self.second_document = Some(mark);
+                false
+            }
             Event::Scalar(ref s, ..) => self.place_node(Some(s), false, mark).is_some(),
             Event::Alias(_) => self.place_node(None, false, mark).is_some(),
             Event::MappingStart(..) => {

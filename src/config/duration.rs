@@ -56,6 +56,23 @@ pub(crate) fn duration_from_value(v: &Value) -> Result<Duration, String> {
     }
 }
 
+/// The shortest exact text for `d` in the same units: `3s`, `1500ms`, `1m`.
+pub(crate) fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    let units = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1000, "s"),
+    ];
+    for (size, unit) in units {
+        if ms > 0 && ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
 #[cfg(test)]
 #[expect(clippy::unwrap_used)]
 mod tests {
@@ -71,6 +88,13 @@ mod tests {
         assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn shown_back_in_the_same_units() {
+        for text in ["500ms", "3s", "1m", "2h", "1d", "1500ms", "0ms"] {
+            assert_eq!(show_duration(parse_duration(text).unwrap()), text);
+        }
     }
 
     #[test]

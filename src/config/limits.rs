@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use super::error::{ConfigError, KeyPath};
 use super::limits_parse::parse_table;
@@ -59,7 +60,10 @@ impl LimitsTable {
     /// The built-in table (compiled in from `configs/rate_limits.yaml`; a test guarantees it
     /// parses, so this never comes back empty in a released build).
     pub fn builtin() -> LimitsTable {
-        parse_table(BUILTIN, BUILTIN_NAME).unwrap_or_default()
+        static PARSED: OnceLock<LimitsTable> = OnceLock::new();
+        PARSED
+            .get_or_init(|| parse_table(BUILTIN, BUILTIN_NAME).unwrap_or_default())
+            .clone()
     }
 
     /// The text of the built-in limits file.
@@ -175,5 +179,50 @@ impl LimitsTable {
     /// The top-level `default` entry, if any.
     pub fn global_default(&self) -> Option<&ModelLimits> {
         self.global_default.as_ref().map(|e| &e.limits)
+    }
+}
+
+impl ModelLimits {
+    /// A one-line human summary for `--validate` and logs, e.g.
+    /// `gemini/gemini-2.5-flash: 9 rpm, 240000 tpm, 245 rpd; startup cooldown 3s; per account;
+    /// daily reset 00:00 America/Los_Angeles`.
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = self
+            .limits
+            .iter()
+            .map(|l| format!("{} {}", l.amount, l.short_name()))
+            .collect();
+        if let Some(c) = self.concurrency {
+            parts.push(format!("{c} in flight"));
+        }
+        if parts.is_empty() {
+            parts.push("no limits".to_owned());
+        }
+        let mut out = format!("{}: {}", self.matched, parts.join(", "));
+        if !self.startup_cooldown.is_zero() {
+            out.push_str(&format!(
+                "; startup cooldown {}",
+                super::duration::show_duration(self.startup_cooldown)
+            ));
+        }
+        if !self.limits.is_empty() {
+            out.push_str(match self.scope {
+                crate::quota::ScopeKind::PerAccount => "; per account",
+                crate::quota::ScopeKind::PerKey => "; per key",
+            });
+        }
+        if let Some(group) = &self.shared_key {
+            out.push_str(&format!("; shared group {group}"));
+        }
+        if self.pacing {
+            out.push_str("; paced");
+        }
+        if let Some(r) = &self.daily_reset {
+            out.push_str(&format!(
+                "; daily reset {:02}:{:02} {}",
+                r.hour, r.minute, r.tz
+            ));
+        }
+        out
     }
 }

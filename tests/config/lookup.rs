@@ -222,3 +222,22 @@ fn for_team_layers_builtin_then_team_file_then_extra() {
     let err = LimitsTable::for_team(&team, Some(&dir.path().join("missing.yaml"))).unwrap_err();
     assert!(err.message().contains("cannot read"), "{err}");
 }
+
+#[test]
+fn summaries_read_like_the_file() {
+    let t = LimitsTable::builtin();
+    assert_eq!(
+        t.lookup("gemini", "gemini-2.5-flash").summary(),
+        "gemini/gemini-2.5-flash: 9 rpm, 240000 tpm, 245 rpd; startup cooldown 3s; per account; daily reset 00:00 America/Los_Angeles"
+    );
+    assert_eq!(t.lookup("vllm", "qwen").summary(), "default: 8 in flight");
+    assert_eq!(
+        LimitsTable::default().lookup("x", "y").summary(),
+        "none: no limits"
+    );
+    let u = user();
+    assert_eq!(
+        u.lookup("openai", "gpt-4o-mini").summary(),
+        "openai/gpt-4o-mini: 100 requests/10s, 20000 tokens/500ms, 1000 requests/1h, 5000000 tpd, 3 in flight; startup cooldown 1m; per key; shared group team-pool; paced; daily reset 07:30 UTC"
+    );
+}
