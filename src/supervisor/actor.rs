@@ -332,6 +332,9 @@ impl QuotaSupervisor {
 
     /// Grants what can go at `now`, refuses what expired, and returns the next wake-up.
     fn schedule(&mut self, now: Instant) -> Option<Instant> {
+        if self.queue.is_empty() {
+            return None;
+        }
         loop {
             let (wake, changed) = self.pass(now);
             let expired = self.queue.expired(now);
