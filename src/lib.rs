@@ -22,6 +22,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod keys;
+pub mod mock_provider;
 pub mod orchestrator;
 pub mod provider;
 pub mod quota;

@@ -7,6 +7,7 @@
 //! and failover across keys and models extend [`Route`] later.
 
 pub mod estimate;
+pub mod keyed;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,6 +92,9 @@ pub struct Route {
     pub requester: Arc<str>,
     /// Quota admission; `None` when rate limiting is off for this agent.
     pub quota: Option<QuotaRoute>,
+    /// Several keys with their health and scopes: when set, each attempt picks a live key with
+    /// capacity ([`keyed::call`]) and `key` is not used.
+    pub pool: Option<Arc<crate::keys::KeyPool>>,
 }
 
 /// Something that wants to know about retries (the agent turns them into events).
@@ -211,6 +215,9 @@ pub async fn call<F>(
 where
     F: Fn() -> ChatRequest,
 {
+    if let Some(pool) = &route.pool {
+        return keyed::call(route, pool, build, sink, priority, observer).await;
+    }
     let mut rng = fastrand::Rng::new();
     let mut calls = 0;
     let mut quota_wait = Duration::ZERO;
@@ -313,6 +320,7 @@ mod tests {
             },
             requester: Arc::from("a"),
             quota: None,
+            pool: None,
         }
     }
 

@@ -280,9 +280,28 @@ impl Runtime {
                     retry: retry.clone(),
                     requester: Arc::from(agent.id.as_str()),
                     quota: None,
+                    pool: self.key_pool(agent),
                 })
             })
             .collect()
+    }
+
+    /// The key pool of an HTTP backend (keys, health, per-key or per-account scopes); `None`
+    /// for the simulated backend.
+    fn key_pool(&self, agent: &crate::config::AgentConfig) -> Option<Arc<crate::keys::KeyPool>> {
+        if agent.backend.kind == crate::config::BackendKind::Simulated {
+            return None;
+        }
+        let limits = self
+            .options
+            .limits
+            .as_ref()
+            .map(|l| l.lookup(agent.backend.kind.limits_provider(), &agent.backend.model))
+            .unwrap_or_default();
+        Some(Arc::new(crate::keys::KeyPool::for_backend(
+            &agent.backend,
+            &limits,
+        )))
     }
 
     fn open_run_dir(&self) -> Result<Option<Arc<RunDir>>, RunError> {

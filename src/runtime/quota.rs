@@ -65,7 +65,19 @@ pub async fn attach(
             .map(|l| l.lookup(provider, &agent.backend.model))
             .unwrap_or_default();
         let scopes = agent_scopes(agent, &model_limits);
-        for scope in &scopes {
+        // With a key pool, every key's scope is registered and each key is a candidate.
+        let mut to_register: Vec<ScopeId> = scopes.clone();
+        let mut candidates = vec![scopes];
+        if let Some(pool) = &route.pool {
+            to_register = pool
+                .scope_specs(&model_limits.scope_spec())
+                .into_iter()
+                .map(|(id, _)| id)
+                .chain(pool.shared_scope().cloned())
+                .collect();
+            candidates = pool.candidates().into_iter().map(|c| c.scopes).collect();
+        }
+        for scope in &to_register {
             if scopes_seen.insert(scope.clone()) {
                 // A shared group counts against its own limits, not the model's.
                 let spec = match scope.as_str().strip_prefix("shared:") {
@@ -84,7 +96,7 @@ pub async fn attach(
         agents.insert(agent.id.clone());
         route.quota = Some(QuotaRoute {
             handle: handle.clone(),
-            candidates: vec![scopes],
+            candidates,
             deadline: Some(team.rate_limit.acquire_timeout),
         });
     }
