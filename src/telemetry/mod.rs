@@ -40,6 +40,7 @@ pub use server::{
     DEFAULT_METRICS_ADDR, EXPOSITION_CONTENT_TYPE, MetricsServer, MetricsServerOptions, ScrapeHook,
     StatusSource,
 };
+pub use status::{LimitStatus, ScopeState, ScopeStatus, StatusReport};
 
 /// What can go wrong setting up telemetry.
 #[derive(Debug, thiserror::Error)]
