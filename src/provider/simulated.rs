@@ -262,6 +262,10 @@ fn answer_labels(request: &ChatRequest) -> Vec<String> {
     ids
 }
 
+const STOP_WORDS: [&str; 16] = [
+    "what", "which", "when", "where", "does", "that", "this", "with", "from", "have", "there",
+    "their", "about", "would", "could", "should",
+];
 const OPENERS: [&str; 4] = [
     "In short, the question about {t} comes down to {a} and {b}.",
     "The core of {t} is how {a} interacts with {b}.",
@@ -285,24 +289,28 @@ const REVISIONS: [&str; 4] = [
 
 /// Plausible, seeded text about `question`; `round` > 1 adds a distinct revision sentence.
 fn compose_answer(question: &str, rng: &mut fastrand::Rng, round: u32) -> String {
-    let words: Vec<&str> = question
-        .split(|c: char| !c.is_alphanumeric() && c != '-')
-        .filter(|w| w.len() > 3)
-        .collect();
-    let pick = |rng: &mut fastrand::Rng, fallback: &'static str| -> String {
-        if words.is_empty() {
-            fallback.to_owned()
-        } else {
-            words[rng.usize(..words.len())].to_lowercase()
+    let mut words: Vec<String> = Vec::new();
+    for w in question.split(|c: char| !c.is_alphanumeric() && c != '-') {
+        let w = w.to_lowercase();
+        if w.len() > 3 && !STOP_WORDS.contains(&w.as_str()) && !words.contains(&w) {
+            words.push(w);
         }
+    }
+    let a = if words.is_empty() {
+        "scope".to_owned()
+    } else {
+        words.swap_remove(rng.usize(..words.len()))
+    };
+    let b = if words.is_empty() {
+        "context".to_owned()
+    } else {
+        words[rng.usize(..words.len())].clone()
     };
     let topic = if question.is_empty() {
         "the topic".to_owned()
     } else {
         question.trim_end_matches('?').chars().take(80).collect()
     };
-    let a = pick(rng, "scope");
-    let b = pick(rng, "context");
     let fill = |s: &str| {
         s.replace("{t}", &topic)
             .replace("{a}", &a)

@@ -43,6 +43,12 @@ const EVENT_CAPACITY: usize = 4096;
 pub trait LimitsSource: Send + Sync {
     /// The limits of `model` at `provider` (a provider name as in `BackendKind::limits_provider`).
     fn lookup(&self, provider: &str, model: &str) -> ModelLimits;
+
+    /// The limits of the shared group `name` (`shared_key` in the limits file); `None` when the
+    /// group has no limits of its own.
+    fn shared_group(&self, _name: &str) -> Option<ModelLimits> {
+        None
+    }
 }
 
 impl LimitsSource for HashMap<(String, String), ModelLimits> {
@@ -400,4 +406,14 @@ fn write_summary(
         serde_json::to_string_pretty(&status).map_err(|e| RunError::RunDir(e.to_string()))?;
     dir.write("status.json", &text).map_err(io)?;
     Ok(())
+}
+
+impl LimitsSource for crate::config::LimitsTable {
+    fn lookup(&self, provider: &str, model: &str) -> ModelLimits {
+        crate::config::LimitsTable::lookup(self, provider, model)
+    }
+
+    fn shared_group(&self, name: &str) -> Option<ModelLimits> {
+        crate::config::LimitsTable::shared_group(self, name)
+    }
 }

@@ -79,8 +79,16 @@ pub async fn attach(
         }
         for scope in &to_register {
             if scopes_seen.insert(scope.clone()) {
+                // A shared group counts against its own limits, not the model's.
+                let spec = match scope.as_str().strip_prefix("shared:") {
+                    Some(group) => limits
+                        .and_then(|l| l.shared_group(group))
+                        .unwrap_or_default()
+                        .scope_spec(),
+                    None => model_limits.scope_spec(),
+                };
                 handle
-                    .register_scope(scope.clone(), model_limits.scope_spec())
+                    .register_scope(scope.clone(), spec)
                     .await
                     .map_err(|e| RunError::Quota(e.to_string()))?;
             }

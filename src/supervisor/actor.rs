@@ -4,6 +4,7 @@
 //! the earliest instant a blocked head could be admitted or a deadline falls.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -58,11 +59,16 @@ pub(crate) struct QuotaSupervisor {
     origin: Instant,
     default_deadline: Duration,
     queue: WaitQueue,
-    reservations: HashMap<u64, (Reservation, Vec<ScopeId>)>,
+    reservations: HashMap<u64, (Reservation, Arc<[ScopeId]>)>,
     next_id: u64,
     events: broadcast::Sender<QuotaEvent>,
     control_tx: mpsc::UnboundedSender<Control>,
+    precise_wake: bool,
 }
+
+/// How early a supervisor on its own thread wakes before a deadline to finish the wait with a
+/// precise thread sleep.
+const PRECISE_SLACK: Duration = Duration::from_millis(2);
 
 /// How soon a blocked candidate could go: timed ones before event-bound ones, earlier first.
 type Readiness = (u8, Option<Instant>);
@@ -83,7 +89,15 @@ impl QuotaSupervisor {
             next_id: 0,
             events,
             control_tx,
+            precise_wake: false,
         }
+    }
+
+    /// Finish timer waits with a precise thread sleep: only for a supervisor that owns its
+    /// thread (real time; blocking it briefly delays nobody else).
+    pub(crate) fn with_precise_wake(mut self) -> Self {
+        self.precise_wake = true;
+        self
     }
 
     /// Serves until every handle is dropped.
@@ -94,9 +108,26 @@ impl QuotaSupervisor {
     ) {
         let mut wake: Option<Instant> = None;
         loop {
+            let precise = self.precise_wake;
             let timer = async move {
                 match wake {
-                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    Some(t) => {
+                        // tokio's timer rounds up to the next millisecond; on a thread of its
+                        // own the supervisor wakes a little early and sleeps the rest exactly.
+                        let early = if precise {
+                            PRECISE_SLACK
+                        } else {
+                            Duration::ZERO
+                        };
+                        let at = t.checked_sub(early).unwrap_or(t);
+                        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                        if precise {
+                            let left = t.saturating_duration_since(Instant::now());
+                            if !left.is_zero() {
+                                std::thread::sleep(left);
+                            }
+                        }
+                    }
                     None => std::future::pending::<()>().await,
                 }
             };
@@ -283,12 +314,17 @@ impl QuotaSupervisor {
     fn deliver(&mut self, w: Waiter, ci: usize, r: Reservation, now: Instant) -> bool {
         let id = self.next_id;
         self.next_id += 1;
-        let names = w.names.get(ci).cloned().unwrap_or_default();
         let waited = now.saturating_duration_since(w.enqueued);
+        let mut all = w.names;
+        let names: Arc<[ScopeId]> = if ci < all.len() {
+            Arc::from(all.swap_remove(ci))
+        } else {
+            Arc::from(Vec::new())
+        };
         let permit = Permit::new(
             id,
             ci,
-            names.clone(),
+            Arc::clone(&names),
             w.est,
             waited,
             self.control_tx.clone(),
@@ -332,6 +368,9 @@ impl QuotaSupervisor {
 
     /// Grants what can go at `now`, refuses what expired, and returns the next wake-up.
     fn schedule(&mut self, now: Instant) -> Option<Instant> {
+        if self.queue.is_empty() {
+            return None;
+        }
         loop {
             let (wake, changed) = self.pass(now);
             let expired = self.queue.expired(now);

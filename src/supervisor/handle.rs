@@ -66,6 +66,7 @@ impl QuotaHandle {
             origin_wall: Utc::now(),
         };
         let (handle, sup, cmd_rx, control_rx) = build(&settings, wall);
+        let sup = sup.with_precise_wake();
         std::thread::Builder::new()
             .name("quota-supervisor".to_owned())
             .spawn(move || rt.block_on(sup.run(cmd_rx, control_rx)))
