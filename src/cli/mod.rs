@@ -3,7 +3,8 @@
 
 mod args;
 mod automation;
-
+mod metrics;
+mod mock;
 mod progress;
 mod run;
 mod validate;

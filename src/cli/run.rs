@@ -28,10 +28,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Runs the command line `cli` and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
-        Some(Command::MockProvider(_args)) => {
-            eprintln!("error: the mock provider server is not part of this build yet");
-            EXIT_INTERNAL
-        }
+        Some(Command::MockProvider(args)) => super::mock::run(args),
         None => run_team(cli.run),
     };
     ExitCode::from(code)
@@ -215,7 +212,13 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
             return EXIT_CONFIG;
         }
     };
-    // The metrics server joins here once the telemetry module serves /status.
+    let metrics = match super::metrics::start(args.metrics_addr, &runtime).await {
+        Ok(m) => m,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return EXIT_CONFIG;
+        }
+    };
     let display = tokio::spawn(show_progress(runtime.subscribe(), mode, agent_ids));
     let outcome = tokio::select! {
         outcome = runtime.run(&question) => Some(outcome),
@@ -245,7 +248,7 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
             u8::try_from(err.exit_code()).unwrap_or(EXIT_INTERNAL)
         }
     };
-
+    super::metrics::finish(metrics, args.linger.map(Duration::from_secs)).await;
     code
 }
 
