@@ -271,3 +271,91 @@ fn validate_without_keys_warns_and_a_run_without_keys_is_a_config_error() {
         "{stderr}"
     );
 }
+
+/// Stops the mock provider child process when the test ends, pass or fail.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_team_runs_through_the_mock_provider_in_all_three_dialects_without_a_429() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let limits = dir.path().join("mock_limits.yaml");
+    // Tight enough to bind: 2 requests per 5 s per key and model, while each agent makes 2 or 3 calls.
+    std::fs::write(&limits, "default:\n  windows: [{requests: 2, per: 5s}]\n").unwrap();
+    let mut child = Child(
+        bin()
+            .args(["mock-provider", "--listen", "127.0.0.1:0", "--limits"])
+            .arg(&limits)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.rsplit("http://").next().unwrap().trim().to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{first}");
+    let team = dir.path().join("team.yaml");
+    std::fs::write(
+        &team,
+        format!(
+            "agents:\n\
+             - id: oa\n  backend: {{type: chatcompletion, model: mock-a, base_url: 'http://{addr}/v1', api_key: key-oa-000000000000}}\n\
+             - id: an\n  backend: {{type: claude, model: mock-b, base_url: 'http://{addr}/v1', api_key: key-an-000000000000}}\n\
+             - id: ge\n  backend: {{type: gemini, model: mock-c, base_url: 'http://{addr}/v1beta', api_key: key-ge-000000000000}}\n\
+             rate_limit: {{limits_file: limits.yaml}}\n"
+        ),
+    )
+    .unwrap();
+    // The team's own view of the same limits, slightly wider to absorb loopback jitter.
+    std::fs::write(
+        dir.path().join("limits.yaml"),
+        "chatcompletion:\n  default:\n    windows: [{requests: 2, per: 5250ms}]\n\
+         anthropic:\n  default:\n    windows: [{requests: 2, per: 5250ms}]\n\
+         gemini:\n  default:\n    windows: [{requests: 2, per: 5250ms}]\n    startup_cooldown: 0s\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "--config",
+        team.to_str().unwrap(),
+        "--rate-limit",
+        "--no-run-dir",
+        "--automation",
+        "Name a prime number.",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("STATUS: completed"), "{stdout}");
+    let stats = reqwest_free_get(&addr, "/stats");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert!(stats["total"]["admitted"].as_u64().unwrap() >= 7, "{stats}");
+    assert_eq!(
+        stats["total"]["refused"], 0,
+        "the mock refused requests: {stats}"
+    );
+}
+
+/// A plain HTTP/1.1 GET over loopback, returning the body.
+fn reqwest_free_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -174,9 +174,15 @@ pub struct MockProviderArgs {
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency: u64,
 
-    /// Faults to inject, e.g. `500:0.1,reset:0.05,slow:0.1,truncate:0.05,malformed:0.05`.
+    /// Faults to inject, e.g. `500:0.1,reset:0.05,slow:0.1,truncate:0.05,malformed:0.05`
+    /// (grammar in docs/providers.md).
     #[arg(long, value_name = "SPEC")]
     pub faults: Option<String>,
+
+    /// Count all keys of a model in one window, as Gemini counts per project (default: each
+    /// key has its own windows, as OpenAI-compatible providers count).
+    #[arg(long)]
+    pub keys_share_limits: bool,
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub fn run(args: MockProviderArgs) -> u8 {
         },
         None => None,
     };
-    let options = match MockOptions::from_flags(
+    let mut options = match MockOptions::from_flags(
         &args.listen.to_string(),
         limits_text.as_deref(),
         Some(args.latency),
@@ -28,6 +28,7 @@ pub fn run(args: MockProviderArgs) -> u8 {
             return EXIT_CONFIG;
         }
     };
+    options.keys_share_limits = args.keys_share_limits;
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
