@@ -197,10 +197,9 @@ fn feedback_scope(route: &Route, permit: &Permit) -> Option<(QuotaHandle, ScopeI
 
 /// Makes one call through `route` with retries. `priority` orders quota waiters.
 ///
-/// `build` makes the request. With quota on it is called twice per attempt: once for the token
-/// estimate before waiting, and again once the permit is granted, so a request that waited
-/// carries what changed meanwhile (the agent adds new answers); settlement charges the actual
-/// usage either way.
+/// `build` makes the request: once per attempt for the token estimate, and again once the quota
+/// permit is granted, so the request carries what changed while it waited (the agent adds new
+/// answers); settlement charges the actual usage either way.
 pub async fn call<F>(
     route: &Route,
     build: F,
@@ -219,6 +218,8 @@ where
         let mut request = build();
         let permit = match admit(route, &request, priority).await {
             Ok(p) => {
+                // Even a permit granted at once crossed to the supervisor and back, time in
+                // which answers may have arrived: rebuilding is cheap, a stale vote wastes quota.
                 if p.is_some() {
                     request = build();
                 }

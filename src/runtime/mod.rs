@@ -68,7 +68,7 @@ pub struct RuntimeOptions {
     pub retry: Option<RetryPolicy>,
     /// A quota supervisor to share (with other runtimes, or one started with
     /// `QuotaHandle::start_local` in paused-time tests). `None` with `rate_limit` on starts one
-    /// on its own thread.
+    /// on its own thread; ignored when `rate_limit` is off.
     pub quota: Option<QuotaHandle>,
 }
 
