@@ -442,3 +442,94 @@ async fn quota_deadline_that_stops_every_agent_exits_4() {
     assert_eq!(err.exit_code(), 4);
     assert!(err.to_string().contains("simulated/sim-1"), "{err}");
 }
+
+/// Records every request's messages, then answers like the simulated model.
+#[derive(Debug)]
+struct Transcript {
+    inner: massgen::provider::SimulatedProvider,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+}
+
+impl massgen::provider::Provider for Transcript {
+    fn name(&self) -> &str {
+        "transcript"
+    }
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a massgen::provider::ChatRequest,
+        key: Option<&'a massgen::keys::ApiKey>,
+        sink: Option<&'a massgen::provider::StreamSink>,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<massgen::provider::ChatResponse, massgen::provider::ProviderError>,
+    > {
+        let texts = request.messages.iter().map(|m| m.content.clone()).collect();
+        self.requests.lock().unwrap().push(texts);
+        self.inner.chat(request, key, sink)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_running_agent_is_told_of_new_answers_at_its_next_attempt() {
+    // a answers at 10 ms; its vote call (call 2) forgets the tool and is retried at 20 ms, after
+    // b answered at 15 ms: the retry carries an UPDATE with both answers and its vote stands.
+    let mut forgetful = latency(10);
+    forgetful.failure.on_calls = vec![2];
+    forgetful.failure.kind = "no_tool_call".to_owned();
+    let ids = vec!["a".to_owned(), "b".to_owned()];
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let transcript = Transcript {
+        inner: massgen::provider::SimulatedProvider::new("a", forgetful.clone(), &ids),
+        requests: requests.clone(),
+    };
+    let t = team(vec![agent("a", forgetful), agent("b", latency(15))]);
+    let rt = Runtime::new(t, RuntimeOptions::default())
+        .unwrap()
+        .with_provider("a", std::sync::Arc::new(transcript))
+        .unwrap();
+    let mut rx = rt.subscribe();
+    let out = rt.run("Why do cats purr?").await.unwrap();
+    let requests = requests.lock().unwrap().clone();
+    let third = &requests[2];
+    let update = third.last().unwrap();
+    assert!(update.starts_with("UPDATE: new answers"), "{third:?}");
+    assert!(update.contains("<agent2.1>"));
+    let events = drain(&mut rx);
+    assert!(!events.iter().any(|e| matches!(
+        e,
+        RunEvent::VotesDiscarded { agents, reason } if agents[0] == "a" && reason == "stale"
+    )));
+    assert!(out.votes.iter().any(|v| v.agent == "a"));
+}
+
+#[tokio::test]
+async fn agents_without_a_provider_and_unknown_agents_are_reported() {
+    let mut remote = agent("r", SimulatedSettings::default());
+    remote.backend.kind = BackendKind::Gemini;
+    let rt = Runtime::new(team(vec![remote]), RuntimeOptions::default()).unwrap();
+    let err = rt.run("Hi?").await.unwrap_err();
+    assert!(matches!(err, RunError::MissingProvider { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 1);
+    let rt = Runtime::new(
+        team(vec![agent("a", SimulatedSettings::default())]),
+        RuntimeOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        rt.with_provider(
+            "zz",
+            std::sync::Arc::new(massgen::provider::SimulatedProvider::new(
+                "zz",
+                SimulatedSettings::default(),
+                &[]
+            ))
+        )
+        .is_err()
+    );
+    let dup = team(vec![
+        agent("a", SimulatedSettings::default()),
+        agent("a", SimulatedSettings::default()),
+    ]);
+    assert!(Runtime::new(dup, RuntimeOptions::default()).is_err());
+}

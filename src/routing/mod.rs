@@ -367,4 +367,57 @@ mod tests {
         // Waits: max(2, 30), max(6, 30), max(18, 30).
         assert_eq!(start.elapsed(), Duration::from_secs(90));
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_higher_priority_waiter_is_served_first() {
+        use crate::quota::{Limit, ScopeSpec};
+        use crate::supervisor::SupervisorSettings;
+        use std::num::NonZeroU64;
+
+        let handle = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
+        let scope = ScopeId::new("simulated/sim-1");
+        let spec = ScopeSpec {
+            limits: vec![Limit::rpm(NonZeroU64::new(1).unwrap())],
+            ..ScopeSpec::default()
+        };
+        handle.register_scope(scope.clone(), spec).await.unwrap();
+        let quota = QuotaRoute {
+            handle: handle.clone(),
+            candidates: vec![vec![scope]],
+            deadline: Some(Duration::from_secs(600)),
+        };
+        let make = |who: &str| {
+            let mut r = route(SimulatedSettings::default());
+            r.requester = Arc::from(who);
+            r.quota = Some(quota.clone());
+            r
+        };
+        let (first, low, high) = (make("first"), make("low"), make("high"));
+        let rec = Recorder::default();
+        let start = tokio::time::Instant::now();
+        call(&first, request, None, 0, &rec).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let run = |r: Route, priority: u8, delay: u64| {
+            let order = order.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(delay)).await;
+                let rep = call(&r, request, None, priority, &Recorder::default())
+                    .await
+                    .unwrap();
+                order.lock().unwrap().push((
+                    r.requester.to_string(),
+                    start.elapsed(),
+                    rep.quota_wait,
+                ));
+            }
+        };
+        // The low-priority call queues 1 s before the high-priority one.
+        tokio::join!(run(low, 0, 1), run(high, 9, 2));
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order[0].0, "high", "{order:?}");
+        assert_eq!(order[0].1, Duration::from_secs(60));
+        assert_eq!(order[0].2, Duration::from_secs(58));
+        assert_eq!(order[1].0, "low");
+        assert_eq!(order[1].1, Duration::from_secs(120));
+    }
 }
