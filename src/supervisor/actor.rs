@@ -104,7 +104,7 @@ impl QuotaSupervisor {
                 biased;
                 Some(c) = control_rx.recv() => self.on_control(c),
                 cmd = cmd_rx.recv() => match cmd {
-                    Some(c) => self.on_command(c),
+                    Some(c) => self.on_command_in_order(c, &mut control_rx),
                     None => break,
                 },
                 () = timer => {}
@@ -115,7 +115,7 @@ impl QuotaSupervisor {
             }
             for _ in 0..256 {
                 match cmd_rx.try_recv() {
-                    Ok(c) => self.on_command(c),
+                    Ok(c) => self.on_command_in_order(c, &mut control_rx),
                     Err(_) => break,
                 }
             }
@@ -175,6 +175,19 @@ impl QuotaSupervisor {
                 }
             }
         }
+    }
+
+    /// Applies every settlement and signal sent before `c` first: a caller that settles and then
+    /// acquires again must see its refund (the two travel on different channels).
+    fn on_command_in_order(
+        &mut self,
+        c: Command,
+        control_rx: &mut mpsc::UnboundedReceiver<Control>,
+    ) {
+        while let Ok(ctl) = control_rx.try_recv() {
+            self.on_control(ctl);
+        }
+        self.on_command(c);
     }
 
     fn on_command(&mut self, c: Command) {
