@@ -60,7 +60,8 @@ pub struct RuntimeOptions {
     pub rate_limit: bool,
     /// The limits per `(provider, model)`; `None` means no limits are known (scopes unlimited).
     pub limits: Option<Arc<dyn LimitsSource>>,
-    /// Where run directories go (`None`: no run directory is written).
+    /// Where run directories go (`None`: no run directory is written; none either when the
+    /// team's `ui.logging_enabled` is false).
     pub run_dir_root: Option<PathBuf>,
     /// Overrides the team's `orchestrator_timeout_seconds`.
     pub orchestrator_timeout: Option<Duration>,

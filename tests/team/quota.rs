@@ -135,9 +135,32 @@ async fn quota_deadline_that_stops_every_agent_exits_4() {
         agent("b", SimulatedSettings::default()),
     ]);
     t.rate_limit.acquire_timeout = Duration::from_secs(10);
-    let rt = Runtime::new(t, quota_options(1)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = RuntimeOptions {
+        run_dir_root: Some(tmp.path().to_path_buf()),
+        ..quota_options(1)
+    };
+    let rt = Runtime::new(t, opts).unwrap();
     let err = rt.run("Too busy?").await.unwrap_err();
     assert!(matches!(err, RunError::QuotaDeadline { .. }), "{err:?}");
     assert_eq!(err.exit_code(), 4);
     assert!(err.to_string().contains("simulated/sim-1"), "{err}");
+    // The failed run still leaves its status, its events and the one answer that was written.
+    let dir = err.run_dir().unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["exit_code"], 4);
+    assert_eq!(status["agents"].as_array().unwrap().len(), 2);
+    assert_eq!(std::fs::read_dir(dir.join("answers")).unwrap().count(), 1);
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let quota_kinds: Vec<String> = events
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "quota")
+        .map(|v| v["quota"]["event"].as_str().unwrap().to_owned())
+        .collect();
+    for kind in ["granted", "waiting", "denied"] {
+        assert!(quota_kinds.iter().any(|k| k == kind), "{quota_kinds:?}");
+    }
 }
