@@ -293,3 +293,23 @@ async fn agents_without_a_provider_and_unknown_agents_are_reported() {
     ]);
     assert!(Runtime::new(dup, RuntimeOptions::default()).is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_answer_cap_turns_a_second_answer_into_a_vote() {
+    let eager = SimulatedSettings {
+        answer_rounds: 2,
+        ..latency(10)
+    };
+    let mut t = team(vec![agent("a", eager), agent("b", latency(10))]);
+    t.orchestrator.max_new_answers_per_agent = Some(1);
+    let rt = Runtime::new(t, RuntimeOptions::default()).unwrap();
+    let mut rx = rt.subscribe();
+    let out = rt.run("Cap it?").await.unwrap();
+    assert_eq!(out.answers.iter().filter(|a| a.agent == "a").count(), 1);
+    assert_eq!(out.votes.len(), 2);
+    let events = drain(&mut rx);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        RunEvent::TurnRetry { agent, reason, .. } if agent == "a" && reason.contains("limit of 1")
+    )));
+}
