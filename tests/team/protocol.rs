@@ -313,3 +313,16 @@ async fn the_answer_cap_turns_a_second_answer_into_a_vote() {
         RunEvent::TurnRetry { agent, reason, .. } if agent == "a" && reason.contains("limit of 1")
     )));
 }
+
+#[test]
+fn a_runtime_can_be_shared_and_its_run_spawned() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let rt = Runtime::new(
+        team(vec![agent("a", SimulatedSettings::default())]),
+        RuntimeOptions::default(),
+    )
+    .unwrap();
+    send_sync(&rt);
+    send(rt.run("Spawnable?"));
+}
