@@ -124,4 +124,21 @@ fn main() {
         calls,
         elapsed,
     );
+    tokenizer_cost();
+}
+
+/// What one uncached cl100k_base count of a 5-answer prompt costs.
+fn tokenizer_cost() {
+    let answer = "The core of the question is how tides interact with the moon. Evidence from \
+                  practice suggests that gravity matters most when constraints are tight. ";
+    let prompt = answer.repeat(5);
+    let _ = massgen::routing::estimate::count_tokens(&prompt);
+    let reps = 200u32;
+    let start = Instant::now();
+    let mut tokens = 0;
+    for _ in 0..reps {
+        tokens = massgen::routing::estimate::count_tokens(&prompt);
+    }
+    let each = start.elapsed() / reps;
+    println!("cl100k_base count of a {tokens}-token prompt (uncached): {each:.1?}");
 }

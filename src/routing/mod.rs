@@ -8,6 +8,9 @@
 
 pub mod estimate;
 pub mod keyed;
+mod retry;
+
+pub use retry::RetryPolicy;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,56 +19,6 @@ use crate::keys::ApiKey;
 use crate::provider::{ChatRequest, ChatResponse, Provider, ProviderError, StreamSink, Usage};
 use crate::quota::ScopeId;
 use crate::supervisor::{AcquireError, AcquireRequest, Permit, QuotaHandle};
-
-/// How failed calls are retried: `max_attempts` in all, waiting `initial_backoff`, then
-/// `multiplier` times longer each time up to `max_backoff`, each wait varied by `±jitter`.
-/// A Retry-After from the provider replaces the computed wait when it is longer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts in all (the first call included). At least 1.
-    pub max_attempts: u32,
-    /// The first wait.
-    pub initial_backoff: Duration,
-    /// Growth factor of successive waits.
-    pub multiplier: u32,
-    /// The longest wait.
-    pub max_backoff: Duration,
-    /// Relative jitter in 0..1 (0.2 = ±20 %).
-    pub jitter: f64,
-}
-
-impl Default for RetryPolicy {
-    /// Four attempts waiting 2 s, 6 s, 18 s (±20 %), at most 60 s each.
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            initial_backoff: Duration::from_secs(2),
-            multiplier: 3,
-            max_backoff: Duration::from_secs(60),
-            jitter: 0.2,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before attempt `attempt + 1` after `attempt` (1-based) failed with `error`.
-    pub fn delay(&self, attempt: u32, error: &ProviderError, rng: &mut fastrand::Rng) -> Duration {
-        let growth = self
-            .multiplier
-            .checked_pow(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        let base = self
-            .initial_backoff
-            .saturating_mul(growth)
-            .min(self.max_backoff);
-        let factor = 1.0 + self.jitter * (rng.f64() * 2.0 - 1.0);
-        let jittered = base.mul_f64(factor.max(0.0));
-        match error.retry_after() {
-            Some(after) if after > jittered => after,
-            _ => jittered,
-        }
-    }
-}
 
 /// How an agent's calls are admitted by the quota supervisor.
 #[derive(Debug, Clone)]
@@ -201,10 +154,9 @@ fn feedback_scope(route: &Route, permit: &Permit) -> Option<(QuotaHandle, ScopeI
 
 /// Makes one call through `route` with retries. `priority` orders quota waiters.
 ///
-/// `build` makes the request. With quota on it is called twice per attempt: once for the token
-/// estimate before waiting, and again once the permit is granted, so a request that waited
-/// carries what changed meanwhile (the agent adds new answers); settlement charges the actual
-/// usage either way.
+/// `build` makes the request: once per attempt for the token estimate, and again once the quota
+/// permit is granted, so the request carries what changed while it waited (the agent adds new
+/// answers); settlement charges the actual usage either way.
 pub async fn call<F>(
     route: &Route,
     build: F,
@@ -226,6 +178,8 @@ where
         let mut request = build();
         let permit = match admit(route, &request, priority).await {
             Ok(p) => {
+                // Even a permit granted at once crossed to the supervisor and back, time in
+                // which answers may have arrived: rebuilding is cheap, a stale vote wastes quota.
                 if p.is_some() {
                     request = build();
                 }
@@ -373,5 +327,58 @@ mod tests {
         assert_eq!(calls, 4);
         // Waits: max(2, 30), max(6, 30), max(18, 30).
         assert_eq!(start.elapsed(), Duration::from_secs(90));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_higher_priority_waiter_is_served_first() {
+        use crate::quota::{Limit, ScopeSpec};
+        use crate::supervisor::SupervisorSettings;
+        use std::num::NonZeroU64;
+
+        let handle = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
+        let scope = ScopeId::new("simulated/sim-1");
+        let spec = ScopeSpec {
+            limits: vec![Limit::rpm(NonZeroU64::new(1).unwrap())],
+            ..ScopeSpec::default()
+        };
+        handle.register_scope(scope.clone(), spec).await.unwrap();
+        let quota = QuotaRoute {
+            handle: handle.clone(),
+            candidates: vec![vec![scope]],
+            deadline: Some(Duration::from_secs(600)),
+        };
+        let make = |who: &str| {
+            let mut r = route(SimulatedSettings::default());
+            r.requester = Arc::from(who);
+            r.quota = Some(quota.clone());
+            r
+        };
+        let (first, low, high) = (make("first"), make("low"), make("high"));
+        let rec = Recorder::default();
+        let start = tokio::time::Instant::now();
+        call(&first, request, None, 0, &rec).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let run = |r: Route, priority: u8, delay: u64| {
+            let order = order.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(delay)).await;
+                let rep = call(&r, request, None, priority, &Recorder::default())
+                    .await
+                    .unwrap();
+                order.lock().unwrap().push((
+                    r.requester.to_string(),
+                    start.elapsed(),
+                    rep.quota_wait,
+                ));
+            }
+        };
+        // The low-priority call queues 1 s before the high-priority one.
+        tokio::join!(run(low, 0, 1), run(high, 9, 2));
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order[0].0, "high", "{order:?}");
+        assert_eq!(order[0].1, Duration::from_secs(60));
+        assert_eq!(order[0].2, Duration::from_secs(58));
+        assert_eq!(order[1].0, "low");
+        assert_eq!(order[1].1, Duration::from_secs(120));
     }
 }

@@ -66,7 +66,8 @@ pub struct RuntimeOptions {
     pub rate_limit: bool,
     /// The limits per `(provider, model)`; `None` means no limits are known (scopes unlimited).
     pub limits: Option<Arc<dyn LimitsSource>>,
-    /// Where run directories go (`None`: no run directory is written).
+    /// Where run directories go (`None`: no run directory is written; none either when the
+    /// team's `ui.logging_enabled` is false).
     pub run_dir_root: Option<PathBuf>,
     /// Overrides the team's `orchestrator_timeout_seconds`.
     pub orchestrator_timeout: Option<Duration>,
@@ -74,7 +75,7 @@ pub struct RuntimeOptions {
     pub retry: Option<RetryPolicy>,
     /// A quota supervisor to share (with other runtimes, or one started with
     /// `QuotaHandle::start_local` in paused-time tests). `None` with `rate_limit` on starts one
-    /// on its own thread.
+    /// on its own thread; ignored when `rate_limit` is off.
     pub quota: Option<QuotaHandle>,
 }
 
