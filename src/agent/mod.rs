@@ -196,7 +196,14 @@ impl CallObserver for RetryEvents<'_> {
         self.emitter.emit(RunEvent::TurnRetry {
             agent: self.agent.to_owned(),
             attempt,
-            reason: format!("provider call failed: {reason}; retrying in {delay:.1?}"),
+            reason: if delay.is_zero() {
+                format!("provider call failed: {reason}; retrying now")
+            } else {
+                format!(
+                    "provider call failed: {reason}; retrying in {:.1}s",
+                    delay.as_secs_f64()
+                )
+            },
         });
     }
 }

@@ -101,11 +101,12 @@ pub struct RunArgs {
     pub output_file: Option<PathBuf>,
 
     /// Whole-run time limit in seconds (overrides `timeout_settings.orchestrator_timeout_seconds`).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub orchestrator_timeout: Option<u64>,
 
-    /// Serve Prometheus `/metrics` and a JSON `/status` at this address while the run lasts.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus `/metrics` and a JSON `/status` at this address while the run lasts
+    /// (e.g. `127.0.0.1:9464` or `localhost:9464`; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
     pub metrics_addr: Option<SocketAddr>,
 
     /// Keep serving `/metrics` this many seconds after the run ends (for a final scrape).
@@ -128,7 +129,8 @@ pub struct RunArgs {
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
-    /// Less output: no live progress, errors only.
+    /// Less output: `-q` hides the live progress and shows warnings and errors only, `-qq`
+    /// errors only.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub quiet: u8,
 }
@@ -150,6 +152,18 @@ impl RunArgs {
     }
 }
 
+/// An `IP:PORT` or `HOST:PORT` address; a host name resolves to its first address.
+fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    text.to_socket_addrs()
+        .map_err(|e| format!("`{text}` is not an address like 127.0.0.1:9464 ({e})"))?
+        .next()
+        .ok_or_else(|| format!("`{text}` resolves to no address; try 127.0.0.1:9464"))
+}
+
 /// `--log-format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormatArg {
@@ -163,7 +177,7 @@ pub enum LogFormatArg {
 #[derive(Debug, Args)]
 pub struct MockProviderArgs {
     /// Address to listen on (loopback unless you name another; port 0 picks a free port).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8089")]
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8089", value_parser = parse_addr)]
     pub listen: SocketAddr,
 
     /// Limits to enforce, in the rate_limits.yaml format (default: no limits).
@@ -221,6 +235,15 @@ mod tests {
             cli.map(|c| c.command),
             Ok(Some(Command::MockProvider(_)))
         ));
+    }
+
+    #[test]
+    fn addresses_accept_host_names_and_refuse_nonsense() {
+        assert_eq!(parse_addr("127.0.0.1:9464").map(|a| a.port()), Ok(9464));
+        assert!(parse_addr("localhost:9464").is_ok_and(|a| a.ip().is_loopback()));
+        assert!(parse_addr("not an address").is_err());
+        let zero = Cli::try_parse_from(["massgen-rs", "--orchestrator-timeout", "0", "q"]);
+        assert!(zero.is_err(), "a zero timeout is refused");
     }
 
     #[test]

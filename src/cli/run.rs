@@ -34,12 +34,32 @@ pub fn run(cli: Cli) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Writes `text` to stdout. A closed pipe (`massgen-rs --list-backends | head -1`) is not an
+/// error; any other failure (a full disk) is reported in one line and gives exit code 1.
+fn print_stdout(text: &str) -> Result<(), u8> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(EXIT_OK),
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            Err(EXIT_INTERNAL)
+        }
+    }
+}
+
 /// A configuration that loaded and passed every check.
 struct Loaded {
     team: TeamConfig,
     table: LimitsTable,
     rate_limit: bool,
     why: String,
+    /// Things `--validate` reports without failing (keys not set here, limits that bind only
+    /// with rate limiting on).
+    warnings: Vec<String>,
 }
 
 fn load(args: &RunArgs) -> Result<Loaded, String> {
@@ -52,11 +72,20 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
     };
     // `--validate` checks the file on a machine that may not hold the secrets: a missing key is
     // reported as a warning there, and is an error only when the team is about to run.
-    let options = LoadOptions {
-        allow_missing_keys: args.validate,
-        ..LoadOptions::default()
+    let mut warnings = Vec::new();
+    let mut team = match config::load_team(path, &LoadOptions::default()) {
+        Ok(team) => team,
+        Err(strict) if args.validate => {
+            let lenient = LoadOptions {
+                allow_missing_keys: true,
+                ..LoadOptions::default()
+            };
+            let team = config::load_team(path, &lenient).map_err(|e| e.to_string())?;
+            warnings.push(format!("{strict} (a run fails until it is set)"));
+            team
+        }
+        Err(e) => return Err(e.to_string()),
     };
-    let mut team = config::load_team(path, &options).map_err(|e| e.to_string())?;
     let table = LimitsTable::for_team(&team, args.limits.as_deref()).map_err(|e| e.to_string())?;
     let (rate_limit, why) = effective_rate_limit(args.rate_limit_flag(), &team);
     if args.rate_limit_flag().is_some() {
@@ -65,14 +94,20 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
             agent.backend.enable_rate_limit = None;
         }
     }
-    if rate_limit {
-        config::validate_limits_against_team(&team, &table).map_err(|e| e.to_string())?;
+    match config::validate_limits_against_team(&team, &table) {
+        Ok(()) => {}
+        Err(e) if rate_limit => return Err(e.to_string()),
+        // With rate limiting off the limits do not apply, but a user checking the file should
+        // hear that they would refuse these calls once it is on.
+        Err(e) if args.validate => warnings.push(format!("{e} (applies with --rate-limit)")),
+        Err(_) => {}
     }
     Ok(Loaded {
         team,
         table,
         rate_limit,
         why,
+        warnings,
     })
 }
 
@@ -111,8 +146,7 @@ fn effective_rate_limit(flag: Option<bool>, team: &TeamConfig) -> (bool, String)
 
 fn run_team(args: RunArgs) -> u8 {
     if args.list_backends {
-        print!("{}", validate::list_backends());
-        return EXIT_OK;
+        return print_stdout(&validate::list_backends()).map_or_else(|code| code, |()| EXIT_OK);
     }
     let loaded = match load(&args) {
         Ok(l) => l,
@@ -122,14 +156,12 @@ fn run_team(args: RunArgs) -> u8 {
         }
     };
     if args.validate {
-        print!(
-            "{}",
-            validate::summary(&loaded.team, &loaded.table, loaded.rate_limit, &loaded.why)
-        );
-        for warning in validate::missing_keys(&loaded.team) {
+        let summary =
+            validate::summary(&loaded.team, &loaded.table, loaded.rate_limit, &loaded.why);
+        for warning in &loaded.warnings {
             eprintln!("warning: {warning}");
         }
-        return EXIT_OK;
+        return print_stdout(&summary).map_or_else(|code| code, |()| EXIT_OK);
     }
     let Some(question) = args.question.clone().filter(|q| !q.trim().is_empty()) else {
         eprintln!(
@@ -143,8 +175,18 @@ fn run_team(args: RunArgs) -> u8 {
         );
         return EXIT_CONFIG;
     };
+    if let Some(file) = &args.output_file {
+        // Find out now, not after a long run, that the answer could not be saved.
+        if let Err(e) = std::fs::write(file, "") {
+            eprintln!("error: cannot write --output-file {}: {e}", file.display());
+            return EXIT_CONFIG;
+        }
+    }
     let mode = progress_mode(&args, &loaded.team);
-    init_logging(&args, mode);
+    if let Err(message) = init_logging(&args, mode) {
+        eprintln!("error: {message}");
+        return EXIT_CONFIG;
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,7 +210,7 @@ fn progress_mode(args: &RunArgs, team: &TeamConfig) -> ProgressMode {
     }
 }
 
-fn init_logging(args: &RunArgs, mode: ProgressMode) {
+fn init_logging(args: &RunArgs, mode: ProgressMode) -> Result<(), String> {
     use crate::telemetry::{LogFormat, LogOptions, init_tracing};
     // The live display already shows waits and states; logs stay at warnings unless asked.
     let base = if mode == ProgressMode::Live || args.automation {
@@ -185,8 +227,14 @@ fn init_logging(args: &RunArgs, mode: ProgressMode) {
         LogFormatArg::Pretty => LogFormat::Pretty,
         LogFormatArg::Json => LogFormat::Json,
     };
-    if let Err(e) = init_tracing(LogOptions { format, verbosity }) {
-        eprintln!("warning: logging not set up: {e}");
+    match init_tracing(LogOptions { format, verbosity }) {
+        Ok(()) => Ok(()),
+        Err(e @ crate::telemetry::TelemetryError::LogFilter { .. }) => Err(e.to_string()),
+        Err(e) => {
+            // Another subscriber is installed (an embedding app): keep going with it.
+            eprintln!("warning: logging not set up: {e}");
+            Ok(())
+        }
     }
 }
 
@@ -219,7 +267,14 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
             return EXIT_CONFIG;
         }
     };
-    let display = tokio::spawn(show_progress(runtime.subscribe(), mode, agent_ids));
+    let run_dir = Arc::new(std::sync::Mutex::new(None));
+    let display = tokio::spawn(show_progress(
+        runtime.subscribe(),
+        mode,
+        agent_ids,
+        args.automation,
+        Arc::clone(&run_dir),
+    ));
     let outcome = tokio::select! {
         outcome = runtime.run(&question) => Some(outcome),
         _ = tokio::signal::ctrl_c() => None,
@@ -228,21 +283,23 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     let _ = tokio::time::timeout(Duration::from_secs(2), display).await;
     let code = match outcome {
         None => {
-            eprintln!("interrupted: answers produced so far are in the run directory");
+            match run_dir.lock().ok().and_then(|d| d.clone()) {
+                Some(dir) => eprintln!(
+                    "interrupted: answers produced so far are in {}",
+                    dir.display()
+                ),
+                None => eprintln!("interrupted"),
+            }
             EXIT_INTERRUPTED
         }
         Some(Ok(outcome)) => report_success(&args, &question, &outcome),
         Some(Err(err)) => {
             if args.automation {
-                print!(
-                    "{}",
-                    render(&AutomationReport {
-                        log_dir: err.run_dir().map(|p| p.as_path()),
-                        status: "failed",
-                        question: &question,
-                        ..AutomationReport::default()
-                    })
-                );
+                let _ = print_stdout(&render(&AutomationReport {
+                    status: "failed",
+                    question: &question,
+                    ..AutomationReport::default()
+                }));
             }
             eprintln!("error: {err}");
             u8::try_from(err.exit_code()).unwrap_or(EXIT_INTERNAL)
@@ -256,34 +313,36 @@ fn report_success(args: &RunArgs, question: &str, outcome: &RunOutcome) -> u8 {
     for note in &outcome.notes {
         eprintln!("note: {note}");
     }
+    let mut code = EXIT_OK;
     if let Some(file) = &args.output_file {
-        if let Err(e) = std::fs::write(file, &outcome.final_answer) {
-            eprintln!("error: cannot write {}: {e}", file.display());
-            // The answer still goes to stdout below: nothing is lost.
+        let mut text = outcome.final_answer.trim_end().to_owned();
+        text.push('\n');
+        if let Err(e) = std::fs::write(file, text) {
+            // The answer still goes to stdout below (and is in the run directory): nothing is
+            // lost, but the exit code says the file is missing.
+            eprintln!("error: cannot write --output-file {}: {e}", file.display());
+            code = EXIT_INTERNAL;
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    let written = if args.automation {
-        write!(
-            stdout,
-            "{}",
-            render(&AutomationReport {
-                log_dir: outcome.run_dir.as_deref(),
-                status: outcome.status.as_str(),
-                question,
-                winner: outcome.winner.as_deref(),
-                answer_file: outcome.answer_file.as_deref(),
-                duration: outcome.duration,
-                answer: &outcome.final_answer,
-            })
-        )
+    let text = if args.automation {
+        render(&AutomationReport {
+            // LOG_DIR: was printed when the run started, as MassGen does.
+            log_dir: None,
+            status: outcome.status.as_str(),
+            question,
+            winner: outcome.winner.as_deref(),
+            answer_file: outcome.answer_file.as_deref(),
+            duration: outcome.duration,
+            answer: &outcome.final_answer,
+        })
     } else {
-        writeln!(stdout, "{}", outcome.final_answer.trim_end())
+        format!("{}\n", outcome.final_answer.trim_end())
     };
-    if written.is_err() {
-        return EXIT_INTERNAL;
+    match print_stdout(&text) {
+        Ok(()) => code,
+        Err(EXIT_OK) => code,
+        Err(failed) => failed,
     }
-    EXIT_OK
 }
 
 /// Draws run events until the run finishes (or the stream closes).
@@ -291,6 +350,8 @@ async fn show_progress(
     mut events: tokio::sync::broadcast::Receiver<RunEvent>,
     mode: ProgressMode,
     agents: Vec<String>,
+    automation: bool,
+    run_dir: Arc<std::sync::Mutex<Option<std::path::PathBuf>>>,
 ) {
     let mut progress = Progress::new(std::io::stderr(), mode, &agents);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -298,6 +359,15 @@ async fn show_progress(
         tokio::select! {
             event = events.recv() => match event {
                 Ok(event) => {
+                    if let RunEvent::RunStarted { run_dir: Some(dir), .. } = &event {
+                        if let Ok(mut slot) = run_dir.lock() {
+                            *slot = Some(dir.clone());
+                        }
+                        if automation {
+                            // MassGen prints LOG_DIR first, so scripts can watch the run.
+                            let _ = print_stdout(&format!("LOG_DIR: {}\n", dir.display()));
+                        }
+                    }
                     let finished = matches!(event, RunEvent::RunFinished { .. });
                     apply(&mut progress, &event);
                     if finished {

@@ -132,21 +132,3 @@ pub fn describe(limits: &ModelLimits) -> String {
     let _ = write!(text, "  [entry {}]", limits.matched);
     text
 }
-
-/// Agents whose backend needs a key but has none (loaded with missing keys allowed): one
-/// sentence each, naming the variable to set.
-pub fn missing_keys(team: &TeamConfig) -> Vec<String> {
-    team.agents
-        .iter()
-        .filter(|a| a.backend.api_keys.is_empty())
-        .filter_map(|a| {
-            a.backend.kind.default_key_env().map(|var| {
-                format!(
-                    "agent {}: no API key ({var} or backend.api_key is not set); the run will \
-                     fail for this agent until it is",
-                    a.id
-                )
-            })
-        })
-        .collect()
-}
