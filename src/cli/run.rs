@@ -267,6 +267,11 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
             return EXIT_CONFIG;
         }
     };
+    // Quota events become metrics and the info-level log lines (waits, 429s, cooldowns,
+    // learned limits), with or without a metrics server.
+    let quota_bridge = runtime
+        .quota_handle()
+        .map(crate::telemetry::spawn_quota_bridge);
     let run_dir = Arc::new(std::sync::Mutex::new(None));
     let display = tokio::spawn(show_progress(
         runtime.subscribe(),
@@ -306,6 +311,9 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
         }
     };
     super::metrics::finish(metrics, args.linger.map(Duration::from_secs)).await;
+    if let Some(bridge) = quota_bridge {
+        bridge.abort();
+    }
     code
 }
 

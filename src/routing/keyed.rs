@@ -92,7 +92,14 @@ where
         let request = if permit.is_some() { build() } else { request };
         let key = chosen.key.as_ref().map(|k| k.key());
         calls += 1;
+        let sent = std::time::Instant::now();
         let result = route.provider.chat(&request, key, sink).await;
+        crate::telemetry::provider::call_finished(
+            route.provider.name(),
+            &request.model,
+            sent.elapsed(),
+            &result,
+        );
         let feedback_scope = pool.limit_scope(key);
         let signal = match &result {
             Ok(r) => r.observed.clone(),

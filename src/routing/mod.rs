@@ -196,10 +196,17 @@ where
         quota_wait += permit.as_ref().map_or(Duration::ZERO, Permit::waited);
         let target = permit.as_ref().and_then(|p| feedback_scope(route, p));
         calls += 1;
+        let sent = std::time::Instant::now();
         let result = route
             .provider
             .chat(&request, route.key.as_ref(), sink)
             .await;
+        crate::telemetry::provider::call_finished(
+            route.provider.name(),
+            &request.model,
+            sent.elapsed(),
+            &result,
+        );
         let signal = match &result {
             Ok(response) => response.observed.clone(),
             Err(error) => error.signal.clone(),

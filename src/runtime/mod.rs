@@ -186,6 +186,12 @@ impl Runtime {
         self.quota.as_ref()?.snapshot().await.ok()
     }
 
+    /// The quota supervisor this runtime sends calls through (`None` when rate limiting is off):
+    /// for metrics bridges and for sharing one supervisor with another runtime.
+    pub fn quota_handle(&self) -> Option<&QuotaHandle> {
+        self.quota.as_ref()
+    }
+
     /// A stream of every run's events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
         self.events.subscribe()
