@@ -75,6 +75,13 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
     let mut warnings = Vec::new();
     let mut team = match config::load_team(path, &LoadOptions::default()) {
         Ok(team) => team,
+        Err(e) if LimitsTable::load_file(path).is_ok() => {
+            return Err(format!(
+                "{e}\n  {} is a limits file, not a team file: pass it with --limits {0} \
+                 (or rate_limit.limits_file in the team file) next to --config TEAM.yaml",
+                path.display()
+            ));
+        }
         Err(strict) if args.validate => {
             let lenient = LoadOptions {
                 allow_missing_keys: true,

@@ -70,11 +70,20 @@ impl Document {
                     ));
                 }
                 let pos = e.location().map(|l| (l.line(), l.column()));
+                // The commonest cause, said plainly: YAML indents with spaces only.
+                let tab = pos
+                    .and_then(|(line, _)| text.lines().nth(line.saturating_sub(1)))
+                    .is_some_and(|l| l.trim_end().starts_with('\t') || l.contains(":\t"));
+                let hint = if tab {
+                    "; this line has a tab: YAML indents with spaces only"
+                } else {
+                    ""
+                };
                 return Err(ConfigError::new(
                     file,
                     "",
                     pos,
-                    format!("not valid YAML: {e}"),
+                    format!("not valid YAML: {e}{hint}"),
                 ));
             }
         };
