@@ -25,12 +25,18 @@ fn current_thread() -> tokio::runtime::Runtime {
 }
 
 /// Limits high enough never to block: a per-second window keeps the log to one second of
-/// admissions, as a real RPM log holds one minute of them.
+/// admissions (hundreds of thousands of entries at full speed), as a real RPM log holds one
+/// minute of them (a few hundred at real LLM rates).
 fn roomy_spec() -> ScopeSpec {
+    roomy_spec_over(Duration::from_secs(1))
+}
+
+/// Like [`roomy_spec`] with windows of `period`.
+fn roomy_spec_over(period: Duration) -> ScopeSpec {
     ScopeSpec {
         limits: vec![
-            Limit::new(Dimension::Requests, 1_000_000_000, Duration::from_secs(1)).unwrap(),
-            Limit::new(Dimension::Tokens, 1_000_000_000_000, Duration::from_secs(1)).unwrap(),
+            Limit::new(Dimension::Requests, 1_000_000_000, period).unwrap(),
+            Limit::new(Dimension::Tokens, 1_000_000_000_000, period).unwrap(),
         ],
         concurrency: NonZeroU32::new(1024),
         ..ScopeSpec::default()
@@ -189,16 +195,19 @@ const REQUESTERS: usize = 64;
 const PER_REQUESTER: usize = 3_000;
 
 /// 64 concurrent requesters on a 2-worker runtime, each timing every call.
-fn contended<F, Fut>(name: &str, call: F)
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn contended<F, Fut>(rt: &tokio::runtime::Runtime, name: &str, call: F)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static + Clone,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let (lat, elapsed) = rt.block_on(async {
         let start = Instant::now();
         let tasks: Vec<_> = (0..REQUESTERS)
@@ -226,22 +235,47 @@ where
 
 fn contended_harness() {
     let tx = echo_thread();
-    contended("baseline_mpsc_oneshot_64_requesters", move |_| {
-        let tx = tx.clone();
-        async move { roundtrip(&tx).await }
-    });
-    let q = QuotaHandle::start(settings()).unwrap();
-    current_thread()
-        .block_on(q.register_scope(ScopeId::from("bench"), roomy_spec()))
-        .unwrap();
+    contended(
+        &two_workers(),
+        "baseline_mpsc_oneshot_64_requesters",
+        move |_| {
+            let tx = tx.clone();
+            async move { roundtrip(&tx).await }
+        },
+    );
     let names: Arc<Vec<String>> = Arc::new((0..REQUESTERS).map(|n| format!("agent{n}")).collect());
-    contended("supervisor_acquire_settle_64_requesters", move |n| {
-        let q = q.clone();
+    let call = |q: QuotaHandle| {
         let names = Arc::clone(&names);
-        async move {
-            q.acquire(request(&names[n])).await.unwrap().settle(90);
+        move |n: usize| {
+            let q = q.clone();
+            let names = Arc::clone(&names);
+            async move {
+                q.acquire(request(&names[n])).await.unwrap().settle(90);
+            }
         }
-    });
+    };
+    for (label, period) in [
+        ("1s_windows", Duration::from_secs(1)),
+        ("10ms_windows", Duration::from_millis(10)),
+    ] {
+        // The supervisor on a thread of its own (QuotaHandle::start).
+        let rt = two_workers();
+        let q = QuotaHandle::start(settings()).unwrap();
+        rt.block_on(q.register_scope(ScopeId::from("bench"), roomy_spec_over(period)))
+            .unwrap();
+        let name = format!("supervisor_own_thread_64_requesters_{label}");
+        contended(&rt, &name, call(q));
+        // The supervisor as a task on the callers' 2-worker runtime (QuotaHandle::start_local).
+        let rt = two_workers();
+        let q = {
+            let _guard = rt.enter();
+            QuotaHandle::start_local(settings()).unwrap()
+        };
+        rt.block_on(q.register_scope(ScopeId::from("bench"), roomy_spec_over(period)))
+            .unwrap();
+        let name = format!("supervisor_in_runtime_64_requesters_{label}");
+        contended(&rt, &name, call(q));
+    }
 }
 
 /// A scope admitting one request per `period`: the second acquire parks until the first
