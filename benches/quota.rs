@@ -324,23 +324,43 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-/// 10,000 waiters parked behind a concurrency cap of 1, then drained one settle at a time.
+/// Sequential acquire+settle calls on the roomy scope: calls per second.
+async fn sequential_rate(q: &QuotaHandle, n: usize) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        q.acquire(request("probe")).await.unwrap().settle(90);
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// 10,000 waiters parked behind a concurrency cap of 1 in one scope: memory, the rate of calls
+/// in another scope while they wait (compared with before they came), then the drain.
 fn queued_harness() {
     const WAITERS: usize = 10_000;
+    const PROBES: usize = 20_000;
     let q = QuotaHandle::start(settings()).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let spec = ScopeSpec {
+    let parked = ScopeSpec {
         limits: roomy_spec().limits,
         concurrency: NonZeroU32::new(1),
         ..ScopeSpec::default()
     };
     rt.block_on(async {
-        q.register_scope(ScopeId::from("bench"), spec).await.unwrap();
-        let gate = q.acquire(request("gate")).await.unwrap();
+        q.register_scope(ScopeId::from("bench"), roomy_spec())
+            .await
+            .unwrap();
+        q.register_scope(ScopeId::from("parked"), parked)
+            .await
+            .unwrap();
+        let idle_rate = sequential_rate(&q, PROBES).await;
+        let gate = q
+            .acquire(AcquireRequest::new(vec![ScopeId::from("parked")], 1, "gate"))
+            .await
+            .unwrap();
         let before = rss_bytes();
         let names: Vec<Arc<str>> = (0..64).map(|n| Arc::from(format!("agent{n}"))).collect();
         let tasks: Vec<_> = (0..WAITERS)
@@ -348,8 +368,7 @@ fn queued_harness() {
                 let q = q.clone();
                 let who = Arc::clone(&names[n % names.len()]);
                 tokio::spawn(async move {
-                    let mut r = request("x");
-                    r.requester = who;
+                    let mut r = AcquireRequest::new(vec![ScopeId::from("parked")], 90, who);
                     r.priority = (n % 10) as u8;
                     q.acquire(r).await.unwrap().settle(90);
                 })
@@ -358,12 +377,13 @@ fn queued_harness() {
         // Wait until every waiter is queued.
         loop {
             let snap = q.snapshot().await.unwrap();
-            if snap.scopes[0].queue_depth >= WAITERS {
+            if snap.scopes[1].queue_depth >= WAITERS {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let after = rss_bytes();
+        let busy_rate = sequential_rate(&q, PROBES).await;
         let start = Instant::now();
         drop(gate);
         for t in tasks {
@@ -371,8 +391,11 @@ fn queued_harness() {
         }
         let elapsed = start.elapsed();
         println!(
-            "harness/queued_10k_waiters: RSS grew {:.2} MB with {WAITERS} queued (supervisor queue plus the callers' own tasks); drained in {:.3} s = {:.0} grants/s",
+            "harness/queued_10k_waiters: RSS grew {:.2} MB with {WAITERS} queued (supervisor queue plus the callers' own tasks); acquire+settle in another scope {:.0}/s with them queued vs {:.0}/s before ({:.2}x); drained one at a time through a cap of 1 in {:.3} s = {:.0} grants/s",
             after.saturating_sub(before) as f64 / 1e6,
+            busy_rate,
+            idle_rate,
+            busy_rate / idle_rate,
             elapsed.as_secs_f64(),
             WAITERS as f64 / elapsed.as_secs_f64(),
         );

@@ -461,3 +461,20 @@ async fn pacing_spreads_requests_over_the_window() {
     }
     assert_eq!(at, vec![0, 30_000, 60_000]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn when_the_head_gives_up_those_behind_it_go_at_once() {
+    let q = start("s", spec(vec![Limit::tpm(nz(1000))])).await;
+    let t0 = Instant::now();
+    q.acquire(req("s", 500, "a")).await.unwrap().settle(500);
+    let q2 = q.clone();
+    let big = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_secs(5), q2.acquire(req("s", 900, "big"))).await
+    });
+    tokio::task::yield_now().await;
+    // Queued behind the big request although 100 fits now.
+    let small = spawn_timed(&q, req("s", 100, "small"), t0);
+    assert!(big.await.unwrap().is_err());
+    // The big request gave up at 5 s: the small one goes then, not at 60 s.
+    assert_eq!(small.await.unwrap().unwrap(), 5_000);
+}

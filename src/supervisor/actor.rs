@@ -46,6 +46,8 @@ pub(crate) enum Control {
         scope: ScopeId,
         signal: RateLimitSignal,
     },
+    /// A caller gave up while waiting: pass again so those behind it can go.
+    GaveUp,
 }
 
 /// The current instant on tokio's clock (paused and advanced in tests).
@@ -64,6 +66,10 @@ pub(crate) struct QuotaSupervisor {
     events: broadcast::Sender<QuotaEvent>,
     control_tx: mpsc::UnboundedSender<Control>,
     precise_wake: bool,
+    /// Something a waiter depends on changed since the last scheduling pass.
+    dirty: bool,
+    /// The wake-up the last pass computed.
+    wake: Option<Instant>,
 }
 
 /// How early a supervisor on its own thread wakes before a deadline to finish the wait with a
@@ -90,6 +96,8 @@ impl QuotaSupervisor {
             events,
             control_tx,
             precise_wake: false,
+            dirty: false,
+            wake: None,
         }
     }
 
@@ -138,7 +146,7 @@ impl QuotaSupervisor {
                     Some(c) => self.on_command_in_order(c, &mut control_rx),
                     None => break,
                 },
-                () = timer => {}
+                () = timer => self.dirty = true,
             }
             // Take whatever else is ready, then schedule once.
             while let Ok(c) = control_rx.try_recv() {
@@ -151,6 +159,7 @@ impl QuotaSupervisor {
                 }
             }
             wake = self.schedule(now());
+            self.wake = wake;
         }
     }
 
@@ -171,6 +180,7 @@ impl QuotaSupervisor {
             Control::Settle { id, actual } => {
                 if let Some((r, names)) = self.reservations.remove(&id) {
                     self.ledger.settle(&r, actual);
+                    self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
                     self.emit(|| QuotaEvent::Settled {
                         scopes: names.iter().map(ToString::to_string).collect(),
                         estimate: r.est,
@@ -178,11 +188,13 @@ impl QuotaSupervisor {
                     });
                 }
             }
+            Control::GaveUp => self.dirty = true,
             Control::Feedback { scope, signal } => {
                 let Some(i) = self.ledger.lookup(&scope) else {
                     tracing::warn!(%scope, "quota feedback for an unregistered scope ignored");
                     return;
                 };
+                self.dirty = true;
                 for effect in self.ledger.apply_signal(i, &signal, now()) {
                     let name = scope.to_string();
                     self.emit(|| match effect {
@@ -226,6 +238,7 @@ impl QuotaSupervisor {
         match c {
             Command::Register { id, spec, reply } => {
                 self.ledger.register(id, spec, now);
+                self.dirty = true;
                 let _ = reply.send(());
             }
             Command::Snapshot { reply } => {
@@ -284,7 +297,8 @@ impl QuotaSupervisor {
         for (ci, cand) in waiter.candidates.iter().enumerate() {
             let check = self.ledger.check(cand, now, waiter.est, &waiter.requester);
             match check.verdict {
-                Verdict::Admit if self.queue.is_empty() => {
+                // Nobody waits for these scopes: going now overtakes no one.
+                Verdict::Admit if cand.iter().all(|&s| self.queue.depth(s) == 0) => {
                     let r = self
                         .ledger
                         .reserve(cand, now, waiter.est, &waiter.requester);
@@ -307,6 +321,7 @@ impl QuotaSupervisor {
         }
         let key = self.queue.key(self.origin, now, req.priority);
         self.queue.push(key, waiter);
+        self.dirty = true;
     }
 
     /// Hands a permit to a waiter; if the caller already left, rolls the reservation back.
@@ -367,10 +382,19 @@ impl QuotaSupervisor {
     }
 
     /// Grants what can go at `now`, refuses what expired, and returns the next wake-up.
+    /// Passes over the queue only when something a waiter depends on changed (an arrival, a
+    /// settlement in a scope with waiters, a signal, the timer), so traffic in scopes nobody
+    /// waits for costs nothing however long the queue is.
     fn schedule(&mut self, now: Instant) -> Option<Instant> {
         if self.queue.is_empty() {
+            self.dirty = false;
             return None;
         }
+        let due = self.wake.is_some_and(|w| w <= now);
+        if !self.dirty && !due {
+            return self.wake;
+        }
+        self.dirty = false;
         loop {
             let (wake, changed) = self.pass(now);
             let expired = self.queue.expired(now);
