@@ -429,7 +429,9 @@ impl QuotaSupervisor {
         let mut denials: Vec<(Key, usize, AcquireError)> = Vec::new();
         let mut announce: Vec<(Key, usize, Blocker, Option<Instant>)> = Vec::new();
         for (key, w) in &self.queue.order {
-            if n > 0 && blocked_count >= n {
+            // Once every scope some waiter wants is held for an earlier waiter, nobody further
+            // down can go: each of their candidates names a held scope.
+            if blocked_count > 0 && blocked_count >= self.queue.active_scopes() {
                 break;
             }
             if w.reply.is_closed() {
