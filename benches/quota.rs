@@ -409,7 +409,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     // `cargo bench -- <filter>` with a Criterion filter skips the harness unless it asks for it.
     let filter = args.iter().skip(1).find(|a| !a.starts_with('-'));
-    if filter.is_none_or(|f| f.contains("harness")) {
+    // `cargo test --benches` passes `--test`: Criterion then runs each bench once; the harness,
+    // which measures rather than checks, is left out.
+    let testing = args.iter().any(|a| a == "--test");
+    if !testing && filter.is_none_or(|f| f.contains("harness")) {
         contended_harness();
         wake_harness();
         queued_harness();

@@ -478,3 +478,33 @@ async fn when_the_head_gives_up_those_behind_it_go_at_once() {
     // The big request gave up at 5 s: the small one goes then, not at 60 s.
     assert_eq!(small.await.unwrap().unwrap(), 5_000);
 }
+
+#[tokio::test(start_paused = true)]
+async fn registering_an_equal_spec_changes_nothing_and_a_new_spec_keeps_history() {
+    let cooled = ScopeSpec {
+        limits: vec![Limit::rpm(nz(2))],
+        startup_cooldown: Duration::from_secs(10),
+        ..ScopeSpec::default()
+    };
+    let q = start("s", cooled.clone()).await;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    q.acquire(req("s", 1, "a")).await.unwrap();
+    // The same spec again: no new startup cooldown.
+    q.register_scope(ScopeId::from("s"), cooled.clone())
+        .await
+        .unwrap();
+    q.acquire(req("s", 1, "a")).await.unwrap();
+    assert_eq!(ms_since(t0), 10_000);
+    // Raising the limit keeps the two admissions already in the window.
+    let raised = ScopeSpec {
+        limits: vec![Limit::rpm(nz(3))],
+        ..cooled
+    };
+    q.register_scope(ScopeId::from("s"), raised).await.unwrap();
+    q.acquire(req("s", 1, "a")).await.unwrap();
+    let fourth = spawn_timed(&q, req("s", 1, "a"), t0);
+    assert_eq!(fourth.await.unwrap().unwrap(), 70_000);
+    fn assert_send<T: Send + std::fmt::Debug>() {}
+    assert_send::<massgen::supervisor::Permit>();
+}
