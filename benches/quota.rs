@@ -409,9 +409,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     // `cargo bench -- <filter>` with a Criterion filter skips the harness unless it asks for it.
     let filter = args.iter().skip(1).find(|a| !a.starts_with('-'));
-    // `cargo test --benches` passes `--test`: Criterion then runs each bench once; the harness,
-    // which measures rather than checks, is left out.
-    let testing = args.iter().any(|a| a == "--test");
+    // `cargo bench` passes `--bench`; without it (`cargo test --benches`) Criterion runs each
+    // bench once as a test, and the harness, which measures rather than checks, is left out.
+    let testing = !args.iter().any(|a| a == "--bench");
     if !testing && filter.is_none_or(|f| f.contains("harness")) {
         contended_harness();
         wake_harness();
