@@ -22,6 +22,7 @@ pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod keys;
+pub mod mock_provider;
 pub mod orchestrator;
 pub mod provider;
 pub mod quota;
@@ -29,3 +30,8 @@ pub mod routing;
 pub mod runtime;
 pub mod supervisor;
 pub mod telemetry;
+
+pub use runtime::{
+    AgentState, AgentStats, AnswerRecord, LimitsSource, RunError, RunEvent, RunOutcome, RunStatus,
+    Runtime, RuntimeError, RuntimeOptions, VoteRecord,
+};

@@ -1,3 +1,10 @@
-//! The `massgen-rs` binary: see the library crate `massgen`.
+//! The `massgen-rs` binary: parses the command line and hands it to the library
+//! (`massgen::cli::run`), which returns the exit code.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    massgen::cli::run(massgen::cli::Cli::parse())
+}

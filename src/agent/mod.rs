@@ -1,2 +1,396 @@
 //! One actor per team member: builds prompts, calls its model through `routing`, parses tool
 //! calls and applies the turn checks (up to three attempts per turn).
+//!
+//! The actor is a tokio task that owns the agent's behaviour and is reached through an
+//! [`AgentHandle`] (an mpsc mailbox; each request carries a oneshot for the reply), in the style
+//! of "Actors with Tokio": it runs inside whatever tokio runtime the embedding app uses.
+
+pub mod board;
+pub mod checks;
+pub mod events;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use self::board::{AnswerBoard, coordination_tools, system_message, turn_message, update_message};
+use self::checks::{Decision, check_turn};
+use self::events::{AgentState, Emitter, RunEvent};
+use crate::config::{AgentConfig, OrchestratorConfig};
+use crate::provider::{ChatRequest, Message};
+use crate::routing::{self, CallError, CallObserver, Route};
+
+/// Attempts per turn before the agent is retired.
+pub const MAX_TURN_ATTEMPTS: u32 = 3;
+
+/// Quota priority of the final presentation: the supervisor's top level (0..=9). Exploration
+/// turns use the agent's priority capped at [`MAX_TURN_PRIORITY`], so the presentation is
+/// always served before exploration turns waiting on the same quota.
+pub const PRESENTATION_PRIORITY: u8 = 9;
+
+/// The highest quota priority an exploration turn uses.
+pub const MAX_TURN_PRIORITY: u8 = PRESENTATION_PRIORITY - 1;
+
+/// Counters of one agent's calls, shared with the orchestrator (readable after the run even if
+/// the actor was stopped mid-call).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CallStats {
+    /// Provider calls made (failed ones included).
+    pub calls: u32,
+    /// Prompt tokens reported.
+    pub input_tokens: u64,
+    /// Completion tokens reported.
+    pub output_tokens: u64,
+    /// Time spent waiting for quota permits.
+    pub quota_wait: Duration,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TurnOutcome {
+    /// A valid decision.
+    Decided(Decision),
+    /// The agent failed (provider error, or three failed checks): retire it.
+    Failed {
+        /// Why, for the user.
+        reason: String,
+        /// Whether a quota deadline stopped it.
+        quota_deadline: bool,
+    },
+}
+
+/// The answer to a turn request.
+#[derive(Debug, Clone)]
+pub struct TurnReport {
+    /// The board generation the decision was made against.
+    pub generation: u64,
+    /// What happened.
+    pub outcome: TurnOutcome,
+}
+
+/// What the winner needs to present the final answer.
+#[derive(Debug, Clone)]
+pub struct PresentationBrief {
+    /// Each vote as `(voter anonymous id, voted-for anonymous id, reason)`.
+    pub votes: Vec<(String, String, String)>,
+}
+
+enum AgentMsg {
+    Turn {
+        reply: oneshot::Sender<TurnReport>,
+    },
+    Present {
+        brief: PresentationBrief,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+}
+
+/// Everything an agent actor needs.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    /// The agent's configuration.
+    pub config: AgentConfig,
+    /// How its calls are made.
+    pub route: Route,
+    /// The protocol settings (checks and prompt wording).
+    pub orchestrator: OrchestratorConfig,
+    /// The question.
+    pub question: Arc<str>,
+}
+
+/// The address of a running agent actor. Dropping it stops the actor after its current
+/// request; [`AgentHandle::stop`] stops it at once.
+#[derive(Debug)]
+pub struct AgentHandle {
+    id: String,
+    tx: mpsc::Sender<AgentMsg>,
+    task: JoinHandle<()>,
+    stats: Arc<Mutex<CallStats>>,
+}
+
+impl AgentHandle {
+    /// Starts the actor on the current tokio runtime.
+    pub fn spawn(
+        spec: AgentSpec,
+        board: watch::Receiver<Arc<AnswerBoard>>,
+        emitter: Emitter,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(4);
+        let stats = Arc::new(Mutex::new(CallStats::default()));
+        let id = spec.config.id.clone();
+        let actor = AgentActor {
+            spec,
+            board,
+            emitter,
+            stats: stats.clone(),
+        };
+        let task = tokio::spawn(actor.run(rx));
+        Self {
+            id,
+            tx,
+            task,
+            stats,
+        }
+    }
+
+    /// The agent's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Asks for one turn; the receiver yields the report (or an error if the actor stopped).
+    pub fn turn(&self) -> oneshot::Receiver<TurnReport> {
+        let (reply, rx) = oneshot::channel();
+        // The mailbox holds 4 and the orchestrator never has more than one request out per
+        // agent; a closed actor drops `reply`, which the receiver sees as an error.
+        let _ = self.tx.try_send(AgentMsg::Turn { reply });
+        rx
+    }
+
+    /// Asks the agent to present the final answer.
+    pub fn present(&self, brief: PresentationBrief) -> oneshot::Receiver<Result<String, String>> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.try_send(AgentMsg::Present { brief, reply });
+        rx
+    }
+
+    /// The agent's call counters so far.
+    pub fn stats(&self) -> CallStats {
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stops the actor now, cancelling any call in flight (its quota permit settles on drop).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for AgentHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A turn's conversation and the board it last showed the model.
+struct Conversation {
+    board: Arc<AnswerBoard>,
+    messages: Vec<Message>,
+}
+
+struct AgentActor {
+    spec: AgentSpec,
+    board: watch::Receiver<Arc<AnswerBoard>>,
+    emitter: Emitter,
+    stats: Arc<Mutex<CallStats>>,
+}
+
+struct RetryEvents<'a> {
+    emitter: &'a Emitter,
+    agent: &'a str,
+}
+
+impl CallObserver for RetryEvents<'_> {
+    fn retrying(&self, attempt: u32, reason: &str, delay: Duration) {
+        self.emitter.emit(RunEvent::TurnRetry {
+            agent: self.agent.to_owned(),
+            attempt,
+            reason: format!("provider call failed: {reason}; retrying in {delay:.1?}"),
+        });
+    }
+}
+
+impl AgentActor {
+    async fn run(mut self, mut rx: mpsc::Receiver<AgentMsg>) {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                AgentMsg::Turn { reply } => {
+                    let report = self.turn().await;
+                    let _ = reply.send(report);
+                }
+                AgentMsg::Present { brief, reply } => {
+                    let result = self.present(&brief).await;
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+
+    fn id(&self) -> &str {
+        &self.spec.config.id
+    }
+
+    fn request(&self, messages: Vec<Message>, board: &AnswerBoard, tools: bool) -> ChatRequest {
+        let backend = &self.spec.config.backend;
+        ChatRequest {
+            model: backend.model.clone(),
+            messages,
+            tools: if tools {
+                coordination_tools(board)
+            } else {
+                Vec::new()
+            },
+            temperature: backend.temperature,
+            max_tokens: backend.max_tokens,
+            stream: false,
+        }
+    }
+
+    async fn call<F>(
+        &self,
+        build: F,
+        priority: u8,
+    ) -> Result<crate::provider::ChatResponse, CallError>
+    where
+        F: Fn() -> ChatRequest,
+    {
+        let observer = RetryEvents {
+            emitter: &self.emitter,
+            agent: self.id(),
+        };
+        let result = routing::call(&self.spec.route, build, None, priority, &observer).await;
+        let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+        match &result {
+            Ok(report) => {
+                stats.calls += report.calls;
+                stats.input_tokens += report.usage.input_tokens;
+                stats.output_tokens += report.usage.output_tokens;
+                stats.quota_wait += report.quota_wait;
+            }
+            Err(e) => {
+                stats.calls += e.calls();
+                stats.quota_wait += e.quota_wait();
+            }
+        }
+        result.map(|r| r.response)
+    }
+
+    /// The next request of a turn: the conversation so far, plus an UPDATE message with the
+    /// current answers when they changed since the agent last saw them.
+    fn turn_request(&self, convo: &Mutex<Conversation>) -> ChatRequest {
+        let latest = self.board.borrow().clone();
+        let mut c = convo.lock().unwrap_or_else(PoisonError::into_inner);
+        if latest.generation != c.board.generation {
+            c.messages.push(update_message(&latest));
+            c.board = latest;
+        }
+        self.request(c.messages.clone(), &c.board, true)
+    }
+
+    async fn turn(&mut self) -> TurnReport {
+        let board = self.board.borrow_and_update().clone();
+        let system = system_message(
+            self.spec.config.system_message.as_deref(),
+            self.spec.orchestrator.voting_sensitivity,
+        );
+        let messages = vec![system, turn_message(&self.spec.question, &board)];
+        let convo = Mutex::new(Conversation { board, messages });
+        let priority = self.spec.config.priority.min(MAX_TURN_PRIORITY);
+        let mut last_feedback = String::new();
+        for attempt in 1..=MAX_TURN_ATTEMPTS {
+            self.emitter.state(self.id(), AgentState::Thinking);
+            let result = self.call(|| self.turn_request(&convo), priority).await;
+            let mut c = convo.lock().unwrap_or_else(PoisonError::into_inner);
+            let generation = c.board.generation;
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    return TurnReport {
+                        generation,
+                        outcome: TurnOutcome::Failed {
+                            reason: e.to_string(),
+                            quota_deadline: e.is_quota_deadline(),
+                        },
+                    };
+                }
+            };
+            match check_turn(&response, &c.board, self.id(), &self.spec.orchestrator) {
+                Ok(decision) => {
+                    return TurnReport {
+                        generation,
+                        outcome: TurnOutcome::Decided(decision),
+                    };
+                }
+                Err(feedback) => {
+                    if attempt < MAX_TURN_ATTEMPTS {
+                        self.emitter.emit(RunEvent::TurnRetry {
+                            agent: self.id().to_owned(),
+                            attempt,
+                            reason: feedback.clone(),
+                        });
+                        c.messages.push(Message::assistant(describe(&response)));
+                        c.messages.push(Message::user(feedback.clone()));
+                    }
+                    last_feedback = feedback;
+                }
+            }
+        }
+        let generation = convo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .board
+            .generation;
+        TurnReport {
+            generation,
+            outcome: TurnOutcome::Failed {
+                reason: format!(
+                    "no valid turn after {MAX_TURN_ATTEMPTS} attempts: {last_feedback}"
+                ),
+                quota_deadline: false,
+            },
+        }
+    }
+
+    async fn present(&mut self, brief: &PresentationBrief) -> Result<String, String> {
+        self.emitter.state(self.id(), AgentState::Presenting);
+        let board = self.board.borrow().clone();
+        let mut votes = String::new();
+        for (voter, target, reason) in &brief.votes {
+            votes.push_str(&format!("- {voter} voted for {target}: {reason}\n"));
+        }
+        if votes.is_empty() {
+            votes.push_str("(no votes)\n");
+        }
+        let own = self.spec.config.system_message.as_deref();
+        let mut system = own.map(|s| format!("{s}\n\n")).unwrap_or_default();
+        system.push_str(
+            "Your answer was chosen by the team. Present the final answer to the ORIGINAL \
+             MESSAGE: use the best parts of every answer and the voters' reasons. Write the \
+             answer itself; do not call tools.",
+        );
+        let user = format!(
+            "{}\n\n<VOTES>\n{votes}<END OF VOTES>",
+            turn_message(&self.spec.question, &board).content
+        );
+        let request = self.request(
+            vec![Message::system(system), Message::user(user)],
+            &board,
+            false,
+        );
+        let response = self
+            .call(|| request.clone(), PRESENTATION_PRIORITY)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = response.text.trim();
+        if text.is_empty() {
+            return Err("the presentation came back empty".to_owned());
+        }
+        Ok(text.to_owned())
+    }
+}
+
+/// A short account of a reply, kept in the conversation when the turn is retried.
+fn describe(response: &crate::provider::ChatResponse) -> String {
+    let mut s = response.text.clone();
+    for call in &response.tool_calls {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(&format!("[called {}({})]", call.name, call.raw_arguments));
+    }
+    if s.is_empty() {
+        s.push_str("(empty reply)");
+    }
+    s
+}

@@ -2,9 +2,30 @@
 //! file (`rate_limits.yaml`), loaded in two stages — raw serde types with unknown keys refused,
 //! then validated runtime types. Every error names the file, the key path and the line, and says
 //! what would be valid.
+//!
+//! Entry points: [`load_team`] / [`parse_team`] (team file, with [`LoadOptions`]),
+//! [`LimitsTable`] (limits files and lookup), [`validate_limits_against_team`] (checks that need
+//! both). Every key is described in `docs/configuration.md`.
 
+mod agent;
+mod crosscheck;
+mod document;
+mod duration;
+mod error;
+mod limits;
+mod limits_parse;
+mod profiles;
+mod secrets;
+mod team;
+mod team_raw;
 mod types;
 
+pub use crosscheck::validate_limits_against_team;
+pub use error::ConfigError;
+pub use limits::LimitsTable;
+pub use profiles::builtin_profile_names;
+pub use secrets::EnvLookup;
+pub use team::{LoadOptions, load_team, parse_team};
 pub use types::{
     AgentConfig, BackendConfig, BackendKind, DisplayType, ModelLimits, NoveltyRequirement,
     OrchestratorConfig, RateLimitSettings, SimFailure, SimulatedSettings, TeamConfig,

@@ -1,3 +1,384 @@
-//! One LLM call from an agent's point of view: choose a key with capacity, acquire a permit
-//! from the quota supervisor, call the provider, settle the permit with reported usage, feed
-//! rate-limit signals back, and retry or fail over within bounds.
+//! One LLM call from an agent's point of view: acquire a permit from the quota supervisor (when
+//! rate limiting is on), call the provider, settle the permit with the reported usage, feed
+//! rate-limit signals back, and retry retryable failures with bounded, jittered backoff that
+//! honours the provider's Retry-After.
+//!
+//! This first version serves one provider endpoint with at most one key per agent; key choice
+//! and failover across keys and models extend [`Route`] later.
+
+pub mod estimate;
+pub mod keyed;
+mod retry;
+
+pub use retry::RetryPolicy;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::keys::ApiKey;
+use crate::provider::{ChatRequest, ChatResponse, Provider, ProviderError, StreamSink, Usage};
+use crate::quota::ScopeId;
+use crate::supervisor::{AcquireError, AcquireRequest, Permit, QuotaHandle};
+
+/// How an agent's calls are admitted by the quota supervisor.
+#[derive(Debug, Clone)]
+pub struct QuotaRoute {
+    /// The supervisor.
+    pub handle: QuotaHandle,
+    /// Alternatives of scope sets (one per key; v1 has one). The first scope of each set is
+    /// the one provider feedback is applied to.
+    pub candidates: Vec<Vec<ScopeId>>,
+    /// How long one acquire may wait (`None`: the supervisor's default).
+    pub deadline: Option<Duration>,
+}
+
+/// Everything needed to make calls for one agent.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The endpoint.
+    pub provider: Arc<dyn Provider>,
+    /// The key to send, for backends that need one.
+    pub key: Option<ApiKey>,
+    /// Retry behaviour.
+    pub retry: RetryPolicy,
+    /// Who is calling (the agent id), for quota queues and logs.
+    pub requester: Arc<str>,
+    /// Quota admission; `None` when rate limiting is off for this agent.
+    pub quota: Option<QuotaRoute>,
+    /// Several keys with their health and scopes: when set, each attempt picks a live key with
+    /// capacity ([`keyed::call`]) and `key` is not used.
+    pub pool: Option<Arc<crate::keys::KeyPool>>,
+}
+
+/// Something that wants to know about retries (the agent turns them into events).
+pub trait CallObserver: Send + Sync {
+    /// Attempt `attempt` failed with `reason`; the next starts after `delay`.
+    fn retrying(&self, attempt: u32, reason: &str, delay: Duration);
+}
+
+/// A call that succeeded, possibly after retries.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    /// The provider's answer.
+    pub response: ChatResponse,
+    /// Provider calls made (failed ones included).
+    pub calls: u32,
+    /// Usage over all attempts (failed attempts count what the provider reported, if anything).
+    pub usage: Usage,
+    /// Time spent waiting for quota permits.
+    pub quota_wait: Duration,
+}
+
+/// Why a call gave up.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// The provider failed with a non-retryable error, or retries ran out.
+    #[error("{error} (after {calls} call(s))")]
+    Provider {
+        /// The last error.
+        error: ProviderError,
+        /// Provider calls made.
+        calls: u32,
+        /// Time spent waiting for quota permits.
+        quota_wait: Duration,
+    },
+    /// The quota supervisor gave no permit.
+    #[error("quota: {error}")]
+    Quota {
+        /// Why.
+        error: AcquireError,
+        /// Provider calls made before.
+        calls: u32,
+        /// Time spent waiting for quota permits.
+        quota_wait: Duration,
+    },
+}
+
+impl CallError {
+    /// Provider calls made before giving up.
+    pub fn calls(&self) -> u32 {
+        match self {
+            CallError::Provider { calls, .. } | CallError::Quota { calls, .. } => *calls,
+        }
+    }
+
+    /// Whether the quota deadline (acquire timeout) stopped the call.
+    pub fn is_quota_deadline(&self) -> bool {
+        matches!(
+            self,
+            CallError::Quota {
+                error: AcquireError::DeadlineExceeded { .. },
+                ..
+            }
+        )
+    }
+
+    /// Time spent waiting for quota before giving up.
+    pub fn quota_wait(&self) -> Duration {
+        match self {
+            CallError::Provider { quota_wait, .. } | CallError::Quota { quota_wait, .. } => {
+                *quota_wait
+            }
+        }
+    }
+}
+
+/// Waits for a permit when the route has quota admission.
+async fn admit(
+    route: &Route,
+    request: &ChatRequest,
+    priority: u8,
+) -> Result<Option<Permit>, AcquireError> {
+    let Some(q) = &route.quota else {
+        return Ok(None);
+    };
+    let permit = q
+        .handle
+        .acquire(AcquireRequest {
+            candidates: q.candidates.clone(),
+            est_tokens: estimate::estimate_request(request),
+            priority,
+            deadline: q.deadline,
+            requester: route.requester.clone(),
+        })
+        .await?;
+    Ok(Some(permit))
+}
+
+/// The scope provider feedback goes to: the first scope of the granted candidate.
+fn feedback_scope(route: &Route, permit: &Permit) -> Option<(QuotaHandle, ScopeId)> {
+    let q = route.quota.as_ref()?;
+    let scope = permit.scopes().first()?.clone();
+    Some((q.handle.clone(), scope))
+}
+
+/// Makes one call through `route` with retries. `priority` orders quota waiters.
+///
+/// `build` makes the request: once per attempt for the token estimate, and again once the quota
+/// permit is granted, so the request carries what changed while it waited (the agent adds new
+/// answers); settlement charges the actual usage either way.
+pub async fn call<F>(
+    route: &Route,
+    build: F,
+    sink: Option<&StreamSink>,
+    priority: u8,
+    observer: &dyn CallObserver,
+) -> Result<CallReport, CallError>
+where
+    F: Fn() -> ChatRequest,
+{
+    if let Some(pool) = &route.pool {
+        return keyed::call(route, pool, build, sink, priority, observer).await;
+    }
+    let mut rng = fastrand::Rng::new();
+    let mut calls = 0;
+    let mut quota_wait = Duration::ZERO;
+    let max_attempts = route.retry.max_attempts.max(1);
+    loop {
+        let mut request = build();
+        let permit = match admit(route, &request, priority).await {
+            Ok(p) => {
+                // Even a permit granted at once crossed to the supervisor and back, time in
+                // which answers may have arrived: rebuilding is cheap, a stale vote wastes quota.
+                if p.is_some() {
+                    request = build();
+                }
+                p
+            }
+            Err(error) => {
+                return Err(CallError::Quota {
+                    error,
+                    calls,
+                    quota_wait,
+                });
+            }
+        };
+        quota_wait += permit.as_ref().map_or(Duration::ZERO, Permit::waited);
+        let target = permit.as_ref().and_then(|p| feedback_scope(route, p));
+        calls += 1;
+        let result = route
+            .provider
+            .chat(&request, route.key.as_ref(), sink)
+            .await;
+        let signal = match &result {
+            Ok(response) => response.observed.clone(),
+            Err(error) => error.signal.clone(),
+        };
+        let quota_event = signal.as_ref().is_some_and(|s| s.is_quota_event());
+        if let (Some((handle, scope)), Some(signal)) = (&target, signal) {
+            handle.feedback(scope.clone(), signal);
+        }
+        if let Some(permit) = permit {
+            // A failed call used no tokens; its request still counts in the windows.
+            let used = result
+                .as_ref()
+                .map_or(0, |r| r.usage.map_or(permit.estimate(), |u| u.total()));
+            permit.settle(used);
+        }
+        match result {
+            Ok(response) => {
+                return Ok(CallReport {
+                    usage: response.usage.unwrap_or_default(),
+                    response,
+                    calls,
+                    quota_wait,
+                });
+            }
+            Err(error) if error.is_retryable() && calls < max_attempts => {
+                // With quota on, the supervisor now holds the scope closed for the provider's
+                // delay: the next acquire waits exactly that long, so no extra sleep here.
+                let delay = if quota_event && target.is_some() {
+                    Duration::ZERO
+                } else {
+                    route.retry.delay(calls, &error, &mut rng)
+                };
+                observer.retrying(calls, &error.to_string(), delay);
+                tokio::time::sleep(delay).await;
+            }
+            Err(error) => {
+                return Err(CallError::Provider {
+                    error,
+                    calls,
+                    quota_wait,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::config::SimulatedSettings;
+    use crate::provider::{Message, ProviderErrorKind, SimulatedProvider};
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(u32, Duration)>>);
+    impl CallObserver for Recorder {
+        fn retrying(&self, attempt: u32, _reason: &str, delay: Duration) {
+            self.0.lock().unwrap().push((attempt, delay));
+        }
+    }
+
+    fn route(settings: SimulatedSettings) -> Route {
+        Route {
+            provider: Arc::new(SimulatedProvider::new("a", settings, &["a".to_owned()])),
+            key: None,
+            retry: RetryPolicy {
+                jitter: 0.0,
+                ..RetryPolicy::default()
+            },
+            requester: Arc::from("a"),
+            quota: None,
+            pool: None,
+        }
+    }
+
+    fn request() -> ChatRequest {
+        ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::user(
+                "<ORIGINAL MESSAGE> q <END OF ORIGINAL MESSAGE>",
+            )],
+            tools: Vec::new(),
+            temperature: None,
+            max_tokens: None,
+            stream: false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_transient_failures_with_backoff_then_succeeds() {
+        let mut settings = SimulatedSettings::default();
+        settings.failure.on_calls = vec![1, 2];
+        let rec = Recorder::default();
+        let start = tokio::time::Instant::now();
+        let report = call(&route(settings), request, None, 0, &rec)
+            .await
+            .unwrap();
+        assert_eq!(report.calls, 3);
+        assert_eq!(start.elapsed(), Duration::from_secs(2 + 6));
+        let seen = rec.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![(1, Duration::from_secs(2)), (2, Duration::from_secs(6))]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn honours_retry_after_and_gives_up_after_max_attempts() {
+        let mut settings = SimulatedSettings::default();
+        settings.failure.always = true;
+        settings.failure.kind = "rate_limit".into();
+        settings.failure.retry_after = Some(Duration::from_secs(30));
+        let rec = Recorder::default();
+        let start = tokio::time::Instant::now();
+        let err = call(&route(settings), request, None, 0, &rec)
+            .await
+            .unwrap_err();
+        let CallError::Provider { error, calls, .. } = err else {
+            panic!("unexpected {err:?}");
+        };
+        assert_eq!(error.kind, ProviderErrorKind::RateLimited);
+        assert_eq!(calls, 4);
+        // Waits: max(2, 30), max(6, 30), max(18, 30).
+        assert_eq!(start.elapsed(), Duration::from_secs(90));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_higher_priority_waiter_is_served_first() {
+        use crate::quota::{Limit, ScopeSpec};
+        use crate::supervisor::SupervisorSettings;
+        use std::num::NonZeroU64;
+
+        let handle = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
+        let scope = ScopeId::new("simulated/sim-1");
+        let spec = ScopeSpec {
+            limits: vec![Limit::rpm(NonZeroU64::new(1).unwrap())],
+            ..ScopeSpec::default()
+        };
+        handle.register_scope(scope.clone(), spec).await.unwrap();
+        let quota = QuotaRoute {
+            handle: handle.clone(),
+            candidates: vec![vec![scope]],
+            deadline: Some(Duration::from_secs(600)),
+        };
+        let make = |who: &str| {
+            let mut r = route(SimulatedSettings::default());
+            r.requester = Arc::from(who);
+            r.quota = Some(quota.clone());
+            r
+        };
+        let (first, low, high) = (make("first"), make("low"), make("high"));
+        let rec = Recorder::default();
+        let start = tokio::time::Instant::now();
+        call(&first, request, None, 0, &rec).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let run = |r: Route, priority: u8, delay: u64| {
+            let order = order.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(delay)).await;
+                let rep = call(&r, request, None, priority, &Recorder::default())
+                    .await
+                    .unwrap();
+                order.lock().unwrap().push((
+                    r.requester.to_string(),
+                    start.elapsed(),
+                    rep.quota_wait,
+                ));
+            }
+        };
+        // The low-priority call queues 1 s before the high-priority one.
+        tokio::join!(run(low, 0, 1), run(high, 9, 2));
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order[0].0, "high", "{order:?}");
+        assert_eq!(order[0].1, Duration::from_secs(60));
+        assert_eq!(order[0].2, Duration::from_secs(58));
+        assert_eq!(order[1].0, "low");
+        assert_eq!(order[1].1, Duration::from_secs(120));
+    }
+}

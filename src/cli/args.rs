@@ -1,0 +1,233 @@
+//! Command-line flags (clap). Names follow MassGen's CLI where MassGen has the same flag.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Run a three-agent team on the built-in simulated backend (no API key needed)
+  massgen-rs --config configs/simulated_team.yaml --rate-limit \"What is the capital of France?\"
+
+  # Check a team file and show the effective limits per model, without running anything
+  massgen-rs --config configs/gemini_team.yaml --validate
+
+  # Run a Gemini team with your own limits file and Prometheus metrics on port 9464
+  GEMINI_API_KEY=... massgen-rs --config configs/gemini_team.yaml --limits my_limits.yaml \\
+      --metrics-addr 127.0.0.1:9464 \"Summarize the CAP theorem\"
+
+  # Machine-readable output for scripts (MassGen's --automation lines)
+  massgen-rs --config configs/simulated_team.yaml --automation \"2+2?\"
+
+  # Serve the mock provider (OpenAI, Gemini and Anthropic dialects) on loopback
+  massgen-rs mock-provider --listen 127.0.0.1:8089 --latency 50
+
+Exit codes:
+  0  the team produced an answer
+  1  internal error
+  2  usage or configuration error
+  3  no agent produced an answer (every agent failed)
+  4  a quota wait passed its deadline before any answer existed
+  130 interrupted (Ctrl-C)";
+
+/// Runs a team of LLM agents the MassGen way under a quota supervisor.
+#[derive(Debug, Parser)]
+#[command(
+    name = "massgen-rs",
+    version,
+    about = "Runs a team of LLM agents the MassGen way (parallel answers, refinement, votes, a \
+             winner's final answer) without ever exceeding a provider's rate limits.",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// A tool that runs instead of a team.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Options of a team run.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a mock LLM provider (OpenAI-compatible, Gemini and Anthropic dialects) that enforces
+    /// exact rate limits and can inject faults — for dry runs, tests and benchmarks.
+    MockProvider(MockProviderArgs),
+}
+
+/// Flags of a team run.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The question to put to the team.
+    #[arg(value_name = "QUESTION")]
+    pub question: Option<String>,
+
+    /// Team file (MassGen's YAML format).
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Enforce provider rate limits (overrides the team file's `enable_rate_limit`).
+    #[arg(long, overrides_with = "no_rate_limit")]
+    pub rate_limit: bool,
+
+    /// Do not enforce rate limits (overrides the team file's `enable_rate_limit`).
+    #[arg(long, overrides_with = "rate_limit")]
+    pub no_rate_limit: bool,
+
+    /// Limits file whose entries override the built-in ones (MassGen's rate_limits.yaml format).
+    #[arg(long, value_name = "FILE")]
+    pub limits: Option<PathBuf>,
+
+    /// Check the configuration, print the agents and the effective limits per model, and exit
+    /// (0 when valid, 2 otherwise).
+    #[arg(long)]
+    pub validate: bool,
+
+    /// List the supported backend types and exit.
+    #[arg(long)]
+    pub list_backends: bool,
+
+    /// Print MassGen's machine-readable lines (LOG_DIR:, STATUS:, QUESTION:, WINNER:,
+    /// ANSWER_FILE:, DURATION:, ANSWER:) instead of the live display.
+    #[arg(long)]
+    pub automation: bool,
+
+    /// Also write the final answer to this file.
+    #[arg(long, value_name = "FILE")]
+    pub output_file: Option<PathBuf>,
+
+    /// Whole-run time limit in seconds (overrides `timeout_settings.orchestrator_timeout_seconds`).
+    #[arg(long, value_name = "SECONDS")]
+    pub orchestrator_timeout: Option<u64>,
+
+    /// Serve Prometheus `/metrics` and a JSON `/status` at this address while the run lasts.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Keep serving `/metrics` this many seconds after the run ends (for a final scrape).
+    #[arg(long, value_name = "SECONDS", requires = "metrics_addr")]
+    pub linger: Option<u64>,
+
+    /// Where run directories go (status.json, events.jsonl, every answer).
+    #[arg(long, value_name = "DIR", default_value = ".massgen-rs/runs")]
+    pub runs_dir: PathBuf,
+
+    /// Do not write a run directory.
+    #[arg(long)]
+    pub no_run_dir: bool,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormatArg::Pretty)]
+    pub log_format: LogFormatArg,
+
+    /// More log output (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less output: no live progress, errors only.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+impl RunArgs {
+    /// The rate-limit flag if one was given: `Some(true)` for `--rate-limit`, `Some(false)` for
+    /// `--no-rate-limit`, `None` when neither (the team file then decides).
+    pub fn rate_limit_flag(&self) -> Option<bool> {
+        match (self.rate_limit, self.no_rate_limit) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+
+    /// `-v` minus `-q`.
+    pub fn verbosity(&self) -> i8 {
+        i8::try_from(self.verbose).unwrap_or(i8::MAX) - i8::try_from(self.quiet).unwrap_or(i8::MAX)
+    }
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `massgen-rs mock-provider`.
+#[derive(Debug, Args)]
+pub struct MockProviderArgs {
+    /// Address to listen on (loopback unless you name another; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8089")]
+    pub listen: SocketAddr,
+
+    /// Limits to enforce, in the rate_limits.yaml format (default: no limits).
+    #[arg(long, value_name = "FILE")]
+    pub limits: Option<PathBuf>,
+
+    /// Delay before every answer, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency: u64,
+
+    /// Faults to inject, e.g. `500:0.1,reset:0.05,slow:0.1,truncate:0.05,malformed:0.05`
+    /// (grammar in docs/providers.md).
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<String>,
+
+    /// Count all keys of a model in one window, as Gemini counts per project (default: each
+    /// key has its own windows, as OpenAI-compatible providers count).
+    #[arg(long)]
+    pub keys_share_limits: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rate_limit_flag_precedence() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.run.rate_limit_flag());
+        assert_eq!(parse(&["massgen-rs", "-c", "t.yaml", "q"]).ok(), Some(None));
+        assert_eq!(
+            parse(&["massgen-rs", "--rate-limit", "q"]).ok(),
+            Some(Some(true))
+        );
+        assert_eq!(
+            parse(&["massgen-rs", "--no-rate-limit", "q"]).ok(),
+            Some(Some(false))
+        );
+        // The last one given wins, as with most CLIs.
+        assert_eq!(
+            parse(&["massgen-rs", "--rate-limit", "--no-rate-limit", "q"]).ok(),
+            Some(Some(false))
+        );
+    }
+
+    #[test]
+    fn mock_provider_subcommand_parses() {
+        let cli = Cli::try_parse_from(["massgen-rs", "mock-provider", "--listen", "127.0.0.1:0"]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Some(Command::MockProvider(_)))
+        ));
+    }
+
+    #[test]
+    fn verbosity_counts() {
+        let cli = Cli::try_parse_from(["massgen-rs", "-vv", "q"]);
+        assert_eq!(cli.map(|c| c.run.verbosity()).ok(), Some(2));
+        let cli = Cli::try_parse_from(["massgen-rs", "-q", "q"]);
+        assert_eq!(cli.map(|c| c.run.verbosity()).ok(), Some(-1));
+    }
+}

@@ -1,0 +1,82 @@
+//! `--metrics-addr` and `--linger`: the Prometheus `/metrics` and JSON `/status` server that
+//! lives as long as the run (and, with `--linger`, a while after it for a final scrape).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::runtime::Runtime;
+use crate::telemetry::{self, MetricsServer, MetricsServerOptions, StatusReport};
+
+/// The metrics server of a run, when one was asked for.
+pub struct RunMetrics {
+    server: MetricsServer,
+    bridge: tokio::task::JoinHandle<()>,
+}
+
+/// Installs the Prometheus recorder and serves `/metrics` and `/status` at `addr`.
+pub async fn start(
+    addr: Option<SocketAddr>,
+    runtime: &Arc<Runtime>,
+) -> Result<Option<RunMetrics>, String> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let handle = telemetry::install_prometheus().map_err(|e| e.to_string())?;
+    let for_status = Arc::clone(runtime);
+    let for_scrape = Arc::clone(runtime);
+    let options = MetricsServerOptions::new(addr)
+        .with_status(move || {
+            let runtime = Arc::clone(&for_status);
+            async move {
+                match runtime.quota_status().await {
+                    Some(snapshot) => StatusReport::from_snapshot(&snapshot).to_json(),
+                    None => serde_json::json!({
+                        "scopes": [],
+                        "note": "rate limiting is off for this run (use --rate-limit)"
+                    }),
+                }
+            }
+        })
+        .with_before_scrape(move || {
+            let runtime = Arc::clone(&for_scrape);
+            async move {
+                if let Some(snapshot) = runtime.quota_status().await {
+                    telemetry::apply_quota_snapshot(&snapshot);
+                }
+            }
+        });
+    let server = MetricsServer::start(handle, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!(
+        "serving metrics at http://{0}/metrics and quota status at http://{0}/status",
+        server.local_addr()
+    );
+    let bridge = telemetry::spawn_run_bridge(runtime.subscribe());
+    Ok(Some(RunMetrics { server, bridge }))
+}
+
+/// Keeps serving for `linger` (if given), then stops the server.
+pub async fn finish(metrics: Option<RunMetrics>, linger: Option<Duration>) {
+    let Some(metrics) = metrics else {
+        return;
+    };
+    if let Some(linger) = linger.filter(|d| !d.is_zero()) {
+        eprintln!(
+            "run finished; /metrics stays up for {}s at http://{}/metrics (Ctrl-C to stop)",
+            linger.as_secs(),
+            metrics.server.local_addr()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(linger) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    // Let the bridge record the run's last events before the final state is dropped.
+    tokio::task::yield_now().await;
+    metrics.bridge.abort();
+    if let Err(e) = metrics.server.shutdown().await {
+        tracing::warn!("metrics server: {e}");
+    }
+}

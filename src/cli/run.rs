@@ -1,0 +1,427 @@
+//! `massgen-rs` end to end: load and validate the configuration, run the team with live
+//! progress, print the answer, and map every outcome to an exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+
+use super::args::{Cli, Command, LogFormatArg, RunArgs};
+use super::automation::{AutomationReport, render};
+use super::progress::{Progress, ProgressMode, fmt_wait};
+use super::validate;
+use crate::config::{self, DisplayType, LimitsTable, LoadOptions, TeamConfig};
+use crate::runtime::{AgentState, RunEvent, RunOutcome, Runtime, RuntimeOptions};
+
+/// Exit code: the team produced an answer.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: an internal error.
+pub const EXIT_INTERNAL: u8 = 1;
+/// Exit code: a usage or configuration error.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code: interrupted by Ctrl-C.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Runs the command line `cli` and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let code = match cli.command {
+        Some(Command::MockProvider(args)) => super::mock::run(args),
+        None => run_team(cli.run),
+    };
+    ExitCode::from(code)
+}
+
+/// A configuration that loaded and passed every check.
+struct Loaded {
+    team: TeamConfig,
+    table: LimitsTable,
+    rate_limit: bool,
+    why: String,
+}
+
+fn load(args: &RunArgs) -> Result<Loaded, String> {
+    let Some(path) = &args.config else {
+        return Err(
+            "no team file given: use --config FILE (try configs/simulated_team.yaml, \
+                    which needs no API key), or --help for examples"
+                .to_owned(),
+        );
+    };
+    // `--validate` checks the file on a machine that may not hold the secrets: a missing key is
+    // reported as a warning there, and is an error only when the team is about to run.
+    let options = LoadOptions {
+        allow_missing_keys: args.validate,
+        ..LoadOptions::default()
+    };
+    let mut team = config::load_team(path, &options).map_err(|e| e.to_string())?;
+    let table = LimitsTable::for_team(&team, args.limits.as_deref()).map_err(|e| e.to_string())?;
+    let (rate_limit, why) = effective_rate_limit(args.rate_limit_flag(), &team);
+    if args.rate_limit_flag().is_some() {
+        // The flag, when given, wins over every per-agent setting too.
+        for agent in &mut team.agents {
+            agent.backend.enable_rate_limit = None;
+        }
+    }
+    if rate_limit {
+        config::validate_limits_against_team(&team, &table).map_err(|e| e.to_string())?;
+    }
+    Ok(Loaded {
+        team,
+        table,
+        rate_limit,
+        why,
+    })
+}
+
+/// Whether rate limiting is on, and why: the CLI flag when given, else the team file's
+/// `rate_limit.enable_rate_limit`, else on when any agent's backend asks for it.
+fn effective_rate_limit(flag: Option<bool>, team: &TeamConfig) -> (bool, String) {
+    if let Some(on) = flag {
+        let name = if on {
+            "--rate-limit"
+        } else {
+            "--no-rate-limit"
+        };
+        return (on, format!("{name} given"));
+    }
+    if let Some(on) = team.rate_limit.enabled {
+        return (on, format!("enable_rate_limit: {on} in the team file"));
+    }
+    let asking: Vec<&str> = team
+        .agents
+        .iter()
+        .filter(|a| a.backend.enable_rate_limit == Some(true))
+        .map(|a| a.id.as_str())
+        .collect();
+    if asking.is_empty() {
+        (
+            false,
+            "default; turn on with --rate-limit or enable_rate_limit: true".to_owned(),
+        )
+    } else {
+        (
+            true,
+            format!("enable_rate_limit: true on {}", asking.join(", ")),
+        )
+    }
+}
+
+fn run_team(args: RunArgs) -> u8 {
+    if args.list_backends {
+        print!("{}", validate::list_backends());
+        return EXIT_OK;
+    }
+    let loaded = match load(&args) {
+        Ok(l) => l,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return EXIT_CONFIG;
+        }
+    };
+    if args.validate {
+        print!(
+            "{}",
+            validate::summary(&loaded.team, &loaded.table, loaded.rate_limit, &loaded.why)
+        );
+        for warning in validate::missing_keys(&loaded.team) {
+            eprintln!("warning: {warning}");
+        }
+        return EXIT_OK;
+    }
+    let Some(question) = args.question.clone().filter(|q| !q.trim().is_empty()) else {
+        eprintln!(
+            "error: no question given: put it after the flags, e.g. \
+             massgen-rs --config {} \"What is the capital of France?\"",
+            args.config
+                .as_deref()
+                .map(Path::display)
+                .map(|d| d.to_string())
+                .unwrap_or_default()
+        );
+        return EXIT_CONFIG;
+    };
+    let mode = progress_mode(&args, &loaded.team);
+    init_logging(&args, mode);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_INTERNAL;
+        }
+    };
+    rt.block_on(run_question(args, loaded, question, mode))
+}
+
+fn progress_mode(args: &RunArgs, team: &TeamConfig) -> ProgressMode {
+    if args.automation || args.verbosity() < 0 {
+        ProgressMode::Off
+    } else if std::io::stderr().is_terminal() && team.ui.display_type == DisplayType::Rich {
+        ProgressMode::Live
+    } else {
+        ProgressMode::Plain
+    }
+}
+
+fn init_logging(args: &RunArgs, mode: ProgressMode) {
+    use crate::telemetry::{LogFormat, LogOptions, init_tracing};
+    // The live display already shows waits and states; logs stay at warnings unless asked.
+    let base = if mode == ProgressMode::Live || args.automation {
+        -1
+    } else {
+        0
+    };
+    let verbosity = if args.verbosity() == 0 {
+        base
+    } else {
+        args.verbosity()
+    };
+    let format = match args.log_format {
+        LogFormatArg::Pretty => LogFormat::Pretty,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    if let Err(e) = init_tracing(LogOptions { format, verbosity }) {
+        eprintln!("warning: logging not set up: {e}");
+    }
+}
+
+async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: ProgressMode) -> u8 {
+    let Loaded {
+        team,
+        table,
+        rate_limit,
+        ..
+    } = loaded;
+    let agent_ids: Vec<String> = team.agents.iter().map(|a| a.id.clone()).collect();
+    let options = RuntimeOptions {
+        rate_limit,
+        limits: Some(Arc::new(table)),
+        run_dir_root: (!args.no_run_dir).then(|| args.runs_dir.clone()),
+        orchestrator_timeout: args.orchestrator_timeout.map(Duration::from_secs),
+        ..RuntimeOptions::default()
+    };
+    let runtime = match Runtime::new(team, options) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let metrics = match super::metrics::start(args.metrics_addr, &runtime).await {
+        Ok(m) => m,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return EXIT_CONFIG;
+        }
+    };
+    let display = tokio::spawn(show_progress(runtime.subscribe(), mode, agent_ids));
+    let outcome = tokio::select! {
+        outcome = runtime.run(&question) => Some(outcome),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    // The run's last event ends the display task; give it a moment to draw the final state.
+    let _ = tokio::time::timeout(Duration::from_secs(2), display).await;
+    let code = match outcome {
+        None => {
+            eprintln!("interrupted: answers produced so far are in the run directory");
+            EXIT_INTERRUPTED
+        }
+        Some(Ok(outcome)) => report_success(&args, &question, &outcome),
+        Some(Err(err)) => {
+            if args.automation {
+                print!(
+                    "{}",
+                    render(&AutomationReport {
+                        log_dir: err.run_dir().map(|p| p.as_path()),
+                        status: "failed",
+                        question: &question,
+                        ..AutomationReport::default()
+                    })
+                );
+            }
+            eprintln!("error: {err}");
+            u8::try_from(err.exit_code()).unwrap_or(EXIT_INTERNAL)
+        }
+    };
+    super::metrics::finish(metrics, args.linger.map(Duration::from_secs)).await;
+    code
+}
+
+fn report_success(args: &RunArgs, question: &str, outcome: &RunOutcome) -> u8 {
+    for note in &outcome.notes {
+        eprintln!("note: {note}");
+    }
+    if let Some(file) = &args.output_file {
+        if let Err(e) = std::fs::write(file, &outcome.final_answer) {
+            eprintln!("error: cannot write {}: {e}", file.display());
+            // The answer still goes to stdout below: nothing is lost.
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = if args.automation {
+        write!(
+            stdout,
+            "{}",
+            render(&AutomationReport {
+                log_dir: outcome.run_dir.as_deref(),
+                status: outcome.status.as_str(),
+                question,
+                winner: outcome.winner.as_deref(),
+                answer_file: outcome.answer_file.as_deref(),
+                duration: outcome.duration,
+                answer: &outcome.final_answer,
+            })
+        )
+    } else {
+        writeln!(stdout, "{}", outcome.final_answer.trim_end())
+    };
+    if written.is_err() {
+        return EXIT_INTERNAL;
+    }
+    EXIT_OK
+}
+
+/// Draws run events until the run finishes (or the stream closes).
+async fn show_progress(
+    mut events: tokio::sync::broadcast::Receiver<RunEvent>,
+    mode: ProgressMode,
+    agents: Vec<String>,
+) {
+    let mut progress = Progress::new(std::io::stderr(), mode, &agents);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let finished = matches!(event, RunEvent::RunFinished { .. });
+                    apply(&mut progress, &event);
+                    if finished {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => progress.note(&format!("({n} events not shown)")),
+                Err(RecvError::Closed) => break,
+            },
+            _ = tick.tick() => progress.tick(),
+        }
+    }
+    progress.finish();
+}
+
+/// Translates one run event into the display.
+fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent) {
+    match event {
+        RunEvent::RunStarted {
+            run_dir: Some(dir), ..
+        } => {
+            p.note(&format!("run directory {}", dir.display()));
+        }
+        RunEvent::AgentState { agent, state } => {
+            let (label, detail, eta) = describe_state(state);
+            p.set_state(agent, label, &detail, eta);
+        }
+        RunEvent::TurnRetry {
+            agent,
+            attempt,
+            reason,
+        } => {
+            p.note(&format!(
+                "{agent}: attempt {attempt} failed ({reason}); trying again"
+            ));
+        }
+        RunEvent::WinnerSelected { agent, votes, .. } => {
+            p.note(&format!("winner: {agent} with {votes} vote(s)"));
+        }
+        RunEvent::RunFinished {
+            status,
+            duration_ms,
+            ..
+        } => {
+            p.note(&format!(
+                "run {status} in {}",
+                super::progress::fmt_elapsed(Duration::from_millis(*duration_ms))
+            ));
+        }
+        _ => {}
+    }
+}
+
+fn describe_state(state: &AgentState) -> (&'static str, String, Option<Duration>) {
+    match state {
+        AgentState::Thinking => ("thinking", String::new(), None),
+        AgentState::WaitingQuota {
+            scope,
+            limit,
+            eta_ms,
+        } => {
+            let eta = Duration::from_millis(*eta_ms);
+            let what = limit
+                .as_deref()
+                .map(|l| format!("{scope} {l}"))
+                .unwrap_or(scope.clone());
+            (
+                "waiting for quota",
+                format!("{what}, ETA {}", fmt_wait(eta)),
+                Some(eta),
+            )
+        }
+        AgentState::Answered { label } => ("answered", label.clone(), None),
+        AgentState::Voted { for_agent } => ("voted", format!("for {for_agent}"), None),
+        AgentState::Restarting => ("restarting", "new answers to consider".to_owned(), None),
+        AgentState::Failed { reason } => ("failed", reason.clone(), None),
+        AgentState::Presenting => ("presenting", "writing the final answer".to_owned(), None),
+        AgentState::Done => ("done", String::new(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_team;
+
+    fn team(yaml: &str) -> TeamConfig {
+        let parsed = parse_team(yaml, "team.yaml", &LoadOptions::default());
+        assert!(parsed.is_ok(), "{parsed:?}");
+        parsed.unwrap_or_else(|_| unreachable!())
+    }
+
+    const TWO: &str = "agents:\n  - id: a\n    backend: {type: simulated, model: sim}\n  - id: b\n    backend: {type: simulated, model: sim}\n";
+
+    #[test]
+    fn flag_wins_over_yaml_and_yaml_true_stands_without_flag() {
+        let off_by_default = team(TWO);
+        assert!(!effective_rate_limit(None, &off_by_default).0);
+        let yaml_on = team(&format!("rate_limit:\n  enable_rate_limit: true\n{TWO}"));
+        // MassGen overwrote YAML `true` when the flag was absent; here it stands.
+        assert!(effective_rate_limit(None, &yaml_on).0);
+        assert!(!effective_rate_limit(Some(false), &yaml_on).0);
+        assert!(effective_rate_limit(Some(true), &off_by_default).0);
+    }
+
+    #[test]
+    fn per_agent_enable_rate_limit_turns_it_on() {
+        let t = team(
+            "agents:\n  - id: a\n    backend: {type: simulated, model: sim, enable_rate_limit: true}\n",
+        );
+        let (on, why) = effective_rate_limit(None, &t);
+        assert!(on);
+        assert!(why.contains('a'), "{why}");
+    }
+
+    #[test]
+    fn waiting_state_shows_scope_limit_and_eta() {
+        let (label, detail, eta) = describe_state(&AgentState::WaitingQuota {
+            scope: "gemini/gemini-2.5-pro".into(),
+            limit: Some("rpm".into()),
+            eta_ms: 26_000,
+        });
+        assert_eq!(label, "waiting for quota");
+        assert_eq!(detail, "gemini/gemini-2.5-pro rpm, ETA 26s");
+        assert_eq!(eta, Some(Duration::from_secs(26)));
+    }
+}

@@ -1,0 +1,395 @@
+//! Stage two for one agent: [`RawAgent`] -> [`AgentConfig`] (backend type, model, endpoint,
+//! keys, sampling, the simulated backend's settings).
+
+use std::time::Duration;
+
+use super::document::Document;
+use super::error::{ConfigError, KeyPath, suggestion};
+use super::secrets::{EnvLookup, InterpolateError, interpolate, whole_reference};
+use super::team_raw::{RawAgent, RawBackend, RawFail, RawSimulated};
+use super::types::{AgentConfig, BackendConfig, BackendKind, SimFailure, SimulatedSettings};
+use crate::keys::ApiKey;
+
+/// MassGen backend types massgen-rs cannot run (yet), with what to do instead.
+const MASSGEN_ONLY: [(&str, &str); 11] = [
+    ("grok", "it uses the Responses API"),
+    ("azure_openai", "Azure's API is not implemented"),
+    ("claude_code", "CLI wrappers are not supported"),
+    ("codex", "CLI wrappers are not supported"),
+    ("gemini_cli", "CLI wrappers are not supported"),
+    ("ag2", "framework agents are not supported"),
+    ("zai", "use `type: chatcompletion` with its base_url"),
+    ("moonshot", "use `type: chatcompletion` with its base_url"),
+    ("nvidia_nim", "use `type: chatcompletion` with its base_url"),
+    ("nebius", "use `type: chatcompletion` with its base_url"),
+    ("qwen", "use `type: chatcompletion` with its base_url"),
+];
+
+/// Settings that shape how agents are validated.
+pub(crate) struct AgentCtx<'a> {
+    pub(crate) doc: &'a Document,
+    pub(crate) env: &'a EnvLookup,
+    pub(crate) allow_missing_keys: bool,
+}
+
+fn supported_list() -> String {
+    BackendKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn example_model(kind: BackendKind) -> &'static str {
+    match kind {
+        BackendKind::Simulated => "sim-fast",
+        BackendKind::Gemini => "gemini-2.5-flash",
+        BackendKind::OpenAi => "gpt-4o-mini",
+        BackendKind::Claude => "claude-3-5-haiku-latest",
+        BackendKind::Groq => "llama-3.3-70b-versatile",
+        BackendKind::Together => "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+        BackendKind::OpenRouter => "openai/gpt-4o-mini",
+        BackendKind::Cerebras => "llama3.1-8b",
+        BackendKind::Fireworks => "accounts/fireworks/models/llama-v3p1-8b-instruct",
+        BackendKind::ChatCompletion
+        | BackendKind::Vllm
+        | BackendKind::LmStudio
+        | BackendKind::Sglang => "the model name your server serves",
+    }
+}
+
+/// Validates one agent found at `path`; `default_id` is used when `id` is absent (single
+/// `agent:` form) — `None` makes `id` required.
+pub(crate) fn agent(
+    cx: &AgentCtx<'_>,
+    path: &KeyPath,
+    raw: RawAgent,
+    default_id: Option<&str>,
+) -> Result<AgentConfig, ConfigError> {
+    let doc = cx.doc;
+    let id = match (raw.id, default_id) {
+        (Some(id), _) => id,
+        (None, Some(d)) => d.to_owned(),
+        (None, None) => {
+            return Err(doc.error(
+                &path.key("id"),
+                "missing; every agent needs a unique id (e.g. `id: researcher`)",
+            ));
+        }
+    };
+    let id_ok = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !id_ok {
+        return Err(doc.error(
+            &path.key("id"),
+            format!("`{id}` is not a valid id: use letters, digits, `_`, `-` and `.` only"),
+        ));
+    }
+    let priority = match raw.priority {
+        None => 0,
+        Some(p) => u8::try_from(p).ok().filter(|p| *p <= 9).ok_or_else(|| {
+            doc.error(
+                &path.key("priority"),
+                format!("{p} is out of range: priority is 0 (default) to 9 (served first)"),
+            )
+        })?,
+    };
+    let Some(backend) = raw.backend else {
+        return Err(doc.error(
+            &path.key("backend"),
+            "missing; every agent needs a backend, e.g. `backend: {type: simulated, model: sim-fast}`",
+        ));
+    };
+    let backend = self::backend(cx, &path.key("backend"), backend)?;
+    Ok(AgentConfig {
+        id,
+        backend,
+        system_message: raw.system_message,
+        priority,
+        profile: raw.profile,
+    })
+}
+
+fn backend(
+    cx: &AgentCtx<'_>,
+    path: &KeyPath,
+    raw: RawBackend,
+) -> Result<BackendConfig, ConfigError> {
+    let doc = cx.doc;
+    let tpath = path.key("type");
+    let Some(type_name) = raw.kind else {
+        return Err(doc.error(
+            &tpath,
+            format!(
+                "missing; every backend needs a type. Supported: {}",
+                supported_list()
+            ),
+        ));
+    };
+    let Some(kind) = BackendKind::parse(&type_name) else {
+        if let Some((_, why)) = MASSGEN_ONLY.iter().find(|(n, _)| *n == type_name) {
+            return Err(doc.error(
+                &tpath,
+                format!(
+                    "`{type_name}` is a MassGen backend massgen-rs cannot run yet ({why}). Supported: {}",
+                    supported_list()
+                ),
+            ));
+        }
+        let names: Vec<&str> = BackendKind::ALL.iter().map(|k| k.as_str()).collect();
+        let hint = suggestion(&type_name, &names);
+        return Err(doc.error(
+            &tpath,
+            format!(
+                "unknown backend type `{type_name}`.{hint} Supported: {}",
+                supported_list()
+            ),
+        ));
+    };
+    let model = raw.model.unwrap_or_default();
+    if model.trim().is_empty() {
+        return Err(doc.error(
+            &path.key("model"),
+            format!(
+                "missing; every agent needs a model (e.g. {})",
+                example_model(kind)
+            ),
+        ));
+    }
+    let base_url = base_url(cx, path, kind, raw.base_url)?;
+    let api_keys = keys(cx, path, kind, raw.api_key, raw.api_keys)?;
+    if let Some(t) = raw.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            return Err(doc.error(
+                &path.key("temperature"),
+                format!("{t} is out of range: temperature is 0.0 to 2.0"),
+            ));
+        }
+    }
+    let max_tokens = match raw.max_tokens {
+        None => None,
+        Some(n) => Some(u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            doc.error(
+                &path.key("max_tokens"),
+                format!("{n} is not a valid max_tokens: use a whole number from 1 up"),
+            )
+        })?),
+    };
+    let simulated = match raw.simulated {
+        None => SimulatedSettings::default(),
+        Some(_) if kind != BackendKind::Simulated => {
+            return Err(doc.error(
+                &path.key("simulated"),
+                format!("only a `type: simulated` backend takes these settings (this one is `{type_name}`)"),
+            ));
+        }
+        Some(s) => simulated(doc, &path.key("simulated"), s)?,
+    };
+    Ok(BackendConfig {
+        kind,
+        model,
+        base_url,
+        api_keys,
+        temperature: raw.temperature.map(|t| t as f32),
+        max_tokens,
+        enable_rate_limit: raw.enable_rate_limit,
+        simulated,
+    })
+}
+
+fn base_url(
+    cx: &AgentCtx<'_>,
+    path: &KeyPath,
+    kind: BackendKind,
+    raw: Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    let p = path.key("base_url");
+    let Some(text) = raw else {
+        if kind == BackendKind::ChatCompletion {
+            return Err(cx.doc.error(
+                &p,
+                "missing; a chatcompletion backend needs the server's base_url (e.g. http://127.0.0.1:8000/v1)",
+            ));
+        }
+        return Ok(None);
+    };
+    if kind == BackendKind::Simulated {
+        return Err(cx.doc.error(
+            &p,
+            "the simulated backend runs in-process and takes no base_url",
+        ));
+    }
+    let url = interpolate(&text, cx.env).map_err(|e| cx.doc.error(&p, e.to_string()))?;
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+    let host_ok = host.is_some_and(|h| {
+        let name = h.rsplit_once('@').map_or(h, |(_, n)| n);
+        let name = if name.starts_with('[') {
+            name
+        } else {
+            name.split(':').next().unwrap_or("")
+        };
+        !name.is_empty()
+    });
+    if !host_ok || url.chars().any(char::is_whitespace) {
+        return Err(cx.doc.error(
+            &p,
+            format!("`{url}` is not a valid base_url: write http(s)://host[:port]/path, e.g. http://127.0.0.1:8000/v1"),
+        ));
+    }
+    Ok(Some(url.trim_end_matches('/').to_owned()))
+}
+
+fn keys(
+    cx: &AgentCtx<'_>,
+    path: &KeyPath,
+    kind: BackendKind,
+    one: Option<String>,
+    many: Option<Vec<String>>,
+) -> Result<Vec<ApiKey>, ConfigError> {
+    let doc = cx.doc;
+    let entries: Vec<(KeyPath, String)> = match (one, many) {
+        (Some(_), Some(_)) => {
+            return Err(doc.error(
+                &path.key("api_keys"),
+                "give either `api_key` (one) or `api_keys` (a list), not both",
+            ));
+        }
+        (Some(k), None) => vec![(path.key("api_key"), k)],
+        (None, Some(list)) => {
+            if list.is_empty() {
+                return Err(doc.error(
+                    &path.key("api_keys"),
+                    "the list is empty; give at least one key (e.g. `- ${GEMINI_API_KEY}`) or remove it",
+                ));
+            }
+            list.into_iter()
+                .enumerate()
+                .map(|(i, k)| (path.key("api_keys").index(i), k))
+                .collect()
+        }
+        (None, None) => {
+            let Some(var) = kind.default_key_env() else {
+                return Ok(Vec::new());
+            };
+            return match cx.env.get(var) {
+                Some(secret) => Ok(vec![ApiKey::new(secret, format!("env {var}"))]),
+                None if cx.allow_missing_keys => Ok(Vec::new()),
+                None => Err(doc.error(
+                    &path.key("api_key"),
+                    format!(
+                        "no API key: set {var} in the environment, or give `api_key: ${{NAME}}` (or `api_keys: [...]`) naming the variable that holds it"
+                    ),
+                )),
+            };
+        }
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for (p, text) in entries {
+        let secret = match interpolate(&text, cx.env) {
+            Ok(secret) => secret,
+            // Nothing will run with this key: leave it out (summaries without secrets).
+            Err(InterpolateError::Unset(_)) if cx.allow_missing_keys => continue,
+            Err(e) => return Err(doc.error(&p, e.to_string())),
+        };
+        if secret.trim().is_empty() {
+            return Err(doc.error(&p, "the key is empty"));
+        }
+        let origin = match whole_reference(text.trim()) {
+            Some(var) => format!("env {var}"),
+            None => format!("{} {p}", doc.file),
+        };
+        out.push(ApiKey::new(secret, origin));
+    }
+    Ok(out)
+}
+
+fn simulated(
+    doc: &Document,
+    path: &KeyPath,
+    raw: RawSimulated,
+) -> Result<SimulatedSettings, ConfigError> {
+    let d = SimulatedSettings::default();
+    let at_least_one = |key: &str, v: Option<i64>, default: u32| -> Result<u32, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(n) => u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+                doc.error(
+                    &path.key(key),
+                    format!("{n} is not valid: {key} is a whole number from 1 up"),
+                )
+            }),
+        }
+    };
+    let answer_rounds = at_least_one("answer_rounds", raw.answer_rounds, d.answer_rounds)?;
+    let output_tokens = at_least_one("output_tokens", raw.output_tokens, d.output_tokens)?;
+    if let Some(v) = &raw.vote_for {
+        if v.trim().is_empty() {
+            return Err(doc.error(
+                &path.key("vote_for"),
+                "empty; name an agent id or remove the key",
+            ));
+        }
+    }
+    let failure = match raw.fail {
+        None => SimFailure::default(),
+        Some(f) => failure(doc, &path.key("fail"), f)?,
+    };
+    Ok(SimulatedSettings {
+        latency: Duration::from_millis(raw.latency_ms.unwrap_or(0)),
+        seed: raw.seed.unwrap_or(d.seed),
+        answer_rounds,
+        vote_for: raw.vote_for,
+        output_tokens,
+        failure,
+    })
+}
+
+fn failure(doc: &Document, path: &KeyPath, raw: RawFail) -> Result<SimFailure, ConfigError> {
+    let mut on_calls = Vec::new();
+    for (i, n) in raw.on_calls.unwrap_or_default().into_iter().enumerate() {
+        let n = u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            doc.error(
+                &path.key("on_calls").index(i),
+                format!("{n} is not a call number: calls are counted from 1"),
+            )
+        })?;
+        on_calls.push(n);
+    }
+    let rate = raw.rate.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(doc.error(
+            &path.key("rate"),
+            format!("{rate} is not a probability: use 0.0 to 1.0"),
+        ));
+    }
+    let kinds = ["error", "rate_limit", "no_tool_call"];
+    let kind = raw.kind.unwrap_or_else(|| "error".to_owned());
+    if !kinds.contains(&kind.as_str()) {
+        let hint = suggestion(&kind, &kinds);
+        return Err(doc.error(
+            &path.key("kind"),
+            format!(
+                "unknown failure kind `{kind}`.{hint} Valid values: {}",
+                kinds.join(", ")
+            ),
+        ));
+    }
+    if raw.retry_after_ms.is_some() && kind != "rate_limit" {
+        return Err(doc.error(
+            &path.key("retry_after_ms"),
+            "only a `kind: rate_limit` failure sends a Retry-After",
+        ));
+    }
+    Ok(SimFailure {
+        on_calls,
+        always: raw.always.unwrap_or(false),
+        rate,
+        kind,
+        retry_after: raw.retry_after_ms.map(Duration::from_millis),
+    })
+}

@@ -1,0 +1,227 @@
+//! [`ConfigError`]: what went wrong in a configuration file, and exactly where.
+
+use std::fmt;
+
+/// One step of a key path: a map key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Seg {
+    /// A map key (`backend`).
+    Key(String),
+    /// A list index (`[1]`).
+    Index(usize),
+}
+
+/// A key path such as `agents[1].backend.model`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub(crate) struct KeyPath(pub(crate) Vec<Seg>);
+
+impl KeyPath {
+    /// The empty path (the document itself).
+    pub(crate) fn root() -> Self {
+        Self(Vec::new())
+    }
+
+    /// This path extended by a map key.
+    pub(crate) fn key(&self, key: &str) -> Self {
+        let mut segs = self.0.clone();
+        segs.push(Seg::Key(key.to_owned()));
+        Self(segs)
+    }
+
+    /// This path extended by a list index.
+    pub(crate) fn index(&self, index: usize) -> Self {
+        let mut segs = self.0.clone();
+        segs.push(Seg::Index(index));
+        Self(segs)
+    }
+
+    /// The path one step up (`None` for the root).
+    pub(crate) fn parent(&self) -> Option<KeyPath> {
+        if self.0.is_empty() {
+            None
+        } else {
+            Some(Self(self.0[..self.0.len() - 1].to_vec()))
+        }
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Index(n) => write!(f, "[{n}]")?,
+                Seg::Key(k) => {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    let plain = !k.is_empty()
+                        && k.chars()
+                            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '/' | ':'));
+                    if plain {
+                        f.write_str(k)?;
+                    } else {
+                        write!(f, "\"{}\"", k.replace('"', "\\\""))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A configuration problem: the file, the key path, the position and what would be valid.
+///
+/// Displays as `configs/team.yaml:12:7: agents[1].backend.model: missing; every agent needs a
+/// model (e.g. gemini-2.5-flash)`. Never contains a secret: messages name environment variables
+/// and key paths, not values of keys.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.render())]
+pub struct ConfigError {
+    file: String,
+    path: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    message: String,
+}
+
+impl ConfigError {
+    /// An error in `file` at key `path` (`""` for the whole file), 1-based `line`/`column`
+    /// when known.
+    pub fn new(
+        file: impl Into<String>,
+        path: impl Into<String>,
+        position: Option<(usize, usize)>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            path: path.into(),
+            line: position.map(|p| p.0),
+            column: position.map(|p| p.1),
+            message: message.into(),
+        }
+    }
+
+    /// The file as it was named (e.g. `configs/team.yaml`, or `<builtin>/rate_limits.yaml`).
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The key path, e.g. `agents[1].backend.model` (empty when the whole file is at fault).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The 1-based line, when known.
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+
+    /// The 1-based column, when known.
+    pub fn column(&self) -> Option<usize> {
+        self.column
+    }
+
+    /// What is wrong and what would be valid.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn render(&self) -> String {
+        let mut out = self.file.clone();
+        if let Some(line) = self.line {
+            out.push_str(&format!(":{line}"));
+            if let Some(col) = self.column {
+                out.push_str(&format!(":{col}"));
+            }
+        }
+        out.push_str(": ");
+        if !self.path.is_empty() {
+            out.push_str(&self.path);
+            out.push_str(": ");
+        }
+        out.push_str(&self.message);
+        out
+    }
+}
+
+/// The closest of `candidates` to `word`, when it is close enough to be a likely typo.
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let lower = word.to_lowercase();
+    let mut best: Option<(f64, &'a str)> = None;
+    for &cand in candidates {
+        let c = cand.to_lowercase();
+        let distance = strsim::damerau_levenshtein(&lower, &c);
+        let allowed = (lower.chars().count().max(c.chars().count()) / 3).max(1);
+        let score = strsim::jaro_winkler(&lower, &c);
+        let close = distance <= allowed
+            || score >= 0.85
+            || (lower.len() >= 3 && c.starts_with(&lower))
+            || shared_prefix(&lower, &c) >= (lower.len().min(c.len()) / 2).max(4);
+        if close && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, cand));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// How many leading characters `a` and `b` share.
+fn shared_prefix(a: &str, b: &str) -> usize {
+    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
+}
+
+/// ` Did you mean `x`?` or nothing.
+pub(crate) fn suggestion(word: &str, candidates: &[&str]) -> String {
+    match did_you_mean(word, candidates) {
+        Some(c) => format!(" Did you mean `{c}`?"),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_render_like_the_docs() {
+        let p = KeyPath::root()
+            .key("agents")
+            .index(1)
+            .key("backend")
+            .key("model");
+        assert_eq!(p.to_string(), "agents[1].backend.model");
+        let q = KeyPath::root().key("openai").key("gpt-4.1").key("rpm");
+        assert_eq!(q.to_string(), "openai.\"gpt-4.1\".rpm");
+    }
+
+    #[test]
+    fn display_has_file_line_column_path_message() {
+        let e = ConfigError::new(
+            "t.yaml",
+            "agents[1].backend.model",
+            Some((12, 7)),
+            "missing",
+        );
+        assert_eq!(
+            e.to_string(),
+            "t.yaml:12:7: agents[1].backend.model: missing"
+        );
+        let e = ConfigError::new("t.yaml", "", None, "empty file");
+        assert_eq!(e.to_string(), "t.yaml: empty file");
+    }
+
+    #[test]
+    fn suggestions_catch_typos_only() {
+        assert_eq!(did_you_mean("modle", &["type", "model"]), Some("model"));
+        assert_eq!(did_you_mean("gemni", &["gemini", "claude"]), Some("gemini"));
+        assert_eq!(did_you_mean("banana", &["gemini", "claude"]), None);
+        assert_eq!(
+            did_you_mean("system_prompt", &["id", "backend", "system_message"]),
+            Some("system_message")
+        );
+        assert_eq!(
+            did_you_mean("enable", &["enable_rate_limit", "limits_file"]),
+            Some("enable_rate_limit")
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! Reading a limits file (`rate_limits.yaml`): raw entries -> validated [`ModelLimits`].
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use super::document::Document;
+use super::duration::duration_from_value;
+use super::error::{ConfigError, KeyPath, suggestion};
+use super::limits::{Entry, LimitsTable};
+use super::types::{BackendKind, ModelLimits};
+use crate::quota::{DailyReset, Dimension, Limit, ScopeKind};
+
+/// The keys one limits entry accepts.
+pub(crate) const ENTRY_KEYS: [&str; 11] = [
+    "rpm",
+    "tpm",
+    "rpd",
+    "tpd",
+    "concurrency",
+    "windows",
+    "startup_cooldown",
+    "scope",
+    "shared_key",
+    "pacing",
+    "daily_reset",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    rpm: Option<i64>,
+    tpm: Option<i64>,
+    rpd: Option<i64>,
+    tpd: Option<i64>,
+    concurrency: Option<i64>,
+    windows: Option<Vec<RawWindow>>,
+    startup_cooldown: Option<Value>,
+    scope: Option<String>,
+    shared_key: Option<String>,
+    pacing: Option<bool>,
+    daily_reset: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    requests: Option<i64>,
+    tokens: Option<i64>,
+    per: Option<Value>,
+}
+
+/// Parses a whole limits file.
+pub(crate) fn parse_table(text: &str, file: &str) -> Result<LimitsTable, ConfigError> {
+    let doc = Document::parse(text, file)?;
+    let root = KeyPath::root();
+    let map = match &doc.value {
+        Value::Null => {
+            return Err(doc.error(
+                &root,
+                "the limits file is empty; write e.g. `gemini: {gemini-2.5-flash: {rpm: 9, tpm: 240000, rpd: 245}}`",
+            ));
+        }
+        Value::Mapping(m) => m,
+        other => {
+            return Err(doc.error(
+                &root,
+                format!(
+                    "a limits file is a map of providers (e.g. `gemini:`), found {}",
+                    kind_of(other)
+                ),
+            ));
+        }
+    };
+    let mut table = LimitsTable::default();
+    for (k, v) in map {
+        let name = key_name(&doc, &root, k)?;
+        let path = root.key(&name);
+        match name.as_str() {
+            "default" => table.global_default = Some(entry(&doc, v, &path, &name)?),
+            "shared" => {
+                for (gk, gv) in provider_map(&doc, v, &path, "shared group names")? {
+                    let gpath = path.key(&gk);
+                    let e = entry(&doc, gv, &gpath, &format!("shared:{gk}"))?;
+                    if e.limits.shared_key.is_some() {
+                        return Err(doc.error(
+                            &gpath.key("shared_key"),
+                            "a shared group cannot itself name a shared_key",
+                        ));
+                    }
+                    table.shared.insert(gk, e);
+                }
+            }
+            provider => {
+                check_provider(&doc, &path, provider)?;
+                let mut models = BTreeMap::new();
+                for (mk, mv) in provider_map(&doc, v, &path, "model names (or `default`)")? {
+                    let mpath = path.key(&mk);
+                    let e = entry(&doc, mv, &mpath, &format!("{provider}/{mk}"))?;
+                    models.insert(mk, e);
+                }
+                table.providers.insert(provider.to_owned(), models);
+            }
+        }
+    }
+    Ok(table)
+}
+
+/// Provider keys are the names backends look limits up under; anything else could never match.
+fn check_provider(doc: &Document, path: &KeyPath, name: &str) -> Result<(), ConfigError> {
+    let known: Vec<&str> = BackendKind::ALL
+        .iter()
+        .map(|k| k.limits_provider())
+        .collect();
+    if known.contains(&name) {
+        return Ok(());
+    }
+    if let Some(kind) = BackendKind::parse(name) {
+        return Err(doc.error(
+            path,
+            format!(
+                "limits for `type: {name}` backends go under `{}:`",
+                kind.limits_provider()
+            ),
+        ));
+    }
+    let hint = suggestion(name, &known);
+    Err(doc.error(
+        path,
+        format!(
+            "unknown provider `{name}`.{hint} Providers: {}, plus `shared` and `default`",
+            known.join(", ")
+        ),
+    ))
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "true/false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a map",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn key_name(doc: &Document, at: &KeyPath, k: &Value) -> Result<String, ConfigError> {
+    match k {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(doc.error(at, format!("keys must be names, found {}", kind_of(other)))),
+    }
+}
+
+/// The `(name, value)` pairs of a map under `path`.
+fn provider_map<'v>(
+    doc: &Document,
+    v: &'v Value,
+    path: &KeyPath,
+    what: &str,
+) -> Result<Vec<(String, &'v Value)>, ConfigError> {
+    match v {
+        Value::Mapping(m) => m
+            .iter()
+            .map(|(k, v)| Ok((key_name(doc, path, k)?, v)))
+            .collect(),
+        other => Err(doc.error(
+            path,
+            format!(
+                "expected a map of {what} to limits, found {}",
+                kind_of(other)
+            ),
+        )),
+    }
+}
+
+fn positive(doc: &Document, path: &KeyPath, n: i64, what: &str) -> Result<u64, ConfigError> {
+    if n <= 0 {
+        Err(doc.error(
+            path,
+            format!(
+                "{n} is not a valid {what}: limits must be at least 1 (remove the key for no limit)"
+            ),
+        ))
+    } else {
+        Ok(n.unsigned_abs())
+    }
+}
+
+/// One entry: `{rpm, tpm, rpd, tpd, concurrency, windows, startup_cooldown, scope, shared_key,
+/// pacing, daily_reset}`.
+fn entry(doc: &Document, v: &Value, path: &KeyPath, matched: &str) -> Result<Entry, ConfigError> {
+    if !v.is_mapping() {
+        let hint = match path.0.last() {
+            Some(super::error::Seg::Key(k)) if ENTRY_KEYS.contains(&k.as_str()) => {
+                " (limits go one level down: under a model name or `default`)".to_owned()
+            }
+            _ => String::new(),
+        };
+        return Err(doc.error(
+            path,
+            format!(
+                "expected a map of limits (rpm, tpm, rpd, ...), found {}{hint}",
+                kind_of(v)
+            ),
+        ));
+    }
+    let raw: RawEntry = doc.deserialize(v.clone(), path)?;
+    let mut limits = Vec::new();
+    let sugar = [
+        ("rpm", raw.rpm, Dimension::Requests, 60),
+        ("tpm", raw.tpm, Dimension::Tokens, 60),
+        ("rpd", raw.rpd, Dimension::Requests, 86_400),
+        ("tpd", raw.tpd, Dimension::Tokens, 86_400),
+    ];
+    for (key, amount, dim, secs) in sugar {
+        if let Some(n) = amount {
+            let n = positive(doc, &path.key(key), n, key)?;
+            limits.push(make_limit(
+                doc,
+                &path.key(key),
+                dim,
+                n,
+                Duration::from_secs(secs),
+            )?);
+        }
+    }
+    for (i, w) in raw.windows.iter().flatten().enumerate() {
+        let wpath = path.key("windows").index(i);
+        let (dim, key, n) = match (w.requests, w.tokens) {
+            (Some(n), None) => (Dimension::Requests, "requests", n),
+            (None, Some(n)) => (Dimension::Tokens, "tokens", n),
+            _ => {
+                return Err(doc.error(
+                    &wpath,
+                    "a window needs exactly one of `requests` or `tokens`, and `per`, e.g. {requests: 100, per: 10s}",
+                ));
+            }
+        };
+        let n = positive(doc, &wpath.key(key), n, key)?;
+        let Some(per) = &w.per else {
+            return Err(doc.error(
+                &wpath,
+                "a window needs `per` (its length), e.g. {requests: 100, per: 10s}",
+            ));
+        };
+        let period = duration_from_value(per).map_err(|m| doc.error(&wpath.key("per"), m))?;
+        limits.push(make_limit(doc, &wpath.key("per"), dim, n, period)?);
+    }
+    let concurrency = match raw.concurrency {
+        None => None,
+        Some(n) => {
+            let p = path.key("concurrency");
+            let n = positive(doc, &p, n, "concurrency")?;
+            let n = u32::try_from(n).ok().and_then(NonZeroU32::new);
+            Some(n.ok_or_else(|| doc.error(&p, "concurrency is too large"))?)
+        }
+    };
+    let startup_cooldown = match &raw.startup_cooldown {
+        None => Duration::ZERO,
+        Some(v) => {
+            duration_from_value(v).map_err(|m| doc.error(&path.key("startup_cooldown"), m))?
+        }
+    };
+    let scope = match raw.scope.as_deref() {
+        None | Some("per_account") => ScopeKind::PerAccount,
+        Some("per_key") => ScopeKind::PerKey,
+        Some(other) => {
+            let hint = suggestion(other, &["per_key", "per_account"]);
+            return Err(doc.error(
+                &path.key("scope"),
+                format!("unknown scope `{other}`.{hint} Valid values: per_key, per_account"),
+            ));
+        }
+    };
+    if let Some(name) = &raw.shared_key {
+        if name.trim().is_empty() {
+            return Err(doc.error(
+                &path.key("shared_key"),
+                "shared_key must name a group defined under `shared:`",
+            ));
+        }
+    }
+    let daily_reset = match &raw.daily_reset {
+        None => None,
+        Some(s) => Some(parse_daily_reset(s).map_err(|m| doc.error(&path.key("daily_reset"), m))?),
+    };
+    Ok(Entry {
+        limits: ModelLimits {
+            matched: matched.to_owned(),
+            limits,
+            concurrency,
+            startup_cooldown,
+            scope,
+            shared_key: raw.shared_key,
+            pacing: raw.pacing.unwrap_or(false),
+            daily_reset,
+        },
+        file: doc.file.clone(),
+        path: path.clone(),
+        position: doc.position(path),
+        shared_key_position: doc.position(&path.key("shared_key")),
+    })
+}
+
+fn make_limit(
+    doc: &Document,
+    path: &KeyPath,
+    dim: Dimension,
+    amount: u64,
+    period: Duration,
+) -> Result<Limit, ConfigError> {
+    Limit::new(dim, amount, period).map_err(|e| doc.error(path, e.to_string()))
+}
+
+/// `"00:00 America/Los_Angeles"` -> [`DailyReset`].
+pub(crate) fn parse_daily_reset(s: &str) -> Result<DailyReset, String> {
+    let bad = || {
+        format!(
+            "`{s}` is not a reset time; write `HH:MM Area/City`, e.g. `00:00 America/Los_Angeles`"
+        )
+    };
+    let (time, zone) = s.trim().split_once(' ').ok_or_else(bad)?;
+    let (h, m) = time.split_once(':').ok_or_else(bad)?;
+    let hour: u8 = h.parse().map_err(|_| bad())?;
+    let minute: u8 = m.parse().map_err(|_| bad())?;
+    if hour > 23 || minute > 59 {
+        return Err(bad());
+    }
+    let tz: chrono_tz::Tz = zone.trim().parse().map_err(|_| {
+        format!(
+            "unknown time zone `{}` (use an IANA name like America/Los_Angeles or UTC)",
+            zone.trim()
+        )
+    })?;
+    Ok(DailyReset { hour, minute, tz })
+}

@@ -1,0 +1,394 @@
+//! Loading a team file: [`load_team`] / [`parse_team`] with [`LoadOptions`] — YAML -> profiles
+//! merged in -> raw serde types -> validated [`TeamConfig`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_yaml::Value;
+
+use super::agent::{AgentCtx, agent};
+use super::document::Document;
+use super::error::{ConfigError, KeyPath, suggestion};
+use super::profiles::{empty_map, load_profile, overlay, search_dirs};
+use super::secrets::EnvLookup;
+use super::team_raw::{RawOrchestrator, RawRateLimit, RawTeam, RawTimeouts, RawUi};
+use super::types::{
+    AgentConfig, DisplayType, NoveltyRequirement, OrchestratorConfig, RateLimitSettings,
+    TeamConfig, TimeoutConfig, UiConfig, VotingSensitivity,
+};
+
+/// How a team file is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Where `${VAR}` and default key variables are read (default: the process environment).
+    pub env: EnvLookup,
+    /// Where `profile: NAME` is looked up first. Default: `agents/` inside the team file's
+    /// directory, then `agents/` beside that directory; the built-in profiles come last.
+    pub profiles_dir: Option<PathBuf>,
+    /// Load agents whose keys are not available (a default key variable or a `${VAR}` named
+    /// in `api_key`/`api_keys` that is unset): such keys are left out, so an agent may end up
+    /// with no keys. For checks and summaries that run no agent, e.g. `--validate` on a
+    /// machine without the secrets. Malformed references are still errors. Default `false`:
+    /// every missing key is an error naming the variable and the key path.
+    pub allow_missing_keys: bool,
+}
+
+/// Reads, validates and returns the team in `path`. Relative paths inside it
+/// (`rate_limit.limits_file`, the profile search) are taken relative to the file's directory.
+pub fn load_team(path: &Path, opts: &LoadOptions) -> Result<TeamConfig, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            name.clone(),
+            "",
+            None,
+            format!("cannot read the team file: {e}"),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut team = parse_in(&text, &name, opts, Some(&dir))?;
+    team.source = Some(path.to_path_buf());
+    Ok(team)
+}
+
+/// Validates team-file text; `file_name` is used in errors. Profiles come from
+/// `opts.profiles_dir` and the built-ins; `rate_limit.limits_file` is kept as written.
+pub fn parse_team(
+    text: &str,
+    file_name: &str,
+    opts: &LoadOptions,
+) -> Result<TeamConfig, ConfigError> {
+    parse_in(text, file_name, opts, None)
+}
+
+const TOP_KEYS: &str = "agents, agent, orchestrator, timeout_settings, ui, rate_limit";
+
+fn parse_in(
+    text: &str,
+    file: &str,
+    opts: &LoadOptions,
+    dir: Option<&Path>,
+) -> Result<TeamConfig, ConfigError> {
+    let doc = Document::parse(text, file)?;
+    let root = KeyPath::root();
+    match &doc.value {
+        Value::Null => {
+            return Err(doc.error(
+                &root,
+                format!(
+                    "the team file is empty; it needs at least `agents:` (sections: {TOP_KEYS})"
+                ),
+            ));
+        }
+        Value::Mapping(_) => {}
+        Value::Sequence(_) => {
+            return Err(doc.error(
+                &root,
+                format!("found a list where the team file needs a map of sections ({TOP_KEYS}); put the agents under `agents:`"),
+            ));
+        }
+        _ => {
+            return Err(doc.error(
+                &root,
+                format!(
+                    "found a single value where the team file needs a map of sections ({TOP_KEYS})"
+                ),
+            ));
+        }
+    }
+    let dirs = search_dirs(opts.profiles_dir.as_deref(), dir);
+    let value = apply_profiles(&doc, &dirs)?;
+    let raw: RawTeam = doc.deserialize(value, &root)?;
+
+    let cx = AgentCtx {
+        doc: &doc,
+        env: &opts.env,
+        allow_missing_keys: opts.allow_missing_keys,
+    };
+    let agents = agents(&cx, raw.agents, raw.agent)?;
+    Ok(TeamConfig {
+        source: None,
+        agents,
+        orchestrator: orchestrator(&doc, raw.orchestrator)?,
+        timeouts: timeouts(&doc, raw.timeout_settings)?,
+        ui: ui(&doc, raw.ui)?,
+        rate_limit: rate_limit(&doc, raw.rate_limit, raw.enable_rate_limit, dir)?,
+    })
+}
+
+/// The document with every `profile: NAME` agent laid over its profile.
+fn apply_profiles(doc: &Document, dirs: &[PathBuf]) -> Result<Value, ConfigError> {
+    let mut value = doc.value.clone();
+    if let Value::Mapping(map) = &mut value {
+        // Top-level `x-...` keys hold YAML anchors for reuse (`x-base: &base {...}`); ignored.
+        map.retain(|k, _| !k.as_str().is_some_and(|k| k.starts_with("x-")));
+    }
+    let root = KeyPath::root();
+    if let Some(Value::Sequence(list)) = value.get_mut("agents") {
+        for (i, item) in list.iter_mut().enumerate() {
+            merge_one(doc, dirs, item, &root.key("agents").index(i))?;
+        }
+    }
+    if let Some(item) = value.get_mut("agent") {
+        merge_one(doc, dirs, item, &root.key("agent"))?;
+    }
+    Ok(value)
+}
+
+fn merge_one(
+    doc: &Document,
+    dirs: &[PathBuf],
+    item: &mut Value,
+    at: &KeyPath,
+) -> Result<(), ConfigError> {
+    let Some(Value::String(name)) = item.get("profile") else {
+        return Ok(());
+    };
+    let profile = load_profile(name, dirs, doc, &at.key("profile"))?;
+    let own = std::mem::replace(item, empty_map());
+    *item = overlay(profile, own);
+    Ok(())
+}
+
+fn agents(
+    cx: &AgentCtx<'_>,
+    list: Option<Vec<super::team_raw::RawAgent>>,
+    single: Option<super::team_raw::RawAgent>,
+) -> Result<Vec<AgentConfig>, ConfigError> {
+    let doc = cx.doc;
+    let root = KeyPath::root();
+    let mut out = Vec::new();
+    match (list, single) {
+        (Some(_), Some(_)) => {
+            return Err(doc.error(
+                &root.key("agent"),
+                "give either `agents` (a list) or `agent` (one agent), not both",
+            ));
+        }
+        (None, None) => {
+            return Err(doc.error(
+                &root,
+                "no agents: add `agents:` with a list of agents (or `agent:` for a single one)",
+            ));
+        }
+        (Some(list), None) => {
+            if list.is_empty() {
+                return Err(doc.error(
+                    &root.key("agents"),
+                    "the team is empty: list at least one agent (id and backend)",
+                ));
+            }
+            for (i, raw) in list.into_iter().enumerate() {
+                out.push(agent(cx, &root.key("agents").index(i), raw, None)?);
+            }
+        }
+        (None, Some(raw)) => out.push(agent(cx, &root.key("agent"), raw, Some("agent"))?),
+    }
+    let agent_path = |i: usize| {
+        if doc.value.get("agent").is_some() {
+            root.key("agent")
+        } else {
+            root.key("agents").index(i)
+        }
+    };
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in out.iter().enumerate() {
+        if let Some(first) = seen.insert(a.id.as_str(), i) {
+            return Err(doc.error(
+                &agent_path(i).key("id"),
+                format!(
+                    "duplicate id `{}` (also used by {}); every agent needs its own id",
+                    a.id,
+                    agent_path(first)
+                ),
+            ));
+        }
+    }
+    let ids: Vec<&str> = out.iter().map(|a| a.id.as_str()).collect();
+    for (i, a) in out.iter().enumerate() {
+        if let Some(target) = &a.backend.simulated.vote_for {
+            if !ids.contains(&target.as_str()) {
+                let hint = suggestion(target, &ids);
+                return Err(doc.error(
+                    &agent_path(i)
+                        .key("backend")
+                        .key("simulated")
+                        .key("vote_for"),
+                    format!(
+                        "no agent has id `{target}`.{hint} Agents: {}",
+                        ids.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one of a fixed set of words, with did-you-mean.
+fn choice<T: Copy>(
+    doc: &Document,
+    path: &KeyPath,
+    value: &str,
+    options: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    if let Some((_, v)) = options.iter().find(|(n, _)| *n == value) {
+        return Ok(*v);
+    }
+    let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+    let hint = suggestion(value, &names);
+    Err(doc.error(
+        path,
+        format!(
+            "unknown value `{value}`.{hint} Valid values: {}",
+            names.join(", ")
+        ),
+    ))
+}
+
+fn orchestrator(
+    doc: &Document,
+    raw: Option<RawOrchestrator>,
+) -> Result<OrchestratorConfig, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(OrchestratorConfig::default());
+    };
+    let base = KeyPath::root().key("orchestrator");
+    let levels = [("lenient", 0u8), ("balanced", 1u8), ("strict", 2u8)];
+    let voting_sensitivity = match raw.voting_sensitivity.as_deref() {
+        None => VotingSensitivity::default(),
+        Some(v) => match choice(doc, &base.key("voting_sensitivity"), v, &levels)? {
+            0 => VotingSensitivity::Lenient,
+            1 => VotingSensitivity::Balanced,
+            _ => VotingSensitivity::Strict,
+        },
+    };
+    let answer_novelty_requirement = match raw.answer_novelty_requirement.as_deref() {
+        None => NoveltyRequirement::default(),
+        Some(v) => match choice(doc, &base.key("answer_novelty_requirement"), v, &levels)? {
+            0 => NoveltyRequirement::Lenient,
+            1 => NoveltyRequirement::Balanced,
+            _ => NoveltyRequirement::Strict,
+        },
+    };
+    let max_new_answers_per_agent = match raw.max_new_answers_per_agent {
+        None => None,
+        Some(n) => Some(u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            doc.error(
+                &base.key("max_new_answers_per_agent"),
+                format!(
+                    "{n} is not valid: use a whole number from 1 up, or remove the key for no cap"
+                ),
+            )
+        })?),
+    };
+    Ok(OrchestratorConfig {
+        voting_sensitivity,
+        max_new_answers_per_agent,
+        answer_novelty_requirement,
+        skip_final_presentation: raw.skip_final_presentation.unwrap_or(false),
+    })
+}
+
+fn seconds(doc: &Document, path: &KeyPath, secs: f64) -> Result<Duration, ConfigError> {
+    if secs.is_finite() && secs > 0.0 && secs < 1e9 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(doc.error(
+            path,
+            format!("{secs} is not valid: use a number of seconds above 0"),
+        ))
+    }
+}
+
+fn timeouts(doc: &Document, raw: Option<RawTimeouts>) -> Result<TimeoutConfig, ConfigError> {
+    let mut out = TimeoutConfig::default();
+    if let Some(secs) = raw.and_then(|r| r.orchestrator_timeout_seconds) {
+        let p = KeyPath::root()
+            .key("timeout_settings")
+            .key("orchestrator_timeout_seconds");
+        out.orchestrator_timeout = seconds(doc, &p, secs)?;
+    }
+    Ok(out)
+}
+
+fn ui(doc: &Document, raw: Option<RawUi>) -> Result<UiConfig, ConfigError> {
+    let mut out = UiConfig::default();
+    let Some(raw) = raw else {
+        return Ok(out);
+    };
+    if let Some(d) = raw.display_type.as_deref() {
+        out.display_type = choice(
+            doc,
+            &KeyPath::root().key("ui").key("display_type"),
+            d,
+            &[
+                ("rich_terminal", DisplayType::Rich),
+                ("textual_terminal", DisplayType::Rich),
+                ("simple", DisplayType::Simple),
+            ],
+        )?;
+    }
+    if let Some(l) = raw.logging_enabled {
+        out.logging_enabled = l;
+    }
+    Ok(out)
+}
+
+fn rate_limit(
+    doc: &Document,
+    raw: Option<RawRateLimit>,
+    top_level: Option<bool>,
+    dir: Option<&Path>,
+) -> Result<RateLimitSettings, ConfigError> {
+    let base = KeyPath::root().key("rate_limit");
+    let mut out = RateLimitSettings {
+        enabled: top_level,
+        ..RateLimitSettings::default()
+    };
+    let Some(raw) = raw else {
+        return Ok(out);
+    };
+    if let Some(e) = raw.enable_rate_limit {
+        if top_level.is_some_and(|t| t != e) {
+            return Err(doc.error(
+                &base.key("enable_rate_limit"),
+                "contradicts the top-level `enable_rate_limit`; keep one of them",
+            ));
+        }
+        out.enabled = Some(e);
+    }
+    if let Some(secs) = raw.acquire_timeout_seconds {
+        out.acquire_timeout = seconds(doc, &base.key("acquire_timeout_seconds"), secs)?;
+    }
+    if let Some(file) = raw.limits_file {
+        let p = base.key("limits_file");
+        if file.trim().is_empty() {
+            return Err(doc.error(
+                &p,
+                "empty; name a limits file (e.g. my_limits.yaml) or remove the key",
+            ));
+        }
+        let mut path = PathBuf::from(&file);
+        if let Some(dir) = dir {
+            if path.is_relative() {
+                path = dir.join(path);
+            }
+            if !path.is_file() {
+                return Err(doc.error(
+                    &p,
+                    format!(
+                        "no such file `{}` (relative paths are taken from the team file's directory)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        out.limits_file = Some(path);
+    }
+    Ok(out)
+}

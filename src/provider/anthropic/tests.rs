@@ -1,0 +1,95 @@
+//! Fixture tests: recorded Anthropic messages and streams parse into the right responses.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+
+use super::*;
+use crate::provider::sse::SseParser;
+use crate::provider::{Message, ToolSpec};
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/providers/anthropic/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn whole_message_with_tool_use() {
+    let r = parse_response(&fixture("tool_use.json")).unwrap();
+    assert_eq!(r.text, "I'll vote for the clearest answer.");
+    assert_eq!(r.tool_calls[0].id, "toolu_01A09q90qw90lq917835lq9");
+    assert_eq!(r.tool_calls[0].arguments["agent_id"], "agent1");
+    assert_eq!(r.usage.unwrap().total(), 533);
+    assert_eq!(r.finish_reason.as_deref(), Some("tool_use"));
+}
+
+#[test]
+fn stream_with_input_json_deltas() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let mut parser = SseParser::new();
+    let mut asm = StreamAssembler::default();
+    let mut done = false;
+    for event in parser.push(fixture("stream_tool_use.sse").as_bytes()) {
+        done = asm.push(&event, Some(&tx)).unwrap();
+    }
+    assert!(done);
+    let r = asm.finish(Some(&tx));
+    assert_eq!(r.text, "Here is my answer.");
+    assert_eq!(r.tool_calls[0].name, "new_answer");
+    assert_eq!(r.tool_calls[0].arguments, json!({"content": "Paris."}));
+    assert_eq!(
+        r.usage,
+        Some(Usage {
+            input_tokens: 472,
+            output_tokens: 89
+        })
+    );
+    let mut n = 0;
+    while rx.try_recv().is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 4, "two text deltas, one tool call, one usage");
+}
+
+#[test]
+fn overloaded_mid_stream() {
+    let mut asm = StreamAssembler::default();
+    let event = SseEvent {
+        event: Some("error".into()),
+        data: r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+            .into(),
+    };
+    let e = asm.push(&event, None).unwrap_err();
+    assert_eq!(e.kind, ProviderErrorKind::Overloaded);
+    assert!(e.message.contains("Overloaded"));
+}
+
+#[test]
+fn request_body_merges_turns_and_sets_max_tokens() {
+    let req = ChatRequest {
+        model: "claude-sonnet-4-20250514".into(),
+        messages: vec![
+            Message::system("a"),
+            Message::system("b"),
+            Message::user("q1"),
+            Message::user("q2"),
+        ],
+        tools: vec![ToolSpec {
+            name: "vote".into(),
+            description: "vote".into(),
+            parameters: json!({"type": "object"}),
+        }],
+        temperature: None,
+        max_tokens: None,
+        stream: true,
+    };
+    let b = request_body(&req);
+    assert_eq!(b["system"], "a\n\nb");
+    assert_eq!(b["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(b["messages"][0]["content"], "q1\n\nq2");
+    assert_eq!(b["max_tokens"], DEFAULT_MAX_TOKENS);
+    assert_eq!(b["tools"][0]["input_schema"]["type"], "object");
+    assert_eq!(b["stream"], true);
+}

@@ -1,0 +1,311 @@
+//! Gemini native REST: `POST {base_url}/models/{model}:generateContent` and
+//! `:streamGenerateContent?alt=sse`, the key in the `x-goog-api-key` header, tools as
+//! `functionDeclarations`, answers as `functionCall` / text parts with `usageMetadata`.
+
+use futures_util::future::BoxFuture;
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::http::{malformed, parse_json, post_json, read_text};
+use super::openai::send;
+use super::signals::Dialect;
+use super::sse::{SseEvent, drive};
+use super::{
+    ChatRequest, ChatResponse, Provider, ProviderError, ProviderErrorKind, Role, StreamEvent,
+    StreamSink, ToolCall, Usage,
+};
+use crate::keys::ApiKey;
+
+/// A Gemini endpoint.
+#[derive(Debug, Clone)]
+pub struct Gemini {
+    base_url: String,
+    client: reqwest::Client,
+}
+
+impl Gemini {
+    /// Gemini at `base_url` (e.g. `https://host/v1beta`), sending with `client`.
+    pub fn new(base_url: &str, client: reqwest::Client) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            client,
+        }
+    }
+
+    async fn call(
+        &self,
+        request: &ChatRequest,
+        key: Option<&ApiKey>,
+        sink: Option<&StreamSink>,
+    ) -> Result<ChatResponse, ProviderError> {
+        let mut headers = HeaderMap::new();
+        if let Some(key) = key {
+            let value = HeaderValue::from_str(key.expose()).map_err(|_| {
+                ProviderError::new(
+                    ProviderErrorKind::Auth,
+                    format!("the key {key} contains characters not allowed in a header"),
+                )
+            })?;
+            headers.insert("x-goog-api-key", value);
+        }
+        let action = if request.stream {
+            "streamGenerateContent?alt=sse"
+        } else {
+            "generateContent"
+        };
+        let url = format!("{}/models/{}:{action}", self.base_url, request.model);
+        let body = request_body(request);
+        let answer = post_json(&self.client, Dialect::Gemini, &url, headers, &body).await?;
+        if request.stream {
+            let mut asm = StreamAssembler::default();
+            drive(answer.response, |event| asm.push(&event, sink)).await?;
+            Ok(asm.finish(sink))
+        } else {
+            let (text, _) = read_text(answer).await?;
+            parse_response(&text)
+        }
+    }
+}
+
+impl Provider for Gemini {
+    fn name(&self) -> &str {
+        "gemini"
+    }
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        key: Option<&'a ApiKey>,
+        sink: Option<&'a StreamSink>,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        Box::pin(self.call(request, key, sink))
+    }
+}
+
+/// Gemini accepts an OpenAPI subset of JSON schema: drop the keys it refuses.
+fn gemini_schema(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "additionalProperties" | "$schema"))
+                .map(|(k, v)| (k.clone(), gemini_schema(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(gemini_schema).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The JSON body of a `generateContent` request: system messages become `systemInstruction`,
+/// assistant turns become role `model`.
+pub fn request_body(request: &ChatRequest) -> Value {
+    let system: Vec<Value> = request
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::System)
+        .map(|m| json!({"text": m.content}))
+        .collect();
+    let contents: Vec<Value> = request
+        .messages
+        .iter()
+        .filter(|m| m.role != Role::System)
+        .map(|m| {
+            let role = if m.role == Role::Assistant {
+                "model"
+            } else {
+                "user"
+            };
+            json!({"role": role, "parts": [{"text": m.content}]})
+        })
+        .collect();
+    let mut body = json!({"contents": contents});
+    if !system.is_empty() {
+        body["systemInstruction"] = json!({"parts": system});
+    }
+    if !request.tools.is_empty() {
+        let decls: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| {
+                json!({"name": t.name, "description": t.description,
+                       "parameters": gemini_schema(&t.parameters)})
+            })
+            .collect();
+        body["tools"] = json!([{"functionDeclarations": decls}]);
+    }
+    let mut config = serde_json::Map::new();
+    if let Some(t) = request.temperature {
+        config.insert("temperature".into(), json!(t));
+    }
+    if let Some(m) = request.max_tokens {
+        config.insert("maxOutputTokens".into(), json!(m));
+    }
+    if !config.is_empty() {
+        body["generationConfig"] = Value::Object(config);
+    }
+    body
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireResponse {
+    #[serde(default)]
+    candidates: Vec<WireCandidate>,
+    usage_metadata: Option<WireUsage>,
+    prompt_feedback: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireCandidate {
+    content: Option<WireContent>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireContent {
+    #[serde(default)]
+    parts: Vec<WirePart>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WirePart {
+    text: Option<String>,
+    #[serde(default)]
+    thought: bool,
+    function_call: Option<WireFunctionCall>,
+}
+
+#[derive(Deserialize)]
+struct WireFunctionCall {
+    id: Option<String>,
+    name: String,
+    #[serde(default)]
+    args: Value,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+struct WireUsage {
+    #[serde(default)]
+    prompt_token_count: u64,
+    #[serde(default)]
+    candidates_token_count: u64,
+    #[serde(default)]
+    thoughts_token_count: u64,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        Usage {
+            input_tokens: u.prompt_token_count,
+            output_tokens: u.candidates_token_count + u.thoughts_token_count,
+        }
+    }
+}
+
+fn function_call(f: WireFunctionCall, index: usize) -> ToolCall {
+    let args = if f.args.is_null() { json!({}) } else { f.args };
+    ToolCall {
+        id: f
+            .id
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("call_{index}")),
+        name: f.name,
+        raw_arguments: args.to_string(),
+        arguments: args,
+    }
+}
+
+/// Parses a whole `generateContent` answer.
+pub fn parse_response(raw: &str) -> Result<ChatResponse, ProviderError> {
+    let wire: WireResponse = parse_json("Gemini answer", raw)?;
+    let mut asm = StreamAssembler::default();
+    asm.take(wire, None)?;
+    if asm.finish_reason.is_none() && asm.text.is_empty() && asm.calls.is_empty() {
+        return Err(malformed("Gemini answer", "no candidates", raw));
+    }
+    Ok(asm.finish(None))
+}
+
+/// Assembles `streamGenerateContent` chunks (each a whole `GenerateContentResponse` carrying a
+/// part of the answer). A chunk with a `finishReason` ends the answer.
+#[derive(Default)]
+pub struct StreamAssembler {
+    text: String,
+    calls: Vec<ToolCall>,
+    usage: Option<Usage>,
+    finish_reason: Option<String>,
+}
+
+impl StreamAssembler {
+    fn take(&mut self, wire: WireResponse, sink: Option<&StreamSink>) -> Result<(), ProviderError> {
+        if let Some(u) = wire.usage_metadata {
+            self.usage = Some(u.into());
+        }
+        if wire.candidates.is_empty() {
+            if let Some(reason) = wire
+                .prompt_feedback
+                .as_ref()
+                .and_then(|f| f.get("blockReason"))
+                .and_then(Value::as_str)
+            {
+                return Err(ProviderError::new(
+                    ProviderErrorKind::BadRequest,
+                    format!("Gemini refused the prompt: {reason}"),
+                ));
+            }
+        }
+        for candidate in wire.candidates.into_iter().take(1) {
+            for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
+                if let Some(text) = part.text.filter(|t| !part.thought && !t.is_empty()) {
+                    self.text.push_str(&text);
+                    send(sink, StreamEvent::TextDelta(text));
+                }
+                if let Some(f) = part.function_call {
+                    let call = function_call(f, self.calls.len());
+                    send(sink, StreamEvent::ToolCall(call.clone()));
+                    self.calls.push(call);
+                }
+            }
+            if candidate.finish_reason.is_some() {
+                self.finish_reason = candidate.finish_reason;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one event; `Ok(true)` once a chunk carried a finish reason.
+    pub fn push(
+        &mut self,
+        event: &SseEvent,
+        sink: Option<&StreamSink>,
+    ) -> Result<bool, ProviderError> {
+        if event.data.trim().is_empty() {
+            return Ok(false);
+        }
+        let wire: WireResponse = parse_json("Gemini stream chunk", &event.data)?;
+        self.take(wire, sink)?;
+        Ok(self.finish_reason.is_some())
+    }
+
+    /// The whole answer (usage sent to `sink`: Gemini repeats cumulative usage in chunks, so it
+    /// is reported once, at the end).
+    pub fn finish(self, sink: Option<&StreamSink>) -> ChatResponse {
+        if let Some(u) = self.usage {
+            send(sink, StreamEvent::Usage(u));
+        }
+        ChatResponse {
+            text: self.text,
+            tool_calls: self.calls,
+            usage: self.usage,
+            finish_reason: self.finish_reason,
+            observed: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,92 @@
+//! Fixture tests: recorded Gemini answers parse into the right responses.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+
+use super::*;
+use crate::provider::sse::SseParser;
+use crate::provider::{Message, ToolSpec};
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/providers/gemini/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn whole_answer_with_function_call_and_thoughts_counted() {
+    let r = parse_response(&fixture("function_call.json")).unwrap();
+    assert_eq!(r.text, "I will submit my answer.");
+    assert_eq!(r.tool_calls[0].name, "new_answer");
+    assert_eq!(r.tool_calls[0].id, "call_0");
+    assert_eq!(
+        r.tool_calls[0].arguments,
+        json!({"content": "Paris is the capital of France."})
+    );
+    assert_eq!(
+        r.usage,
+        Some(Usage {
+            input_tokens: 310,
+            output_tokens: 35
+        })
+    );
+    assert_eq!(r.finish_reason.as_deref(), Some("STOP"));
+}
+
+#[test]
+fn stream_text_then_function_call() {
+    let mut parser = SseParser::new();
+    let mut asm = StreamAssembler::default();
+    let mut done = false;
+    for event in parser.push(fixture("stream.sse").as_bytes()) {
+        done = asm.push(&event, None).unwrap();
+    }
+    assert!(done);
+    let r = asm.finish(None);
+    assert_eq!(r.text, "Paris is the capital.");
+    assert_eq!(r.tool_calls[0].arguments["agent_id"], "agent1");
+    assert_eq!(r.usage.unwrap().total(), 21);
+}
+
+#[test]
+fn blocked_prompt_and_empty_answers_are_errors() {
+    let blocked = r#"{"promptFeedback": {"blockReason": "SAFETY"}}"#;
+    assert_eq!(
+        parse_response(blocked).unwrap_err().kind,
+        ProviderErrorKind::BadRequest
+    );
+    assert_eq!(
+        parse_response("{}").unwrap_err().kind,
+        ProviderErrorKind::Malformed
+    );
+}
+
+#[test]
+fn request_body_shape() {
+    let req = ChatRequest {
+        model: "gemini-2.5-flash".into(),
+        messages: vec![
+            Message::system("be brief"),
+            Message::user("hi"),
+            Message::assistant("hello"),
+        ],
+        tools: vec![ToolSpec {
+            name: "vote".into(),
+            description: "vote".into(),
+            parameters: json!({"type": "object", "additionalProperties": false,
+                               "properties": {"a": {"type": "string"}}}),
+        }],
+        temperature: None,
+        max_tokens: Some(64),
+        stream: false,
+    };
+    let b = request_body(&req);
+    assert_eq!(b["systemInstruction"]["parts"][0]["text"], "be brief");
+    assert_eq!(b["contents"][1]["role"], "model");
+    let params = &b["tools"][0]["functionDeclarations"][0]["parameters"];
+    assert!(params.get("additionalProperties").is_none());
+    assert_eq!(params["properties"]["a"]["type"], "string");
+    assert_eq!(b["generationConfig"]["maxOutputTokens"], 64);
+}

@@ -1,0 +1,107 @@
+//! Fixture tests: recorded chat completions parse into the right responses.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+
+use super::*;
+use crate::provider::sse::SseParser;
+use crate::provider::{Message, ToolSpec};
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/providers/openai/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn whole_answer_with_tool_call() {
+    let r = parse_response(&fixture("tool_call.json")).unwrap();
+    assert_eq!(r.text, "");
+    assert_eq!(r.finish_reason.as_deref(), Some("tool_calls"));
+    assert_eq!(r.tool_calls[0].id, "call_q0Xk2bMGr3WcVzRuyc0pTD0B");
+    assert_eq!(r.tool_calls[0].name, "vote");
+    assert_eq!(r.tool_calls[0].arguments["agent_id"], "agent2");
+    assert_eq!(
+        r.usage,
+        Some(Usage {
+            input_tokens: 812,
+            output_tokens: 24
+        })
+    );
+}
+
+#[test]
+fn whole_text_answer() {
+    let r = parse_response(&fixture("text.json")).unwrap();
+    assert_eq!(r.text, "Paris is the capital of France.");
+    assert!(r.tool_calls.is_empty());
+    assert_eq!(r.usage.unwrap().total(), 50);
+}
+
+#[test]
+fn malformed_answers_say_what_failed() {
+    let e = parse_response("{\"choices\": [").unwrap_err();
+    assert_eq!(e.kind, ProviderErrorKind::Malformed);
+    assert!(e.message.contains("chat completion"), "{}", e.message);
+    let e = parse_response("{\"choices\": []}").unwrap_err();
+    assert!(e.message.contains("no choices"), "{}", e.message);
+}
+
+#[test]
+fn stream_assembles_interleaved_tool_calls_and_usage() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let mut parser = SseParser::new();
+    let mut asm = StreamAssembler::default();
+    let mut done = false;
+    for event in parser.push(fixture("stream_tool_calls.sse").as_bytes()) {
+        done = asm.push(&event, Some(&tx)).unwrap();
+    }
+    assert!(done);
+    let r = asm.finish(Some(&tx)).unwrap();
+    assert_eq!(r.text, "Let me answer. ");
+    assert_eq!(r.tool_calls.len(), 2);
+    assert_eq!(r.tool_calls[0].name, "new_answer");
+    assert_eq!(r.tool_calls[0].arguments, json!({"content": "Paris."}));
+    assert_eq!(r.tool_calls[1].id, "call_b2");
+    assert_eq!(r.tool_calls[1].arguments["agent_id"], "agent1");
+    assert_eq!(r.usage.unwrap().total(), 151);
+    assert_eq!(r.finish_reason.as_deref(), Some("tool_calls"));
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    assert_eq!(events[0], StreamEvent::TextDelta("Let me answer. ".into()));
+    assert!(matches!(events[1], StreamEvent::Usage(_)));
+    assert!(matches!(&events[2], StreamEvent::ToolCall(c) if c.name == "new_answer"));
+}
+
+#[test]
+fn unparseable_arguments_keep_the_raw_text() {
+    let c = tool_call(None, 3, "vote".into(), "{\"agent_id\": ".into());
+    assert_eq!(c.id, "call_3");
+    assert_eq!(c.arguments, Value::Null);
+    assert_eq!(c.raw_arguments, "{\"agent_id\": ");
+}
+
+#[test]
+fn request_body_shape() {
+    let req = ChatRequest {
+        model: "gpt-4o-mini".into(),
+        messages: vec![Message::system("be brief"), Message::user("hi")],
+        tools: vec![ToolSpec {
+            name: "vote".into(),
+            description: "vote".into(),
+            parameters: json!({"type": "object"}),
+        }],
+        temperature: Some(0.5),
+        max_tokens: Some(100),
+        stream: true,
+    };
+    let b = request_body(&req);
+    assert_eq!(b["messages"][0]["role"], "system");
+    assert_eq!(b["tools"][0]["function"]["name"], "vote");
+    assert_eq!(b["stream_options"]["include_usage"], true);
+    assert_eq!(b["max_tokens"], 100);
+}

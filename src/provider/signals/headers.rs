@@ -1,0 +1,309 @@
+//! Rate-limit headers: `Retry-After` (seconds or HTTP date), `retry-after-ms`, OpenAI/Groq
+//! `x-ratelimit-*` and Anthropic `anthropic-ratelimit-*`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+
+use crate::quota::{Dimension, Limit, Remaining};
+
+use super::Dialect;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    header(headers, name).and_then(|v| v.parse().ok())
+}
+
+/// The wait the provider asked for: `retry-after-ms` (milliseconds, may be fractional) wins over
+/// `Retry-After` (whole or fractional seconds, or an HTTP date compared with `now`). A date in
+/// the past means "now" (zero).
+pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    if let Some(ms) = header(headers, "retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    let value = header(headers, "retry-after")?;
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Parses a Go duration as OpenAI and Groq send it: `6m0s`, `1.5s`, `12ms`, `2m59.56s`, `1h2m`,
+/// `7.66s`, `500us`. Returns `None` for anything else (including an empty string).
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0.0_f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    total
+        .is_finite()
+        .then(|| Duration::from_secs_f64(total.max(0.0)))
+}
+
+/// What headers on one answer revealed: limits to learn and remaining capacity.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HeaderLimits {
+    /// Limits the provider stated (`x-ratelimit-limit-*`, `anthropic-ratelimit-*-limit`).
+    pub learned: Vec<Limit>,
+    /// Remaining capacity per dimension.
+    pub remaining: Vec<Remaining>,
+}
+
+impl HeaderLimits {
+    /// Whether nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.learned.is_empty() && self.remaining.is_empty()
+    }
+}
+
+/// Reads the rate-limit headers of `dialect` (OpenAI-style, Groq, Anthropic; Gemini sends none).
+pub fn limits(dialect: Dialect, headers: &HeaderMap, now: DateTime<Utc>) -> HeaderLimits {
+    match dialect {
+        Dialect::OpenAi => x_ratelimit(headers, MINUTE),
+        Dialect::Groq => x_ratelimit(headers, DAY),
+        Dialect::Anthropic => anthropic(headers, now),
+        Dialect::Gemini => HeaderLimits::default(),
+    }
+}
+
+/// OpenAI-style `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`. Tokens count per minute;
+/// requests per `requests_period` (a minute for OpenAI, a day for Groq).
+fn x_ratelimit(headers: &HeaderMap, requests_period: Duration) -> HeaderLimits {
+    let mut out = HeaderLimits::default();
+    for (dimension, suffix, period) in [
+        (Dimension::Requests, "requests", requests_period),
+        (Dimension::Tokens, "tokens", MINUTE),
+    ] {
+        let limit = header_u64(headers, &format!("x-ratelimit-limit-{suffix}"));
+        if let Some(l) = limit.and_then(|l| Limit::new(dimension, l, period).ok()) {
+            out.learned.push(l);
+        }
+        if let Some(remaining) = header_u64(headers, &format!("x-ratelimit-remaining-{suffix}")) {
+            let reset_after =
+                header(headers, &format!("x-ratelimit-reset-{suffix}")).and_then(parse_go_duration);
+            out.remaining.push(Remaining {
+                dimension,
+                limit,
+                remaining,
+                reset_after,
+                period: Some(period),
+            });
+        }
+    }
+    out
+}
+
+/// Anthropic `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-*` (per minute,
+/// resets as RFC 3339 times). Input-only and output-only token limits count a part of the
+/// tokens, so they are reported as remaining capacity (the lowest one, when no combined
+/// `tokens` header came) but never learned as a limit on all tokens.
+fn anthropic(headers: &HeaderMap, now: DateTime<Utc>) -> HeaderLimits {
+    let mut out = HeaderLimits::default();
+    let read = |kind: &str| -> Option<Remaining> {
+        let remaining = header_u64(headers, &format!("anthropic-ratelimit-{kind}-remaining"))?;
+        let limit = header_u64(headers, &format!("anthropic-ratelimit-{kind}-limit"));
+        let reset_after = header(headers, &format!("anthropic-ratelimit-{kind}-reset"))
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map(|at| {
+                (at.with_timezone(&Utc) - now)
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+            });
+        let dimension = if kind == "requests" {
+            Dimension::Requests
+        } else {
+            Dimension::Tokens
+        };
+        Some(Remaining {
+            dimension,
+            limit,
+            remaining,
+            reset_after,
+            period: Some(MINUTE),
+        })
+    };
+    for kind in ["requests", "tokens"] {
+        if let Some(r) = read(kind) {
+            if let Some(l) = r
+                .limit
+                .and_then(|l| Limit::new(r.dimension, l, MINUTE).ok())
+            {
+                out.learned.push(l);
+            }
+            out.remaining.push(r);
+        }
+    }
+    if !out
+        .remaining
+        .iter()
+        .any(|r| r.dimension == Dimension::Tokens)
+    {
+        let partial = ["input-tokens", "output-tokens"]
+            .into_iter()
+            .filter_map(read)
+            .min_by_key(|r| r.remaining);
+        if let Some(mut r) = partial {
+            r.limit = None;
+            out.remaining.push(r);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use reqwest::header::{HeaderName, HeaderValue};
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn go_durations() {
+        let ms = |s: &str| parse_go_duration(s).map(|d| d.as_millis());
+        assert_eq!(ms("6m0s"), Some(360_000));
+        assert_eq!(ms("1.5s"), Some(1500));
+        assert_eq!(ms("12ms"), Some(12));
+        assert_eq!(ms("2m59.56s"), Some(179_560));
+        assert_eq!(ms("1h2m"), Some(3_720_000));
+        assert_eq!(ms("0"), Some(0));
+        assert_eq!(ms(""), None);
+        assert_eq!(ms("soon"), None);
+        assert_eq!(ms("5x"), None);
+    }
+
+    #[test]
+    fn retry_after_seconds_ms_and_date() {
+        let n = now();
+        assert_eq!(
+            retry_after(&map(&[("retry-after", "7")]), n),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&map(&[("retry-after", "7"), ("retry-after-ms", "644")]), n),
+            Some(Duration::from_millis(644))
+        );
+        let date = map(&[("retry-after", "Sun, 01 Jun 2025 12:00:30 GMT")]);
+        assert_eq!(retry_after(&date, n), Some(Duration::from_secs(30)));
+        let past = map(&[("retry-after", "Sun, 01 Jun 2025 11:00:00 GMT")]);
+        assert_eq!(retry_after(&past, n), Some(Duration::ZERO));
+        assert_eq!(retry_after(&map(&[("retry-after", "later")]), n), None);
+        assert_eq!(retry_after(&HeaderMap::new(), n), None);
+    }
+
+    #[test]
+    fn groq_requests_count_per_day() {
+        let h = map(&[
+            ("x-ratelimit-limit-requests", "14400"),
+            ("x-ratelimit-limit-tokens", "6000"),
+            ("x-ratelimit-remaining-requests", "14370"),
+            ("x-ratelimit-remaining-tokens", "5997"),
+            ("x-ratelimit-reset-requests", "2m59.56s"),
+            ("x-ratelimit-reset-tokens", "7.66s"),
+        ]);
+        let got = limits(Dialect::Groq, &h, now());
+        assert_eq!(
+            got.learned,
+            vec![
+                Limit::new(Dimension::Requests, 14_400, DAY).unwrap(),
+                Limit::new(Dimension::Tokens, 6000, MINUTE).unwrap()
+            ]
+        );
+        assert_eq!(got.remaining[0].remaining, 14_370);
+        assert_eq!(
+            got.remaining[0].reset_after,
+            Some(Duration::from_millis(179_560))
+        );
+        assert_eq!(got.remaining[1].period, Some(MINUTE));
+        let openai = limits(Dialect::OpenAi, &h, now());
+        assert_eq!(openai.learned[0].period, MINUTE);
+    }
+
+    #[test]
+    fn anthropic_headers() {
+        let h = map(&[
+            ("anthropic-ratelimit-requests-limit", "50"),
+            ("anthropic-ratelimit-requests-remaining", "49"),
+            ("anthropic-ratelimit-requests-reset", "2025-06-01T12:00:01Z"),
+            ("anthropic-ratelimit-input-tokens-limit", "40000"),
+            ("anthropic-ratelimit-input-tokens-remaining", "39000"),
+            (
+                "anthropic-ratelimit-input-tokens-reset",
+                "2025-06-01T12:00:02Z",
+            ),
+            ("anthropic-ratelimit-output-tokens-limit", "8000"),
+            ("anthropic-ratelimit-output-tokens-remaining", "7000"),
+            (
+                "anthropic-ratelimit-output-tokens-reset",
+                "2025-06-01T12:00:05Z",
+            ),
+        ]);
+        let got = limits(Dialect::Anthropic, &h, now());
+        assert_eq!(got.learned, vec![Limit::rpm(50.try_into().unwrap())]);
+        assert_eq!(got.remaining.len(), 2);
+        assert_eq!(got.remaining[0].reset_after, Some(Duration::from_secs(1)));
+        assert_eq!(got.remaining[1].dimension, Dimension::Tokens);
+        assert_eq!(got.remaining[1].remaining, 7000);
+        assert_eq!(got.remaining[1].reset_after, Some(Duration::from_secs(5)));
+        assert!(limits(Dialect::Gemini, &h, now()).is_empty());
+    }
+}

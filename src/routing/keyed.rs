@@ -1,0 +1,209 @@
+//! One call over a [`KeyPool`]: the supervisor (when rate limiting is on) picks a key with
+//! capacity among the live keys; rate-limit signals go back to the scope of the key that got
+//! them, and the next attempt goes at once to another key with capacity (the supervisor keeps
+//! the limited scope closed until its Retry-After, so the wait is honoured even when other keys
+//! exist); 401/403 retires the key and moves on; transient failures (5xx, resets, timeouts,
+//! overloads, malformed answers) back off exponentially with jitter, bounded. Every attempt —
+//! retries included — goes through the supervisor.
+//!
+//! Without a supervisor, keys that were told to wait are skipped until their Retry-After passes
+//! (all keys at once when the provider counts per account).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{CallError, CallObserver, CallReport, Route, estimate};
+use crate::keys::{Candidate, KeyPool};
+use crate::provider::{ChatRequest, ProviderError, ProviderErrorKind, StreamSink};
+use crate::supervisor::{AcquireRequest, Permit};
+
+/// Waits used when a provider rate-limits without saying for how long and no supervisor
+/// tracks the scope.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// Makes one call through `route` using the keys of `pool` (see the module docs).
+pub async fn call<F>(
+    route: &Route,
+    pool: &Arc<KeyPool>,
+    build: F,
+    sink: Option<&StreamSink>,
+    priority: u8,
+    observer: &dyn CallObserver,
+) -> Result<CallReport, CallError>
+where
+    F: Fn() -> ChatRequest,
+{
+    let mut rng = fastrand::Rng::new();
+    let mut calls: u32 = 0;
+    let mut failures: u32 = 0;
+    let mut quota_wait = Duration::ZERO;
+    let max_attempts = route.retry.max_attempts.max(1);
+    let hard_cap = max_attempts
+        .saturating_mul(u32::try_from(pool.keys().len()).unwrap_or(u32::MAX).max(1) + 1);
+    // Without a supervisor: scope name -> when it may be used again.
+    let mut resting: HashMap<String, Instant> = HashMap::new();
+    loop {
+        let candidates = pool.candidates();
+        if candidates.is_empty() {
+            let error = ProviderError::new(
+                ProviderErrorKind::Auth,
+                format!("no usable key left: {}", pool.retired_reasons()),
+            );
+            return Err(CallError::Provider {
+                error,
+                calls,
+                quota_wait,
+            });
+        }
+        let request = build();
+        let (chosen, permit) = match &route.quota {
+            Some(q) => {
+                let acquired = q
+                    .handle
+                    .acquire(AcquireRequest {
+                        candidates: candidates.iter().map(|c| c.scopes.clone()).collect(),
+                        est_tokens: estimate::estimate_request(&request),
+                        priority,
+                        deadline: q.deadline,
+                        requester: route.requester.clone(),
+                    })
+                    .await;
+                match acquired {
+                    Ok(p) => {
+                        quota_wait += p.waited();
+                        let i = p.candidate().min(candidates.len() - 1);
+                        (candidates[i].clone(), Some(p))
+                    }
+                    Err(error) => {
+                        return Err(CallError::Quota {
+                            error,
+                            calls,
+                            quota_wait,
+                        });
+                    }
+                }
+            }
+            None => (rest_then_pick(&candidates, &mut resting).await, None),
+        };
+        // The request is built again after a (possibly long) wait so it carries the latest state.
+        let request = if permit.is_some() { build() } else { request };
+        let key = chosen.key.as_ref().map(|k| k.key());
+        calls += 1;
+        let result = route.provider.chat(&request, key, sink).await;
+        let feedback_scope = pool.limit_scope(key);
+        let signal = match &result {
+            Ok(r) => r.observed.clone(),
+            Err(e) => e.signal.clone(),
+        };
+        let quota_event = signal.as_ref().is_some_and(|s| s.is_quota_event());
+        if let (Some(q), Some(signal)) = (&route.quota, signal) {
+            q.handle.feedback(feedback_scope.clone(), signal);
+        }
+        settle(permit, &result);
+        let error = match result {
+            Ok(response) => {
+                if let Some(k) = &chosen.key {
+                    k.record_success(response.usage);
+                }
+                return Ok(CallReport {
+                    usage: response.usage.unwrap_or_default(),
+                    response,
+                    calls,
+                    quota_wait,
+                });
+            }
+            Err(e) => e,
+        };
+        let retired = chosen.key.as_ref().is_some_and(|k| k.record_error(&error));
+        let others_live = pool
+            .candidates()
+            .iter()
+            .any(|c| c.key.as_ref().map(|k| k.key().short_id()) != key.map(|k| k.short_id()));
+        let give_up = |error: ProviderError| CallError::Provider {
+            error,
+            calls,
+            quota_wait,
+        };
+        if calls >= hard_cap {
+            return Err(give_up(error));
+        }
+        if retired {
+            if pool.candidates().is_empty() {
+                return Err(give_up(error));
+            }
+            observer.retrying(calls, &error.to_string(), Duration::ZERO);
+            continue;
+        }
+        if !error.is_retryable() {
+            return Err(give_up(error));
+        }
+        if error.kind == ProviderErrorKind::RateLimited {
+            if route.quota.is_some() && quota_event {
+                // The supervisor now holds the key's scope closed until its retry time and
+                // grants the next attempt on another key with capacity, or waits.
+                observer.retrying(calls, &error.to_string(), Duration::ZERO);
+                if !others_live {
+                    failures += 1;
+                }
+                if failures >= max_attempts {
+                    return Err(give_up(error));
+                }
+                continue;
+            }
+            if route.quota.is_none() {
+                let wait = error.retry_after().unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
+                resting.insert(feedback_scope.to_string(), Instant::now() + wait);
+                failures += 1;
+                if failures >= max_attempts {
+                    return Err(give_up(error));
+                }
+                observer.retrying(calls, &error.to_string(), Duration::ZERO);
+                continue;
+            }
+        }
+        failures += 1;
+        if failures >= max_attempts {
+            return Err(give_up(error));
+        }
+        let delay = route.retry.delay(failures, &error, &mut rng);
+        observer.retrying(calls, &error.to_string(), delay);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Settles a permit with the reported usage (the estimate when the answer had none; nothing
+/// when the call failed before any token was produced).
+fn settle(permit: Option<Permit>, result: &Result<crate::provider::ChatResponse, ProviderError>) {
+    if let Some(permit) = permit {
+        let used = result
+            .as_ref()
+            .map_or(0, |r| r.usage.map_or(permit.estimate(), |u| u.total()));
+        permit.settle(used);
+    }
+}
+
+/// Without a supervisor: the first candidate whose scope is not resting, sleeping until the
+/// earliest one wakes when all are.
+async fn rest_then_pick(
+    candidates: &[Candidate],
+    resting: &mut HashMap<String, Instant>,
+) -> Candidate {
+    loop {
+        let now = Instant::now();
+        resting.retain(|_, until| *until > now);
+        if let Some(c) = candidates.iter().find(|c| {
+            c.scopes
+                .first()
+                .is_none_or(|s| !resting.contains_key(s.as_str()))
+        }) {
+            return c.clone();
+        }
+        match resting.values().min().copied() {
+            Some(until) => tokio::time::sleep_until(until).await,
+            None => return candidates[0].clone(),
+        }
+    }
+}

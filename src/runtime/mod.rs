@@ -1,0 +1,420 @@
+//! The library entry point: [`Runtime`] runs a team on a question and streams [`RunEvent`]s.
+//!
+//! ```no_run
+//! # async fn demo(team: massgen::config::TeamConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! let runtime = massgen::Runtime::new(team, massgen::RuntimeOptions::default())?;
+//! let mut events = runtime.subscribe();
+//! tokio::spawn(async move { while let Ok(e) = events.recv().await { eprintln!("{e:?}") } });
+//! let outcome = runtime.run("Why is the sky blue?").await?;
+//! println!("{}", outcome.final_answer);
+//! # Ok(()) }
+//! ```
+
+mod outcome;
+mod quota;
+mod run_dir;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+pub use self::outcome::{RunError, RunOutcome};
+pub use self::run_dir::RunDir;
+pub use crate::agent::events::{AgentState, RunEvent};
+pub use crate::orchestrator::{AgentStats, AnswerRecord, FinalAgentState, RunStatus, VoteRecord};
+
+use crate::agent::AgentSpec;
+use crate::agent::events::{Emitter, EventLog};
+use crate::config::{ModelLimits, TeamConfig};
+use crate::orchestrator::{self, Coordination};
+use crate::provider::Provider;
+use crate::routing::{RetryPolicy, Route};
+use crate::supervisor::{QuotaHandle, QuotaSnapshot, SupervisorSettings};
+
+/// Capacity of the event broadcast: a subscriber further behind than this misses events.
+const EVENT_CAPACITY: usize = 4096;
+
+/// Where the runtime finds the limits of a `(provider, model)` (the config's limits table
+/// implements it; tests use a map).
+pub trait LimitsSource: Send + Sync {
+    /// The limits of `model` at `provider` (a provider name as in `BackendKind::limits_provider`).
+    fn lookup(&self, provider: &str, model: &str) -> ModelLimits;
+
+    /// The limits of the shared group `name` (`shared_key` in the limits file); `None` when the
+    /// group has no limits of its own.
+    fn shared_group(&self, _name: &str) -> Option<ModelLimits> {
+        None
+    }
+}
+
+impl LimitsSource for HashMap<(String, String), ModelLimits> {
+    fn lookup(&self, provider: &str, model: &str) -> ModelLimits {
+        self.get(&(provider.to_owned(), model.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// How a [`Runtime`] runs.
+#[derive(Clone, Default)]
+pub struct RuntimeOptions {
+    /// Send every call through the quota supervisor.
+    pub rate_limit: bool,
+    /// The limits per `(provider, model)`; `None` means no limits are known (scopes unlimited).
+    pub limits: Option<Arc<dyn LimitsSource>>,
+    /// Where run directories go (`None`: no run directory is written; none either when the
+    /// team's `ui.logging_enabled` is false).
+    pub run_dir_root: Option<PathBuf>,
+    /// Overrides the team's `orchestrator_timeout_seconds`.
+    pub orchestrator_timeout: Option<Duration>,
+    /// How failed provider calls are retried (`None`: [`RetryPolicy::default`]).
+    pub retry: Option<RetryPolicy>,
+    /// A quota supervisor to share (with other runtimes, or one started with
+    /// `QuotaHandle::start_local` in paused-time tests). `None` with `rate_limit` on starts one
+    /// on its own thread; ignored when `rate_limit` is off.
+    pub quota: Option<QuotaHandle>,
+}
+
+impl std::fmt::Debug for RuntimeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeOptions")
+            .field("rate_limit", &self.rate_limit)
+            .field("limits", &self.limits.is_some())
+            .field("run_dir_root", &self.run_dir_root)
+            .field("orchestrator_timeout", &self.orchestrator_timeout)
+            .field("retry", &self.retry)
+            .field("quota", &self.quota)
+            .finish()
+    }
+}
+
+/// Why a [`Runtime`] could not be built or changed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    /// The team has no agents.
+    #[error("the team has no agents")]
+    EmptyTeam,
+    /// Two agents share an id.
+    #[error("two agents share the id `{0}`")]
+    DuplicateAgent(String),
+    /// [`Runtime::with_provider`] named an agent the team does not have.
+    #[error("no agent `{0}` in the team")]
+    UnknownAgent(String),
+    /// The quota supervisor could not start.
+    #[error("{0}")]
+    Quota(String),
+}
+
+/// A team ready to run questions. Runs may follow one another; events of every run go to every
+/// subscriber.
+#[derive(Debug)]
+pub struct Runtime {
+    team: TeamConfig,
+    options: RuntimeOptions,
+    providers: HashMap<String, Arc<dyn Provider>>,
+    events: broadcast::Sender<RunEvent>,
+    quota: Option<QuotaHandle>,
+}
+
+impl Runtime {
+    /// Builds a runtime for `team`. Agents on backends with an adapter in this build get their
+    /// provider now; others need [`Runtime::with_provider`] before [`Runtime::run`].
+    pub fn new(team: TeamConfig, options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
+        if team.agents.is_empty() {
+            return Err(RuntimeError::EmptyTeam);
+        }
+        let ids: Vec<String> = team.agents.iter().map(|a| a.id.clone()).collect();
+        let mut providers = HashMap::new();
+        for agent in &team.agents {
+            if providers.contains_key(&agent.id) {
+                return Err(RuntimeError::DuplicateAgent(agent.id.clone()));
+            }
+            if let Some(p) = crate::provider::for_agent(&agent.id, &agent.backend, &ids) {
+                providers.insert(agent.id.clone(), p);
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+            return Err(RuntimeError::DuplicateAgent(dup.clone()));
+        }
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let quota = match (&options.quota, options.rate_limit) {
+            (Some(q), true) => Some(q.clone()),
+            (None, true) => Some(
+                QuotaHandle::start(SupervisorSettings {
+                    default_deadline: team.rate_limit.acquire_timeout,
+                    ..SupervisorSettings::default()
+                })
+                .map_err(|e| RuntimeError::Quota(e.to_string()))?,
+            ),
+            (_, false) => None,
+        };
+        Ok(Runtime {
+            team,
+            options,
+            providers,
+            events,
+            quota,
+        })
+    }
+
+    /// Uses `provider` for `agent_id` instead of the one its backend would get.
+    pub fn with_provider(
+        mut self,
+        agent_id: &str,
+        provider: Arc<dyn Provider>,
+    ) -> Result<Self, RuntimeError> {
+        if !self.team.agents.iter().any(|a| a.id == agent_id) {
+            return Err(RuntimeError::UnknownAgent(agent_id.to_owned()));
+        }
+        self.providers.insert(agent_id.to_owned(), provider);
+        Ok(self)
+    }
+
+    /// The team.
+    pub fn team(&self) -> &TeamConfig {
+        &self.team
+    }
+
+    /// Every quota scope's limits, usage, queue and cooldown (`None` when rate limiting is off
+    /// or the supervisor stopped).
+    pub async fn quota_status(&self) -> Option<QuotaSnapshot> {
+        self.quota.as_ref()?.snapshot().await.ok()
+    }
+
+    /// A stream of every run's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
+        self.events.subscribe()
+    }
+
+    /// Runs the team on `question` until a winner presents the final answer.
+    pub async fn run(&self, question: &str) -> Result<RunOutcome, RunError> {
+        let started = Instant::now();
+        let mut routes = self.routes()?;
+        let run_dir = self.open_run_dir()?;
+        let log = run_dir.clone().map(|d| d as Arc<dyn EventLog>);
+        let emitter = Emitter::new(self.events.clone(), log);
+        let dir_path = run_dir.as_ref().map(|d| d.path().to_path_buf());
+        emitter.emit(RunEvent::RunStarted {
+            question: question.to_owned(),
+            agents: self.team.agents.iter().map(|a| a.id.clone()).collect(),
+            rate_limit: self.options.rate_limit,
+            run_dir: dir_path.clone(),
+        });
+        let forwarder = match &self.quota {
+            Some(handle) => Some(
+                quota::attach(
+                    handle,
+                    &self.team,
+                    self.options.limits.as_deref(),
+                    &mut routes,
+                    &emitter,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let question: Arc<str> = Arc::from(question);
+        let specs = self
+            .team
+            .agents
+            .iter()
+            .zip(routes)
+            .map(|(config, route)| AgentSpec {
+                config: config.clone(),
+                route,
+                orchestrator: self.team.orchestrator.clone(),
+                question: question.clone(),
+            })
+            .collect();
+        let timeout = self
+            .options
+            .orchestrator_timeout
+            .unwrap_or(self.team.timeouts.orchestrator_timeout);
+        let c = orchestrator::coordinate(specs, &self.team.orchestrator, timeout, emitter.clone())
+            .await;
+        if let Some(f) = forwarder {
+            f.stop().await;
+        }
+        let duration = started.elapsed();
+        let result = conclude(c, duration, dir_path.clone());
+        if let Some(dir) = &run_dir {
+            write_summary(dir, &question, &result, duration)?;
+        }
+        let (status, winner) = match &result.0 {
+            Ok(o) => (o.status.as_str().to_owned(), o.winner.clone()),
+            Err(_) => ("failed".to_owned(), None),
+        };
+        emitter.emit(RunEvent::RunFinished {
+            status,
+            winner,
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        });
+        if let Some(dir) = &run_dir {
+            dir.flush().map_err(|e| RunError::RunDir(e.to_string()))?;
+        }
+        result.0.map(|mut outcome| {
+            outcome.answer_file = run_dir.as_ref().map(|d| d.path().join("final_answer.md"));
+            outcome
+        })
+    }
+
+    fn routes(&self) -> Result<Vec<Route>, RunError> {
+        let retry = self.options.retry.clone().unwrap_or_default();
+        self.team
+            .agents
+            .iter()
+            .map(|agent| {
+                let provider = self.providers.get(&agent.id).cloned().ok_or_else(|| {
+                    RunError::MissingProvider {
+                        agent: agent.id.clone(),
+                        backend: agent.backend.kind.as_str().to_owned(),
+                    }
+                })?;
+                Ok(Route {
+                    provider,
+                    key: agent.backend.api_keys.first().cloned(),
+                    retry: retry.clone(),
+                    requester: Arc::from(agent.id.as_str()),
+                    quota: None,
+                    pool: self.key_pool(agent),
+                })
+            })
+            .collect()
+    }
+
+    /// The key pool of an HTTP backend (keys, health, per-key or per-account scopes); `None`
+    /// for the simulated backend.
+    fn key_pool(&self, agent: &crate::config::AgentConfig) -> Option<Arc<crate::keys::KeyPool>> {
+        if agent.backend.kind == crate::config::BackendKind::Simulated {
+            return None;
+        }
+        let limits = self
+            .options
+            .limits
+            .as_ref()
+            .map(|l| l.lookup(agent.backend.kind.limits_provider(), &agent.backend.model))
+            .unwrap_or_default();
+        Some(Arc::new(crate::keys::KeyPool::for_backend(
+            &agent.backend,
+            &limits,
+        )))
+    }
+
+    fn open_run_dir(&self) -> Result<Option<Arc<RunDir>>, RunError> {
+        match &self.options.run_dir_root {
+            Some(root) if self.team.ui.logging_enabled => RunDir::create(root)
+                .map(|d| Some(Arc::new(d)))
+                .map_err(|e| RunError::RunDir(format!("{}: {e}", root.display()))),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The run's result and the per-agent figures (kept for `status.json` when the run failed).
+type Concluded = (Result<RunOutcome, RunError>, Vec<AgentStats>);
+
+fn conclude(c: Coordination, duration: Duration, run_dir: Option<PathBuf>) -> Concluded {
+    let agents = c.agents.clone();
+    (decide(c, duration, run_dir), agents)
+}
+
+fn decide(
+    c: Coordination,
+    duration: Duration,
+    run_dir: Option<PathBuf>,
+) -> Result<RunOutcome, RunError> {
+    let all_failed = c.failures.len() == c.agents.len();
+    if all_failed {
+        let failures: Vec<(String, String)> = c
+            .failures
+            .iter()
+            .map(|(a, r, _)| (a.clone(), r.clone()))
+            .collect();
+        if c.failures.iter().all(|(_, _, quota)| *quota) {
+            return Err(RunError::QuotaDeadline { failures, run_dir });
+        }
+        return Err(RunError::AllAgentsFailed { failures, run_dir });
+    }
+    let Some(final_answer) = c.final_answer else {
+        let reason = match c.status {
+            RunStatus::TimedOut => "the orchestrator timeout expired before any agent answered",
+            RunStatus::Completed => "the agents finished without any answer",
+        };
+        return Err(RunError::NoAnswer {
+            reason: reason.to_owned(),
+            run_dir,
+        });
+    };
+    let mut notes = c.notes;
+    for (agent, reason, _) in &c.failures {
+        notes.push(format!("{agent} failed and was retired: {reason}"));
+    }
+    Ok(RunOutcome {
+        status: c.status,
+        winner: c.winner,
+        final_answer,
+        votes: c.votes,
+        answers: c.answers,
+        agents: c.agents,
+        duration,
+        run_dir,
+        answer_file: None,
+        notes,
+    })
+}
+
+fn write_summary(
+    dir: &RunDir,
+    question: &str,
+    result: &Concluded,
+    duration: Duration,
+) -> Result<(), RunError> {
+    let io = |e: std::io::Error| RunError::RunDir(e.to_string());
+    let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    let (result, agents) = result;
+    let status = match result {
+        Ok(o) => {
+            dir.write("final_answer.md", &o.final_answer).map_err(io)?;
+            serde_json::json!({
+                "question": question,
+                "status": o.status,
+                "winner": o.winner,
+                "votes": o.votes,
+                "answers": o.answers.iter().map(|a| serde_json::json!({
+                    "agent": a.agent, "label": a.label, "t_ms": a.t_ms, "path": a.path,
+                })).collect::<Vec<_>>(),
+                "agents": o.agents,
+                "duration_ms": duration_ms,
+                "notes": o.notes,
+                "answer_file": dir.path().join("final_answer.md"),
+            })
+        }
+        Err(e) => serde_json::json!({
+            "question": question,
+            "status": "failed",
+            "error": e.to_string(),
+            "exit_code": e.exit_code(),
+            "agents": agents,
+            "duration_ms": duration_ms,
+        }),
+    };
+    let text =
+        serde_json::to_string_pretty(&status).map_err(|e| RunError::RunDir(e.to_string()))?;
+    dir.write("status.json", &text).map_err(io)?;
+    Ok(())
+}
+
+impl LimitsSource for crate::config::LimitsTable {
+    fn lookup(&self, provider: &str, model: &str) -> ModelLimits {
+        crate::config::LimitsTable::lookup(self, provider, model)
+    }
+
+    fn shared_group(&self, name: &str) -> Option<ModelLimits> {
+        crate::config::LimitsTable::shared_group(self, name)
+    }
+}
