@@ -508,3 +508,20 @@ async fn registering_an_equal_spec_changes_nothing_and_a_new_spec_keeps_history(
     fn assert_send<T: Send + std::fmt::Debug>() {}
     assert_send::<massgen::supervisor::Permit>();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_the_provider_did_not_count_leaves_every_window() {
+    let q = start("s", spec(vec![Limit::rpm(nz(1)), Limit::tpm(nz(1000))])).await;
+    let t0 = Instant::now();
+    // An overloaded provider (529) answered: the request did not count.
+    q.acquire(req("s", 900, "a"))
+        .await
+        .unwrap()
+        .release_uncounted();
+    q.acquire(req("s", 900, "a")).await.unwrap().settle(900);
+    assert_eq!(ms_since(t0), 0);
+    let snap = q.snapshot().await.unwrap();
+    let used: Vec<u64> = snap.scopes[0].limits.iter().map(|l| l.used).collect();
+    assert_eq!(used, vec![1, 900]);
+    assert_eq!(snap.scopes[0].granted_total, 2);
+}

@@ -50,6 +50,10 @@ pub(crate) enum Control {
     },
     /// A caller gave up while waiting: pass again so those behind it can go.
     GaveUp,
+    /// The provider did not count the permit's call: take it out of every window.
+    Uncount {
+        id: u64,
+    },
 }
 
 /// The current instant on tokio's clock (paused and advanced in tests).
@@ -184,6 +188,17 @@ impl QuotaSupervisor {
                         scopes: names.iter().map(ToString::to_string).collect(),
                         estimate: r.est,
                         actual,
+                    });
+                }
+            }
+            Control::Uncount { id } => {
+                if let Some((r, names)) = self.reservations.remove(&id) {
+                    self.ledger.uncount(&r);
+                    self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
+                    self.emit(|| QuotaEvent::Settled {
+                        scopes: names.iter().map(ToString::to_string).collect(),
+                        estimate: r.est,
+                        actual: 0,
                     });
                 }
             }
