@@ -6,6 +6,7 @@
 mod schedule;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,27 @@ pub(crate) enum Control {
     },
 }
 
+/// Hashes the supervisor's own sequential permit ids (a multiply spreads them over the table;
+/// SipHash's protection against chosen keys is not needed for ids nobody else picks).
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// The current instant on tokio's clock (paused and advanced in tests).
 pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -67,7 +89,7 @@ pub(crate) struct QuotaSupervisor {
     origin: Instant,
     default_deadline: Duration,
     queue: WaitQueue,
-    reservations: HashMap<u64, (Reservation, Arc<[ScopeId]>)>,
+    reservations: HashMap<u64, (Reservation, Arc<[ScopeId]>), BuildHasherDefault<IdHasher>>,
     next_id: u64,
     events: broadcast::Sender<QuotaEvent>,
     control_tx: mpsc::UnboundedSender<Control>,
@@ -94,7 +116,7 @@ impl QuotaSupervisor {
             origin: wall.origin,
             default_deadline: settings.default_deadline,
             queue: WaitQueue::default(),
-            reservations: HashMap::new(),
+            reservations: HashMap::default(),
             next_id: 0,
             events,
             control_tx,
@@ -161,7 +183,7 @@ impl QuotaSupervisor {
                     Err(_) => break,
                 }
             }
-            wake = self.schedule(now());
+            wake = self.schedule();
             self.wake = wake;
         }
     }

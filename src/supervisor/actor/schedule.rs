@@ -16,11 +16,12 @@ impl QuotaSupervisor {
     /// Passes over the queue only when something a waiter depends on changed (an arrival, a
     /// settlement in a scope with waiters, a signal, the timer), so traffic in scopes nobody
     /// waits for costs nothing however long the queue is.
-    pub(super) fn schedule(&mut self, now: Instant) -> Option<Instant> {
+    pub(super) fn schedule(&mut self) -> Option<Instant> {
         if self.queue.is_empty() {
             self.dirty = false;
             return None;
         }
+        let now = super::now();
         let due = self.wake.is_some_and(|w| w <= now);
         if !self.dirty && !due {
             return self.wake;
