@@ -213,9 +213,13 @@ proptest! {
 
 // ---------- property 2: the supervisor under paused time ----------
 
+/// The candidate shapes a caller may ask for, over scopes `s0` and `s1`.
+const SHAPES: [&[&[usize]]; 4] = [&[&[0]], &[&[1]], &[&[0, 1]], &[&[0], &[1]]];
+
 #[derive(Clone, Debug)]
 struct Caller {
     arrive_ms: u64,
+    shape: usize,
     est: u64,
     actual: u64,
     hold_ms: u64,
@@ -225,7 +229,7 @@ struct Caller {
 
 fn caller_strategy() -> impl Strategy<Value = Caller> {
     (
-        0u64..30_000,
+        (0u64..30_000, 0usize..SHAPES.len()),
         0u64..=1100,
         0u64..=1500,
         0u64..5_000,
@@ -233,8 +237,9 @@ fn caller_strategy() -> impl Strategy<Value = Caller> {
         proptest::option::weighted(0.25, 0u64..20_000),
     )
         .prop_map(
-            |(arrive_ms, est, actual, hold_ms, priority, gives_up_ms)| Caller {
+            |((arrive_ms, shape), est, actual, hold_ms, priority, gives_up_ms)| Caller {
                 arrive_ms,
+                shape,
                 est,
                 actual,
                 hold_ms,
@@ -244,13 +249,35 @@ fn caller_strategy() -> impl Strategy<Value = Caller> {
         )
 }
 
+/// A permit as its caller saw it.
+#[derive(Debug, Clone)]
+struct Grant {
+    at: Duration,
+    est: u64,
+    settled: Duration,
+    actual: u64,
+    waited: Duration,
+    scopes: Vec<usize>,
+}
+
 #[derive(Debug, Default)]
 struct Record {
-    /// (granted at, est, settled at, actual, waited) per caller that got a permit.
-    grants: Vec<(Duration, u64, Duration, u64, Duration)>,
+    grants: Vec<Grant>,
     never_fits: usize,
     gave_up: usize,
     other_errors: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+struct ScopeLimits {
+    rpm: u64,
+    tpm: u64,
+    cap: Option<u32>,
+}
+
+fn scope_limits() -> impl Strategy<Value = ScopeLimits> {
+    (1u64..=4, 500u64..=1000, proptest::option::of(1u32..=3))
+        .prop_map(|(rpm, tpm, cap)| ScopeLimits { rpm, tpm, cap })
 }
 
 proptest! {
@@ -258,11 +285,9 @@ proptest! {
 
     #[test]
     fn supervisor_never_exceeds_a_window_and_never_serves_a_caller_that_left(
-        rpm in 1u64..=4,
-        tpm in 500u64..=1000,
-        cap in proptest::option::of(1u32..=3),
+        limits in proptest::collection::vec(scope_limits(), 2),
         callers in proptest::collection::vec(caller_strategy(), 1..24),
-        storms in proptest::collection::vec((0u64..40_000, 0u64..15_000), 0..3),
+        storms in proptest::collection::vec((0u64..40_000, 0u64..15_000, 0usize..2), 0..3),
     ) {
         let period = Duration::from_secs(10);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -271,35 +296,44 @@ proptest! {
             .build()
             .unwrap();
         let record = Arc::new(Mutex::new(Record::default()));
+        let names = [ScopeId::from("s0"), ScopeId::from("s1")];
         let (granted_total, t_end) = rt.block_on(async {
             let settings = SupervisorSettings { stagger: Duration::ZERO, ..SupervisorSettings::default() };
             let q = QuotaHandle::start_local(settings).unwrap();
-            let spec = ScopeSpec {
-                limits: vec![
-                    Limit::new(Dimension::Requests, rpm, period).unwrap(),
-                    Limit::new(Dimension::Tokens, tpm, period).unwrap(),
-                ],
-                concurrency: cap.and_then(NonZeroU32::new),
-                ..ScopeSpec::default()
-            };
-            q.register_scope(ScopeId::from("s"), spec).await.unwrap();
+            for (name, l) in names.iter().zip(&limits) {
+                let spec = ScopeSpec {
+                    limits: vec![
+                        Limit::new(Dimension::Requests, l.rpm, period).unwrap(),
+                        Limit::new(Dimension::Tokens, l.tpm, period).unwrap(),
+                    ],
+                    concurrency: l.cap.and_then(NonZeroU32::new),
+                    ..ScopeSpec::default()
+                };
+                q.register_scope(name.clone(), spec).await.unwrap();
+            }
             let t0 = tokio::time::Instant::now();
             let mut tasks = Vec::new();
-            for (at, retry) in storms.clone() {
+            for (at, retry, scope) in storms.clone() {
                 let q = q.clone();
+                let name = names[scope].clone();
                 tasks.push(tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(at)).await;
-                    q.feedback(ScopeId::from("s"), RateLimitSignal::new(SignalKind::RateLimited)
+                    q.feedback(name, RateLimitSignal::new(SignalKind::RateLimited)
                         .with_retry_after(Duration::from_millis(retry)));
                 }));
             }
             for (n, c) in callers.clone().into_iter().enumerate() {
                 let q = q.clone();
                 let record = Arc::clone(&record);
+                let names = names.clone();
                 tasks.push(tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(c.arrive_ms)).await;
+                    let candidates = SHAPES[c.shape]
+                        .iter()
+                        .map(|cand| cand.iter().map(|&i| names[i].clone()).collect())
+                        .collect();
                     let req = AcquireRequest {
-                        candidates: vec![vec![ScopeId::from("s")]],
+                        candidates,
                         est_tokens: c.est,
                         priority: c.priority,
                         deadline: Some(Duration::from_secs(3600)),
@@ -319,10 +353,15 @@ proptest! {
                         Ok(p) => {
                             let at = t0.elapsed();
                             let waited = p.waited();
+                            let scopes = SHAPES[c.shape][p.candidate()].to_vec();
+                            let named: Vec<_> = scopes.iter().map(|&i| names[i].clone()).collect();
+                            assert_eq!(p.scopes(), &named[..]);
                             tokio::time::sleep(Duration::from_millis(c.hold_ms)).await;
                             let settled = t0.elapsed();
                             p.settle(c.actual);
-                            record.lock().unwrap().grants.push((at, c.est, settled, c.actual, waited));
+                            record.lock().unwrap().grants.push(Grant {
+                                at, est: c.est, settled, actual: c.actual, waited, scopes,
+                            });
                         }
                         Err(AcquireError::NeverFits { .. }) => record.lock().unwrap().never_fits += 1,
                         Err(e) => record.lock().unwrap().other_errors.push(e.to_string()),
@@ -333,43 +372,59 @@ proptest! {
                 t.await.unwrap();
             }
             let snap = q.snapshot().await.unwrap();
-            prop_assert_eq!(snap.scopes[0].in_flight, 0);
-            Ok((snap.scopes[0].granted_total, t0.elapsed()))
+            let mut granted = Vec::new();
+            for s in &snap.scopes {
+                prop_assert_eq!(s.in_flight, 0);
+                granted.push(s.granted_total);
+            }
+            Ok((granted, t0.elapsed()))
         })?;
         let r = record.lock().unwrap();
         // Nobody was refused for waiting too long: no starvation within an hour.
         prop_assert!(r.other_errors.is_empty(), "{:?}", r.other_errors);
         // Every permit the supervisor counts reached a caller: none went to a caller that left.
-        prop_assert_eq!(granted_total as usize, r.grants.len());
-        prop_assert_eq!(r.never_fits, callers.iter().filter(|c| c.est > tpm).count());
+        for (i, total) in granted_total.iter().enumerate() {
+            let seen = r.grants.iter().filter(|g| g.scopes.contains(&i)).count();
+            prop_assert_eq!(*total as usize, seen);
+        }
+        // A request never fits when every candidate has a scope whose token limit is too small.
+        let never = callers
+            .iter()
+            .filter(|c| SHAPES[c.shape].iter().all(|cand| cand.iter().any(|&i| c.est > limits[i].tpm)))
+            .count();
+        prop_assert_eq!(r.never_fits, never);
         prop_assert_eq!(r.grants.len() + r.never_fits + r.gave_up, callers.len());
         // Bounded waits: one full period per caller ahead, plus holds and cooldowns.
         let bound = period * callers.len() as u32
             + Duration::from_millis(callers.iter().map(|c| c.hold_ms).sum::<u64>()
                 + storms.iter().map(|s| s.1).sum::<u64>());
         for g in &r.grants {
-            prop_assert!(g.4 <= bound, "waited {:?} > bound {:?}", g.4, bound);
+            prop_assert!(g.waited <= bound, "waited {:?} > bound {:?}", g.waited, bound);
         }
-        // Every trailing window, recomputed from the grant log at every grant instant.
-        for &(t, ..) in &r.grants {
-            let window: Vec<_> = r.grants.iter().filter(|g| g.0 <= t && t < g.0 + period).collect();
-            prop_assert!(window.len() as u64 <= rpm, "{} requests in a window ending {:?}", window.len(), t);
-            let tokens: u64 = window
-                .iter()
-                .map(|g| match g.2.cmp(&t) {
-                    std::cmp::Ordering::Less => g.3,
-                    std::cmp::Ordering::Equal => g.1.min(g.3),
-                    std::cmp::Ordering::Greater => g.1,
-                })
-                .sum();
-            prop_assert!(tokens <= tpm, "{} tokens in a window ending {:?}", tokens, t);
-            if let Some(cap) = cap {
-                let in_flight = r.grants.iter().filter(|g| g.0 <= t && g.2 > t).count();
-                prop_assert!(in_flight as u32 <= cap);
-            }
-            for &(at, retry) in &storms {
-                let (at, retry) = (Duration::from_millis(at), Duration::from_millis(retry));
-                prop_assert!(!(t > at && t < at + retry), "granted at {:?} inside a cooldown", t);
+        // Every trailing window of every scope, recomputed from the grant log at every grant.
+        for (i, l) in limits.iter().enumerate() {
+            let mine: Vec<&Grant> = r.grants.iter().filter(|g| g.scopes.contains(&i)).collect();
+            for g in &mine {
+                let t = g.at;
+                let window: Vec<_> = mine.iter().filter(|h| h.at <= t && t < h.at + period).collect();
+                prop_assert!(window.len() as u64 <= l.rpm, "{} requests in s{} ending {:?}", window.len(), i, t);
+                let tokens: u64 = window
+                    .iter()
+                    .map(|h| match h.settled.cmp(&t) {
+                        std::cmp::Ordering::Less => h.actual,
+                        std::cmp::Ordering::Equal => h.est.min(h.actual),
+                        std::cmp::Ordering::Greater => h.est,
+                    })
+                    .sum();
+                prop_assert!(tokens <= l.tpm, "{} tokens in s{} ending {:?}", tokens, i, t);
+                if let Some(cap) = l.cap {
+                    let in_flight = mine.iter().filter(|h| h.at <= t && h.settled > t).count();
+                    prop_assert!(in_flight as u32 <= cap);
+                }
+                for &(at, retry, scope) in &storms {
+                    let (at, retry) = (Duration::from_millis(at), Duration::from_millis(retry));
+                    prop_assert!(scope != i || !(t > at && t < at + retry), "granted at {:?} inside a cooldown of s{}", t, i);
+                }
             }
         }
         prop_assert!(t_end < Duration::from_secs(3600));

@@ -461,3 +461,67 @@ async fn pacing_spreads_requests_over_the_window() {
     }
     assert_eq!(at, vec![0, 30_000, 60_000]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn when_the_head_gives_up_those_behind_it_go_at_once() {
+    let q = start("s", spec(vec![Limit::tpm(nz(1000))])).await;
+    let t0 = Instant::now();
+    q.acquire(req("s", 500, "a")).await.unwrap().settle(500);
+    let q2 = q.clone();
+    let big = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_secs(5), q2.acquire(req("s", 900, "big"))).await
+    });
+    tokio::task::yield_now().await;
+    // Queued behind the big request although 100 fits now.
+    let small = spawn_timed(&q, req("s", 100, "small"), t0);
+    assert!(big.await.unwrap().is_err());
+    // The big request gave up at 5 s: the small one goes then, not at 60 s.
+    assert_eq!(small.await.unwrap().unwrap(), 5_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn registering_an_equal_spec_changes_nothing_and_a_new_spec_keeps_history() {
+    let cooled = ScopeSpec {
+        limits: vec![Limit::rpm(nz(2))],
+        startup_cooldown: Duration::from_secs(10),
+        ..ScopeSpec::default()
+    };
+    let q = start("s", cooled.clone()).await;
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    q.acquire(req("s", 1, "a")).await.unwrap();
+    // The same spec again: no new startup cooldown.
+    q.register_scope(ScopeId::from("s"), cooled.clone())
+        .await
+        .unwrap();
+    q.acquire(req("s", 1, "a")).await.unwrap();
+    assert_eq!(ms_since(t0), 10_000);
+    // Raising the limit keeps the two admissions already in the window.
+    let raised = ScopeSpec {
+        limits: vec![Limit::rpm(nz(3))],
+        ..cooled
+    };
+    q.register_scope(ScopeId::from("s"), raised).await.unwrap();
+    q.acquire(req("s", 1, "a")).await.unwrap();
+    let fourth = spawn_timed(&q, req("s", 1, "a"), t0);
+    assert_eq!(fourth.await.unwrap().unwrap(), 70_000);
+    fn assert_send<T: Send + std::fmt::Debug>() {}
+    assert_send::<massgen::supervisor::Permit>();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_the_provider_did_not_count_leaves_every_window() {
+    let q = start("s", spec(vec![Limit::rpm(nz(1)), Limit::tpm(nz(1000))])).await;
+    let t0 = Instant::now();
+    // An overloaded provider (529) answered: the request did not count.
+    q.acquire(req("s", 900, "a"))
+        .await
+        .unwrap()
+        .release_uncounted();
+    q.acquire(req("s", 900, "a")).await.unwrap().settle(900);
+    assert_eq!(ms_since(t0), 0);
+    let snap = q.snapshot().await.unwrap();
+    let used: Vec<u64> = snap.scopes[0].limits.iter().map(|l| l.used).collect();
+    assert_eq!(used, vec![1, 900]);
+    assert_eq!(snap.scopes[0].granted_total, 2);
+}

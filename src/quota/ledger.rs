@@ -200,6 +200,16 @@ impl Ledger {
         }
     }
 
+    /// Removes a delivered reservation from every window and frees its slots: the provider did
+    /// not count the call.
+    pub fn uncount(&mut self, r: &Reservation) {
+        for &i in &r.scopes {
+            if let Some(s) = self.scopes.get_mut(i) {
+                s.uncount(r.at, r.est);
+            }
+        }
+    }
+
     /// Undoes a reservation that never reached its caller: nothing stays charged.
     pub fn rollback(&mut self, r: &Reservation) {
         for &i in &r.scopes {

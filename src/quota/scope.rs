@@ -295,13 +295,20 @@ impl ScopeState {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    /// Undoes a reservation made at `at` that was never delivered: nothing stays charged.
-    pub fn rollback(&mut self, at: Instant, est_tokens: u64) {
+    /// Removes a reservation made at `at` from every window and frees its slot: the provider
+    /// did not count the call (an overload, a connection that never reached it).
+    pub fn uncount(&mut self, at: Instant, est_tokens: u64) {
         for l in &mut self.limits {
             let w = l.weight(est_tokens);
             l.log.adjust(at, 0, w);
         }
         self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Undoes a reservation made at `at` that was never delivered: nothing stays charged and it
+    /// does not count as granted.
+    pub fn rollback(&mut self, at: Instant, est_tokens: u64) {
+        self.uncount(at, est_tokens);
         self.granted_total = self.granted_total.saturating_sub(1);
     }
 

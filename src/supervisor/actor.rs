@@ -3,7 +3,10 @@
 //! and feedback, which must never be lost or block a `Drop`), and sleeps on exactly one timer:
 //! the earliest instant a blocked head could be admitted or a deadline falls.
 
+mod schedule;
+
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,12 +15,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::error::AcquireError;
 use super::events::{QuotaEvent, millis};
 use super::permit::{AcquireRequest, Permit};
-use super::queue::{Key, WaitQueue, Waiter};
+use super::queue::{WaitQueue, Waiter};
 use super::{QuotaSnapshot, SupervisorSettings};
 use crate::quota::{
-    Blocker, Ledger, RateLimitSignal, Reservation, ScopeId, ScopeSpec, SignalEffect, Verdict,
-    WallClock,
+    Ledger, RateLimitSignal, Reservation, ScopeId, ScopeSpec, SignalEffect, Verdict, WallClock,
 };
+use schedule::dead_error;
 
 /// Requests that wait for an answer.
 pub(crate) enum Command {
@@ -46,6 +49,33 @@ pub(crate) enum Control {
         scope: ScopeId,
         signal: RateLimitSignal,
     },
+    /// A caller gave up while waiting: pass again so those behind it can go.
+    GaveUp,
+    /// The provider did not count the permit's call: take it out of every window.
+    Uncount {
+        id: u64,
+    },
+}
+
+/// Hashes the supervisor's own sequential permit ids (a multiply spreads them over the table;
+/// SipHash's protection against chosen keys is not needed for ids nobody else picks).
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// The current instant on tokio's clock (paused and advanced in tests).
@@ -59,19 +89,20 @@ pub(crate) struct QuotaSupervisor {
     origin: Instant,
     default_deadline: Duration,
     queue: WaitQueue,
-    reservations: HashMap<u64, (Reservation, Arc<[ScopeId]>)>,
+    reservations: HashMap<u64, (Reservation, Arc<[ScopeId]>), BuildHasherDefault<IdHasher>>,
     next_id: u64,
     events: broadcast::Sender<QuotaEvent>,
     control_tx: mpsc::UnboundedSender<Control>,
     precise_wake: bool,
+    /// Something a waiter depends on changed since the last scheduling pass.
+    dirty: bool,
+    /// The wake-up the last pass computed.
+    wake: Option<Instant>,
 }
 
 /// How early a supervisor on its own thread wakes before a deadline to finish the wait with a
 /// precise thread sleep.
 const PRECISE_SLACK: Duration = Duration::from_millis(2);
-
-/// How soon a blocked candidate could go: timed ones before event-bound ones, earlier first.
-type Readiness = (u8, Option<Instant>);
 
 impl QuotaSupervisor {
     pub(crate) fn new(
@@ -85,11 +116,13 @@ impl QuotaSupervisor {
             origin: wall.origin,
             default_deadline: settings.default_deadline,
             queue: WaitQueue::default(),
-            reservations: HashMap::new(),
+            reservations: HashMap::default(),
             next_id: 0,
             events,
             control_tx,
             precise_wake: false,
+            dirty: false,
+            wake: None,
         }
     }
 
@@ -138,7 +171,7 @@ impl QuotaSupervisor {
                     Some(c) => self.on_command_in_order(c, &mut control_rx),
                     None => break,
                 },
-                () = timer => {}
+                () = timer => self.dirty = true,
             }
             // Take whatever else is ready, then schedule once.
             while let Ok(c) = control_rx.try_recv() {
@@ -150,7 +183,8 @@ impl QuotaSupervisor {
                     Err(_) => break,
                 }
             }
-            wake = self.schedule(now());
+            wake = self.schedule();
+            self.wake = wake;
         }
     }
 
@@ -171,6 +205,7 @@ impl QuotaSupervisor {
             Control::Settle { id, actual } => {
                 if let Some((r, names)) = self.reservations.remove(&id) {
                     self.ledger.settle(&r, actual);
+                    self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
                     self.emit(|| QuotaEvent::Settled {
                         scopes: names.iter().map(ToString::to_string).collect(),
                         estimate: r.est,
@@ -178,11 +213,24 @@ impl QuotaSupervisor {
                     });
                 }
             }
+            Control::Uncount { id } => {
+                if let Some((r, names)) = self.reservations.remove(&id) {
+                    self.ledger.uncount(&r);
+                    self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
+                    self.emit(|| QuotaEvent::Settled {
+                        scopes: names.iter().map(ToString::to_string).collect(),
+                        estimate: r.est,
+                        actual: 0,
+                    });
+                }
+            }
+            Control::GaveUp => self.dirty = true,
             Control::Feedback { scope, signal } => {
                 let Some(i) = self.ledger.lookup(&scope) else {
                     tracing::warn!(%scope, "quota feedback for an unregistered scope ignored");
                     return;
                 };
+                self.dirty = true;
                 for effect in self.ledger.apply_signal(i, &signal, now()) {
                     let name = scope.to_string();
                     self.emit(|| match effect {
@@ -226,6 +274,7 @@ impl QuotaSupervisor {
         match c {
             Command::Register { id, spec, reply } => {
                 self.ledger.register(id, spec, now);
+                self.dirty = true;
                 let _ = reply.send(());
             }
             Command::Snapshot { reply } => {
@@ -284,7 +333,8 @@ impl QuotaSupervisor {
         for (ci, cand) in waiter.candidates.iter().enumerate() {
             let check = self.ledger.check(cand, now, waiter.est, &waiter.requester);
             match check.verdict {
-                Verdict::Admit if self.queue.is_empty() => {
+                // Nobody waits for these scopes: going now overtakes no one.
+                Verdict::Admit if cand.iter().all(|&s| self.queue.depth(s) == 0) => {
                     let r = self
                         .ledger
                         .reserve(cand, now, waiter.est, &waiter.requester);
@@ -307,6 +357,7 @@ impl QuotaSupervisor {
         }
         let key = self.queue.key(self.origin, now, req.priority);
         self.queue.push(key, waiter);
+        self.dirty = true;
     }
 
     /// Hands a permit to a waiter; if the caller already left, rolls the reservation back.
@@ -364,208 +415,5 @@ impl QuotaSupervisor {
             reason: err.to_string(),
         });
         let _ = w.reply.send(Err(err));
-    }
-
-    /// Grants what can go at `now`, refuses what expired, and returns the next wake-up.
-    fn schedule(&mut self, now: Instant) -> Option<Instant> {
-        if self.queue.is_empty() {
-            return None;
-        }
-        loop {
-            let (wake, changed) = self.pass(now);
-            let expired = self.queue.expired(now);
-            let any_expired = !expired.is_empty();
-            for key in expired {
-                if let Some(w) = self.queue.remove(&key) {
-                    if w.reply.is_closed() {
-                        continue;
-                    }
-                    let (scope, err) = self.describe_deadline(&w, now);
-                    self.deny(w, scope, err);
-                }
-            }
-            if !changed && !any_expired {
-                return match (wake, self.queue.next_deadline()) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
-        }
-    }
-
-    /// One pass over the queue in service order. Returns the earliest instant a blocked head
-    /// could go, and whether a grant was rolled back (capacity changed: pass again).
-    fn pass(&mut self, now: Instant) -> (Option<Instant>, bool) {
-        let n = self.ledger.len();
-        let mut blocked = vec![false; n];
-        let mut blocked_count = 0usize;
-        let mut wake: Option<Instant> = None;
-        let mut grants: Vec<(Key, usize, Reservation)> = Vec::new();
-        let mut drops: Vec<Key> = Vec::new();
-        let mut denials: Vec<(Key, usize, AcquireError)> = Vec::new();
-        let mut announce: Vec<(Key, usize, Blocker, Option<Instant>)> = Vec::new();
-        for (key, w) in &self.queue.order {
-            if n > 0 && blocked_count >= n {
-                break;
-            }
-            if w.reply.is_closed() {
-                drops.push(*key);
-                continue;
-            }
-            let mut target: Option<(Readiness, usize, Option<usize>, Blocker)> = None;
-            let mut dead = None;
-            let mut queued_behind = None;
-            let mut granted = None;
-            for (ci, cand) in w.candidates.iter().enumerate() {
-                if let Some(&s) = cand.iter().find(|&&s| blocked.get(s) == Some(&true)) {
-                    queued_behind.get_or_insert(s);
-                    continue;
-                }
-                let check = self.ledger.check(cand, now, w.est, &w.requester);
-                let (ready, blocker) = match check.verdict {
-                    Verdict::Admit => {
-                        granted = Some(ci);
-                        break;
-                    }
-                    Verdict::WaitUntil { at, blocker } => ((0, Some(at)), blocker),
-                    Verdict::WaitForEvent {
-                        blocker,
-                        not_before,
-                    } => ((1, not_before), blocker),
-                    v @ (Verdict::Never { .. } | Verdict::Closed { .. }) => {
-                        dead.get_or_insert((check.scope, v));
-                        continue;
-                    }
-                };
-                if target.as_ref().is_none_or(|t| ready < t.0) {
-                    target = Some((ready, ci, check.scope, blocker));
-                }
-            }
-            if let Some(ci) = granted {
-                if let Some(cand) = w.candidates.get(ci) {
-                    let r = self.ledger.reserve(cand, now, w.est, &w.requester);
-                    grants.push((*key, ci, r));
-                }
-            } else if let Some(((class, at), ci, scope, blocker)) = target {
-                for &s in w.candidates.get(ci).into_iter().flatten() {
-                    if let Some(b) = blocked.get_mut(s) {
-                        if !*b {
-                            *b = true;
-                            blocked_count += 1;
-                        }
-                    }
-                }
-                if class == 0 {
-                    wake = match (wake, at) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                }
-                if !w.announced {
-                    announce.push((*key, scope.unwrap_or(0), blocker, at));
-                }
-            } else if let Some(s) = queued_behind {
-                if !w.announced {
-                    announce.push((*key, s, Blocker::Queue, None));
-                }
-            } else if let Some((scope, verdict)) = dead {
-                let err = dead_error(self, scope, verdict);
-                denials.push((*key, scope.unwrap_or(0), err));
-            }
-        }
-        for key in drops {
-            self.queue.remove(&key);
-        }
-        for (key, scope, err) in denials {
-            if let Some(w) = self.queue.remove(&key) {
-                self.deny(w, scope, err);
-            }
-        }
-        for (key, scope, blocker, at) in announce {
-            let depth = self.queue.depth(scope);
-            let name = self.scope_name(scope).to_string();
-            if let Some(w) = self.queue.order.get_mut(&key) {
-                w.announced = true;
-                let requester = w.requester.to_string();
-                self.emit(|| QuotaEvent::Waiting {
-                    requester,
-                    scope: name,
-                    limit: Some(blocker.label()),
-                    eta_ms: at.map(|t| millis(t.saturating_duration_since(now))),
-                    queue_depth: depth,
-                });
-            }
-        }
-        let mut rolled_back = false;
-        for (key, ci, r) in grants {
-            match self.queue.remove(&key) {
-                Some(w) => rolled_back |= !self.deliver(w, ci, r, now),
-                None => self.ledger.rollback(&r),
-            }
-        }
-        (wake, rolled_back)
-    }
-
-    /// The error for a waiter whose deadline passed: the scope and limit that held it back.
-    fn describe_deadline(&mut self, w: &Waiter, now: Instant) -> (usize, AcquireError) {
-        let waited = now.saturating_duration_since(w.enqueued);
-        let mut best: Option<(Readiness, usize, Option<Instant>, Blocker)> = None;
-        let mut fallback = w.candidates.iter().flatten().next().copied().unwrap_or(0);
-        for cand in &w.candidates {
-            let check = self.ledger.check(cand, now, w.est, &w.requester);
-            let scope = check.scope.or(cand.first().copied()).unwrap_or(fallback);
-            let (ready, blocker) = match check.verdict {
-                Verdict::WaitUntil { at, blocker } => ((0, Some(at)), blocker),
-                Verdict::WaitForEvent {
-                    blocker,
-                    not_before,
-                } => ((1, not_before), blocker),
-                Verdict::Admit => ((2, None), Blocker::Queue),
-                Verdict::Never { .. } | Verdict::Closed { .. } => {
-                    fallback = scope;
-                    continue;
-                }
-            };
-            if best.as_ref().is_none_or(|b| ready < b.0) {
-                best = Some((ready, scope, ready.1, blocker));
-            }
-        }
-        let (scope, at, blocker) = match best {
-            Some((_, s, at, b)) => (s, at, b),
-            None => (fallback, None, Blocker::Queue),
-        };
-        let in_flight = self
-            .ledger
-            .scope(scope)
-            .map_or(0, |s| u64::from(s.in_flight()));
-        let (limit, used) = match blocker {
-            Blocker::Limit { limit, used } => (Some(limit), used),
-            _ => (None, in_flight),
-        };
-        let err = AcquireError::DeadlineExceeded {
-            scope: self.scope_name(scope),
-            limit,
-            used,
-            frees_in: at.map(|t| t.saturating_duration_since(now)),
-            waited,
-        };
-        (scope, err)
-    }
-}
-
-/// The error for a candidate that can never go (`Never` or `Closed`).
-fn dead_error(sup: &QuotaSupervisor, scope: Option<usize>, verdict: Verdict) -> AcquireError {
-    let scope = sup.scope_name(scope.unwrap_or(0));
-    match verdict {
-        Verdict::Never { limit, requested } => AcquireError::NeverFits {
-            scope,
-            limit,
-            requested,
-        },
-        Verdict::Closed { reason } => AcquireError::ScopeClosed { scope, reason },
-        _ => AcquireError::ScopeClosed {
-            scope,
-            reason: "no candidate can be admitted".to_owned(),
-        },
     }
 }

@@ -96,6 +96,16 @@ impl Permit {
         self.send(actual_tokens);
     }
 
+    /// Releases the permit as if the call had never been made: its request and tokens leave
+    /// every window and its concurrency slots free. For calls the provider did not count (a 529
+    /// overload, a connection that never reached it); a 429 or any answer is settled instead.
+    pub fn release_uncounted(mut self) {
+        if let Some(tx) = self.tx.take() {
+            // A closed channel means the supervisor is gone: nothing is left to release.
+            let _ = tx.send(Control::Uncount { id: self.id });
+        }
+    }
+
     /// Forgets the permit without settling (it was never delivered and is rolled back).
     pub(crate) fn disarm(mut self) {
         self.tx = None;

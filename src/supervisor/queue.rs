@@ -53,6 +53,8 @@ pub(crate) struct WaitQueue {
     pub order: BTreeMap<Key, Waiter>,
     deadlines: BTreeSet<(Instant, Key)>,
     depth: Vec<usize>,
+    /// How many scopes have at least one waiter.
+    active: usize,
     seq: u64,
 }
 
@@ -71,6 +73,9 @@ impl WaitQueue {
                 self.depth.resize(s + 1, 0);
             }
             if let Some(d) = self.depth.get_mut(s) {
+                if *d == 0 {
+                    self.active += 1;
+                }
                 *d += 1;
             }
         }
@@ -84,6 +89,9 @@ impl WaitQueue {
         for s in w.distinct_scopes() {
             if let Some(d) = self.depth.get_mut(s) {
                 *d = d.saturating_sub(1);
+                if *d == 0 {
+                    self.active = self.active.saturating_sub(1);
+                }
             }
         }
         Some(w)
@@ -92,6 +100,11 @@ impl WaitQueue {
     /// Requests waiting for scope `s`.
     pub fn depth(&self, s: usize) -> usize {
         self.depth.get(s).copied().unwrap_or(0)
+    }
+
+    /// How many scopes some waiter wants.
+    pub fn active_scopes(&self) -> usize {
+        self.active
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,0 +1,233 @@
+//! The scheduling pass: who goes now, who keeps waiting (and until when), whose deadline passed.
+
+use std::time::Instant;
+
+use super::QuotaSupervisor;
+use crate::quota::{Blocker, Reservation, Verdict};
+use crate::supervisor::error::AcquireError;
+use crate::supervisor::events::{QuotaEvent, millis};
+use crate::supervisor::queue::{Key, Waiter};
+
+/// How soon a blocked candidate could go: timed ones before event-bound ones, earlier first.
+type Readiness = (u8, Option<Instant>);
+
+impl QuotaSupervisor {
+    /// Grants what can go at `now`, refuses what expired, and returns the next wake-up.
+    /// Passes over the queue only when something a waiter depends on changed (an arrival, a
+    /// settlement in a scope with waiters, a signal, the timer), so traffic in scopes nobody
+    /// waits for costs nothing however long the queue is.
+    pub(super) fn schedule(&mut self) -> Option<Instant> {
+        if self.queue.is_empty() {
+            self.dirty = false;
+            return None;
+        }
+        let now = super::now();
+        let due = self.wake.is_some_and(|w| w <= now);
+        if !self.dirty && !due {
+            return self.wake;
+        }
+        self.dirty = false;
+        loop {
+            let (wake, changed) = self.pass(now);
+            let expired = self.queue.expired(now);
+            let any_expired = !expired.is_empty();
+            for key in expired {
+                if let Some(w) = self.queue.remove(&key) {
+                    if w.reply.is_closed() {
+                        continue;
+                    }
+                    let (scope, err) = self.describe_deadline(&w, now);
+                    self.deny(w, scope, err);
+                }
+            }
+            if !changed && !any_expired {
+                return match (wake, self.queue.next_deadline()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+    }
+
+    /// One pass over the queue in service order. Returns the earliest instant a blocked head
+    /// could go, and whether a grant was rolled back (capacity changed: pass again).
+    fn pass(&mut self, now: Instant) -> (Option<Instant>, bool) {
+        let n = self.ledger.len();
+        let mut blocked = vec![false; n];
+        let mut blocked_count = 0usize;
+        let mut wake: Option<Instant> = None;
+        let mut grants: Vec<(Key, usize, Reservation)> = Vec::new();
+        let mut drops: Vec<Key> = Vec::new();
+        let mut denials: Vec<(Key, usize, AcquireError)> = Vec::new();
+        let mut announce: Vec<(Key, usize, Blocker, Option<Instant>)> = Vec::new();
+        for (key, w) in &self.queue.order {
+            // Once every scope some waiter wants is held for an earlier waiter, nobody further
+            // down can go: each of their candidates names a held scope.
+            if blocked_count > 0 && blocked_count >= self.queue.active_scopes() {
+                break;
+            }
+            if w.reply.is_closed() {
+                drops.push(*key);
+                continue;
+            }
+            let mut target: Option<(Readiness, usize, Option<usize>, Blocker)> = None;
+            let mut dead = None;
+            let mut queued_behind = None;
+            let mut granted = None;
+            for (ci, cand) in w.candidates.iter().enumerate() {
+                if let Some(&s) = cand.iter().find(|&&s| blocked.get(s) == Some(&true)) {
+                    queued_behind.get_or_insert(s);
+                    continue;
+                }
+                let check = self.ledger.check(cand, now, w.est, &w.requester);
+                let (ready, blocker) = match check.verdict {
+                    Verdict::Admit => {
+                        granted = Some(ci);
+                        break;
+                    }
+                    Verdict::WaitUntil { at, blocker } => ((0, Some(at)), blocker),
+                    Verdict::WaitForEvent {
+                        blocker,
+                        not_before,
+                    } => ((1, not_before), blocker),
+                    v @ (Verdict::Never { .. } | Verdict::Closed { .. }) => {
+                        dead.get_or_insert((check.scope, v));
+                        continue;
+                    }
+                };
+                if target.as_ref().is_none_or(|t| ready < t.0) {
+                    target = Some((ready, ci, check.scope, blocker));
+                }
+            }
+            if let Some(ci) = granted {
+                if let Some(cand) = w.candidates.get(ci) {
+                    let r = self.ledger.reserve(cand, now, w.est, &w.requester);
+                    grants.push((*key, ci, r));
+                }
+            } else if let Some(((class, at), ci, scope, blocker)) = target {
+                for &s in w.candidates.get(ci).into_iter().flatten() {
+                    if let Some(b) = blocked.get_mut(s) {
+                        if !*b {
+                            *b = true;
+                            blocked_count += 1;
+                        }
+                    }
+                }
+                if class == 0 {
+                    wake = match (wake, at) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                if !w.announced {
+                    announce.push((*key, scope.unwrap_or(0), blocker, at));
+                }
+            } else if let Some(s) = queued_behind {
+                if !w.announced {
+                    announce.push((*key, s, Blocker::Queue, None));
+                }
+            } else if let Some((scope, verdict)) = dead {
+                let err = dead_error(self, scope, verdict);
+                denials.push((*key, scope.unwrap_or(0), err));
+            }
+        }
+        for key in drops {
+            self.queue.remove(&key);
+        }
+        for (key, scope, err) in denials {
+            if let Some(w) = self.queue.remove(&key) {
+                self.deny(w, scope, err);
+            }
+        }
+        for (key, scope, blocker, at) in announce {
+            let depth = self.queue.depth(scope);
+            let name = self.scope_name(scope).to_string();
+            if let Some(w) = self.queue.order.get_mut(&key) {
+                w.announced = true;
+                let requester = w.requester.to_string();
+                self.emit(|| QuotaEvent::Waiting {
+                    requester,
+                    scope: name,
+                    limit: Some(blocker.label()),
+                    eta_ms: at.map(|t| millis(t.saturating_duration_since(now))),
+                    queue_depth: depth,
+                });
+            }
+        }
+        let mut rolled_back = false;
+        for (key, ci, r) in grants {
+            match self.queue.remove(&key) {
+                Some(w) => rolled_back |= !self.deliver(w, ci, r, now),
+                None => self.ledger.rollback(&r),
+            }
+        }
+        (wake, rolled_back)
+    }
+
+    /// The error for a waiter whose deadline passed: the scope and limit that held it back.
+    fn describe_deadline(&mut self, w: &Waiter, now: Instant) -> (usize, AcquireError) {
+        let waited = now.saturating_duration_since(w.enqueued);
+        let mut best: Option<(Readiness, usize, Option<Instant>, Blocker)> = None;
+        let mut fallback = w.candidates.iter().flatten().next().copied().unwrap_or(0);
+        for cand in &w.candidates {
+            let check = self.ledger.check(cand, now, w.est, &w.requester);
+            let scope = check.scope.or(cand.first().copied()).unwrap_or(fallback);
+            let (ready, blocker) = match check.verdict {
+                Verdict::WaitUntil { at, blocker } => ((0, Some(at)), blocker),
+                Verdict::WaitForEvent {
+                    blocker,
+                    not_before,
+                } => ((1, not_before), blocker),
+                Verdict::Admit => ((2, None), Blocker::Queue),
+                Verdict::Never { .. } | Verdict::Closed { .. } => {
+                    fallback = scope;
+                    continue;
+                }
+            };
+            if best.as_ref().is_none_or(|b| ready < b.0) {
+                best = Some((ready, scope, ready.1, blocker));
+            }
+        }
+        let (scope, at, blocker) = match best {
+            Some((_, s, at, b)) => (s, at, b),
+            None => (fallback, None, Blocker::Queue),
+        };
+        let in_flight = self
+            .ledger
+            .scope(scope)
+            .map_or(0, |s| u64::from(s.in_flight()));
+        let (limit, used) = match blocker {
+            Blocker::Limit { limit, used } => (Some(limit), used),
+            _ => (None, in_flight),
+        };
+        let err = AcquireError::DeadlineExceeded {
+            scope: self.scope_name(scope),
+            limit,
+            used,
+            frees_in: at.map(|t| t.saturating_duration_since(now)),
+            waited,
+        };
+        (scope, err)
+    }
+}
+
+/// The error for a candidate that can never go (`Never` or `Closed`).
+pub(super) fn dead_error(
+    sup: &QuotaSupervisor,
+    scope: Option<usize>,
+    verdict: Verdict,
+) -> AcquireError {
+    let scope = sup.scope_name(scope.unwrap_or(0));
+    match verdict {
+        Verdict::Never { limit, requested } => AcquireError::NeverFits {
+            scope,
+            limit,
+            requested,
+        },
+        Verdict::Closed { reason } => AcquireError::ScopeClosed { scope, reason },
+        _ => AcquireError::ScopeClosed {
+            scope,
+            reason: "no candidate can be admitted".to_owned(),
+        },
+    }
+}
