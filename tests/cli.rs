@@ -297,11 +297,7 @@ fn a_team_runs_through_the_mock_provider_in_all_three_dialects_without_a_429() {
             .spawn()
             .unwrap(),
     );
-    let stderr = child.0.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.rsplit("http://").next().unwrap().trim().to_owned();
-    assert!(addr.starts_with("127.0.0.1:"), "{first}");
+    let addr = mock_addr(&mut child);
     let team = dir.path().join("team.yaml");
     std::fs::write(
         &team,
@@ -358,4 +354,75 @@ fn reqwest_free_get(addr: &str, path: &str) -> String {
         .nth(1)
         .unwrap_or_default()
         .to_owned()
+}
+
+#[test]
+fn granted_exactly_at_the_window_edge_is_not_refused_by_a_provider_with_latency() {
+    // Four agents on one key with the same limits on both sides: without a window guard the
+    // supervisor grants a request exactly one window after an earlier one, and the provider,
+    // which counts arrivals, can see them less than a window apart and answer 429.
+    let dir = tempfile::tempdir().unwrap();
+    let mock_limits = dir.path().join("mock_limits.yaml");
+    std::fs::write(
+        &mock_limits,
+        "default:\n  windows: [{requests: 2, per: 2s}]\n",
+    )
+    .unwrap();
+    let mut child = Child(
+        bin()
+            .args([
+                "mock-provider",
+                "--listen",
+                "127.0.0.1:0",
+                "--latency",
+                "30",
+                "--limits",
+            ])
+            .arg(&mock_limits)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let addr = mock_addr(&mut child);
+    let mut yaml = String::from("agents:\n");
+    for id in ["a", "b", "c", "d"] {
+        yaml.push_str(&format!(
+            "- id: {id}\n  backend: {{type: chatcompletion, model: gpt-4o-mini, \
+             base_url: 'http://{addr}/v1', api_key: shared-key-0000000000}}\n"
+        ));
+    }
+    yaml.push_str("rate_limit: {limits_file: limits.yaml}\n");
+    let team = dir.path().join("team.yaml");
+    std::fs::write(&team, yaml).unwrap();
+    std::fs::write(
+        dir.path().join("limits.yaml"),
+        "chatcompletion:\n  default:\n    windows: [{requests: 2, per: 2s}]\n    scope: per_key\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "--config",
+        team.to_str().unwrap(),
+        "--rate-limit",
+        "--no-run-dir",
+        "-q",
+        "Q?",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stats: serde_json::Value =
+        serde_json::from_str(&reqwest_free_get(&addr, "/stats")).unwrap();
+    assert!(stats["total"]["admitted"].as_u64().unwrap() >= 5, "{stats}");
+    assert_eq!(
+        stats["total"]["refused"], 0,
+        "the mock refused requests: {stats}"
+    );
+}
+
+/// The address a `mock-provider` child prints on its first stderr line.
+fn mock_addr(child: &mut Child) -> String {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.0.stderr.take().unwrap();
+    let first = BufReader::new(stderr).lines().next().unwrap().unwrap();
+    let addr = first.rsplit("http://").next().unwrap().trim().to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{first}");
+    addr
 }

@@ -525,3 +525,27 @@ async fn a_call_the_provider_did_not_count_leaves_every_window() {
     assert_eq!(used, vec![1, 900]);
     assert_eq!(snap.scopes[0].granted_total, 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_window_guard_keeps_admissions_counting_that_much_longer() {
+    let guarded = ScopeSpec {
+        window_guard: Duration::from_millis(250),
+        ..spec(vec![Limit::rpm(nz(2))])
+    };
+    let q = start("openai/gpt", guarded).await;
+    let t0 = Instant::now();
+    let tasks: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|who| spawn_timed(&q, req("openai/gpt", 100, who), t0))
+        .collect();
+    let mut at = Vec::new();
+    for t in tasks {
+        at.push(t.await.unwrap().unwrap());
+    }
+    // Not at 60 s: a request granted then could reach the provider less than a minute after an
+    // earlier one that travelled slower.
+    assert_eq!(at, vec![0, 0, 60_250]);
+    let snapshot = q.snapshot().await.unwrap();
+    // The limit is still reported as the provider states it.
+    assert_eq!(snapshot.scopes[0].limits[0].period_secs, 60.0);
+}

@@ -15,7 +15,7 @@ use super::types::{BackendKind, ModelLimits};
 use crate::quota::{DailyReset, Dimension, Limit, ScopeKind};
 
 /// The keys one limits entry accepts.
-pub(crate) const ENTRY_KEYS: [&str; 11] = [
+pub(crate) const ENTRY_KEYS: [&str; 12] = [
     "rpm",
     "tpm",
     "rpd",
@@ -27,7 +27,12 @@ pub(crate) const ENTRY_KEYS: [&str; 11] = [
     "shared_key",
     "pacing",
     "daily_reset",
+    "window_guard",
 ];
+
+/// How much longer than its period an admission counts when an entry does not say
+/// (`window_guard`): a little above the spread of request delays to a provider.
+pub(crate) const DEFAULT_WINDOW_GUARD: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +48,7 @@ struct RawEntry {
     shared_key: Option<String>,
     pacing: Option<bool>,
     daily_reset: Option<String>,
+    window_guard: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +292,10 @@ fn entry(doc: &Document, v: &Value, path: &KeyPath, matched: &str) -> Result<Ent
             ));
         }
     }
+    let window_guard = match &raw.window_guard {
+        None => DEFAULT_WINDOW_GUARD,
+        Some(v) => duration_from_value(v).map_err(|m| doc.error(&path.key("window_guard"), m))?,
+    };
     let daily_reset = match &raw.daily_reset {
         None => None,
         Some(s) => Some(parse_daily_reset(s).map_err(|m| doc.error(&path.key("daily_reset"), m))?),
@@ -300,6 +310,7 @@ fn entry(doc: &Document, v: &Value, path: &KeyPath, matched: &str) -> Result<Ent
             shared_key: raw.shared_key,
             pacing: raw.pacing.unwrap_or(false),
             daily_reset,
+            window_guard,
         },
         file: doc.file.clone(),
         path: path.clone(),

@@ -346,6 +346,9 @@ pub struct ModelLimits {
     pub pacing: bool,
     /// When the provider's daily quota resets.
     pub daily_reset: Option<DailyReset>,
+    /// How much longer than its period an admission keeps counting (`window_guard`, default
+    /// 250 ms in limits files): absorbs the spread of request delays to the provider.
+    pub window_guard: Duration,
 }
 
 impl ModelLimits {
@@ -357,6 +360,7 @@ impl ModelLimits {
             startup_cooldown: self.startup_cooldown,
             pacing: self.pacing,
             daily_reset: self.daily_reset,
+            window_guard: self.window_guard,
         }
     }
 }

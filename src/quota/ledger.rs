@@ -91,7 +91,7 @@ impl Ledger {
         if let Some(&i) = self.index.get(&id) {
             if let Some(s) = self.scopes.get_mut(i) {
                 if s.spec() != &spec {
-                    s.replace_spec(spec);
+                    s.replace_spec(spec, now);
                 }
             }
             return i;

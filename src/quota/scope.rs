@@ -24,11 +24,13 @@ pub struct LimitState {
 }
 
 impl LimitState {
-    fn new(limit: Limit) -> Self {
+    /// A fresh limit whose admissions count for `period + guard` (see
+    /// [`ScopeSpec::window_guard`]).
+    fn new(limit: Limit, guard: Duration) -> Self {
         Self {
             configured: Some(limit),
             effective: limit,
-            log: SlidingLog::new(limit.period),
+            log: SlidingLog::new(limit.period + guard),
         }
     }
 
@@ -117,7 +119,11 @@ impl ScopeState {
         });
         Self {
             id,
-            limits: spec.limits.iter().copied().map(LimitState::new).collect(),
+            limits: spec
+                .limits
+                .iter()
+                .map(|l| LimitState::new(*l, spec.window_guard))
+                .collect(),
             spec,
             in_flight: 0,
             cooldown,
@@ -163,15 +169,19 @@ impl ScopeState {
 
     /// Replaces the spec, keeping the history of limits with the same dimension and period and
     /// any learned limit that is still lower than the new configured one.
-    pub fn replace_spec(&mut self, spec: ScopeSpec) {
+    pub fn replace_spec(&mut self, spec: ScopeSpec, now: Instant) {
         let mut old = std::mem::take(&mut self.limits);
         for limit in &spec.limits {
-            let mut state = LimitState::new(*limit);
+            let mut state = LimitState::new(*limit, spec.window_guard);
             if let Some(pos) = old.iter().position(|s| {
                 s.effective.dimension == limit.dimension && s.effective.period == limit.period
             }) {
                 let prev = old.swap_remove(pos);
-                state.log = prev.log;
+                state.log = if prev.log.period() == state.log.period() {
+                    prev.log
+                } else {
+                    prev.log.narrowed(state.log.period(), now)
+                };
                 if prev.effective.amount < limit.amount {
                     state.effective = prev.effective;
                 }
@@ -347,8 +357,8 @@ impl ScopeState {
                             && l.effective.period >= limit.period
                     })
                     .min_by_key(|l| l.effective.period)
-                    .map(|l| l.log.narrowed(limit.period, now))
-                    .unwrap_or_else(|| SlidingLog::new(limit.period));
+                    .map(|l| l.log.narrowed(limit.period + self.spec.window_guard, now))
+                    .unwrap_or_else(|| SlidingLog::new(limit.period + self.spec.window_guard));
                 self.limits.push(LimitState {
                     configured: None,
                     effective: limit,

@@ -210,4 +210,10 @@ pub struct ScopeSpec {
     pub pacing: bool,
     /// When the provider's per-day quota resets (for "daily quota exhausted" signals).
     pub daily_reset: Option<DailyReset>,
+    /// How much longer than its period an admission keeps counting. The windows are exact on
+    /// the supervisor's clock, but a request reaches the provider a little after its grant, and
+    /// not always equally late: two requests granted exactly one period apart can arrive less
+    /// than a period apart and draw a 429. A guard a little above the spread of those delays
+    /// closes that gap at a small cost in throughput (250 ms on a minute window: 0.4 %).
+    pub window_guard: Duration,
 }

@@ -131,8 +131,9 @@ impl SlidingLog {
             .map(|&(t, _)| (t + self.period).max(now))
     }
 
-    /// A copy holding only what counts in a shorter (or equal) window `period` at `now`; used to
-    /// seed a limit learned from a provider with the history the scope already has.
+    /// A copy with window `period`, holding what of this log still counts in it at `now`; used to
+    /// seed a limit learned from a provider with the history the scope already has, and to keep
+    /// the history when a scope's window guard changes.
     pub fn narrowed(&self, period: Duration, now: Instant) -> Self {
         let mut log = Self::new(period);
         for &(t, w) in &self.entries {
