@@ -284,7 +284,6 @@ impl Drop for Child {
 
 #[test]
 fn a_team_runs_through_the_mock_provider_in_all_three_dialects_without_a_429() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let limits = dir.path().join("mock_limits.yaml");
     // Tight enough to bind: 2 requests per 5 s per key and model, while each agent makes 2 or 3 calls.
