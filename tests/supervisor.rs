@@ -549,3 +549,37 @@ async fn a_window_guard_keeps_admissions_counting_that_much_longer() {
     // The limit is still reported as the provider states it.
     assert_eq!(snapshot.scopes[0].limits[0].period_secs, 60.0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_waiter_is_announced_with_what_blocks_it() {
+    let cooled = ScopeSpec {
+        startup_cooldown: Duration::from_secs(10),
+        ..spec(vec![Limit::rpm(nz(100))])
+    };
+    let q = start("gemini/flash", cooled).await;
+    let mut events = q.subscribe();
+    let t0 = Instant::now();
+    let tasks: Vec<_> = ["a", "b", "c", "d"]
+        .into_iter()
+        .map(|who| spawn_timed(&q, req("gemini/flash", 10, who), t0))
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), 10_000);
+    }
+    let mut announced = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let QuotaEvent::Waiting {
+            requester,
+            limit,
+            eta_ms,
+            ..
+        } = event
+        {
+            assert_eq!(limit.as_deref(), Some("cooldown: startup"), "{requester}");
+            assert_eq!(eta_ms, Some(10_000), "{requester}");
+            announced.push(requester);
+        }
+    }
+    announced.sort();
+    assert_eq!(announced, ["a", "b", "c", "d"]);
+}

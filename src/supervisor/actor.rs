@@ -17,6 +17,7 @@ use super::events::{QuotaEvent, millis};
 use super::permit::{AcquireRequest, Permit};
 use super::queue::{WaitQueue, Waiter};
 use super::{QuotaSnapshot, SupervisorSettings};
+use crate::quota::Blocker;
 use crate::quota::{
     Ledger, RateLimitSignal, Reservation, ScopeId, ScopeSpec, SignalEffect, Verdict, WallClock,
 };
@@ -326,12 +327,28 @@ impl QuotaSupervisor {
             enqueued: now,
             deadline: now + req.deadline.unwrap_or(self.default_deadline),
             reply,
-            announced: false,
+            announced: None,
         };
         let mut dead = None;
         let mut all_dead = true;
+        // What holds the first live candidate back, announced at once so every waiter is seen
+        // waiting (the scheduling pass stops early in long queues and may not reach it soon).
+        let mut first_wait: Option<(usize, Blocker, Option<Instant>)> = None;
         for (ci, cand) in waiter.candidates.iter().enumerate() {
             let check = self.ledger.check(cand, now, waiter.est, &waiter.requester);
+            let scope = check.scope.or(cand.first().copied()).unwrap_or(0);
+            match &check.verdict {
+                Verdict::Admit => {
+                    first_wait.get_or_insert((scope, Blocker::Queue, None));
+                }
+                Verdict::WaitUntil { at, blocker } => {
+                    first_wait.get_or_insert((scope, blocker.clone(), Some(*at)));
+                }
+                Verdict::WaitForEvent { blocker, .. } => {
+                    first_wait.get_or_insert((scope, blocker.clone(), None));
+                }
+                _ => {}
+            }
             match check.verdict {
                 // Nobody waits for these scopes: going now overtakes no one.
                 Verdict::Admit if cand.iter().all(|&s| self.queue.depth(s) == 0) => {
@@ -356,6 +373,21 @@ impl QuotaSupervisor {
             }
         }
         let key = self.queue.key(self.origin, now, req.priority);
+        let mut waiter = waiter;
+        if let Some((scope, blocker, at)) = first_wait {
+            let label = blocker.label();
+            let name = self.scope_name(scope).to_string();
+            let requester = waiter.requester.to_string();
+            let depth = self.queue.depth(scope) + 1;
+            self.emit(|| QuotaEvent::Waiting {
+                requester,
+                scope: name,
+                limit: Some(label.clone()),
+                eta_ms: at.map(|t| millis(t.saturating_duration_since(now))),
+                queue_depth: depth,
+            });
+            waiter.announced = Some(label);
+        }
         self.queue.push(key, waiter);
         self.dirty = true;
     }

@@ -35,7 +35,8 @@ pub(crate) struct Waiter {
     pub enqueued: Instant,
     pub deadline: Instant,
     pub reply: Reply,
-    pub announced: bool,
+    /// The blocking reason last announced in a `Waiting` event (`None`: not announced yet).
+    pub announced: Option<String>,
 }
 
 impl Waiter {

@@ -119,11 +119,11 @@ impl QuotaSupervisor {
                         (a, b) => a.or(b),
                     };
                 }
-                if !w.announced {
+                if w.announced.as_deref() != Some(blocker.label().as_str()) {
                     announce.push((*key, scope.unwrap_or(0), blocker, at));
                 }
             } else if let Some(s) = queued_behind {
-                if !w.announced {
+                if w.announced.is_none() {
                     announce.push((*key, s, Blocker::Queue, None));
                 }
             } else if let Some((scope, verdict)) = dead {
@@ -143,7 +143,7 @@ impl QuotaSupervisor {
             let depth = self.queue.depth(scope);
             let name = self.scope_name(scope).to_string();
             if let Some(w) = self.queue.order.get_mut(&key) {
-                w.announced = true;
+                w.announced = Some(blocker.label());
                 let requester = w.requester.to_string();
                 self.emit(|| QuotaEvent::Waiting {
                     requester,
