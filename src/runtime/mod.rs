@@ -249,7 +249,8 @@ impl Runtime {
         let duration = started.elapsed();
         let result = conclude(c, duration, dir_path.clone());
         if let Some(dir) = &run_dir {
-            write_summary(dir, &question, &result, duration)?;
+            let quota = self.quota_status().await;
+            write_summary(dir, &question, &result, duration, quota.as_ref())?;
         }
         let (status, winner) = match &result.0 {
             Ok(o) => (o.status.as_str().to_owned(), o.winner.clone()),
@@ -379,11 +380,12 @@ fn write_summary(
     question: &str,
     result: &Concluded,
     duration: Duration,
+    quota: Option<&QuotaSnapshot>,
 ) -> Result<(), RunError> {
     let io = |e: std::io::Error| RunError::RunDir(e.to_string());
     let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
     let (result, agents) = result;
-    let status = match result {
+    let mut status = match result {
         Ok(o) => {
             dir.write("final_answer.md", &o.final_answer).map_err(io)?;
             serde_json::json!({
@@ -409,6 +411,11 @@ fn write_summary(
             "duration_ms": duration_ms,
         }),
     };
+    if let (Some(snapshot), Some(map)) = (quota, status.as_object_mut()) {
+        // Every scope at the end of the run: limits, usage, queue, cooldowns, learned limits.
+        let scopes = serde_json::to_value(&snapshot.scopes).unwrap_or_default();
+        map.insert("quota".to_owned(), serde_json::json!({ "scopes": scopes }));
+    }
     let text =
         serde_json::to_string_pretty(&status).map_err(|e| RunError::RunDir(e.to_string()))?;
     dir.write("status.json", &text).map_err(io)?;
