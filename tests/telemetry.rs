@@ -913,3 +913,89 @@ mod with_supervisor_and_runtime {
         promtool_check(&text);
     }
 }
+
+/// The cached bridge and the one-off function record the same exposition for the same events.
+#[test]
+fn cached_bridge_matches_the_one_off_recording() {
+    use massgen::supervisor::QuotaEvent;
+    let events = vec![
+        QuotaEvent::Waiting {
+            requester: "bob".into(),
+            scope: "groq/llama-3.3-70b-versatile".into(),
+            limit: Some("rpm".into()),
+            eta_ms: Some(1200),
+            queue_depth: 3,
+        },
+        QuotaEvent::Granted {
+            requester: "bob".into(),
+            scopes: vec![
+                "groq/llama-3.3-70b-versatile".into(),
+                "groq/llama-3.3-70b-versatile/key:1a2b3c4d".into(),
+            ],
+            waited_ms: 1200,
+        },
+        QuotaEvent::Settled {
+            scopes: vec!["groq/llama-3.3-70b-versatile".into()],
+            estimate: 900,
+            actual: 700,
+        },
+        QuotaEvent::Denied {
+            requester: "carol".into(),
+            scope: "groq/llama-3.3-70b-versatile".into(),
+            reason: "gave up after 120.0 s waiting for scope `groq/llama-3.3-70b-versatile`: it was cooling down".into(),
+        },
+        QuotaEvent::CooldownStarted {
+            scope: "groq/llama-3.3-70b-versatile".into(),
+            reason: "429 rate limited".into(),
+            duration_ms: 7_500,
+        },
+        QuotaEvent::LimitLearned {
+            scope: "groq/llama-3.3-70b-versatile".into(),
+            limit: "6000 tokens per 1m".into(),
+        },
+    ];
+    let one_off = telemetry::local_recorder().unwrap();
+    metrics::with_local_recorder(&one_off, || {
+        for e in &events {
+            telemetry::record_quota_event(e);
+        }
+    });
+    let cached = telemetry::local_recorder().unwrap();
+    metrics::with_local_recorder(&cached, || {
+        let mut bridge = telemetry::QuotaMetricsBridge::new();
+        for e in &events {
+            bridge.record(e);
+        }
+    });
+    // Same series and values; the cached bridge may also show series registered at zero (a
+    // scope's queue depth before anything waited), and families render in any order.
+    let a = one_off.handle().render();
+    let b = cached.handle().render();
+    let as_map = |text: &str| -> BTreeMap<String, f64> {
+        parse_exposition(text)
+            .into_iter()
+            .map(|s| (format!("{}{:?}", s.name, s.labels), s.value))
+            .collect()
+    };
+    let (ma, mb) = (as_map(&a), as_map(&b));
+    for key in ma.keys().chain(mb.keys()) {
+        let (va, vb) = (ma.get(key).copied(), mb.get(key).copied());
+        assert_eq!(va.unwrap_or(0.0), vb.unwrap_or(0.0), "{key}");
+    }
+    assert!(ma.len() >= 40);
+    let s = parse_exposition(&a);
+    let key = [("scope", "groq/llama-3.3-70b-versatile/key:1a2b3c4d")];
+    assert_eq!(value(&s, catalog::PERMITS_GRANTED, &key), Some(1.0));
+    let groq = [("scope", "groq/llama-3.3-70b-versatile")];
+    assert_eq!(value(&s, catalog::QUEUE_DEPTH, &groq), Some(3.0));
+    assert_eq!(value(&s, catalog::COOLDOWN_REMAINING, &groq), Some(7.5));
+    assert_eq!(
+        value(
+            &s,
+            catalog::PERMITS_DENIED,
+            &[groq[0], ("reason", "deadline_exceeded")]
+        ),
+        Some(1.0)
+    );
+    promtool_check(&a);
+}
