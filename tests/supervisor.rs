@@ -425,3 +425,56 @@ fn start_runs_on_its_own_thread_from_sync_code() {
     fn assert_send_sync<T: Send + Sync + Clone + std::fmt::Debug>() {}
     assert_send_sync::<QuotaHandle>();
 }
+
+#[tokio::test(start_paused = true)]
+async fn aging_lets_a_long_waiting_low_priority_request_go_before_a_new_high_one() {
+    let q = start("s", spec(vec![Limit::rpm(nz(1))])).await;
+    let t0 = Instant::now();
+    q.acquire(req("s", 1, "x")).await.unwrap();
+    let mut low = req("s", 1, "low");
+    low.deadline = Some(Duration::from_secs(600));
+    let low = spawn_timed(&q, low, t0);
+    // 50 s later a priority-9 request arrives: 9 levels are worth 45 s of waiting, so the
+    // low-priority request, waiting 50 s, stays ahead.
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    let mut high = req("s", 1, "high");
+    high.priority = 9;
+    high.deadline = Some(Duration::from_secs(600));
+    let high = spawn_timed(&q, high, t0);
+    assert_eq!(low.await.unwrap().unwrap(), 60_000);
+    assert_eq!(high.await.unwrap().unwrap(), 120_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pacing_spreads_requests_over_the_window() {
+    let paced = ScopeSpec {
+        limits: vec![Limit::rpm(nz(2))],
+        pacing: true,
+        ..ScopeSpec::default()
+    };
+    let q = start("s", paced).await;
+    let t0 = Instant::now();
+    let mut at = Vec::new();
+    for _ in 0..3 {
+        q.acquire(req("s", 1, "a")).await.unwrap().settle(1);
+        at.push(ms_since(t0));
+    }
+    assert_eq!(at, vec![0, 30_000, 60_000]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_the_head_gives_up_those_behind_it_go_at_once() {
+    let q = start("s", spec(vec![Limit::tpm(nz(1000))])).await;
+    let t0 = Instant::now();
+    q.acquire(req("s", 500, "a")).await.unwrap().settle(500);
+    let q2 = q.clone();
+    let big = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_secs(5), q2.acquire(req("s", 900, "big"))).await
+    });
+    tokio::task::yield_now().await;
+    // Queued behind the big request although 100 fits now.
+    let small = spawn_timed(&q, req("s", 100, "small"), t0);
+    assert!(big.await.unwrap().is_err());
+    // The big request gave up at 5 s: the small one goes then, not at 60 s.
+    assert_eq!(small.await.unwrap().unwrap(), 5_000);
+}

@@ -76,7 +76,16 @@ impl SlidingLog {
     /// A refund never takes an entry below zero; an extra charge for an entry that already left
     /// the window is inserted and dropped again by the next [`expire`](Self::expire).
     pub fn adjust(&mut self, at: Instant, add: u64, sub: u64) {
-        match self.entries.binary_search_by_key(&at, |e| e.0) {
+        // Settlements usually concern the latest entries: look there before searching.
+        let len = self.entries.len();
+        let recent = (len.saturating_sub(4)..len)
+            .rev()
+            .find(|&i| self.entries.get(i).is_some_and(|e| e.0 == at));
+        let found = match recent {
+            Some(i) => Ok(i),
+            None => self.entries.binary_search_by_key(&at, |e| e.0),
+        };
+        match found {
             Ok(i) => {
                 if let Some(entry) = self.entries.get_mut(i) {
                     let before = entry.1;

@@ -4,6 +4,7 @@
 //! the earliest instant a blocked head could be admitted or a deadline falls.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -45,6 +46,8 @@ pub(crate) enum Control {
         scope: ScopeId,
         signal: RateLimitSignal,
     },
+    /// A caller gave up while waiting: pass again so those behind it can go.
+    GaveUp,
 }
 
 /// The current instant on tokio's clock (paused and advanced in tests).
@@ -58,11 +61,20 @@ pub(crate) struct QuotaSupervisor {
     origin: Instant,
     default_deadline: Duration,
     queue: WaitQueue,
-    reservations: HashMap<u64, (Reservation, Vec<ScopeId>)>,
+    reservations: HashMap<u64, (Reservation, Arc<[ScopeId]>)>,
     next_id: u64,
     events: broadcast::Sender<QuotaEvent>,
     control_tx: mpsc::UnboundedSender<Control>,
+    precise_wake: bool,
+    /// Something a waiter depends on changed since the last scheduling pass.
+    dirty: bool,
+    /// The wake-up the last pass computed.
+    wake: Option<Instant>,
 }
+
+/// How early a supervisor on its own thread wakes before a deadline to finish the wait with a
+/// precise thread sleep.
+const PRECISE_SLACK: Duration = Duration::from_millis(2);
 
 /// How soon a blocked candidate could go: timed ones before event-bound ones, earlier first.
 type Readiness = (u8, Option<Instant>);
@@ -83,7 +95,17 @@ impl QuotaSupervisor {
             next_id: 0,
             events,
             control_tx,
+            precise_wake: false,
+            dirty: false,
+            wake: None,
         }
+    }
+
+    /// Finish timer waits with a precise thread sleep: only for a supervisor that owns its
+    /// thread (real time; blocking it briefly delays nobody else).
+    pub(crate) fn with_precise_wake(mut self) -> Self {
+        self.precise_wake = true;
+        self
     }
 
     /// Serves until every handle is dropped.
@@ -94,9 +116,26 @@ impl QuotaSupervisor {
     ) {
         let mut wake: Option<Instant> = None;
         loop {
+            let precise = self.precise_wake;
             let timer = async move {
                 match wake {
-                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                    Some(t) => {
+                        // tokio's timer rounds up to the next millisecond; on a thread of its
+                        // own the supervisor wakes a little early and sleeps the rest exactly.
+                        let early = if precise {
+                            PRECISE_SLACK
+                        } else {
+                            Duration::ZERO
+                        };
+                        let at = t.checked_sub(early).unwrap_or(t);
+                        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                        if precise {
+                            let left = t.saturating_duration_since(Instant::now());
+                            if !left.is_zero() {
+                                std::thread::sleep(left);
+                            }
+                        }
+                    }
                     None => std::future::pending::<()>().await,
                 }
             };
@@ -104,10 +143,10 @@ impl QuotaSupervisor {
                 biased;
                 Some(c) = control_rx.recv() => self.on_control(c),
                 cmd = cmd_rx.recv() => match cmd {
-                    Some(c) => self.on_command(c),
+                    Some(c) => self.on_command_in_order(c, &mut control_rx),
                     None => break,
                 },
-                () = timer => {}
+                () = timer => self.dirty = true,
             }
             // Take whatever else is ready, then schedule once.
             while let Ok(c) = control_rx.try_recv() {
@@ -115,11 +154,12 @@ impl QuotaSupervisor {
             }
             for _ in 0..256 {
                 match cmd_rx.try_recv() {
-                    Ok(c) => self.on_command(c),
+                    Ok(c) => self.on_command_in_order(c, &mut control_rx),
                     Err(_) => break,
                 }
             }
             wake = self.schedule(now());
+            self.wake = wake;
         }
     }
 
@@ -140,6 +180,7 @@ impl QuotaSupervisor {
             Control::Settle { id, actual } => {
                 if let Some((r, names)) = self.reservations.remove(&id) {
                     self.ledger.settle(&r, actual);
+                    self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
                     self.emit(|| QuotaEvent::Settled {
                         scopes: names.iter().map(ToString::to_string).collect(),
                         estimate: r.est,
@@ -147,11 +188,13 @@ impl QuotaSupervisor {
                     });
                 }
             }
+            Control::GaveUp => self.dirty = true,
             Control::Feedback { scope, signal } => {
                 let Some(i) = self.ledger.lookup(&scope) else {
                     tracing::warn!(%scope, "quota feedback for an unregistered scope ignored");
                     return;
                 };
+                self.dirty = true;
                 for effect in self.ledger.apply_signal(i, &signal, now()) {
                     let name = scope.to_string();
                     self.emit(|| match effect {
@@ -177,11 +220,25 @@ impl QuotaSupervisor {
         }
     }
 
+    /// Applies every settlement and signal sent before `c` first: a caller that settles and then
+    /// acquires again must see its refund (the two travel on different channels).
+    fn on_command_in_order(
+        &mut self,
+        c: Command,
+        control_rx: &mut mpsc::UnboundedReceiver<Control>,
+    ) {
+        while let Ok(ctl) = control_rx.try_recv() {
+            self.on_control(ctl);
+        }
+        self.on_command(c);
+    }
+
     fn on_command(&mut self, c: Command) {
         let now = now();
         match c {
             Command::Register { id, spec, reply } => {
                 self.ledger.register(id, spec, now);
+                self.dirty = true;
                 let _ = reply.send(());
             }
             Command::Snapshot { reply } => {
@@ -240,7 +297,8 @@ impl QuotaSupervisor {
         for (ci, cand) in waiter.candidates.iter().enumerate() {
             let check = self.ledger.check(cand, now, waiter.est, &waiter.requester);
             match check.verdict {
-                Verdict::Admit if self.queue.is_empty() => {
+                // Nobody waits for these scopes: going now overtakes no one.
+                Verdict::Admit if cand.iter().all(|&s| self.queue.depth(s) == 0) => {
                     let r = self
                         .ledger
                         .reserve(cand, now, waiter.est, &waiter.requester);
@@ -263,6 +321,7 @@ impl QuotaSupervisor {
         }
         let key = self.queue.key(self.origin, now, req.priority);
         self.queue.push(key, waiter);
+        self.dirty = true;
     }
 
     /// Hands a permit to a waiter; if the caller already left, rolls the reservation back.
@@ -270,12 +329,17 @@ impl QuotaSupervisor {
     fn deliver(&mut self, w: Waiter, ci: usize, r: Reservation, now: Instant) -> bool {
         let id = self.next_id;
         self.next_id += 1;
-        let names = w.names.get(ci).cloned().unwrap_or_default();
         let waited = now.saturating_duration_since(w.enqueued);
+        let mut all = w.names;
+        let names: Arc<[ScopeId]> = if ci < all.len() {
+            Arc::from(all.swap_remove(ci))
+        } else {
+            Arc::from(Vec::new())
+        };
         let permit = Permit::new(
             id,
             ci,
-            names.clone(),
+            Arc::clone(&names),
             w.est,
             waited,
             self.control_tx.clone(),
@@ -318,7 +382,19 @@ impl QuotaSupervisor {
     }
 
     /// Grants what can go at `now`, refuses what expired, and returns the next wake-up.
+    /// Passes over the queue only when something a waiter depends on changed (an arrival, a
+    /// settlement in a scope with waiters, a signal, the timer), so traffic in scopes nobody
+    /// waits for costs nothing however long the queue is.
     fn schedule(&mut self, now: Instant) -> Option<Instant> {
+        if self.queue.is_empty() {
+            self.dirty = false;
+            return None;
+        }
+        let due = self.wake.is_some_and(|w| w <= now);
+        if !self.dirty && !due {
+            return self.wake;
+        }
+        self.dirty = false;
         loop {
             let (wake, changed) = self.pass(now);
             let expired = self.queue.expired(now);

@@ -13,6 +13,18 @@ use super::permit::{AcquireRequest, Permit};
 use super::{QuotaSnapshot, SupervisorSettings};
 use crate::quota::{RateLimitSignal, ScopeId, ScopeSpec, WallClock};
 
+/// Tells the supervisor when an `acquire` future is dropped while it waits, so requests queued
+/// behind it are reconsidered at once instead of at the next timer.
+struct GiveUpGuard<'a>(Option<&'a mpsc::UnboundedSender<Control>>);
+
+impl Drop for GiveUpGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(control) = self.0.take() {
+            let _ = control.send(Control::GaveUp);
+        }
+    }
+}
+
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_BUFFER: usize = 4096;
 
@@ -66,6 +78,7 @@ impl QuotaHandle {
             origin_wall: Utc::now(),
         };
         let (handle, sup, cmd_rx, control_rx) = build(&settings, wall);
+        let sup = sup.with_precise_wake();
         std::thread::Builder::new()
             .name("quota-supervisor".to_owned())
             .spawn(move || rt.block_on(sup.run(cmd_rx, control_rx)))
@@ -117,7 +130,10 @@ impl QuotaHandle {
             .send(Command::Acquire { req, reply })
             .await
             .map_err(|_| AcquireError::Stopped)?;
-        rx.await.map_err(|_| AcquireError::Stopped)?
+        let mut guard = GiveUpGuard(Some(&self.control));
+        let answer = rx.await;
+        guard.0 = None;
+        answer.map_err(|_| AcquireError::Stopped)?
     }
 
     /// Applies a provider signal to a scope (fire and forget).

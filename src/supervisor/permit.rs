@@ -45,7 +45,7 @@ impl AcquireRequest {
 pub struct Permit {
     id: u64,
     candidate: usize,
-    scopes: Vec<ScopeId>,
+    scopes: Arc<[ScopeId]>,
     estimate: u64,
     waited: Duration,
     tx: Option<mpsc::UnboundedSender<Control>>,
@@ -55,7 +55,7 @@ impl Permit {
     pub(crate) fn new(
         id: u64,
         candidate: usize,
-        scopes: Vec<ScopeId>,
+        scopes: Arc<[ScopeId]>,
         estimate: u64,
         waited: Duration,
         tx: mpsc::UnboundedSender<Control>,
