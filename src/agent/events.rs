@@ -10,6 +10,8 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::supervisor::QuotaEvent;
+
 /// What one agent is doing.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -105,10 +107,11 @@ pub enum RunEvent {
         /// The agent whose answer triggered the restart.
         trigger: String,
     },
-    /// A quota event from the supervisor.
+    /// A quota event from the supervisor (nested under `quota`, which carries its own `event`
+    /// tag: `{"event":"quota","quota":{"event":"waiting",...}}`).
     Quota {
-        /// The supervisor's event, as it reported it.
-        quota: serde_json::Value,
+        /// The supervisor's event.
+        quota: QuotaEvent,
     },
     /// A turn (or one provider call within it) is tried again.
     TurnRetry {

@@ -25,9 +25,13 @@ use crate::routing::{self, CallError, CallObserver, Route};
 /// Attempts per turn before the agent is retired.
 pub const MAX_TURN_ATTEMPTS: u32 = 3;
 
-/// Added to an agent's priority for its final presentation, so the presentation is served
-/// before exploration turns waiting on the same quota.
-pub const PRESENTATION_PRIORITY_BOOST: u8 = 10;
+/// Quota priority of the final presentation: the supervisor's top level (0..=9). Exploration
+/// turns use the agent's priority capped at [`MAX_TURN_PRIORITY`], so the presentation is
+/// always served before exploration turns waiting on the same quota.
+pub const PRESENTATION_PRIORITY: u8 = 9;
+
+/// The highest quota priority an exploration turn uses.
+pub const MAX_TURN_PRIORITY: u8 = PRESENTATION_PRIORITY - 1;
 
 /// Counters of one agent's calls, shared with the orchestrator (readable after the run even if
 /// the actor was stopped mid-call).
@@ -169,6 +173,12 @@ impl Drop for AgentHandle {
     }
 }
 
+/// A turn's conversation and the board it last showed the model.
+struct Conversation {
+    board: Arc<AnswerBoard>,
+    messages: Vec<Message>,
+}
+
 struct AgentActor {
     spec: AgentSpec,
     board: watch::Receiver<Arc<AnswerBoard>>,
@@ -227,16 +237,19 @@ impl AgentActor {
         }
     }
 
-    async fn call(
+    async fn call<F>(
         &self,
-        request: &ChatRequest,
+        build: F,
         priority: u8,
-    ) -> Result<crate::provider::ChatResponse, CallError> {
+    ) -> Result<crate::provider::ChatResponse, CallError>
+    where
+        F: Fn() -> ChatRequest,
+    {
         let observer = RetryEvents {
             emitter: &self.emitter,
             agent: self.id(),
         };
-        let result = routing::call(&self.spec.route, request, None, priority, &observer).await;
+        let result = routing::call(&self.spec.route, build, None, priority, &observer).await;
         let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
         match &result {
             Ok(report) => {
@@ -253,25 +266,38 @@ impl AgentActor {
         result.map(|r| r.response)
     }
 
+    /// The next request of a turn: the conversation so far, plus an UPDATE message with the
+    /// current answers when they changed since the agent last saw them.
+    fn turn_request(&self, convo: &Mutex<Conversation>) -> ChatRequest {
+        let latest = self.board.borrow().clone();
+        let mut c = convo.lock().unwrap_or_else(PoisonError::into_inner);
+        if latest.generation != c.board.generation {
+            c.messages.push(update_message(&latest));
+            c.board = latest;
+        }
+        self.request(c.messages.clone(), &c.board, true)
+    }
+
     async fn turn(&mut self) -> TurnReport {
-        let mut board = self.board.borrow_and_update().clone();
+        let board = self.board.borrow_and_update().clone();
         let system = system_message(
             self.spec.config.system_message.as_deref(),
             self.spec.orchestrator.voting_sensitivity,
         );
-        let mut messages = vec![system, turn_message(&self.spec.question, &board)];
+        let messages = vec![system, turn_message(&self.spec.question, &board)];
+        let convo = Mutex::new(Conversation { board, messages });
+        let priority = self.spec.config.priority.min(MAX_TURN_PRIORITY);
+        let mut last_feedback = String::new();
         for attempt in 1..=MAX_TURN_ATTEMPTS {
-            if self.board.has_changed().unwrap_or(false) {
-                board = self.board.borrow_and_update().clone();
-                messages.push(update_message(&board));
-            }
             self.emitter.state(self.id(), AgentState::Thinking);
-            let request = self.request(messages.clone(), &board, true);
-            let response = match self.call(&request, self.spec.config.priority).await {
+            let result = self.call(|| self.turn_request(&convo), priority).await;
+            let mut c = convo.lock().unwrap_or_else(PoisonError::into_inner);
+            let generation = c.board.generation;
+            let response = match result {
                 Ok(r) => r,
                 Err(e) => {
                     return TurnReport {
-                        generation: board.generation,
+                        generation,
                         outcome: TurnOutcome::Failed {
                             reason: e.to_string(),
                             quota_deadline: e.is_quota_deadline(),
@@ -279,39 +305,38 @@ impl AgentActor {
                     };
                 }
             };
-            match check_turn(&response, &board, self.id(), &self.spec.orchestrator) {
+            match check_turn(&response, &c.board, self.id(), &self.spec.orchestrator) {
                 Ok(decision) => {
                     return TurnReport {
-                        generation: board.generation,
+                        generation,
                         outcome: TurnOutcome::Decided(decision),
                     };
                 }
-                Err(feedback) if attempt < MAX_TURN_ATTEMPTS => {
-                    self.emitter.emit(RunEvent::TurnRetry {
-                        agent: self.id().to_owned(),
-                        attempt,
-                        reason: feedback.clone(),
-                    });
-                    messages.push(Message::assistant(describe(&response)));
-                    messages.push(Message::user(feedback));
-                }
                 Err(feedback) => {
-                    return TurnReport {
-                        generation: board.generation,
-                        outcome: TurnOutcome::Failed {
-                            reason: format!(
-                                "no valid turn after {MAX_TURN_ATTEMPTS} attempts: {feedback}"
-                            ),
-                            quota_deadline: false,
-                        },
-                    };
+                    if attempt < MAX_TURN_ATTEMPTS {
+                        self.emitter.emit(RunEvent::TurnRetry {
+                            agent: self.id().to_owned(),
+                            attempt,
+                            reason: feedback.clone(),
+                        });
+                        c.messages.push(Message::assistant(describe(&response)));
+                        c.messages.push(Message::user(feedback.clone()));
+                    }
+                    last_feedback = feedback;
                 }
             }
         }
+        let generation = convo
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .board
+            .generation;
         TurnReport {
-            generation: board.generation,
+            generation,
             outcome: TurnOutcome::Failed {
-                reason: "no valid turn".to_owned(),
+                reason: format!(
+                    "no valid turn after {MAX_TURN_ATTEMPTS} attempts: {last_feedback}"
+                ),
                 quota_deadline: false,
             },
         }
@@ -343,13 +368,8 @@ impl AgentActor {
             &board,
             false,
         );
-        let priority = self
-            .spec
-            .config
-            .priority
-            .saturating_add(PRESENTATION_PRIORITY_BOOST);
         let response = self
-            .call(&request, priority)
+            .call(|| request.clone(), PRESENTATION_PRIORITY)
             .await
             .map_err(|e| e.to_string())?;
         let text = response.text.trim();

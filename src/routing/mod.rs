@@ -7,61 +7,28 @@
 //! and failover across keys and models extend [`Route`] later.
 
 pub mod estimate;
+mod retry;
+
+pub use retry::RetryPolicy;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::keys::ApiKey;
 use crate::provider::{ChatRequest, ChatResponse, Provider, ProviderError, StreamSink, Usage};
+use crate::quota::ScopeId;
+use crate::supervisor::{AcquireError, AcquireRequest, Permit, QuotaHandle};
 
-/// How failed calls are retried: `max_attempts` in all, waiting `initial_backoff`, then
-/// `multiplier` times longer each time up to `max_backoff`, each wait varied by `±jitter`.
-/// A Retry-After from the provider replaces the computed wait when it is longer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts in all (the first call included). At least 1.
-    pub max_attempts: u32,
-    /// The first wait.
-    pub initial_backoff: Duration,
-    /// Growth factor of successive waits.
-    pub multiplier: u32,
-    /// The longest wait.
-    pub max_backoff: Duration,
-    /// Relative jitter in 0..1 (0.2 = ±20 %).
-    pub jitter: f64,
-}
-
-impl Default for RetryPolicy {
-    /// Four attempts waiting 2 s, 6 s, 18 s (±20 %), at most 60 s each.
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            initial_backoff: Duration::from_secs(2),
-            multiplier: 3,
-            max_backoff: Duration::from_secs(60),
-            jitter: 0.2,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before attempt `attempt + 1` after `attempt` (1-based) failed with `error`.
-    pub fn delay(&self, attempt: u32, error: &ProviderError, rng: &mut fastrand::Rng) -> Duration {
-        let growth = self
-            .multiplier
-            .checked_pow(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        let base = self
-            .initial_backoff
-            .saturating_mul(growth)
-            .min(self.max_backoff);
-        let factor = 1.0 + self.jitter * (rng.f64() * 2.0 - 1.0);
-        let jittered = base.mul_f64(factor.max(0.0));
-        match error.retry_after() {
-            Some(after) if after > jittered => after,
-            _ => jittered,
-        }
-    }
+/// How an agent's calls are admitted by the quota supervisor.
+#[derive(Debug, Clone)]
+pub struct QuotaRoute {
+    /// The supervisor.
+    pub handle: QuotaHandle,
+    /// Alternatives of scope sets (one per key; v1 has one). The first scope of each set is
+    /// the one provider feedback is applied to.
+    pub candidates: Vec<Vec<ScopeId>>,
+    /// How long one acquire may wait (`None`: the supervisor's default).
+    pub deadline: Option<Duration>,
 }
 
 /// Everything needed to make calls for one agent.
@@ -75,6 +42,8 @@ pub struct Route {
     pub retry: RetryPolicy,
     /// Who is calling (the agent id), for quota queues and logs.
     pub requester: Arc<str>,
+    /// Quota admission; `None` when rate limiting is off for this agent.
+    pub quota: Option<QuotaRoute>,
 }
 
 /// Something that wants to know about retries (the agent turns them into events).
@@ -109,45 +78,136 @@ pub enum CallError {
         /// Time spent waiting for quota permits.
         quota_wait: Duration,
     },
+    /// The quota supervisor gave no permit.
+    #[error("quota: {error}")]
+    Quota {
+        /// Why.
+        error: AcquireError,
+        /// Provider calls made before.
+        calls: u32,
+        /// Time spent waiting for quota permits.
+        quota_wait: Duration,
+    },
 }
 
 impl CallError {
     /// Provider calls made before giving up.
     pub fn calls(&self) -> u32 {
         match self {
-            CallError::Provider { calls, .. } => *calls,
+            CallError::Provider { calls, .. } | CallError::Quota { calls, .. } => *calls,
         }
     }
 
     /// Whether the quota deadline (acquire timeout) stopped the call.
     pub fn is_quota_deadline(&self) -> bool {
-        false
+        matches!(
+            self,
+            CallError::Quota {
+                error: AcquireError::DeadlineExceeded { .. },
+                ..
+            }
+        )
     }
 
     /// Time spent waiting for quota before giving up.
     pub fn quota_wait(&self) -> Duration {
         match self {
-            CallError::Provider { quota_wait, .. } => *quota_wait,
+            CallError::Provider { quota_wait, .. } | CallError::Quota { quota_wait, .. } => {
+                *quota_wait
+            }
         }
     }
 }
 
-/// Makes one call through `route` with retries. `priority` orders quota waiters.
-pub async fn call(
+/// Waits for a permit when the route has quota admission.
+async fn admit(
     route: &Route,
     request: &ChatRequest,
+    priority: u8,
+) -> Result<Option<Permit>, AcquireError> {
+    let Some(q) = &route.quota else {
+        return Ok(None);
+    };
+    let permit = q
+        .handle
+        .acquire(AcquireRequest {
+            candidates: q.candidates.clone(),
+            est_tokens: estimate::estimate_request(request),
+            priority,
+            deadline: q.deadline,
+            requester: route.requester.clone(),
+        })
+        .await?;
+    Ok(Some(permit))
+}
+
+/// The scope provider feedback goes to: the first scope of the granted candidate.
+fn feedback_scope(route: &Route, permit: &Permit) -> Option<(QuotaHandle, ScopeId)> {
+    let q = route.quota.as_ref()?;
+    let scope = permit.scopes().first()?.clone();
+    Some((q.handle.clone(), scope))
+}
+
+/// Makes one call through `route` with retries. `priority` orders quota waiters.
+///
+/// `build` makes the request: once per attempt for the token estimate, and again once the quota
+/// permit is granted, so the request carries what changed while it waited (the agent adds new
+/// answers); settlement charges the actual usage either way.
+pub async fn call<F>(
+    route: &Route,
+    build: F,
     sink: Option<&StreamSink>,
     priority: u8,
     observer: &dyn CallObserver,
-) -> Result<CallReport, CallError> {
-    let _ = priority;
+) -> Result<CallReport, CallError>
+where
+    F: Fn() -> ChatRequest,
+{
     let mut rng = fastrand::Rng::new();
     let mut calls = 0;
-    let quota_wait = Duration::ZERO;
+    let mut quota_wait = Duration::ZERO;
     let max_attempts = route.retry.max_attempts.max(1);
     loop {
+        let mut request = build();
+        let permit = match admit(route, &request, priority).await {
+            Ok(p) => {
+                // Even a permit granted at once crossed to the supervisor and back, time in
+                // which answers may have arrived: rebuilding is cheap, a stale vote wastes quota.
+                if p.is_some() {
+                    request = build();
+                }
+                p
+            }
+            Err(error) => {
+                return Err(CallError::Quota {
+                    error,
+                    calls,
+                    quota_wait,
+                });
+            }
+        };
+        quota_wait += permit.as_ref().map_or(Duration::ZERO, Permit::waited);
+        let target = permit.as_ref().and_then(|p| feedback_scope(route, p));
         calls += 1;
-        let result = route.provider.chat(request, route.key.as_ref(), sink).await;
+        let result = route
+            .provider
+            .chat(&request, route.key.as_ref(), sink)
+            .await;
+        let signal = match &result {
+            Ok(response) => response.observed.clone(),
+            Err(error) => error.signal.clone(),
+        };
+        let quota_event = signal.as_ref().is_some_and(|s| s.is_quota_event());
+        if let (Some((handle, scope)), Some(signal)) = (&target, signal) {
+            handle.feedback(scope.clone(), signal);
+        }
+        if let Some(permit) = permit {
+            // A failed call used no tokens; its request still counts in the windows.
+            let used = result
+                .as_ref()
+                .map_or(0, |r| r.usage.map_or(permit.estimate(), |u| u.total()));
+            permit.settle(used);
+        }
         match result {
             Ok(response) => {
                 return Ok(CallReport {
@@ -158,7 +218,13 @@ pub async fn call(
                 });
             }
             Err(error) if error.is_retryable() && calls < max_attempts => {
-                let delay = route.retry.delay(calls, &error, &mut rng);
+                // With quota on, the supervisor now holds the scope closed for the provider's
+                // delay: the next acquire waits exactly that long, so no extra sleep here.
+                let delay = if quota_event && target.is_some() {
+                    Duration::ZERO
+                } else {
+                    route.retry.delay(calls, &error, &mut rng)
+                };
                 observer.retrying(calls, &error.to_string(), delay);
                 tokio::time::sleep(delay).await;
             }
@@ -175,7 +241,7 @@ pub async fn call(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use std::sync::Mutex;
 
@@ -200,6 +266,7 @@ mod tests {
                 ..RetryPolicy::default()
             },
             requester: Arc::from("a"),
+            quota: None,
         }
     }
 
@@ -222,7 +289,7 @@ mod tests {
         settings.failure.on_calls = vec![1, 2];
         let rec = Recorder::default();
         let start = tokio::time::Instant::now();
-        let report = call(&route(settings), &request(), None, 0, &rec)
+        let report = call(&route(settings), request, None, 0, &rec)
             .await
             .unwrap();
         assert_eq!(report.calls, 3);
@@ -242,13 +309,68 @@ mod tests {
         settings.failure.retry_after = Some(Duration::from_secs(30));
         let rec = Recorder::default();
         let start = tokio::time::Instant::now();
-        let err = call(&route(settings), &request(), None, 0, &rec)
+        let err = call(&route(settings), request, None, 0, &rec)
             .await
             .unwrap_err();
-        let CallError::Provider { error, calls, .. } = err;
+        let CallError::Provider { error, calls, .. } = err else {
+            panic!("unexpected {err:?}");
+        };
         assert_eq!(error.kind, ProviderErrorKind::RateLimited);
         assert_eq!(calls, 4);
         // Waits: max(2, 30), max(6, 30), max(18, 30).
         assert_eq!(start.elapsed(), Duration::from_secs(90));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_higher_priority_waiter_is_served_first() {
+        use crate::quota::{Limit, ScopeSpec};
+        use crate::supervisor::SupervisorSettings;
+        use std::num::NonZeroU64;
+
+        let handle = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
+        let scope = ScopeId::new("simulated/sim-1");
+        let spec = ScopeSpec {
+            limits: vec![Limit::rpm(NonZeroU64::new(1).unwrap())],
+            ..ScopeSpec::default()
+        };
+        handle.register_scope(scope.clone(), spec).await.unwrap();
+        let quota = QuotaRoute {
+            handle: handle.clone(),
+            candidates: vec![vec![scope]],
+            deadline: Some(Duration::from_secs(600)),
+        };
+        let make = |who: &str| {
+            let mut r = route(SimulatedSettings::default());
+            r.requester = Arc::from(who);
+            r.quota = Some(quota.clone());
+            r
+        };
+        let (first, low, high) = (make("first"), make("low"), make("high"));
+        let rec = Recorder::default();
+        let start = tokio::time::Instant::now();
+        call(&first, request, None, 0, &rec).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let run = |r: Route, priority: u8, delay: u64| {
+            let order = order.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(delay)).await;
+                let rep = call(&r, request, None, priority, &Recorder::default())
+                    .await
+                    .unwrap();
+                order.lock().unwrap().push((
+                    r.requester.to_string(),
+                    start.elapsed(),
+                    rep.quota_wait,
+                ));
+            }
+        };
+        // The low-priority call queues 1 s before the high-priority one.
+        tokio::join!(run(low, 0, 1), run(high, 9, 2));
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order[0].0, "high", "{order:?}");
+        assert_eq!(order[0].1, Duration::from_secs(60));
+        assert_eq!(order[0].2, Duration::from_secs(58));
+        assert_eq!(order[1].0, "low");
+        assert_eq!(order[1].1, Duration::from_secs(120));
     }
 }

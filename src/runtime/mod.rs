@@ -11,6 +11,7 @@
 //! ```
 
 mod outcome;
+mod quota;
 mod run_dir;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use crate::config::{ModelLimits, TeamConfig};
 use crate::orchestrator::{self, Coordination};
 use crate::provider::Provider;
 use crate::routing::{RetryPolicy, Route};
+use crate::supervisor::{QuotaHandle, QuotaSnapshot, SupervisorSettings};
 
 /// Capacity of the event broadcast: a subscriber further behind than this misses events.
 const EVENT_CAPACITY: usize = 4096;
@@ -64,6 +66,10 @@ pub struct RuntimeOptions {
     pub orchestrator_timeout: Option<Duration>,
     /// How failed provider calls are retried (`None`: [`RetryPolicy::default`]).
     pub retry: Option<RetryPolicy>,
+    /// A quota supervisor to share (with other runtimes, or one started with
+    /// `QuotaHandle::start_local` in paused-time tests). `None` with `rate_limit` on starts one
+    /// on its own thread; ignored when `rate_limit` is off.
+    pub quota: Option<QuotaHandle>,
 }
 
 impl std::fmt::Debug for RuntimeOptions {
@@ -74,6 +80,7 @@ impl std::fmt::Debug for RuntimeOptions {
             .field("run_dir_root", &self.run_dir_root)
             .field("orchestrator_timeout", &self.orchestrator_timeout)
             .field("retry", &self.retry)
+            .field("quota", &self.quota)
             .finish()
     }
 }
@@ -90,6 +97,9 @@ pub enum RuntimeError {
     /// [`Runtime::with_provider`] named an agent the team does not have.
     #[error("no agent `{0}` in the team")]
     UnknownAgent(String),
+    /// The quota supervisor could not start.
+    #[error("{0}")]
+    Quota(String),
 }
 
 /// A team ready to run questions. Runs may follow one another; events of every run go to every
@@ -100,6 +110,7 @@ pub struct Runtime {
     options: RuntimeOptions,
     providers: HashMap<String, Arc<dyn Provider>>,
     events: broadcast::Sender<RunEvent>,
+    quota: Option<QuotaHandle>,
 }
 
 impl Runtime {
@@ -124,11 +135,23 @@ impl Runtime {
             return Err(RuntimeError::DuplicateAgent(dup.clone()));
         }
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let quota = match (&options.quota, options.rate_limit) {
+            (Some(q), true) => Some(q.clone()),
+            (None, true) => Some(
+                QuotaHandle::start(SupervisorSettings {
+                    default_deadline: team.rate_limit.acquire_timeout,
+                    ..SupervisorSettings::default()
+                })
+                .map_err(|e| RuntimeError::Quota(e.to_string()))?,
+            ),
+            (_, false) => None,
+        };
         Ok(Runtime {
             team,
             options,
             providers,
             events,
+            quota,
         })
     }
 
@@ -150,6 +173,12 @@ impl Runtime {
         &self.team
     }
 
+    /// Every quota scope's limits, usage, queue and cooldown (`None` when rate limiting is off
+    /// or the supervisor stopped).
+    pub async fn quota_status(&self) -> Option<QuotaSnapshot> {
+        self.quota.as_ref()?.snapshot().await.ok()
+    }
+
     /// A stream of every run's events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<RunEvent> {
         self.events.subscribe()
@@ -158,7 +187,7 @@ impl Runtime {
     /// Runs the team on `question` until a winner presents the final answer.
     pub async fn run(&self, question: &str) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
-        let routes = self.routes()?;
+        let mut routes = self.routes()?;
         let run_dir = self.open_run_dir()?;
         let log = run_dir.clone().map(|d| d as Arc<dyn EventLog>);
         let emitter = Emitter::new(self.events.clone(), log);
@@ -169,6 +198,19 @@ impl Runtime {
             rate_limit: self.options.rate_limit,
             run_dir: dir_path.clone(),
         });
+        let forwarder = match &self.quota {
+            Some(handle) => Some(
+                quota::attach(
+                    handle,
+                    &self.team,
+                    self.options.limits.as_deref(),
+                    &mut routes,
+                    &emitter,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let question: Arc<str> = Arc::from(question);
         let specs = self
             .team
@@ -188,6 +230,9 @@ impl Runtime {
             .unwrap_or(self.team.timeouts.orchestrator_timeout);
         let c = orchestrator::coordinate(specs, &self.team.orchestrator, timeout, emitter.clone())
             .await;
+        if let Some(f) = forwarder {
+            f.stop().await;
+        }
         let duration = started.elapsed();
         let result = conclude(c, duration, dir_path.clone());
         if let Some(dir) = &run_dir {
@@ -228,6 +273,7 @@ impl Runtime {
                     key: agent.backend.api_keys.first().cloned(),
                     retry: retry.clone(),
                     requester: Arc::from(agent.id.as_str()),
+                    quota: None,
                 })
             })
             .collect()

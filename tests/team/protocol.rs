@@ -1,59 +1,6 @@
-//! Whole runs over the simulated backend, through the library API.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The coordination protocol: consensus, restarts, stale votes, failures, timeouts, turn checks.
 
-use std::time::Duration;
-
-use massgen::config::{
-    AgentConfig, BackendConfig, BackendKind, OrchestratorConfig, RateLimitSettings,
-    SimulatedSettings, TeamConfig, TimeoutConfig, UiConfig,
-};
-use massgen::{RunError, RunEvent, RunStatus, Runtime, RuntimeOptions};
-use tokio::sync::broadcast;
-
-fn agent(id: &str, sim: SimulatedSettings) -> AgentConfig {
-    AgentConfig {
-        id: id.to_owned(),
-        backend: BackendConfig {
-            kind: BackendKind::Simulated,
-            model: "sim-1".to_owned(),
-            base_url: None,
-            api_keys: Vec::new(),
-            temperature: None,
-            max_tokens: None,
-            enable_rate_limit: None,
-            simulated: sim,
-        },
-        system_message: None,
-        priority: 0,
-        profile: None,
-    }
-}
-
-fn team(agents: Vec<AgentConfig>) -> TeamConfig {
-    TeamConfig {
-        source: None,
-        agents,
-        orchestrator: OrchestratorConfig::default(),
-        timeouts: TimeoutConfig::default(),
-        ui: UiConfig::default(),
-        rate_limit: RateLimitSettings::default(),
-    }
-}
-
-fn latency(ms: u64) -> SimulatedSettings {
-    SimulatedSettings {
-        latency: Duration::from_millis(ms),
-        ..SimulatedSettings::default()
-    }
-}
-
-fn drain(rx: &mut broadcast::Receiver<RunEvent>) -> Vec<RunEvent> {
-    let mut out = Vec::new();
-    while let Ok(e) = rx.try_recv() {
-        out.push(e);
-    }
-    out
-}
+use super::*;
 
 #[tokio::test(start_paused = true)]
 async fn consensus_in_one_round() {
@@ -256,49 +203,93 @@ async fn a_reply_without_a_tool_call_is_nudged() {
     assert_eq!(out.status, RunStatus::Completed);
 }
 
-#[tokio::test(start_paused = true)]
-async fn run_directory_holds_status_events_and_answers() {
-    let tmp = tempfile::tempdir().unwrap();
-    // b answers at 5 ms and votes at 10 ms; a answers at 20 ms, which sends b back to vote again.
-    let t = team(vec![agent("a", latency(20)), agent("b", latency(5))]);
-    let opts = RuntimeOptions {
-        run_dir_root: Some(tmp.path().to_path_buf()),
-        ..RuntimeOptions::default()
-    };
-    let rt = Runtime::new(t, opts).unwrap();
-    let out = rt.run("Is water wet?").await.unwrap();
-    let dir = out.run_dir.clone().unwrap();
-    assert!(dir.starts_with(tmp.path()));
-    let status: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
-    assert_eq!(status["question"], "Is water wet?");
-    assert_eq!(status["status"], "completed");
-    assert_eq!(status["winner"], "a");
-    assert_eq!(status["votes"].as_array().unwrap().len(), 2);
-    assert_eq!(status["agents"][0]["calls"], 3);
-    assert_eq!(status["agents"][1]["calls"], 3);
-    assert!(status["agents"][1]["input_tokens"].as_u64().unwrap() > 0);
-    assert_eq!(status["agents"][1]["quota_wait_ms"], 0);
-    let final_text = std::fs::read_to_string(out.answer_file.as_ref().unwrap()).unwrap();
-    assert_eq!(final_text, out.final_answer);
-    for a in &out.answers {
-        let p = a.path.as_ref().unwrap();
-        assert_eq!(std::fs::read_to_string(p).unwrap(), a.content);
+/// Records every request's messages, then answers like the simulated model.
+#[derive(Debug)]
+struct Transcript {
+    inner: massgen::provider::SimulatedProvider,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+}
+
+impl massgen::provider::Provider for Transcript {
+    fn name(&self) -> &str {
+        "transcript"
     }
-    assert!(dir.join("answers/a.1.md").exists() && dir.join("answers/b.1.md").exists());
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("events.jsonl"))
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a massgen::provider::ChatRequest,
+        key: Option<&'a massgen::keys::ApiKey>,
+        sink: Option<&'a massgen::provider::StreamSink>,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<massgen::provider::ChatResponse, massgen::provider::ProviderError>,
+    > {
+        let texts = request.messages.iter().map(|m| m.content.clone()).collect();
+        self.requests.lock().unwrap().push(texts);
+        self.inner.chat(request, key, sink)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_running_agent_is_told_of_new_answers_at_its_next_attempt() {
+    // a answers at 10 ms; its vote call (call 2) forgets the tool and is retried at 20 ms, after
+    // b answered at 15 ms: the retry carries an UPDATE with both answers and its vote stands.
+    let mut forgetful = latency(10);
+    forgetful.failure.on_calls = vec![2];
+    forgetful.failure.kind = "no_tool_call".to_owned();
+    let ids = vec!["a".to_owned(), "b".to_owned()];
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let transcript = Transcript {
+        inner: massgen::provider::SimulatedProvider::new("a", forgetful.clone(), &ids),
+        requests: requests.clone(),
+    };
+    let t = team(vec![agent("a", forgetful), agent("b", latency(15))]);
+    let rt = Runtime::new(t, RuntimeOptions::default())
         .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines[0]["event"], "run_started");
-    assert_eq!(lines.last().unwrap()["event"], "run_finished");
-    let t: Vec<u64> = lines.iter().map(|l| l["t_ms"].as_u64().unwrap()).collect();
-    assert!(t.windows(2).all(|w| w[0] <= w[1]));
-    let first_answer = lines.iter().find(|l| l["event"] == "new_answer").unwrap();
-    assert_eq!(first_answer["t_ms"], 5);
-    assert_eq!(first_answer["agent"], "b");
-    // A second run in the same second gets its own directory.
-    let again = rt.run("Is water wet?").await.unwrap();
-    assert_ne!(again.run_dir, out.run_dir);
+        .with_provider("a", std::sync::Arc::new(transcript))
+        .unwrap();
+    let mut rx = rt.subscribe();
+    let out = rt.run("Why do cats purr?").await.unwrap();
+    let requests = requests.lock().unwrap().clone();
+    let third = &requests[2];
+    let update = third.last().unwrap();
+    assert!(update.starts_with("UPDATE: new answers"), "{third:?}");
+    assert!(update.contains("<agent2.1>"));
+    let events = drain(&mut rx);
+    assert!(!events.iter().any(|e| matches!(
+        e,
+        RunEvent::VotesDiscarded { agents, reason } if agents[0] == "a" && reason == "stale"
+    )));
+    assert!(out.votes.iter().any(|v| v.agent == "a"));
+}
+
+#[tokio::test]
+async fn agents_without_a_provider_and_unknown_agents_are_reported() {
+    let mut remote = agent("r", SimulatedSettings::default());
+    remote.backend.kind = BackendKind::Gemini;
+    let rt = Runtime::new(team(vec![remote]), RuntimeOptions::default()).unwrap();
+    let err = rt.run("Hi?").await.unwrap_err();
+    assert!(matches!(err, RunError::MissingProvider { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 1);
+    let rt = Runtime::new(
+        team(vec![agent("a", SimulatedSettings::default())]),
+        RuntimeOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        rt.with_provider(
+            "zz",
+            std::sync::Arc::new(massgen::provider::SimulatedProvider::new(
+                "zz",
+                SimulatedSettings::default(),
+                &[]
+            ))
+        )
+        .is_err()
+    );
+    let dup = team(vec![
+        agent("a", SimulatedSettings::default()),
+        agent("a", SimulatedSettings::default()),
+    ]);
+    assert!(Runtime::new(dup, RuntimeOptions::default()).is_err());
 }

@@ -1,0 +1,138 @@
+//! Rate limiting for a run: the scopes each agent counts against, their registration with the
+//! supervisor, and the forwarding of quota events into the run's event stream.
+//!
+//! Scope names: `<provider>/<model>` for limits counted per account or project, and
+//! `<provider>/<model>/key:<short id>` for limits counted per key; a model in a shared group
+//! also counts against `shared:<name>`.
+
+use std::collections::HashSet;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+
+use super::{LimitsSource, RunError};
+use crate::agent::events::{AgentState, Emitter, RunEvent};
+use crate::config::{AgentConfig, ModelLimits, TeamConfig};
+use crate::quota::{ScopeId, ScopeKind};
+use crate::routing::{QuotaRoute, Route};
+use crate::supervisor::{QuotaEvent, QuotaHandle};
+
+/// The scopes one agent's calls reserve in, first the one provider feedback goes to.
+pub fn agent_scopes(agent: &AgentConfig, limits: &ModelLimits) -> Vec<ScopeId> {
+    let provider = agent.backend.kind.limits_provider();
+    let model = &agent.backend.model;
+    let base = match (limits.scope, agent.backend.api_keys.first()) {
+        (ScopeKind::PerKey, Some(key)) => format!("{provider}/{model}/key:{}", key.short_id()),
+        _ => format!("{provider}/{model}"),
+    };
+    let mut scopes = vec![ScopeId::new(base)];
+    if let Some(group) = &limits.shared_key {
+        scopes.push(ScopeId::new(format!("shared:{group}")));
+    }
+    scopes
+}
+
+/// Forwards supervisor events for this run until stopped.
+pub struct Forwarder {
+    task: JoinHandle<()>,
+}
+
+impl Forwarder {
+    /// Lets already-sent events through, then stops forwarding.
+    pub async fn stop(self) {
+        tokio::task::yield_now().await;
+        self.task.abort();
+    }
+}
+
+/// Registers every agent's scopes, gives each opted-in route its quota admission, and starts
+/// forwarding quota events into `emitter`.
+pub async fn attach(
+    handle: &QuotaHandle,
+    team: &TeamConfig,
+    limits: Option<&dyn LimitsSource>,
+    routes: &mut [Route],
+    emitter: &Emitter,
+) -> Result<Forwarder, RunError> {
+    let mut scopes_seen = HashSet::new();
+    let mut agents = HashSet::new();
+    for (agent, route) in team.agents.iter().zip(routes.iter_mut()) {
+        if agent.backend.enable_rate_limit == Some(false) {
+            continue;
+        }
+        let provider = agent.backend.kind.limits_provider();
+        let model_limits = limits
+            .map(|l| l.lookup(provider, &agent.backend.model))
+            .unwrap_or_default();
+        let scopes = agent_scopes(agent, &model_limits);
+        for scope in &scopes {
+            if scopes_seen.insert(scope.clone()) {
+                handle
+                    .register_scope(scope.clone(), model_limits.scope_spec())
+                    .await
+                    .map_err(|e| RunError::Quota(e.to_string()))?;
+            }
+        }
+        agents.insert(agent.id.clone());
+        route.quota = Some(QuotaRoute {
+            handle: handle.clone(),
+            candidates: vec![scopes],
+            deadline: Some(team.rate_limit.acquire_timeout),
+        });
+    }
+    let scope_names: HashSet<String> = scopes_seen.iter().map(|s| s.to_string()).collect();
+    let mut rx = handle.subscribe();
+    let emitter = emitter.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    if ours(&event, &agents, &scope_names) {
+                        forward(&emitter, event);
+                    }
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+    Ok(Forwarder { task })
+}
+
+fn ours(event: &QuotaEvent, agents: &HashSet<String>, scopes: &HashSet<String>) -> bool {
+    match event {
+        QuotaEvent::Waiting { requester, .. }
+        | QuotaEvent::Granted { requester, .. }
+        | QuotaEvent::Denied { requester, .. } => agents.contains(requester),
+        QuotaEvent::Settled { scopes: s, .. } => s.iter().any(|x| scopes.contains(x)),
+        QuotaEvent::CooldownStarted { scope, .. } | QuotaEvent::LimitLearned { scope, .. } => {
+            scopes.contains(scope)
+        }
+    }
+}
+
+fn forward(emitter: &Emitter, event: QuotaEvent) {
+    match &event {
+        QuotaEvent::Waiting {
+            requester,
+            scope,
+            limit,
+            eta_ms,
+            ..
+        } => emitter.state(
+            requester,
+            AgentState::WaitingQuota {
+                scope: scope.clone(),
+                limit: limit.clone(),
+                eta_ms: eta_ms.unwrap_or(0),
+            },
+        ),
+        QuotaEvent::Granted {
+            requester,
+            waited_ms,
+            ..
+        } if *waited_ms > 0 => emitter.state(requester, AgentState::Thinking),
+        _ => {}
+    }
+    emitter.emit(RunEvent::Quota { quota: event });
+}

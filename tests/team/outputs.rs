@@ -1,0 +1,50 @@
+//! The run directory.
+
+use super::*;
+
+#[tokio::test(start_paused = true)]
+async fn run_directory_holds_status_events_and_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    // b answers at 5 ms and votes at 10 ms; a answers at 20 ms, which sends b back to vote again.
+    let t = team(vec![agent("a", latency(20)), agent("b", latency(5))]);
+    let opts = RuntimeOptions {
+        run_dir_root: Some(tmp.path().to_path_buf()),
+        ..RuntimeOptions::default()
+    };
+    let rt = Runtime::new(t, opts).unwrap();
+    let out = rt.run("Is water wet?").await.unwrap();
+    let dir = out.run_dir.clone().unwrap();
+    assert!(dir.starts_with(tmp.path()));
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
+    assert_eq!(status["question"], "Is water wet?");
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["winner"], "a");
+    assert_eq!(status["votes"].as_array().unwrap().len(), 2);
+    assert_eq!(status["agents"][0]["calls"], 3);
+    assert_eq!(status["agents"][1]["calls"], 3);
+    assert!(status["agents"][1]["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(status["agents"][1]["quota_wait_ms"], 0);
+    let final_text = std::fs::read_to_string(out.answer_file.as_ref().unwrap()).unwrap();
+    assert_eq!(final_text, out.final_answer);
+    for a in &out.answers {
+        let p = a.path.as_ref().unwrap();
+        assert_eq!(std::fs::read_to_string(p).unwrap(), a.content);
+    }
+    assert!(dir.join("answers/a.1.md").exists() && dir.join("answers/b.1.md").exists());
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["event"], "run_started");
+    assert_eq!(lines.last().unwrap()["event"], "run_finished");
+    let t: Vec<u64> = lines.iter().map(|l| l["t_ms"].as_u64().unwrap()).collect();
+    assert!(t.windows(2).all(|w| w[0] <= w[1]));
+    let first_answer = lines.iter().find(|l| l["event"] == "new_answer").unwrap();
+    assert_eq!(first_answer["t_ms"], 5);
+    assert_eq!(first_answer["agent"], "b");
+    // A second run in the same second gets its own directory.
+    let again = rt.run("Is water wet?").await.unwrap();
+    assert_ne!(again.run_dir, out.run_dir);
+}
