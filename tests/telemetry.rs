@@ -642,7 +642,7 @@ mod with_supervisor_and_runtime {
         SimulatedSettings, TeamConfig, TimeoutConfig, UiConfig,
     };
     use massgen::quota::{Limit, RateLimitSignal, ScopeId, ScopeSpec, SignalKind};
-    use massgen::supervisor::{AcquireRequest, QuotaEvent, QuotaHandle, SupervisorSettings};
+    use massgen::supervisor::{AcquireRequest, QuotaHandle, SupervisorSettings};
     use massgen::telemetry::{
         self, MetricsServer, MetricsServerOptions, ScopeState, StatusReport, catalog,
     };
@@ -652,17 +652,24 @@ mod with_supervisor_and_runtime {
 
     const SCOPE: &str = "gemini/gemini-2.5-pro";
 
-    /// Records events (without sleeping) until a `Waiting` event reports `n` requests queued.
-    async fn until_waiting(events: &mut tokio::sync::broadcast::Receiver<QuotaEvent>, n: usize) {
-        loop {
-            let event = events.recv().await.unwrap();
-            telemetry::record_quota_event(&event);
-            if let QuotaEvent::Waiting { queue_depth, .. } = event {
-                if queue_depth >= n {
+    /// Polls the supervisor's snapshot until `n` requests wait in `scope` (real time: the
+    /// supervisor runs on its own thread), failing after 30 s.
+    async fn until_waiting(quota: &QuotaHandle, scope: &str, n: usize) {
+        let polled = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let snap = quota.snapshot().await.unwrap();
+                if snap
+                    .scopes
+                    .iter()
+                    .any(|s| s.scope == scope && s.queue_depth >= n)
+                {
                     return;
                 }
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-        }
+        })
+        .await;
+        assert!(polled.is_ok(), "{n} requests never queued in {scope}");
     }
 
     /// A run waiting on quota: Gemini Pro at 1 RPM, one call granted, a 429 closes the scope for
@@ -702,7 +709,7 @@ mod with_supervisor_and_runtime {
                 tokio::spawn(async move { quota.acquire(req).await })
             })
             .collect();
-        until_waiting(&mut events, 2).await;
+        until_waiting(&quota, SCOPE, 2).await;
         // Everything before the snapshot's answer has been emitted: record it all.
         quota.snapshot().await.unwrap();
         while let Ok(event) = events.try_recv() {
