@@ -1006,3 +1006,51 @@ fn cached_bridge_matches_the_one_off_recording() {
     );
     promtool_check(&a);
 }
+
+/// Rate-limit events are logged at info with the numbers a user needs; grants stay at debug.
+#[test]
+fn quota_events_are_logged_with_their_numbers() {
+    use massgen::supervisor::QuotaEvent;
+    let buf = Buffer::default();
+    let filter = telemetry::build_filter(0, None).unwrap();
+    let sub = telemetry::subscriber(LogFormat::Json, filter, buf.clone(), false);
+    tracing::subscriber::with_default(sub, || {
+        telemetry::log_quota_event(&QuotaEvent::Waiting {
+            requester: "bob".into(),
+            scope: "gemini/gemini-2.5-pro".into(),
+            limit: Some("rpm".into()),
+            eta_ms: Some(59_999),
+            queue_depth: 2,
+        });
+        telemetry::log_quota_event(&QuotaEvent::Granted {
+            requester: "bob".into(),
+            scopes: vec!["gemini/gemini-2.5-pro".into()],
+            waited_ms: 59_999,
+        });
+        telemetry::log_quota_event(&QuotaEvent::CooldownStarted {
+            scope: "gemini/gemini-2.5-pro".into(),
+            reason: "429 rate limited".into(),
+            duration_ms: 26_000,
+        });
+    });
+    let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["level"], "INFO");
+    assert_eq!(lines[0]["scope"], "gemini/gemini-2.5-pro");
+    assert_eq!(lines[0]["limit"], "rpm");
+    assert_eq!(lines[0]["eta_ms"], 59_999);
+    assert_eq!(lines[0]["queue_depth"], 2);
+    assert_eq!(lines[1]["kind"], "rate_limited");
+    assert_eq!(lines[1]["duration_ms"], 26_000);
+    assert!(
+        lines[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("429 rate limited"),
+        "{out}"
+    );
+}
