@@ -842,6 +842,85 @@ mod with_supervisor_and_runtime {
         );
     }
 
+    /// A real team run (simulated backend, real time) held by a 600 s startup cooldown: scraped
+    /// over loopback while both agents wait, then abandoned.
+    #[tokio::test]
+    async fn scrape_during_a_team_run_waiting_on_quota() {
+        let recorder = telemetry::local_recorder().unwrap();
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let quota = QuotaHandle::start(SupervisorSettings::default()).unwrap();
+        let limits = massgen::config::ModelLimits {
+            matched: "simulated/sim-1".to_owned(),
+            limits: vec![Limit::rpm(NonZeroU64::new(2).unwrap())],
+            startup_cooldown: Duration::from_secs(600),
+            ..massgen::config::ModelLimits::default()
+        };
+        let mut table = std::collections::HashMap::new();
+        table.insert(("simulated".to_owned(), "sim-1".to_owned()), limits);
+        let options = RuntimeOptions {
+            rate_limit: true,
+            limits: Some(std::sync::Arc::new(table)),
+            quota: Some(quota.clone()),
+            ..RuntimeOptions::default()
+        };
+        let team = TeamConfig {
+            source: None,
+            agents: vec![agent("alice"), agent("bob")],
+            orchestrator: OrchestratorConfig::default(),
+            timeouts: TimeoutConfig::default(),
+            ui: UiConfig::default(),
+            rate_limit: RateLimitSettings::default(),
+        };
+        let rt = std::sync::Arc::new(Runtime::new(team, options).unwrap());
+        let run_bridge = telemetry::spawn_run_bridge(rt.subscribe());
+        let running = {
+            let rt = rt.clone();
+            tokio::spawn(async move { rt.run("Why is the sky blue?").await })
+        };
+        let scope = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                if let Some(snap) = rt.quota_status().await {
+                    if let Some(s) = snap.scopes.iter().find(|s| s.queue_depth >= 2) {
+                        return s.scope.clone();
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("both agents queue behind the startup cooldown");
+
+        let server = MetricsServer::start(
+            recorder.handle(),
+            MetricsServerOptions::new("127.0.0.1:0".parse().unwrap()).with_quota(quota.clone()),
+        )
+        .await
+        .unwrap();
+        let (_, _, body) = http_get(server.local_addr(), "/metrics").await;
+        let s = parse_exposition(&body);
+        let sc = [("scope", scope.as_str())];
+        assert_eq!(value(&s, catalog::QUEUE_DEPTH, &sc), Some(2.0), "{body}");
+        let cooldown = value(&s, catalog::COOLDOWN_REMAINING, &sc).unwrap();
+        assert!(cooldown > 500.0, "{cooldown}");
+        assert_eq!(
+            value(&s, catalog::COORDINATION_ROUNDS, &[]),
+            Some(1.0),
+            "{body}"
+        );
+        promtool_check(&body);
+        let (_, _, body) = http_get(server.local_addr(), "/status").await;
+        let report: StatusReport = serde_json::from_str(&body).unwrap();
+        let st = report.scopes.iter().find(|s| s.scope == scope).unwrap();
+        assert_eq!(st.state, ScopeState::CoolingDown);
+        assert_eq!(st.queue_depth, 2);
+        assert_eq!(st.cooldown_reason.as_deref(), Some("startup"));
+        assert!(!running.is_finished());
+
+        running.abort();
+        server.shutdown().await.unwrap();
+        run_bridge.abort();
+    }
+
     fn agent(id: &str) -> AgentConfig {
         AgentConfig {
             id: id.to_owned(),
