@@ -2,12 +2,13 @@
 //! gauges, [`QuotaEvent`]s drive the counters, the wait histogram and info logs, and
 //! [`RunEvent`]s drive the run metrics.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
-use super::quota::{self as q, CooldownReason, DenyReason};
+use super::quota::{self as q, CooldownReason, DenyReason, ScopeMetrics};
 use super::run::{self as r, RunStatusLabel, TurnOutcome};
 use super::server::MetricsServerOptions;
 use super::status::{StatusReport, is_closed, period_of};
@@ -146,22 +147,78 @@ pub fn log_quota_event(event: &QuotaEvent) {
     }
 }
 
+/// Turns supervisor events into metrics at permit rate: like [`record_quota_event`], with each
+/// scope's hot-path handles registered once ([`ScopeMetrics`]) instead of on every event.
+/// Create it where the recorder is in force (the global one, normally).
+#[derive(Debug, Default)]
+pub struct QuotaMetricsBridge {
+    scopes: HashMap<String, ScopeMetrics>,
+}
+
+impl QuotaMetricsBridge {
+    /// An empty bridge; scopes are registered as they appear.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with_scope(&mut self, scope: &str, f: impl FnOnce(&ScopeMetrics)) {
+        match self.scopes.get(scope) {
+            Some(m) => f(m),
+            None => {
+                let m = ScopeMetrics::new(scope);
+                f(&m);
+                self.scopes.insert(scope.to_owned(), m);
+            }
+        }
+    }
+
+    /// Records one event (grants and queue depths through cached handles; the rare events
+    /// through [`record_quota_event`]).
+    pub fn record(&mut self, event: &QuotaEvent) {
+        match event {
+            QuotaEvent::Waiting {
+                scope, queue_depth, ..
+            } => self.with_scope(scope, |m| m.queue_depth(*queue_depth)),
+            QuotaEvent::Granted {
+                scopes, waited_ms, ..
+            } => {
+                let waited = Duration::from_millis(*waited_ms);
+                for scope in scopes {
+                    self.with_scope(scope, |m| m.permit_granted(waited));
+                }
+            }
+            QuotaEvent::Settled { .. } => {}
+            other => record_quota_event(other),
+        }
+    }
+
+    /// Same as [`apply_quota_snapshot`].
+    pub fn apply_snapshot(&mut self, snapshot: &QuotaSnapshot) {
+        apply_quota_snapshot(snapshot);
+    }
+}
+
 /// Records and logs every event of `handle`'s stream on a task of the current tokio runtime,
-/// until the supervisor stops. Events missed because the task fell behind are skipped (the next
-/// snapshot corrects the gauges).
+/// until the supervisor stops. The task drains whatever is queued at each wake-up. Events missed
+/// because the task fell behind are skipped (the next snapshot corrects the gauges).
 pub fn spawn_quota_bridge(handle: &QuotaHandle) -> JoinHandle<()> {
     let mut events = handle.subscribe();
     tokio::spawn(async move {
+        let mut bridge = QuotaMetricsBridge::new();
+        let mut handle_one = |event: QuotaEvent| {
+            bridge.record(&event);
+            log_quota_event(&event);
+        };
         loop {
             match events.recv().await {
-                Ok(event) => {
-                    record_quota_event(&event);
-                    log_quota_event(&event);
-                }
+                Ok(event) => handle_one(event),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::debug!(target: "massgen::quota", skipped = n, "metrics bridge lagged");
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
+            }
+            while let Ok(event) = events.try_recv() {
+                handle_one(event);
             }
         }
     })

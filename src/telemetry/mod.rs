@@ -28,8 +28,8 @@ pub mod spans;
 mod status;
 
 pub use bridge::{
-    apply_quota_snapshot, log_quota_event, record_quota_event, record_run_event,
-    spawn_quota_bridge, spawn_run_bridge,
+    QuotaMetricsBridge, apply_quota_snapshot, log_quota_event, record_quota_event,
+    record_run_event, spawn_quota_bridge, spawn_run_bridge,
 };
 pub use catalog::describe_all;
 pub use exporter::{install_prometheus, local_recorder, prometheus_builder};

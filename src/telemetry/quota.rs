@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 use super::catalog;
 use crate::quota::Dimension;
@@ -168,6 +168,39 @@ pub fn period_label(period: Duration) -> String {
         }
     }
     format!("{ms}ms")
+}
+
+/// Registered handles of one scope's hot-path metrics (grants, wait, queue depth), for callers
+/// that record at permit rate: recording through a handle skips the per-call label allocation
+/// and registry lookup of the free functions. Handles belong to the recorder in force when
+/// [`ScopeMetrics::new`] ran.
+#[derive(Debug, Clone)]
+pub struct ScopeMetrics {
+    granted: Counter,
+    wait: Histogram,
+    queue_depth: Gauge,
+}
+
+impl ScopeMetrics {
+    /// Registers `scope`'s handles with the recorder in force.
+    pub fn new(scope: &str) -> ScopeMetrics {
+        ScopeMetrics {
+            granted: counter!(catalog::PERMITS_GRANTED, "scope" => scope.to_owned()),
+            wait: histogram!(catalog::PERMIT_WAIT, "scope" => scope.to_owned()),
+            queue_depth: gauge!(catalog::QUEUE_DEPTH, "scope" => scope.to_owned()),
+        }
+    }
+
+    /// Same as [`permit_granted`].
+    pub fn permit_granted(&self, waited: Duration) {
+        self.granted.increment(1);
+        self.wait.record(waited.as_secs_f64());
+    }
+
+    /// Same as [`queue_depth`].
+    pub fn queue_depth(&self, n: usize) {
+        self.queue_depth.set(n as f64);
+    }
 }
 
 /// A permit was granted in `scope` after waiting `waited`.
