@@ -11,7 +11,6 @@ use crate::telemetry::{self, MetricsServer, MetricsServerOptions, StatusReport};
 /// The metrics server of a run, when one was asked for.
 pub struct RunMetrics {
     server: MetricsServer,
-    bridge: tokio::task::JoinHandle<()>,
 }
 
 /// Installs the Prometheus recorder and serves `/metrics` and `/status` at `addr`.
@@ -53,8 +52,7 @@ pub async fn start(
         "serving metrics at http://{0}/metrics and quota status at http://{0}/status",
         server.local_addr()
     );
-    let bridge = telemetry::spawn_run_bridge(runtime.subscribe());
-    Ok(Some(RunMetrics { server, bridge }))
+    Ok(Some(RunMetrics { server }))
 }
 
 /// Keeps serving for `linger` (if given), then stops the server.
@@ -73,9 +71,6 @@ pub async fn finish(metrics: Option<RunMetrics>, linger: Option<Duration>) {
             _ = tokio::signal::ctrl_c() => {}
         }
     }
-    // Let the bridge record the run's last events before the final state is dropped.
-    tokio::task::yield_now().await;
-    metrics.bridge.abort();
     if let Err(e) = metrics.server.shutdown().await {
         tracing::warn!("metrics server: {e}");
     }

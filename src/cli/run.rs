@@ -274,11 +274,6 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
             return EXIT_CONFIG;
         }
     };
-    // Quota events become metrics and the info-level log lines (waits, 429s, cooldowns,
-    // learned limits), with or without a metrics server.
-    let quota_bridge = runtime
-        .quota_handle()
-        .map(crate::telemetry::spawn_quota_bridge);
     let run_dir = Arc::new(std::sync::Mutex::new(None));
     let display = tokio::spawn(show_progress(
         runtime.subscribe(),
@@ -318,9 +313,6 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
         }
     };
     super::metrics::finish(metrics, args.linger.map(Duration::from_secs)).await;
-    if let Some(bridge) = quota_bridge {
-        bridge.abort();
-    }
     code
 }
 
@@ -383,6 +375,9 @@ async fn show_progress(
                             let _ = print_stdout(&format!("LOG_DIR: {}\n", dir.display()));
                         }
                     }
+                    // Run metrics (turns, rounds, run duration) from the one stream the
+                    // display reads anyway, so the last event is never lost to a shutdown.
+                    crate::telemetry::record_run_event(&event);
                     let finished = matches!(event, RunEvent::RunFinished { .. });
                     apply(&mut progress, &event);
                     if finished {
