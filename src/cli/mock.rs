@@ -53,6 +53,19 @@ pub fn run(args: MockProviderArgs) -> u8 {
         eprintln!("  Anthropic:         base_url http://{addr}/v1  (POST /v1/messages)");
         eprintln!("  Gemini:            base_url http://{addr}/v1beta");
         eprintln!("  counts:            GET http://{addr}/stats");
+        match &args.limits {
+            Some(file) => eprintln!(
+                "  limits:            from {} (exact, per key and model)",
+                file.display()
+            ),
+            None => eprintln!("  limits:            none (give --limits FILE to enforce some)"),
+        }
+        if let Some(spec) = &args.faults {
+            eprintln!("  faults:            {spec}");
+        }
+        if args.latency > 0 {
+            eprintln!("  latency:           {} ms per answer", args.latency);
+        }
         eprintln!("Ctrl-C to stop.");
         let _ = tokio::signal::ctrl_c().await;
         eprintln!(
