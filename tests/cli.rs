@@ -330,7 +330,16 @@ fn a_team_runs_through_the_mock_provider_in_all_three_dialects_without_a_429() {
     assert!(stdout.contains("STATUS: completed"), "{stdout}");
     let stats = reqwest_free_get(&addr, "/stats");
     let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
-    assert!(stats["total"]["admitted"].as_u64().unwrap() >= 7, "{stats}");
+    // The winner's key made three calls (answer, vote, presentation) against a limit of two
+    // per window: the supervisor held the third back instead of drawing a 429.
+    let busiest = stats["by_key_model"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["admitted"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(busiest >= 3, "{stats}");
     assert_eq!(
         stats["total"]["refused"], 0,
         "the mock refused requests: {stats}"
@@ -420,7 +429,10 @@ fn granted_exactly_at_the_window_edge_is_not_refused_by_a_provider_with_latency(
 fn mock_addr(child: &mut Child) -> String {
     use std::io::{BufRead, BufReader};
     let stderr = child.0.stderr.take().unwrap();
-    let first = BufReader::new(stderr).lines().next().unwrap().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().unwrap().unwrap();
+    // Keep reading so the server never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
     let addr = first.rsplit("http://").next().unwrap().trim().to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "{first}");
     addr

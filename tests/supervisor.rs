@@ -199,6 +199,7 @@ async fn deadline_error_names_scope_limit_usage_and_when_it_frees() {
             used,
             frees_in,
             waited,
+            ..
         } => {
             assert_eq!(scope.as_str(), "gemini/pro");
             assert_eq!(*limit, Some(Limit::rpm(nz(1))));

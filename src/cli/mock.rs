@@ -1,5 +1,13 @@
 //! `massgen-rs mock-provider`: serves the mock LLM provider until Ctrl-C.
 
+/// Like `eprintln!`, but a closed stderr (the reader went away) does not stop the server.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use super::args::MockProviderArgs;
 use super::run::{EXIT_CONFIG, EXIT_INTERNAL, EXIT_OK};
 use crate::mock_provider::{self, MockOptions};
@@ -10,7 +18,7 @@ pub fn run(args: MockProviderArgs) -> u8 {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => Some(text),
             Err(e) => {
-                eprintln!("error: cannot read --limits {}: {e}", path.display());
+                say!("error: cannot read --limits {}: {e}", path.display());
                 return EXIT_CONFIG;
             }
         },
@@ -24,7 +32,7 @@ pub fn run(args: MockProviderArgs) -> u8 {
     ) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e}");
+            say!("error: {e}");
             return EXIT_CONFIG;
         }
     };
@@ -35,7 +43,7 @@ pub fn run(args: MockProviderArgs) -> u8 {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            say!("error: cannot start the async runtime: {e}");
             return EXIT_INTERNAL;
         }
     };
@@ -43,32 +51,32 @@ pub fn run(args: MockProviderArgs) -> u8 {
         let server = match mock_provider::serve(options).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: cannot listen on {}: {e}", args.listen);
+                say!("error: cannot listen on {}: {e}", args.listen);
                 return EXIT_CONFIG;
             }
         };
         let addr = server.addr();
-        eprintln!("mock provider listening on http://{addr}");
-        eprintln!("  OpenAI-compatible: base_url http://{addr}/v1  (POST /v1/chat/completions)");
-        eprintln!("  Anthropic:         base_url http://{addr}/v1  (POST /v1/messages)");
-        eprintln!("  Gemini:            base_url http://{addr}/v1beta");
-        eprintln!("  counts:            GET http://{addr}/stats");
+        say!("mock provider listening on http://{addr}");
+        say!("  OpenAI-compatible: base_url http://{addr}/v1  (POST /v1/chat/completions)");
+        say!("  Anthropic:         base_url http://{addr}/v1  (POST /v1/messages)");
+        say!("  Gemini:            base_url http://{addr}/v1beta");
+        say!("  counts:            GET http://{addr}/stats");
         match &args.limits {
-            Some(file) => eprintln!(
+            Some(file) => say!(
                 "  limits:            from {} (exact, per key and model)",
                 file.display()
             ),
-            None => eprintln!("  limits:            none (give --limits FILE to enforce some)"),
+            None => say!("  limits:            none (give --limits FILE to enforce some)"),
         }
         if let Some(spec) = &args.faults {
-            eprintln!("  faults:            {spec}");
+            say!("  faults:            {spec}");
         }
         if args.latency > 0 {
-            eprintln!("  latency:           {} ms per answer", args.latency);
+            say!("  latency:           {} ms per answer", args.latency);
         }
-        eprintln!("Ctrl-C to stop.");
+        say!("Ctrl-C to stop.");
         let _ = tokio::signal::ctrl_c().await;
-        eprintln!(
+        say!(
             "stopping; served {}",
             serde_json::to_string(&server.stats()).unwrap_or_default()
         );

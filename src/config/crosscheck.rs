@@ -55,6 +55,25 @@ pub fn validate_limits_against_team(
                 ));
             }
         }
+        let cooldown = entry.limits.startup_cooldown;
+        if cooldown >= team.rate_limit.acquire_timeout {
+            let path = KeyPath::root()
+                .key("rate_limit")
+                .key("acquire_timeout_seconds");
+            let message = format!(
+                "{} s is not longer than the {} s startup cooldown of {} ({}), used by agent `{}`: its first request would always give up; raise acquire_timeout_seconds above {} s or shorten startup_cooldown",
+                team.rate_limit.acquire_timeout.as_secs_f64(),
+                cooldown.as_secs_f64(),
+                entry.limits.matched,
+                entry.source(),
+                agent.id,
+                cooldown.as_secs_f64()
+            );
+            return Err(match &doc {
+                Some(d) => d.error(&path, message),
+                None => ConfigError::new(file.clone(), path.to_string(), None, message),
+            });
+        }
         let Some(max_tokens) = agent.backend.max_tokens else {
             continue;
         };

@@ -139,6 +139,9 @@ where
         }
         if retired {
             if pool.candidates().is_empty() {
+                // Say which keys were refused (masked) and where they came from.
+                let mut error = error;
+                error.message = format!("no usable key left: {}", pool.retired_reasons());
                 return Err(give_up(error));
             }
             observer.retrying(calls, &error.to_string(), Duration::ZERO);

@@ -22,7 +22,10 @@ pub enum AcquireError {
         requested: u64,
     },
     /// No candidate was admissible before the deadline.
-    #[error("{}", deadline_message(scope, limit.as_ref(), *used, *frees_in, *waited))]
+    #[error(
+        "{}",
+        deadline_message(scope, limit.as_ref(), blocked_by.as_deref(), *used, *frees_in, *waited)
+    )]
     DeadlineExceeded {
         /// The scope that held the request back.
         scope: ScopeId,
@@ -35,6 +38,9 @@ pub enum AcquireError {
         frees_in: Option<Duration>,
         /// How long the request waited.
         waited: Duration,
+        /// What held it back when no window limit did, in words: `cooldown (startup)`,
+        /// `2 concurrent calls in flight`, `pacing`, `an earlier request in the queue`.
+        blocked_by: Option<String>,
     },
     /// The scope is closed until a human acts (a spend cap was reached).
     #[error("scope `{scope}` is closed: {reason}")]
@@ -70,13 +76,17 @@ fn secs(d: Duration) -> String {
 fn deadline_message(
     scope: &ScopeId,
     limit: Option<&Limit>,
+    blocked_by: Option<&str>,
     used: u64,
     frees_in: Option<Duration>,
     waited: Duration,
 ) -> String {
-    let blocked = match limit {
-        Some(l) => format!("its limit of {l} was reached (used {used})"),
-        None => format!("it was cooling down, at its concurrency cap or queued ({used} in flight)"),
+    let blocked = match (limit, blocked_by) {
+        (Some(l), _) => format!("its limit of {l} was reached (used {used})"),
+        (None, Some(why)) => format!("it was held back by {why} ({used} in flight)"),
+        (None, None) => {
+            format!("it was cooling down, at its concurrency cap or queued ({used} in flight)")
+        }
     };
     let frees = match frees_in {
         Some(d) => format!("it frees in {}", secs(d)),

@@ -344,6 +344,7 @@ mod tests {
                 used: 2,
                 frees_in: Some(Duration::from_secs(3)),
                 waited: Duration::from_secs(120),
+                blocked_by: None,
             },
             AcquireError::DeadlineExceeded {
                 scope: scope.clone(),
@@ -351,6 +352,15 @@ mod tests {
                 used: 1,
                 frees_in: None,
                 waited: Duration::from_secs(120),
+                blocked_by: None,
+            },
+            AcquireError::DeadlineExceeded {
+                scope: scope.clone(),
+                limit: None,
+                used: 0,
+                frees_in: Some(Duration::from_secs(7)),
+                waited: Duration::from_secs(120),
+                blocked_by: Some("cooldown (startup)".to_owned()),
             },
             AcquireError::ScopeClosed {
                 scope: scope.clone(),

@@ -196,9 +196,9 @@ impl QuotaSupervisor {
             .ledger
             .scope(scope)
             .map_or(0, |s| u64::from(s.in_flight()));
-        let (limit, used) = match blocker {
-            Blocker::Limit { limit, used } => (Some(limit), used),
-            _ => (None, in_flight),
+        let (limit, used, blocked_by) = match blocker {
+            Blocker::Limit { limit, used } => (Some(limit), used, None),
+            other => (None, in_flight, Some(other.to_string())),
         };
         let err = AcquireError::DeadlineExceeded {
             scope: self.scope_name(scope),
@@ -206,6 +206,7 @@ impl QuotaSupervisor {
             used,
             frees_in: at.map(|t| t.saturating_duration_since(now)),
             waited,
+            blocked_by,
         };
         (scope, err)
     }
