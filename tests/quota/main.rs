@@ -1,0 +1,5 @@
+//! The quota engine and the QuotaSupervisor: property tests against an independent brute-force
+//! reference, and deterministic actor tests on paused time. One test binary for both.
+
+mod props;
+mod supervisor;
