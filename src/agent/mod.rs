@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use self::board::{AnswerBoard, coordination_tools, system_message, turn_message, update_message};
 use self::checks::{Decision, check_turn};
@@ -210,10 +211,21 @@ impl CallObserver for RetryEvents<'_> {
 
 impl AgentActor {
     async fn run(mut self, mut rx: mpsc::Receiver<AgentMsg>) {
+        let mut turns: u32 = 0;
         while let Some(msg) = rx.recv().await {
             match msg {
                 AgentMsg::Turn { reply } => {
-                    let report = self.turn().await;
+                    turns += 1;
+                    let span = crate::telemetry::spans::agent_turn(self.id(), turns);
+                    let report = self.turn().instrument(span.clone()).await;
+                    span.record(
+                        "outcome",
+                        match &report.outcome {
+                            TurnOutcome::Decided(Decision::Answer(_)) => "answer",
+                            TurnOutcome::Decided(_) => "vote",
+                            TurnOutcome::Failed { .. } => "failed",
+                        },
+                    );
                     let _ = reply.send(report);
                 }
                 AgentMsg::Present { brief, reply } => {

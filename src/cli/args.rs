@@ -121,7 +121,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_run_dir: bool,
 
-    /// Log format on stderr.
+    /// Log format on stderr (`json`: one JSON object per line and no progress lines).
     #[arg(long, value_enum, default_value_t = LogFormatArg::Pretty)]
     pub log_format: LogFormatArg,
 

@@ -208,7 +208,8 @@ fn run_team(args: RunArgs) -> u8 {
 }
 
 fn progress_mode(args: &RunArgs, team: &TeamConfig) -> ProgressMode {
-    if args.automation || args.verbosity() < 0 {
+    if args.automation || args.verbosity() < 0 || args.log_format == LogFormatArg::Json {
+        // JSON logs are for machines: no human progress lines in between.
         ProgressMode::Off
     } else if std::io::stderr().is_terminal() && team.ui.display_type == DisplayType::Rich {
         ProgressMode::Live

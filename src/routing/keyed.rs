@@ -61,16 +61,17 @@ where
         let request = build();
         let (chosen, permit) = match &route.quota {
             Some(q) => {
-                let acquired = q
-                    .handle
-                    .acquire(AcquireRequest {
+                let acquired = super::traced::acquire(
+                    &q.handle,
+                    AcquireRequest {
                         candidates: candidates.iter().map(|c| c.scopes.clone()).collect(),
                         est_tokens: estimate::estimate_request(&request),
                         priority,
                         deadline: q.deadline,
                         requester: route.requester.clone(),
-                    })
-                    .await;
+                    },
+                )
+                .await;
                 match acquired {
                     Ok(p) => {
                         quota_wait += p.waited();
@@ -92,14 +93,7 @@ where
         let request = if permit.is_some() { build() } else { request };
         let key = chosen.key.as_ref().map(|k| k.key());
         calls += 1;
-        let sent = std::time::Instant::now();
-        let result = route.provider.chat(&request, key, sink).await;
-        crate::telemetry::provider::call_finished(
-            route.provider.name(),
-            &request.model,
-            sent.elapsed(),
-            &result,
-        );
+        let result = super::traced::chat(route.provider.as_ref(), &request, key, sink, calls).await;
         let feedback_scope = pool.limit_scope(key);
         let signal = match &result {
             Ok(r) => r.observed.clone(),

@@ -9,6 +9,7 @@
 pub mod estimate;
 pub mod keyed;
 mod retry;
+mod traced;
 
 pub use retry::RetryPolicy;
 
@@ -132,16 +133,17 @@ async fn admit(
     let Some(q) = &route.quota else {
         return Ok(None);
     };
-    let permit = q
-        .handle
-        .acquire(AcquireRequest {
+    let permit = traced::acquire(
+        &q.handle,
+        AcquireRequest {
             candidates: q.candidates.clone(),
             est_tokens: estimate::estimate_request(request),
             priority,
             deadline: q.deadline,
             requester: route.requester.clone(),
-        })
-        .await?;
+        },
+    )
+    .await?;
     Ok(Some(permit))
 }
 
@@ -196,17 +198,14 @@ where
         quota_wait += permit.as_ref().map_or(Duration::ZERO, Permit::waited);
         let target = permit.as_ref().and_then(|p| feedback_scope(route, p));
         calls += 1;
-        let sent = std::time::Instant::now();
-        let result = route
-            .provider
-            .chat(&request, route.key.as_ref(), sink)
-            .await;
-        crate::telemetry::provider::call_finished(
-            route.provider.name(),
-            &request.model,
-            sent.elapsed(),
-            &result,
-        );
+        let result = traced::chat(
+            route.provider.as_ref(),
+            &request,
+            route.key.as_ref(),
+            sink,
+            calls,
+        )
+        .await;
         let signal = match &result {
             Ok(response) => response.observed.clone(),
             Err(error) => error.signal.clone(),

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub use self::outcome::{RunError, RunOutcome};
 pub use self::run_dir::RunDir;
@@ -199,6 +200,24 @@ impl Runtime {
 
     /// Runs the team on `question` until a winner presents the final answer.
     pub async fn run(&self, question: &str) -> Result<RunOutcome, RunError> {
+        let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+        let span = crate::telemetry::spans::run(&run_id, self.team.agents.len());
+        let result = self.run_inner(question).instrument(span.clone()).await;
+        match &result {
+            Ok(outcome) => {
+                span.record("status", outcome.status.as_str());
+                if let Some(winner) = &outcome.winner {
+                    span.record("winner", winner.as_str());
+                }
+            }
+            Err(_) => {
+                span.record("status", "failed");
+            }
+        }
+        result
+    }
+
+    async fn run_inner(&self, question: &str) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
         let mut routes = self.routes()?;
         let run_dir = self.open_run_dir()?;
