@@ -15,8 +15,8 @@ use super::openai::{send, tool_call};
 use super::signals::{Dialect, classify_error};
 use super::sse::{SseEvent, drive};
 use super::{
-    ChatRequest, ChatResponse, Provider, ProviderError, ProviderErrorKind, Role, StreamEvent,
-    StreamSink, ToolCall, Usage,
+    ChatRequest, ChatResponse, Provider, ProviderError, Role, StreamEvent, StreamSink, ToolCall,
+    Usage,
 };
 use crate::keys::ApiKey;
 
@@ -51,13 +51,7 @@ impl Anthropic {
         let mut headers = HeaderMap::new();
         headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
         if let Some(key) = key {
-            let value = HeaderValue::from_str(key.expose()).map_err(|_| {
-                ProviderError::new(
-                    ProviderErrorKind::Auth,
-                    format!("the key {key} contains characters not allowed in a header"),
-                )
-            })?;
-            headers.insert("x-api-key", value);
+            headers.insert("x-api-key", super::http::key_header(key, "")?);
         }
         let body = request_body(request);
         let answer = post_json(

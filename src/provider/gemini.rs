@@ -3,7 +3,7 @@
 //! `functionDeclarations`, answers as `functionCall` / text parts with `usageMetadata`.
 
 use futures_util::future::BoxFuture;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -41,13 +41,7 @@ impl Gemini {
     ) -> Result<ChatResponse, ProviderError> {
         let mut headers = HeaderMap::new();
         if let Some(key) = key {
-            let value = HeaderValue::from_str(key.expose()).map_err(|_| {
-                ProviderError::new(
-                    ProviderErrorKind::Auth,
-                    format!("the key {key} contains characters not allowed in a header"),
-                )
-            })?;
-            headers.insert("x-goog-api-key", value);
+            headers.insert("x-goog-api-key", super::http::key_header(key, "")?);
         }
         let action = if request.stream {
             "streamGenerateContent?alt=sse"

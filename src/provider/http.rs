@@ -32,6 +32,21 @@ impl Default for HttpSettings {
     }
 }
 
+/// The header value carrying `key`, written as `{prefix}{key}` (`"Bearer "` for OpenAI, empty
+/// for Gemini and Anthropic). A key with characters a header cannot hold is an auth error that
+/// shows the key masked.
+pub fn key_header(
+    key: &crate::keys::ApiKey,
+    prefix: &str,
+) -> Result<reqwest::header::HeaderValue, ProviderError> {
+    reqwest::header::HeaderValue::from_str(&format!("{prefix}{}", key.expose())).map_err(|_| {
+        ProviderError::new(
+            ProviderErrorKind::Auth,
+            format!("the key {key} contains characters not allowed in a header"),
+        )
+    })
+}
+
 /// Builds a client with `settings` (rustls, HTTP/1.1 keep-alive pool, `TCP_NODELAY`).
 pub fn build_client(settings: HttpSettings) -> Result<reqwest::Client, ProviderError> {
     reqwest::Client::builder()

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use futures_util::future::BoxFuture;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -53,14 +53,7 @@ impl OpenAiCompatible {
     ) -> Result<ChatResponse, ProviderError> {
         let mut headers = HeaderMap::new();
         if let Some(key) = key {
-            let value =
-                HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
-                    ProviderError::new(
-                        ProviderErrorKind::Auth,
-                        format!("the key {key} contains characters not allowed in a header"),
-                    )
-                })?;
-            headers.insert(AUTHORIZATION, value);
+            headers.insert(AUTHORIZATION, super::http::key_header(key, "Bearer ")?);
         }
         let body = request_body(request);
         let answer = post_json(&self.client, self.dialect, &self.endpoint, headers, &body).await?;

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::provider::sse::SseParser;
-use crate::provider::{Message, ToolSpec};
+use crate::provider::{Message, ProviderErrorKind, ToolSpec};
 
 fn fixture(name: &str) -> String {
     let path = format!(
