@@ -7,43 +7,23 @@
 
 use std::time::{Duration, Instant};
 
-use massgen::config::{
-    AgentConfig, BackendConfig, BackendKind, OrchestratorConfig, RateLimitSettings,
-    SimulatedSettings, TeamConfig, TimeoutConfig, UiConfig,
-};
+use massgen::config::{AgentConfig, SimulatedSettings, TeamConfig};
 use massgen::supervisor::{QuotaHandle, SupervisorSettings};
 use massgen::{Runtime, RuntimeOptions};
 
 fn team(n: usize) -> TeamConfig {
     let agents = (0..n)
-        .map(|i| AgentConfig {
-            id: format!("agent-{i:03}"),
-            backend: BackendConfig {
-                kind: BackendKind::Simulated,
-                model: "sim-1".to_owned(),
-                base_url: None,
-                api_keys: Vec::new(),
-                temperature: None,
-                max_tokens: None,
-                enable_rate_limit: None,
-                simulated: SimulatedSettings {
+        .map(|i| {
+            AgentConfig::simulated(
+                format!("agent-{i:03}"),
+                SimulatedSettings {
                     seed: i as u64,
                     ..SimulatedSettings::default()
                 },
-            },
-            system_message: None,
-            priority: 0,
-            profile: None,
+            )
         })
         .collect();
-    TeamConfig {
-        source: None,
-        agents,
-        orchestrator: OrchestratorConfig::default(),
-        timeouts: TimeoutConfig::default(),
-        ui: UiConfig::default(),
-        rate_limit: RateLimitSettings::default(),
-    }
+    TeamConfig::new(agents)
 }
 
 /// Peak resident set size of this process so far, in KiB (Linux `VmHWM`).

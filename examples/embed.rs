@@ -5,32 +5,18 @@
 
 use std::time::Duration;
 
-use massgen::config::{
-    AgentConfig, BackendConfig, BackendKind, OrchestratorConfig, RateLimitSettings,
-    SimulatedSettings, TeamConfig, TimeoutConfig, UiConfig,
-};
+use massgen::config::{AgentConfig, SimulatedSettings, TeamConfig};
 use massgen::{AgentState, RunEvent, Runtime, RuntimeOptions};
 
 fn simulated_agent(id: &str, latency_ms: u64, seed: u64) -> AgentConfig {
+    let settings = SimulatedSettings {
+        latency: Duration::from_millis(latency_ms),
+        seed,
+        ..SimulatedSettings::default()
+    };
     AgentConfig {
-        id: id.to_owned(),
-        backend: BackendConfig {
-            kind: BackendKind::Simulated,
-            model: "sim-1".to_owned(),
-            base_url: None,
-            api_keys: Vec::new(),
-            temperature: None,
-            max_tokens: None,
-            enable_rate_limit: None,
-            simulated: SimulatedSettings {
-                latency: Duration::from_millis(latency_ms),
-                seed,
-                ..SimulatedSettings::default()
-            },
-        },
         system_message: Some("You are a careful, concise expert.".to_owned()),
-        priority: 0,
-        profile: None,
+        ..AgentConfig::simulated(id, settings)
     }
 }
 
@@ -39,18 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let question = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "Why is the sky blue?".to_owned());
-    let team = TeamConfig {
-        source: None,
-        agents: vec![
-            simulated_agent("researcher", 300, 1),
-            simulated_agent("critic", 450, 2),
-            simulated_agent("writer", 200, 3),
-        ],
-        orchestrator: OrchestratorConfig::default(),
-        timeouts: TimeoutConfig::default(),
-        ui: UiConfig::default(),
-        rate_limit: RateLimitSettings::default(),
-    };
+    let team = TeamConfig::new(vec![
+        simulated_agent("researcher", 300, 1),
+        simulated_agent("critic", 450, 2),
+        simulated_agent("writer", 200, 3),
+    ]);
     let runtime = Runtime::new(team, RuntimeOptions::default())?;
 
     let mut events = runtime.subscribe();

@@ -24,6 +24,21 @@ pub struct TeamConfig {
     pub rate_limit: RateLimitSettings,
 }
 
+impl TeamConfig {
+    /// A team of `agents` with every other section at its default (built in code rather than
+    /// loaded from a file: `source` is `None`).
+    pub fn new(agents: Vec<AgentConfig>) -> Self {
+        Self {
+            source: None,
+            agents,
+            orchestrator: OrchestratorConfig::default(),
+            timeouts: TimeoutConfig::default(),
+            ui: UiConfig::default(),
+            rate_limit: RateLimitSettings::default(),
+        }
+    }
+}
+
 /// One team member.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -37,6 +52,29 @@ pub struct AgentConfig {
     pub priority: u8,
     /// The `agents/` profile this agent was built from, if any.
     pub profile: Option<String>,
+}
+
+impl AgentConfig {
+    /// An agent `id` on the in-process simulated backend (model `sim-1`, no key, priority 0,
+    /// no system message) behaving as `settings` say.
+    pub fn simulated(id: impl Into<String>, settings: SimulatedSettings) -> Self {
+        Self {
+            id: id.into(),
+            backend: BackendConfig {
+                kind: BackendKind::Simulated,
+                model: "sim-1".to_owned(),
+                base_url: None,
+                api_keys: Vec::new(),
+                temperature: None,
+                max_tokens: None,
+                enable_rate_limit: None,
+                simulated: settings,
+            },
+            system_message: None,
+            priority: 0,
+            profile: None,
+        }
+    }
 }
 
 /// The backend families the team file accepts (`backend.type`).

@@ -9,7 +9,7 @@ use massgen::keys::{KeyHealth, KeyPool};
 use massgen::mock_provider::MockLimits;
 use massgen::provider::ProviderErrorKind;
 use massgen::quota::{Dimension, Limit, ScopeKind, ScopeSpec};
-use massgen::routing::{CallObserver, QuotaRoute, RetryPolicy, Route, call};
+use massgen::routing::{CallError, CallObserver, CallReport, QuotaRoute, RetryPolicy, Route, call};
 use massgen::supervisor::{QuotaHandle, SupervisorSettings};
 
 use super::{FIRST, KINDS, key, mock, provider, request};
@@ -34,6 +34,18 @@ fn quick_retry() -> RetryPolicy {
         max_backoff: Duration::from_millis(50),
         jitter: 0.2,
     }
+}
+
+/// One call of the first-turn request through `r`, streamed or not, retries unobserved.
+async fn call_first(r: &Route, stream: bool) -> Result<CallReport, CallError> {
+    call(
+        r,
+        || request(FIRST, true, stream),
+        None,
+        0,
+        &Retries::default(),
+    )
+    .await
 }
 
 async fn supervised(pool: &KeyPool, spec: ScopeSpec) -> QuotaHandle {
@@ -154,15 +166,9 @@ async fn usage_is_settled_in_the_scope() {
     for kind in KINDS {
         for stream in [false, true] {
             let before = used_tokens(&quota).await;
-            let report = call(
-                &route(kind, &server, &pool, Some(&quota)),
-                || request(FIRST, true, stream),
-                None,
-                0,
-                &Retries::default(),
-            )
-            .await
-            .unwrap();
+            let report = call_first(&route(kind, &server, &pool, Some(&quota)), stream)
+                .await
+                .unwrap();
             let after = used_tokens(&quota).await;
             assert!(report.usage.total() > 0);
             assert_eq!(
@@ -197,15 +203,7 @@ async fn a_refused_key_is_retired_and_the_others_carry_on() {
         ));
         let quota = supervised(&pool, ScopeSpec::default()).await;
         let r = route(kind, &server, &pool, Some(&quota));
-        let report = call(
-            &r,
-            || request(FIRST, true, false),
-            None,
-            0,
-            &Retries::default(),
-        )
-        .await
-        .unwrap();
+        let report = call_first(&r, false).await.unwrap();
         assert_eq!(report.calls, 2, "{kind:?}");
         let KeyHealth::Retired { reason } = pool.keys()[0].health() else {
             panic!("{kind:?}: the bad key should be retired");
@@ -215,15 +213,7 @@ async fn a_refused_key_is_retired_and_the_others_carry_on() {
             "{reason}"
         );
         for _ in 0..3 {
-            let report = call(
-                &r,
-                || request(FIRST, true, false),
-                None,
-                0,
-                &Retries::default(),
-            )
-            .await
-            .unwrap();
+            let report = call_first(&r, false).await.unwrap();
             assert_eq!(
                 report.calls, 1,
                 "{kind:?}: the retired key is not tried again"
@@ -231,15 +221,7 @@ async fn a_refused_key_is_retired_and_the_others_carry_on() {
         }
         // When the only key left is refused too, the call fails with a clear message.
         pool.keys()[1].retire("test: refused");
-        let err = call(
-            &r,
-            || request(FIRST, true, false),
-            None,
-            0,
-            &Retries::default(),
-        )
-        .await
-        .unwrap_err();
+        let err = call_first(&r, false).await.unwrap_err();
         assert!(err.to_string().contains("no usable key left"), "{err}");
     }
 }
@@ -306,15 +288,9 @@ async fn retries_are_bounded() {
         ScopeKind::PerKey,
         None,
     ));
-    let err = call(
-        &route(BackendKind::OpenAi, &server, &pool, None),
-        || request(FIRST, true, false),
-        None,
-        0,
-        &Retries::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = call_first(&route(BackendKind::OpenAi, &server, &pool, None), false)
+        .await
+        .unwrap_err();
     assert_eq!(err.calls(), 4);
     assert!(err.to_string().contains("HTTP 500"), "{err}");
 }
@@ -333,35 +309,9 @@ async fn without_a_supervisor_a_rate_limited_key_rests_while_another_serves() {
     let r = route(BackendKind::OpenAi, &server, &pool, None);
     // Two calls use up both keys' minute; the third is refused on both and must rest: it fails
     // after its attempts rather than hammering (bounded), and no key is retired.
-    call(
-        &r,
-        || request(FIRST, true, false),
-        None,
-        0,
-        &Retries::default(),
-    )
-    .await
-    .unwrap();
-    call(
-        &r,
-        || request(FIRST, true, false),
-        None,
-        0,
-        &Retries::default(),
-    )
-    .await
-    .unwrap();
-    let third = tokio::time::timeout(
-        Duration::from_millis(500),
-        call(
-            &r,
-            || request(FIRST, true, false),
-            None,
-            0,
-            &Retries::default(),
-        ),
-    )
-    .await;
+    call_first(&r, false).await.unwrap();
+    call_first(&r, false).await.unwrap();
+    let third = tokio::time::timeout(Duration::from_millis(500), call_first(&r, false)).await;
     assert!(
         third.is_err(),
         "both keys rest ~60 s: the call waits instead of hammering"
@@ -406,24 +356,8 @@ async fn a_gemini_daily_quota_closes_the_project_scope_for_every_key_of_it() {
     if let Some(q) = r.quota.as_mut() {
         q.deadline = Some(Duration::from_millis(300));
     }
-    call(
-        &r,
-        || request(FIRST, true, false),
-        None,
-        0,
-        &Retries::default(),
-    )
-    .await
-    .unwrap();
-    let err = call(
-        &r,
-        || request(FIRST, true, false),
-        None,
-        0,
-        &Retries::default(),
-    )
-    .await
-    .unwrap_err();
+    call_first(&r, false).await.unwrap();
+    let err = call_first(&r, false).await.unwrap_err();
     assert!(
         err.is_quota_deadline(),
         "the call waits for the reset, then hits its deadline: {err}"

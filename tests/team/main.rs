@@ -3,41 +3,16 @@
 
 use std::time::Duration;
 
-use massgen::config::{
-    AgentConfig, BackendConfig, BackendKind, OrchestratorConfig, RateLimitSettings,
-    SimulatedSettings, TeamConfig, TimeoutConfig, UiConfig,
-};
+use massgen::config::{AgentConfig, BackendKind, SimulatedSettings, TeamConfig};
 use massgen::{RunError, RunEvent, RunStatus, Runtime, RuntimeOptions};
 use tokio::sync::broadcast;
 
 fn agent(id: &str, sim: SimulatedSettings) -> AgentConfig {
-    AgentConfig {
-        id: id.to_owned(),
-        backend: BackendConfig {
-            kind: BackendKind::Simulated,
-            model: "sim-1".to_owned(),
-            base_url: None,
-            api_keys: Vec::new(),
-            temperature: None,
-            max_tokens: None,
-            enable_rate_limit: None,
-            simulated: sim,
-        },
-        system_message: None,
-        priority: 0,
-        profile: None,
-    }
+    AgentConfig::simulated(id, sim)
 }
 
 fn team(agents: Vec<AgentConfig>) -> TeamConfig {
-    TeamConfig {
-        source: None,
-        agents,
-        orchestrator: OrchestratorConfig::default(),
-        timeouts: TimeoutConfig::default(),
-        ui: UiConfig::default(),
-        rate_limit: RateLimitSettings::default(),
-    }
+    TeamConfig::new(agents)
 }
 
 fn latency(ms: u64) -> SimulatedSettings {

@@ -3,10 +3,7 @@
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use massgen::config::{
-    AgentConfig, BackendConfig, BackendKind, OrchestratorConfig, RateLimitSettings,
-    SimulatedSettings, TeamConfig, TimeoutConfig, UiConfig,
-};
+use massgen::config::{AgentConfig, SimulatedSettings, TeamConfig};
 use massgen::quota::{Limit, RateLimitSignal, ScopeId, ScopeSpec, SignalKind};
 use massgen::supervisor::{AcquireRequest, QuotaHandle, SupervisorSettings};
 use massgen::telemetry::{
@@ -228,14 +225,7 @@ async fn scrape_during_a_team_run_waiting_on_quota() {
         quota: Some(quota.clone()),
         ..RuntimeOptions::default()
     };
-    let team = TeamConfig {
-        source: None,
-        agents: vec![agent("alice"), agent("bob")],
-        orchestrator: OrchestratorConfig::default(),
-        timeouts: TimeoutConfig::default(),
-        ui: UiConfig::default(),
-        rate_limit: RateLimitSettings::default(),
-    };
+    let team = TeamConfig::new(vec![agent("alice"), agent("bob")]);
     let rt = std::sync::Arc::new(Runtime::new(team, options).unwrap());
     let run_bridge = telemetry::spawn_run_bridge(rt.subscribe());
     let running = {
@@ -287,25 +277,13 @@ async fn scrape_during_a_team_run_waiting_on_quota() {
 }
 
 fn agent(id: &str) -> AgentConfig {
-    AgentConfig {
-        id: id.to_owned(),
-        backend: BackendConfig {
-            kind: BackendKind::Simulated,
-            model: "sim-1".to_owned(),
-            base_url: None,
-            api_keys: Vec::new(),
-            temperature: None,
-            max_tokens: None,
-            enable_rate_limit: None,
-            simulated: SimulatedSettings {
-                latency: Duration::from_millis(100),
-                ..SimulatedSettings::default()
-            },
+    AgentConfig::simulated(
+        id,
+        SimulatedSettings {
+            latency: Duration::from_millis(100),
+            ..SimulatedSettings::default()
         },
-        system_message: None,
-        priority: 0,
-        profile: None,
-    }
+    )
 }
 
 /// A whole simulated run through the run bridge: turns, votes, rounds and duration.
@@ -313,14 +291,7 @@ fn agent(id: &str) -> AgentConfig {
 async fn simulated_run_metrics() {
     let recorder = telemetry::local_recorder().unwrap();
     let _local = metrics::set_default_local_recorder(&recorder);
-    let team = TeamConfig {
-        source: None,
-        agents: vec![agent("carol"), agent("alice"), agent("bob")],
-        orchestrator: OrchestratorConfig::default(),
-        timeouts: TimeoutConfig::default(),
-        ui: UiConfig::default(),
-        rate_limit: RateLimitSettings::default(),
-    };
+    let team = TeamConfig::new(vec![agent("carol"), agent("alice"), agent("bob")]);
     let rt = Runtime::new(team, RuntimeOptions::default()).unwrap();
     let mut watch = rt.subscribe();
     let bridge = telemetry::spawn_run_bridge(rt.subscribe());
