@@ -437,3 +437,138 @@ fn mock_addr(child: &mut Child) -> String {
     assert!(addr.starts_with("127.0.0.1:"), "{first}");
     addr
 }
+
+/// Sends `signal` (`INT`, `TERM`) to `pid` with the system's `kill`.
+fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// Starts a slow simulated team (each call takes 2 s) writing into `runs`, waits until its run
+/// directory exists and a first answer was written, then sends `signal`.
+fn interrupt_a_run(signal: &str) -> (Output, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let team = dir.path().join("team.yaml");
+    std::fs::write(
+        &team,
+        concat!(
+            "agents:\n",
+            "  - id: a\n",
+            "    backend: {type: simulated, model: sim, simulated: {latency_ms: 2000, seed: 1}}\n",
+            "  - id: b\n",
+            "    backend: {type: simulated, model: sim, simulated: {latency_ms: 2000, seed: 2}}\n",
+            "ui: {display_type: simple}\n",
+        ),
+    )
+    .unwrap();
+    let runs = dir.path().join("runs");
+    let child = bin()
+        .args([
+            "--config",
+            team.to_str().unwrap(),
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "Will you be stopped?",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let run_dir = loop {
+        let found = std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.join("answers")
+                    .read_dir()
+                    .is_ok_and(|mut d| d.next().is_some())
+            });
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no answer was written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    send_signal(child.id(), signal);
+    (child.wait_with_output().unwrap(), dir, run_dir)
+}
+
+#[test]
+fn ctrl_c_and_sigterm_write_the_status_and_exit_130() {
+    for signal in ["INT", "TERM"] {
+        let (out, _dir, run_dir) = interrupt_a_run(signal);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{signal}: {stderr}");
+        assert!(stderr.contains("interrupted"), "{signal}: {stderr}");
+        let status: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run_dir.join("status.json")).unwrap())
+                .unwrap();
+        assert_eq!(status["status"], "interrupted", "{signal}: {status}");
+        // An answer once produced is not lost: the best one so far is the final answer file.
+        assert!(
+            !std::fs::read_to_string(run_dir.join("final_answer.md"))
+                .unwrap()
+                .trim()
+                .is_empty()
+        );
+        let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+        assert_eq!(last["event"], "run_finished", "{signal}");
+        assert_eq!(last["status"], "interrupted", "{signal}");
+    }
+}
+
+#[test]
+fn quota_waits_show_once_and_info_logs_need_verbose() {
+    let dir = tempfile::tempdir().unwrap();
+    let team = dir.path().join("team.yaml");
+    std::fs::write(
+        &team,
+        concat!(
+            "agents:\n",
+            "  - id: a\n",
+            "    backend: {type: simulated, model: sim-fast}\n",
+            "  - id: b\n",
+            "    backend: {type: simulated, model: sim-fast}\n",
+            "ui: {display_type: simple}\n",
+        ),
+    )
+    .unwrap();
+    let args = [
+        "--config",
+        team.to_str().unwrap(),
+        "--no-run-dir",
+        "--rate-limit",
+        "Quiet?",
+    ];
+    let quiet = run(&args);
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    let stderr = text(&quiet.stderr);
+    let waits = stderr
+        .lines()
+        .filter(|l| l.contains("waiting for quota"))
+        .count();
+    assert!(
+        waits > 0,
+        "the built-in simulated limits make the team wait: {stderr}"
+    );
+    assert!(!stderr.contains(" INFO "), "{stderr}");
+    let mut verbose_args = vec!["-v"];
+    verbose_args.extend_from_slice(&args);
+    let verbose = run(&verbose_args);
+    assert!(verbose.status.success());
+    assert!(
+        text(&verbose.stderr).contains(" INFO "),
+        "{}",
+        text(&verbose.stderr)
+    );
+}

@@ -142,7 +142,7 @@ pub enum RunEvent {
     },
     /// The run ended.
     RunFinished {
-        /// `completed`, `timed_out` or `failed`.
+        /// `completed`, `timed_out`, `interrupted` or `failed`.
         status: String,
         /// The winner, if any.
         winner: Option<String>,

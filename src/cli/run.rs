@@ -14,7 +14,9 @@ use super::automation::{AutomationReport, render};
 use super::progress::{Progress, ProgressMode, fmt_wait};
 use super::validate;
 use crate::config::{self, DisplayType, LimitsTable, LoadOptions, TeamConfig};
-use crate::runtime::{AgentState, RunEvent, RunOutcome, Runtime, RuntimeOptions};
+use crate::runtime::{
+    AgentState, RunError, RunEvent, RunOutcome, RunStatus, Runtime, RuntimeOptions,
+};
 
 /// Exit code: the team produced an answer.
 pub const EXIT_OK: u8 = 0;
@@ -220,11 +222,12 @@ fn progress_mode(args: &RunArgs, team: &TeamConfig) -> ProgressMode {
 
 fn init_logging(args: &RunArgs, mode: ProgressMode) -> Result<(), String> {
     use crate::telemetry::{LogFormat, LogOptions, init_tracing};
-    // The live display already shows waits and states; logs stay at warnings unless asked.
-    let base = if mode == ProgressMode::Live || args.automation {
-        -1
-    } else {
+    // The progress display already shows every wait and state once; logs stay at warnings
+    // unless asked for with -v (JSON logs, which replace the display, keep info).
+    let base = if mode == ProgressMode::Off && !args.automation {
         0
+    } else {
+        -1
     };
     let verbosity = if args.verbosity() == 0 {
         base
@@ -275,33 +278,34 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
             return EXIT_CONFIG;
         }
     };
-    let run_dir = Arc::new(std::sync::Mutex::new(None));
     let display = tokio::spawn(show_progress(
         runtime.subscribe(),
         mode,
         agent_ids,
         args.automation,
-        Arc::clone(&run_dir),
     ));
-    let outcome = tokio::select! {
-        outcome = runtime.run(&question) => Some(outcome),
-        _ = tokio::signal::ctrl_c() => None,
-    };
+    // Ctrl-C or SIGTERM ends the run the orderly way: calls in flight are cancelled and the
+    // run directory gets its status.json and final event like any other end.
+    let outcome = runtime.run_until(&question, interrupted()).await;
     // The run's last event ends the display task; give it a moment to draw the final state.
     let _ = tokio::time::timeout(Duration::from_secs(2), display).await;
     let code = match outcome {
-        None => {
-            match run_dir.lock().ok().and_then(|d| d.clone()) {
-                Some(dir) => eprintln!(
-                    "interrupted: answers produced so far are in {}",
-                    dir.display()
-                ),
-                None => eprintln!("interrupted"),
+        Ok(outcome) if outcome.status == RunStatus::Interrupted => {
+            report_interrupted(&args, &question, &outcome)
+        }
+        Ok(outcome) => report_success(&args, &question, &outcome),
+        Err(err @ RunError::Interrupted { .. }) => {
+            if args.automation {
+                let _ = print_stdout(&render(&AutomationReport {
+                    status: "interrupted",
+                    question: &question,
+                    ..AutomationReport::default()
+                }));
             }
+            eprintln!("{err}");
             EXIT_INTERRUPTED
         }
-        Some(Ok(outcome)) => report_success(&args, &question, &outcome),
-        Some(Err(err)) => {
+        Err(err) => {
             if args.automation {
                 let _ = print_stdout(&render(&AutomationReport {
                     status: "failed",
@@ -315,6 +319,59 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     };
     super::metrics::finish(metrics, args.linger.map(Duration::from_secs)).await;
     code
+}
+
+/// Completes at the first Ctrl-C or SIGTERM; a second one ends the process at once.
+async fn interrupted() {
+    shutdown_signal().await;
+    eprintln!("\ninterrupted: stopping the agents and saving the run (Ctrl-C again quits at once)");
+    tokio::spawn(async {
+        shutdown_signal().await;
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    });
+}
+
+/// The next Ctrl-C (SIGINT) or, on Unix, SIGTERM. Never completes when no handler could be set.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// An interrupted run that had answers: where they are, exit code 130. The answer is not
+/// printed as if the run had finished; `final_answer.md` in the run directory holds it.
+fn report_interrupted(args: &RunArgs, question: &str, outcome: &RunOutcome) -> u8 {
+    if args.automation {
+        let _ = print_stdout(&render(&AutomationReport {
+            log_dir: None,
+            status: outcome.status.as_str(),
+            question,
+            winner: outcome.winner.as_deref(),
+            answer_file: outcome.answer_file.as_deref(),
+            duration: outcome.duration,
+            answer: &outcome.final_answer,
+        }));
+    }
+    let winner = outcome.winner.as_deref().unwrap_or("no agent");
+    match &outcome.answer_file {
+        Some(file) => eprintln!(
+            "interrupted: the best answer so far ({winner}'s) is in {}",
+            file.display()
+        ),
+        None => eprintln!("interrupted: the best answer so far was {winner}'s"),
+    }
+    EXIT_INTERRUPTED
 }
 
 fn report_success(args: &RunArgs, question: &str, outcome: &RunOutcome) -> u8 {
@@ -359,7 +416,6 @@ async fn show_progress(
     mode: ProgressMode,
     agents: Vec<String>,
     automation: bool,
-    run_dir: Arc<std::sync::Mutex<Option<std::path::PathBuf>>>,
 ) {
     let mut progress = Progress::new(std::io::stderr(), mode, &agents);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -368,9 +424,6 @@ async fn show_progress(
             event = events.recv() => match event {
                 Ok(event) => {
                     if let RunEvent::RunStarted { run_dir: Some(dir), .. } = &event {
-                        if let Ok(mut slot) = run_dir.lock() {
-                            *slot = Some(dir.clone());
-                        }
                         if automation {
                             // MassGen prints LOG_DIR first, so scripts can watch the run.
                             let _ = print_stdout(&format!("LOG_DIR: {}\n", dir.display()));

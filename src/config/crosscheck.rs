@@ -56,13 +56,13 @@ pub fn validate_limits_against_team(
             }
         }
         let cooldown = entry.limits.startup_cooldown;
-        if cooldown >= team.rate_limit.acquire_timeout {
+        if let Some(acquire_timeout) = team.rate_limit.acquire_timeout.filter(|t| cooldown >= *t) {
             let path = KeyPath::root()
                 .key("rate_limit")
                 .key("acquire_timeout_seconds");
             let message = format!(
                 "{} s is not longer than the {} s startup cooldown of {} ({}), used by agent `{}`: its first request would always give up; raise acquire_timeout_seconds above {} s or shorten startup_cooldown",
-                team.rate_limit.acquire_timeout.as_secs_f64(),
+                acquire_timeout.as_secs_f64(),
                 cooldown.as_secs_f64(),
                 entry.limits.matched,
                 entry.source(),

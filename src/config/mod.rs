@@ -27,7 +27,7 @@ pub use profiles::builtin_profile_names;
 pub use secrets::EnvLookup;
 pub use team::{LoadOptions, load_team, parse_team};
 pub use types::{
-    AgentConfig, BackendConfig, BackendKind, DisplayType, ModelLimits, NoveltyRequirement,
-    OrchestratorConfig, RateLimitSettings, SimFailure, SimulatedSettings, TeamConfig,
-    TimeoutConfig, UiConfig, VotingSensitivity,
+    AgentConfig, BackendConfig, BackendKind, DEFAULT_CALL_TIMEOUT, DisplayType, ModelLimits,
+    NoveltyRequirement, OrchestratorConfig, RateLimitSettings, SimFailure, SimulatedSettings,
+    TeamConfig, TimeoutConfig, UiConfig, VotingSensitivity,
 };

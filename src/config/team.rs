@@ -307,11 +307,17 @@ fn seconds(doc: &Document, path: &KeyPath, secs: f64) -> Result<Duration, Config
 
 fn timeouts(doc: &Document, raw: Option<RawTimeouts>) -> Result<TimeoutConfig, ConfigError> {
     let mut out = TimeoutConfig::default();
-    if let Some(secs) = raw.and_then(|r| r.orchestrator_timeout_seconds) {
+    if let Some(secs) = raw.as_ref().and_then(|r| r.orchestrator_timeout_seconds) {
         let p = KeyPath::root()
             .key("timeout_settings")
             .key("orchestrator_timeout_seconds");
         out.orchestrator_timeout = seconds(doc, &p, secs)?;
+    }
+    if let Some(secs) = raw.as_ref().and_then(|r| r.call_timeout_seconds) {
+        let p = KeyPath::root()
+            .key("timeout_settings")
+            .key("call_timeout_seconds");
+        out.call_timeout = seconds(doc, &p, secs)?;
     }
     Ok(out)
 }
@@ -363,7 +369,7 @@ fn rate_limit(
         out.enabled = Some(e);
     }
     if let Some(secs) = raw.acquire_timeout_seconds {
-        out.acquire_timeout = seconds(doc, &base.key("acquire_timeout_seconds"), secs)?;
+        out.acquire_timeout = Some(seconds(doc, &base.key("acquire_timeout_seconds"), secs)?);
     }
     if let Some(file) = raw.limits_file {
         let p = base.key("limits_file");

@@ -92,6 +92,8 @@ pub(crate) struct RawOrchestrator {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTimeouts {
     pub(crate) orchestrator_timeout_seconds: Option<f64>,
+    /// Our addition: the whole-call limit of one provider call.
+    pub(crate) call_timeout_seconds: Option<f64>,
     /// MassGen's per-round timeouts: accepted and ignored (documented).
     #[serde(rename = "initial_round_timeout_seconds")]
     pub(crate) _initial_round_timeout_seconds: Option<Value>,

@@ -305,12 +305,20 @@ pub struct OrchestratorConfig {
 pub struct TimeoutConfig {
     /// Whole-run limit (`orchestrator_timeout_seconds`, default 1800).
     pub orchestrator_timeout: Duration,
+    /// Longest one provider call may take from the first byte sent to the last byte of the
+    /// answer or stream, connecting included (`call_timeout_seconds`, our addition, default
+    /// 300): a trickling stream gives up its quota slot instead of holding it.
+    pub call_timeout: Duration,
 }
+
+/// The default of [`TimeoutConfig::call_timeout`].
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Default for TimeoutConfig {
     fn default() -> Self {
         Self {
             orchestrator_timeout: Duration::from_secs(1800),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
     }
 }
@@ -345,24 +353,16 @@ impl Default for UiConfig {
 
 /// The top-level `rate_limit:` section (our addition) merged with per-backend
 /// `enable_rate_limit`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RateLimitSettings {
     /// `rate_limit.enable_rate_limit` (or the top-level `enable_rate_limit`); `None` when unset.
     pub enabled: Option<bool>,
     /// A user limits file that overrides built-in entries.
     pub limits_file: Option<PathBuf>,
-    /// How long one acquire may wait before failing (`acquire_timeout_seconds`, default 120).
-    pub acquire_timeout: Duration,
-}
-
-impl Default for RateLimitSettings {
-    fn default() -> Self {
-        Self {
-            enabled: None,
-            limits_file: None,
-            acquire_timeout: Duration::from_secs(120),
-        }
-    }
+    /// How long one acquire may wait before failing (`acquire_timeout_seconds`); `None` (the
+    /// default) lets a call wait as long as the run has left, so a wait whose end is known and
+    /// falls inside the run is never cut short.
+    pub acquire_timeout: Option<Duration>,
 }
 
 /// The effective limits of one `(provider, model)` after lookup in the limits table.

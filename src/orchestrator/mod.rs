@@ -8,6 +8,7 @@
 
 mod records;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,12 +65,14 @@ struct State {
     emitter: Emitter,
 }
 
-/// Runs the protocol for `specs` (config order) on `question`, stopping at `timeout`.
+/// Runs the protocol for `specs` (config order) on `question`, stopping at `timeout`, or as soon
+/// as `stop` completes (then the winner is picked from what exists, with no presentation).
 pub async fn coordinate(
     specs: Vec<AgentSpec>,
     config: &OrchestratorConfig,
     timeout: Duration,
     emitter: Emitter,
+    stop: impl Future<Output = ()>,
 ) -> Coordination {
     let started = tokio::time::Instant::now();
     let ids: Vec<String> = specs.iter().map(|s| s.config.id.clone()).collect();
@@ -93,23 +96,32 @@ pub async fn coordinate(
         records: Vec::new(),
         emitter,
     };
-    let deadline = started + timeout;
-    let finished = tokio::time::timeout_at(deadline, state.run_rounds())
-        .await
-        .is_ok();
+    let deadline = started
+        .checked_add(timeout)
+        .unwrap_or_else(|| far_future(started));
+    let status = tokio::select! {
+        rounds = tokio::time::timeout_at(deadline, state.run_rounds()) => match rounds {
+            Ok(()) => RunStatus::Completed,
+            Err(_) => RunStatus::TimedOut,
+        },
+        () = stop => RunStatus::Interrupted,
+    };
+    let finished = status == RunStatus::Completed;
     let mut notes = Vec::new();
-    let status = if finished {
-        RunStatus::Completed
-    } else {
+    if !finished {
         for slot in &state.slots {
             slot.handle.stop();
         }
-        notes.push(format!(
-            "orchestrator timeout of {timeout:.0?} expired: the winner was picked from the votes \
-             and answers that existed then"
-        ));
-        RunStatus::TimedOut
-    };
+        notes.push(match status {
+            RunStatus::Interrupted => "the run was interrupted: the winner was picked from the \
+                votes and answers that existed then, without a final presentation"
+                .to_owned(),
+            _ => format!(
+                "orchestrator timeout of {timeout:.0?} expired: the winner was picked from the \
+                 votes and answers that existed then"
+            ),
+        });
+    }
     let (winner, by, votes) = state.pick_winner();
     let mut final_answer = None;
     if let Some(w) = &winner {
@@ -394,4 +406,13 @@ impl State {
             failures,
         }
     }
+}
+
+/// The latest of a year, a day or an hour after `from` that the clock can hold, for a timeout
+/// too large to add.
+fn far_future(from: tokio::time::Instant) -> tokio::time::Instant {
+    [365 * 86_400, 86_400, 3_600]
+        .into_iter()
+        .find_map(|secs| from.checked_add(Duration::from_secs(secs)))
+        .unwrap_or(from)
 }

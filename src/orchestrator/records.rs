@@ -13,14 +13,18 @@ pub enum RunStatus {
     Completed,
     /// The orchestrator timeout expired; the winner was picked from what existed then.
     TimedOut,
+    /// The run was stopped from outside (Ctrl-C, SIGTERM, an embedding app); the winner was
+    /// picked from what existed then, with no final presentation.
+    Interrupted,
 }
 
 impl RunStatus {
-    /// `completed` or `timed_out`.
+    /// `completed`, `timed_out` or `interrupted`.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Completed => "completed",
             RunStatus::TimedOut => "timed_out",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }

@@ -67,7 +67,7 @@ where
                         candidates: candidates.iter().map(|c| c.scopes.clone()).collect(),
                         est_tokens: estimate::estimate_request(&request),
                         priority,
-                        deadline: q.deadline,
+                        deadline: q.acquire_deadline(),
                         requester: route.requester.clone(),
                     },
                 )
@@ -93,7 +93,15 @@ where
         let request = if permit.is_some() { build() } else { request };
         let key = chosen.key.as_ref().map(|k| k.key());
         calls += 1;
-        let result = super::traced::chat(route.provider.as_ref(), &request, key, sink, calls).await;
+        let result = super::traced::chat(
+            route.provider.as_ref(),
+            &request,
+            key,
+            sink,
+            calls,
+            route.retry.call_timeout,
+        )
+        .await;
         let feedback_scope = pool.limit_scope(key);
         let signal = match &result {
             Ok(r) => r.observed.clone(),

@@ -29,8 +29,26 @@ pub struct QuotaRoute {
     /// Alternatives of scope sets (one per key; v1 has one). The first scope of each set is
     /// the one provider feedback is applied to.
     pub candidates: Vec<Vec<ScopeId>>,
-    /// How long one acquire may wait (`None`: the supervisor's default).
+    /// How long one acquire may wait at most (`acquire_timeout_seconds`; `None`: no limit of
+    /// its own).
     pub deadline: Option<Duration>,
+    /// When the run ends: an acquire never waits past it, and with no `deadline` of its own
+    /// waits until then (`None` and no `deadline`: the supervisor's default).
+    pub run_deadline: Option<tokio::time::Instant>,
+}
+
+impl QuotaRoute {
+    /// How long an acquire made now may wait: the shorter of the configured deadline and the
+    /// time the run has left.
+    pub fn acquire_deadline(&self) -> Option<Duration> {
+        let left = self
+            .run_deadline
+            .map(|end| end.saturating_duration_since(tokio::time::Instant::now()));
+        match (self.deadline, left) {
+            (Some(own), Some(left)) => Some(own.min(left)),
+            (own, left) => own.or(left),
+        }
+    }
 }
 
 /// Everything needed to make calls for one agent.
@@ -139,7 +157,7 @@ async fn admit(
             candidates: q.candidates.clone(),
             est_tokens: estimate::estimate_request(request),
             priority,
-            deadline: q.deadline,
+            deadline: q.acquire_deadline(),
             requester: route.requester.clone(),
         },
     )
@@ -204,6 +222,7 @@ where
             route.key.as_ref(),
             sink,
             calls,
+            route.retry.call_timeout,
         )
         .await;
         let signal = match &result {
@@ -316,6 +335,62 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_acquire_waits_at_most_until_the_run_ends() {
+        let handle =
+            QuotaHandle::start_local(crate::supervisor::SupervisorSettings::default()).unwrap();
+        let route = |deadline: Option<u64>, run_left: Option<u64>| QuotaRoute {
+            handle: handle.clone(),
+            candidates: Vec::new(),
+            deadline: deadline.map(Duration::from_secs),
+            run_deadline: run_left.map(|s| tokio::time::Instant::now() + Duration::from_secs(s)),
+        };
+        let secs = |d: Option<Duration>| d.map(|d| d.as_secs());
+        // No deadline of its own: as long as the run has left, counted from now.
+        let q = route(None, Some(600));
+        assert_eq!(secs(q.acquire_deadline()), Some(600));
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert_eq!(secs(q.acquire_deadline()), Some(500));
+        // A configured deadline shorter than the run's rest wins, a longer one does not.
+        assert_eq!(
+            secs(route(Some(30), Some(600)).acquire_deadline()),
+            Some(30)
+        );
+        assert_eq!(
+            secs(route(Some(900), Some(600)).acquire_deadline()),
+            Some(600)
+        );
+        assert_eq!(secs(route(Some(30), None).acquire_deadline()), Some(30));
+        assert_eq!(route(None, None).acquire_deadline(), None);
+        // A run already over leaves no time to wait.
+        let over = route(None, Some(1));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(over.acquire_deadline(), Some(Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_past_the_call_timeout_is_cancelled_and_retried() {
+        // A provider that takes 10 s, a 1 s limit per attempt, two attempts: both are cut at
+        // 1 s, with the 2 s backoff between them.
+        let settings = SimulatedSettings {
+            latency: Duration::from_secs(10),
+            ..SimulatedSettings::default()
+        };
+        let mut r = route(settings);
+        r.retry.max_attempts = 2;
+        r.retry.call_timeout = Duration::from_secs(1);
+        let rec = Recorder::default();
+        let start = tokio::time::Instant::now();
+        let err = call(&r, request, None, 0, &rec).await.unwrap_err();
+        let CallError::Provider { error, calls, .. } = err else {
+            panic!("unexpected {err:?}");
+        };
+        assert_eq!(calls, 2);
+        assert_eq!(error.kind, ProviderErrorKind::Transient);
+        assert!(error.message.contains("call_timeout_seconds"), "{error}");
+        assert_eq!(start.elapsed(), Duration::from_secs(1 + 2 + 1));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn honours_retry_after_and_gives_up_after_max_attempts() {
         let mut settings = SimulatedSettings::default();
         settings.failure.always = true;
@@ -352,6 +427,7 @@ mod tests {
             handle: handle.clone(),
             candidates: vec![vec![scope]],
             deadline: Some(Duration::from_secs(600)),
+            run_deadline: None,
         };
         let make = |who: &str| {
             let mut r = route(SimulatedSettings::default());

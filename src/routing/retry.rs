@@ -20,10 +20,14 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Relative jitter in 0..1 (0.2 = ±20 %).
     pub jitter: f64,
+    /// Longest time one attempt may take, connecting, waiting for the first byte and reading
+    /// the whole answer or stream included; an attempt past it is cancelled and fails as a
+    /// transient error. A [`crate::Runtime`] sets it from `timeout_settings.call_timeout_seconds`.
+    pub call_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
-    /// Four attempts waiting 2 s, 6 s, 18 s (±20 %), at most 60 s each.
+    /// Four attempts waiting 2 s, 6 s, 18 s (±20 %), at most 60 s each; 300 s per attempt.
     fn default() -> Self {
         Self {
             max_attempts: 4,
@@ -31,6 +35,7 @@ impl Default for RetryPolicy {
             multiplier: 3,
             max_backoff: Duration::from_secs(60),
             jitter: 0.2,
+            call_timeout: crate::config::DEFAULT_CALL_TIMEOUT,
         }
     }
 }

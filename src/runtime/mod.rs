@@ -147,7 +147,10 @@ impl Runtime {
             (Some(q), true) => Some(q.clone()),
             (None, true) => Some(
                 QuotaHandle::start(SupervisorSettings {
-                    default_deadline: team.rate_limit.acquire_timeout,
+                    default_deadline: team
+                        .rate_limit
+                        .acquire_timeout
+                        .unwrap_or(team.timeouts.orchestrator_timeout),
                     ..SupervisorSettings::default()
                 })
                 .map_err(|e| RuntimeError::Quota(e.to_string()))?,
@@ -200,9 +203,26 @@ impl Runtime {
 
     /// Runs the team on `question` until a winner presents the final answer.
     pub async fn run(&self, question: &str) -> Result<RunOutcome, RunError> {
+        self.run_until(question, std::future::pending()).await
+    }
+
+    /// Runs the team on `question` like [`Runtime::run`], but ends early when `stop` completes
+    /// (Ctrl-C, SIGTERM, a shutdown of the embedding app): the calls in flight are cancelled,
+    /// the winner is picked from the votes and answers that exist, and `status.json`, the
+    /// final event and `final_answer.md` are written as for any other end. The outcome's
+    /// status is then [`RunStatus::Interrupted`], or the error [`RunError::Interrupted`] when
+    /// no answer existed yet.
+    pub async fn run_until(
+        &self,
+        question: &str,
+        stop: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<RunOutcome, RunError> {
         let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
         let span = crate::telemetry::spans::run(&run_id, self.team.agents.len());
-        let result = self.run_inner(question).instrument(span.clone()).await;
+        let result = self
+            .run_inner(question, stop)
+            .instrument(span.clone())
+            .await;
         match &result {
             Ok(outcome) => {
                 span.record("status", outcome.status.as_str());
@@ -217,8 +237,18 @@ impl Runtime {
         result
     }
 
-    async fn run_inner(&self, question: &str) -> Result<RunOutcome, RunError> {
+    async fn run_inner(
+        &self,
+        question: &str,
+        stop: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<RunOutcome, RunError> {
         let started = Instant::now();
+        let timeout = self
+            .options
+            .orchestrator_timeout
+            .unwrap_or(self.team.timeouts.orchestrator_timeout);
+        // Calls wait for quota at most until the run ends (sooner with acquire_timeout_seconds).
+        let run_deadline = started.checked_add(timeout);
         let mut routes = self.routes()?;
         let run_dir = self.open_run_dir()?;
         let log = run_dir.clone().map(|d| d as Arc<dyn EventLog>);
@@ -237,6 +267,7 @@ impl Runtime {
                     &self.team,
                     self.options.limits.as_deref(),
                     &mut routes,
+                    run_deadline,
                     &emitter,
                 )
                 .await?,
@@ -256,12 +287,14 @@ impl Runtime {
                 question: question.clone(),
             })
             .collect();
-        let timeout = self
-            .options
-            .orchestrator_timeout
-            .unwrap_or(self.team.timeouts.orchestrator_timeout);
-        let c = orchestrator::coordinate(specs, &self.team.orchestrator, timeout, emitter.clone())
-            .await;
+        let c = orchestrator::coordinate(
+            specs,
+            &self.team.orchestrator,
+            timeout,
+            emitter.clone(),
+            stop,
+        )
+        .await;
         if let Some(f) = forwarder {
             f.stop().await;
         }
@@ -273,7 +306,7 @@ impl Runtime {
         }
         let (status, winner) = match &result.0 {
             Ok(o) => (o.status.as_str().to_owned(), o.winner.clone()),
-            Err(_) => ("failed".to_owned(), None),
+            Err(e) => (failed_status(e).to_owned(), None),
         };
         emitter.emit(RunEvent::RunFinished {
             status,
@@ -290,7 +323,8 @@ impl Runtime {
     }
 
     fn routes(&self) -> Result<Vec<Route>, RunError> {
-        let retry = self.options.retry.clone().unwrap_or_default();
+        let mut retry = self.options.retry.clone().unwrap_or_default();
+        retry.call_timeout = self.team.timeouts.call_timeout;
         self.team
             .agents
             .iter()
@@ -341,6 +375,14 @@ impl Runtime {
     }
 }
 
+/// The status word of a run that ended without an answer.
+fn failed_status(error: &RunError) -> &'static str {
+    match error {
+        RunError::Interrupted { .. } => "interrupted",
+        _ => "failed",
+    }
+}
+
 /// The run's result and the per-agent figures (kept for `status.json` when the run failed).
 type Concluded = (Result<RunOutcome, RunError>, Vec<AgentStats>);
 
@@ -370,6 +412,7 @@ fn decide(
         let reason = match c.status {
             RunStatus::TimedOut => "the orchestrator timeout expired before any agent answered",
             RunStatus::Completed => "the agents finished without any answer",
+            RunStatus::Interrupted => return Err(RunError::Interrupted { run_dir }),
         };
         return Err(RunError::NoAnswer {
             reason: reason.to_owned(),
@@ -423,7 +466,7 @@ fn write_summary(
         }
         Err(e) => serde_json::json!({
             "question": question,
-            "status": "failed",
+            "status": failed_status(e),
             "error": e.to_string(),
             "exit_code": e.exit_code(),
             "agents": agents,

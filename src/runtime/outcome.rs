@@ -61,6 +61,12 @@ pub enum RunError {
         /// The run directory.
         run_dir: Option<PathBuf>,
     },
+    /// The run was interrupted before any answer existed.
+    #[error("interrupted before any agent answered{}", dir_hint(run_dir))]
+    Interrupted {
+        /// The run directory (status.json and events.jsonl say where it stood).
+        run_dir: Option<PathBuf>,
+    },
     /// An agent has no provider: its backend has no adapter in this build.
     #[error(
         "agent {agent}: backend `{backend}` is not available in this build (give it a provider \
@@ -82,12 +88,14 @@ pub enum RunError {
 
 impl RunError {
     /// The process exit code for this error: 3 when no agent succeeded or no answer came,
-    /// 4 when quota deadlines prevented any answer, 1 for internal failures. (0 means success
+    /// 4 when quota deadlines prevented any answer, 130 when interrupted before any answer, 1 for
+    /// internal failures. (0 means success
     /// and 2 a configuration error; the CLI uses those.)
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::AllAgentsFailed { .. } | RunError::NoAnswer { .. } => 3,
             RunError::QuotaDeadline { .. } => 4,
+            RunError::Interrupted { .. } => 130,
             RunError::MissingProvider { .. } | RunError::RunDir(_) | RunError::Quota(_) => 1,
         }
     }
@@ -97,7 +105,8 @@ impl RunError {
         match self {
             RunError::AllAgentsFailed { run_dir, .. }
             | RunError::QuotaDeadline { run_dir, .. }
-            | RunError::NoAnswer { run_dir, .. } => run_dir.as_ref(),
+            | RunError::NoAnswer { run_dir, .. }
+            | RunError::Interrupted { run_dir } => run_dir.as_ref(),
             _ => None,
         }
     }

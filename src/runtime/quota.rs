@@ -52,6 +52,7 @@ pub async fn attach(
     team: &TeamConfig,
     limits: Option<&dyn LimitsSource>,
     routes: &mut [Route],
+    run_deadline: Option<tokio::time::Instant>,
     emitter: &Emitter,
 ) -> Result<Forwarder, RunError> {
     let mut scopes_seen = HashSet::new();
@@ -97,7 +98,8 @@ pub async fn attach(
         route.quota = Some(QuotaRoute {
             handle: handle.clone(),
             candidates,
-            deadline: Some(team.rate_limit.acquire_timeout),
+            deadline: team.rate_limit.acquire_timeout,
+            run_deadline,
         });
     }
     let scope_names: HashSet<String> = scopes_seen.iter().map(|s| s.to_string()).collect();

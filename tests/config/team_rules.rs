@@ -117,7 +117,8 @@ fn defaults_when_sections_are_absent() {
     assert_eq!(team.ui.display_type, DisplayType::Rich);
     assert!(team.ui.logging_enabled);
     assert_eq!(team.rate_limit.enabled, None);
-    assert_eq!(team.rate_limit.acquire_timeout, Duration::from_secs(120));
+    // With no acquire_timeout_seconds a call may wait as long as the run has left.
+    assert_eq!(team.rate_limit.acquire_timeout, None);
     assert_eq!(
         team.orchestrator.voting_sensitivity,
         VotingSensitivity::Lenient
@@ -193,7 +194,10 @@ rate_limit: {enable_rate_limit: true, limits_file: mine.yaml, acquire_timeout_se
         team.rate_limit.limits_file.as_deref(),
         Some(std::path::Path::new("mine.yaml"))
     );
-    assert_eq!(team.rate_limit.acquire_timeout, Duration::from_millis(2500));
+    assert_eq!(
+        team.rate_limit.acquire_timeout,
+        Some(Duration::from_millis(2500))
+    );
 }
 
 #[test]

@@ -33,6 +33,7 @@ fn quick_retry() -> RetryPolicy {
         multiplier: 2,
         max_backoff: Duration::from_millis(50),
         jitter: 0.2,
+        ..RetryPolicy::default()
     }
 }
 
@@ -75,6 +76,7 @@ fn route(
             handle: h.clone(),
             candidates: Vec::new(),
             deadline: Some(Duration::from_secs(5)),
+            run_deadline: None,
         }),
         pool: Some(pool.clone()),
     }

@@ -79,7 +79,7 @@ async fn three_agents_through_the_mock_with_binding_limits_get_no_429() {
         rate_limit: RateLimitSettings {
             enabled: Some(true),
             limits_file: None,
-            acquire_timeout: Duration::from_secs(60),
+            acquire_timeout: Some(Duration::from_secs(60)),
         },
     };
     let options = RuntimeOptions {

@@ -48,3 +48,65 @@ async fn run_directory_holds_status_events_and_answers() {
     let again = rt.run("Is water wet?").await.unwrap();
     assert_ne!(again.run_dir, out.run_dir);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_run_keeps_its_answers_status_and_last_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Each call takes 1 s: both agents have answered at 1 s and are voting when the stop comes.
+    let t = team(vec![agent("a", latency(1000)), agent("b", latency(1000))]);
+    let opts = RuntimeOptions {
+        run_dir_root: Some(tmp.path().to_path_buf()),
+        ..RuntimeOptions::default()
+    };
+    let rt = Runtime::new(t, opts).unwrap();
+    let stop = tokio::time::sleep(Duration::from_millis(1500));
+    let out = rt.run_until("Stop me?", stop).await.unwrap();
+    assert_eq!(out.status, RunStatus::Interrupted);
+    assert_eq!(out.answers.len(), 2);
+    assert!(!out.final_answer.is_empty());
+    assert!(
+        out.notes.iter().any(|n| n.contains("interrupted")),
+        "{:?}",
+        out.notes
+    );
+    let dir = out.run_dir.clone().unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
+    assert_eq!(status["status"], "interrupted");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("final_answer.md")).unwrap(),
+        out.final_answer
+    );
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "run_finished");
+    assert_eq!(last["status"], "interrupted");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_interrupted_before_any_answer_says_so_and_exits_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = team(vec![agent("a", latency(1000)), agent("b", latency(1000))]);
+    let opts = RuntimeOptions {
+        run_dir_root: Some(tmp.path().to_path_buf()),
+        ..RuntimeOptions::default()
+    };
+    let rt = Runtime::new(t, opts).unwrap();
+    let err = rt
+        .run_until(
+            "Stop me now?",
+            tokio::time::sleep(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RunError::Interrupted { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), 130);
+    let dir = err.run_dir().unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
+    assert_eq!(status["status"], "interrupted");
+    assert_eq!(status["exit_code"], 130);
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "run_finished");
+}

@@ -88,7 +88,7 @@ async fn two_rpm_makes_the_run_wait_and_calls_respect_the_limit() {
         agent("a", SimulatedSettings::default()),
         agent("b", SimulatedSettings::default()),
     ]);
-    t.rate_limit.acquire_timeout = Duration::from_secs(600);
+    t.rate_limit.acquire_timeout = Some(Duration::from_secs(600));
     let log = CallLog::default();
     let rt = recorded(
         Runtime::new(t, quota_options(2)).unwrap(),
@@ -134,7 +134,7 @@ async fn quota_deadline_that_stops_every_agent_exits_4() {
         agent("a", SimulatedSettings::default()),
         agent("b", SimulatedSettings::default()),
     ]);
-    t.rate_limit.acquire_timeout = Duration::from_secs(10);
+    t.rate_limit.acquire_timeout = Some(Duration::from_secs(10));
     let tmp = tempfile::tempdir().unwrap();
     let opts = RuntimeOptions {
         run_dir_root: Some(tmp.path().to_path_buf()),
@@ -163,4 +163,51 @@ async fn quota_deadline_that_stops_every_agent_exits_4() {
     for kind in ["granted", "waiting", "denied"] {
         assert!(quota_kinds.iter().any(|k| k == kind), "{quota_kinds:?}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_inside_the_run_is_not_cut_short_by_default() {
+    // 1 request per minute and four agents: the fourth agent's first call is served at 180 s,
+    // having waited three minutes in the queue. With no acquire_timeout_seconds a call may wait
+    // as long as the run has left, and nobody is retired.
+    let ids = ["a", "b", "c", "d"];
+    let t = team(
+        ids.iter()
+            .map(|id| agent(id, SimulatedSettings::default()))
+            .collect(),
+    );
+    assert_eq!(t.rate_limit.acquire_timeout, None);
+    let log = CallLog::default();
+    let rt = recorded(
+        Runtime::new(t.clone(), quota_options(1)).unwrap(),
+        &ids,
+        &log,
+    );
+    let out = rt.run("How long may a call wait?").await.unwrap();
+    assert_eq!(out.status, RunStatus::Completed);
+    assert!(
+        out.notes.iter().all(|n| !n.contains("retired")),
+        "{:?}",
+        out.notes
+    );
+    let calls = log.lock().unwrap().clone();
+    let last = calls.last().unwrap().1;
+    assert!(last >= Duration::from_secs(180), "{calls:?}");
+    for w in calls.windows(2) {
+        assert!(w[1].1 - w[0].1 >= Duration::from_secs(60), "{calls:?}");
+    }
+    let longest = out.agents.iter().map(|a| a.quota_wait).max().unwrap();
+    assert!(longest > Duration::from_secs(120), "{:?}", out.agents);
+
+    // The same run with the old fixed 120 s deadline loses an agent to it.
+    let mut fixed = t;
+    fixed.rate_limit.acquire_timeout = Some(Duration::from_secs(120));
+    let log = CallLog::default();
+    let rt = recorded(Runtime::new(fixed, quota_options(1)).unwrap(), &ids, &log);
+    let out = rt.run("How long may a call wait?").await.unwrap();
+    assert!(
+        out.notes.iter().any(|n| n.contains("retired")),
+        "{:?}",
+        out.notes
+    );
 }
