@@ -26,7 +26,7 @@ pub use build::{build_provider, build_provider_with, dialect_of};
 pub use simulated::SimulatedProvider;
 pub use types::{
     ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, Role,
-    StreamEvent, StreamSink, ToolCall, ToolSpec, Usage,
+    StreamEvent, StreamSink, ToolCall, ToolResult, ToolSpec, Usage,
 };
 
 /// The provider serving `agent_id` for its configured backend: the simulated backend in-process,
