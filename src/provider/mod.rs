@@ -18,6 +18,8 @@ pub mod openai;
 pub mod signals;
 pub mod simulated;
 pub mod sse;
+#[cfg(test)]
+mod test_conversations;
 mod types;
 
 use std::sync::Arc;
