@@ -339,7 +339,19 @@ impl AgentActor {
                     };
                 }
             };
-            match check_turn(&response, &st.board, self.id(), &self.spec.orchestrator) {
+            let checked = check_turn(&response, &st.board, self.id(), &self.spec.orchestrator);
+            // An answer is also checked against answers that arrived while the call was out:
+            // one repeating them would only restart everyone. (A vote stands on the answers it
+            // saw; the orchestrator discards it if they changed.)
+            let latest = self.board.borrow().clone();
+            let (checked, generation) = match checked {
+                Ok(Decision::Answer(_)) if latest.generation != generation => (
+                    check_turn(&response, &latest, self.id(), &self.spec.orchestrator),
+                    latest.generation,
+                ),
+                other => (other, generation),
+            };
+            match checked {
                 Ok(decision) => {
                     return TurnReport {
                         generation,

@@ -312,3 +312,39 @@ async fn answers_that_arrive_between_attempts_rebuild_the_first_message() {
     let tools: Vec<&str> = retry.tools.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(tools, ["new_answer", "vote"]);
 }
+
+#[tokio::test]
+async fn an_answer_repeating_one_that_arrived_while_it_was_out_is_refused() {
+    // b's call goes out on an empty board; a's identical answer lands before b's reply. b's
+    // answer would only repeat it: it is refused, and the retry shows a's answer to vote for.
+    let same = ToolCall::new(
+        "n1",
+        "new_answer",
+        json!({"content": "Short waves scatter."}),
+    );
+    let hook = |board: BoardTx| -> Hook {
+        Box::new(move |n| {
+            if n == 1 {
+                board.send(answered("Short waves scatter.")).unwrap();
+            }
+        })
+    };
+    let r = rig(vec![reply(vec![same.clone()])], None, hook);
+    let report = r.handle.turn().await.unwrap();
+    assert_eq!(report.generation, 1);
+    assert!(matches!(
+        report.outcome,
+        TurnOutcome::Decided(Decision::Vote { .. })
+    ));
+    let sent = r.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    let retry = &sent[1].messages;
+    assert!(retry[1].content.contains("<agent1.1> Short waves scatter."));
+    assert!(
+        retry[3]
+            .content
+            .contains("identical to the existing answer agent1.1")
+    );
+    // Checked against the answers it then saw: no "answers changed" note.
+    assert!(!retry[3].content.contains(conversation::NEWER_ANSWERS));
+}
