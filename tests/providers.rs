@@ -292,6 +292,8 @@ async fn stats_endpoint_serves_json() {
     server.shutdown().await;
 }
 
+#[path = "providers/conversation.rs"]
+mod conversation;
 #[path = "providers/routing.rs"]
 mod routing;
 #[path = "providers/team.rs"]

@@ -122,7 +122,9 @@ pub fn turn_message(question: &str, board: &AnswerBoard) -> Message {
     ))
 }
 
-/// Told to an agent mid-turn when answers changed since its turn began.
+/// MassGen's notice to an agent whose answer is streaming in when new answers arrive. Only a
+/// call already in flight needs it (a call not yet sent is simply built from the current
+/// answers); turns are not streamed, so the agent never sends it today.
 pub fn update_message(board: &AnswerBoard) -> Message {
     Message::user(format!(
         "UPDATE: new answers are available. Take them into account before you answer or vote.\n\n{}",

@@ -25,13 +25,129 @@ pub enum Decision {
 pub const NUDGE: &str = "You did not call a tool. Finish your turn by calling exactly one tool: \
      `vote` if the best current answer is good enough, or `new_answer` with a better answer.";
 
+/// Why a reply did not count as a turn. Its `Display` is the message sent back to the model
+/// (as the result of each of its tool calls, or as a user message when it called none).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rejection {
+    /// A tool other than `new_answer` and `vote` was called.
+    UnknownTool {
+        /// The name the model used.
+        name: String,
+    },
+    /// No tool was called.
+    NoToolCall,
+    /// More than one `vote`.
+    SeveralVotes,
+    /// `vote` together with `new_answer`.
+    VoteAndAnswer,
+    /// More than one `new_answer`.
+    SeveralAnswers,
+    /// A vote while no answer exists.
+    NothingToVoteFor,
+    /// A vote for an id with no current answer.
+    UnknownVoteTarget {
+        /// The id the model gave.
+        target: String,
+        /// The ids it could have voted for.
+        valid: Vec<String>,
+    },
+    /// A `new_answer` with no content.
+    EmptyAnswer,
+    /// The agent has written `max_new_answers_per_agent` answers already.
+    AnswerCap {
+        /// The cap.
+        cap: u32,
+    },
+    /// The answer repeats an existing one word for word.
+    Duplicate {
+        /// The label of the answer it repeats (`agent2.1`).
+        label: String,
+        /// That answer's author (anonymous id).
+        author: String,
+        /// Whether that answer is among the CURRENT ANSWERS (not since revised).
+        current: bool,
+    },
+    /// The answer overlaps one of the agent's earlier answers too much.
+    NotNovel {
+        /// The label of the earlier answer.
+        label: String,
+        /// The word overlap found (0..=1).
+        overlap: f64,
+        /// The most allowed.
+        limit: f64,
+    },
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::UnknownTool { name } => write!(
+                f,
+                "Unknown tool `{name}`: only `new_answer` and `vote` exist."
+            ),
+            Rejection::NoToolCall => f.write_str(NUDGE),
+            Rejection::SeveralVotes => {
+                f.write_str("You voted more than once. Cast exactly one vote.")
+            }
+            Rejection::VoteAndAnswer => f.write_str(
+                "You called `vote` and `new_answer` together. Choose one: vote, or give a new \
+                 answer.",
+            ),
+            Rejection::SeveralAnswers => {
+                f.write_str("Call `new_answer` once, with your complete answer.")
+            }
+            Rejection::NothingToVoteFor => f.write_str(
+                "There are no answers to vote for yet. Use `new_answer` to give the first answer.",
+            ),
+            Rejection::UnknownVoteTarget { target, valid } => write!(
+                f,
+                "Unknown agent id `{target}`. Vote for one of: {}.",
+                valid.join(", ")
+            ),
+            Rejection::EmptyAnswer => {
+                f.write_str("Your `new_answer` had no content. Give the complete answer.")
+            }
+            Rejection::AnswerCap { cap } => write!(
+                f,
+                "You have reached the limit of {cap} answer(s). Vote for the best current answer."
+            ),
+            Rejection::Duplicate {
+                label,
+                author,
+                current: true,
+            } => write!(
+                f,
+                "That answer is identical to the existing answer {label} (shown in the CURRENT \
+                 ANSWERS). Vote for it (agent_id `{author}`) instead, or write a different answer."
+            ),
+            Rejection::Duplicate { label, author, .. } => write!(
+                f,
+                "That answer is identical to the earlier answer {label}, which {author} has \
+                 since revised (its latest is in the CURRENT ANSWERS). Vote for {author} \
+                 instead, or write a different answer."
+            ),
+            Rejection::NotNovel {
+                label,
+                overlap,
+                limit,
+            } => write!(
+                f,
+                "Your new answer overlaps {:.0}% with your earlier answer {label} (the limit is \
+                 {:.0}%). Make it substantially different, or vote.",
+                overlap * 100.0,
+                limit * 100.0
+            ),
+        }
+    }
+}
+
 /// Checks `response` from agent `me` against the `board` it saw.
 pub fn check_turn(
     response: &ChatResponse,
     board: &AnswerBoard,
     me: &str,
     config: &OrchestratorConfig,
-) -> Result<Decision, String> {
+) -> Result<Decision, Rejection> {
     let mut answers = Vec::new();
     let mut votes = Vec::new();
     for call in &response.tool_calls {
@@ -39,20 +155,17 @@ pub fn check_turn(
             "new_answer" => answers.push(call),
             "vote" => votes.push(call),
             other => {
-                return Err(format!(
-                    "Unknown tool `{other}`: only `new_answer` and `vote` exist."
-                ));
+                return Err(Rejection::UnknownTool {
+                    name: other.to_owned(),
+                });
             }
         }
     }
     match (answers.len(), votes.len()) {
-        (0, 0) => Err(NUDGE.to_owned()),
-        (_, v) if v > 1 => Err("You voted more than once. Cast exactly one vote.".to_owned()),
-        (a, 1) if a > 0 => Err(
-            "You called `vote` and `new_answer` together. Choose one: vote, or give a new answer."
-                .to_owned(),
-        ),
-        (a, 0) if a > 1 => Err("Call `new_answer` once, with your complete answer.".to_owned()),
+        (0, 0) => Err(Rejection::NoToolCall),
+        (_, v) if v > 1 => Err(Rejection::SeveralVotes),
+        (a, 1) if a > 0 => Err(Rejection::VoteAndAnswer),
+        (a, 0) if a > 1 => Err(Rejection::SeveralAnswers),
         (0, _) => {
             let args = &votes[0].arguments;
             let target = args["agent_id"].as_str().unwrap_or_default();
@@ -66,13 +179,17 @@ pub fn check_turn(
     }
 }
 
-fn check_vote(board: &AnswerBoard, target: &str, reason: String) -> Result<Decision, String> {
+/// Whether agent `me` may still write an answer under `config`'s answer cap.
+pub fn may_answer(board: &AnswerBoard, me: &str, config: &OrchestratorConfig) -> bool {
+    config
+        .max_new_answers_per_agent
+        .is_none_or(|cap| board.own(me).count() < cap as usize)
+}
+
+fn check_vote(board: &AnswerBoard, target: &str, reason: String) -> Result<Decision, Rejection> {
     let current = board.current();
     if current.is_empty() {
-        return Err(
-            "There are no answers to vote for yet. Use `new_answer` to give the first answer."
-                .to_owned(),
-        );
+        return Err(Rejection::NothingToVoteFor);
     }
     let known = board
         .ids
@@ -83,13 +200,10 @@ fn check_vote(board: &AnswerBoard, target: &str, reason: String) -> Result<Decis
             for_agent: real.to_owned(),
             reason,
         }),
-        None => {
-            let ids: Vec<&str> = current.iter().map(|a| a.anon.as_str()).collect();
-            Err(format!(
-                "Unknown agent id `{target}`. Vote for one of: {}.",
-                ids.join(", ")
-            ))
-        }
+        None => Err(Rejection::UnknownVoteTarget {
+            target: target.to_owned(),
+            valid: current.iter().map(|a| a.anon.clone()).collect(),
+        }),
     }
 }
 
@@ -98,24 +212,28 @@ fn check_answer(
     me: &str,
     content: &str,
     config: &OrchestratorConfig,
-) -> Result<String, String> {
+) -> Result<String, Rejection> {
     if content.is_empty() {
-        return Err("Your `new_answer` had no content. Give the complete answer.".to_owned());
+        return Err(Rejection::EmptyAnswer);
     }
-    let mine: Vec<&str> = board.own(me).map(|a| a.content.as_str()).collect();
-    if let Some(cap) = config.max_new_answers_per_agent {
-        if mine.len() >= cap as usize {
-            return Err(format!(
-                "You have reached the limit of {cap} answer(s). Vote for the best current answer."
-            ));
-        }
+    if let Some(cap) = config
+        .max_new_answers_per_agent
+        .filter(|_| !may_answer(board, me, config))
+    {
+        return Err(Rejection::AnswerCap { cap });
     }
-    if board.answers.iter().any(|a| a.content.trim() == content) {
-        return Err(
-            "That answer is identical to an existing one. Vote for it instead, or write a \
-             different answer."
-                .to_owned(),
-        );
+    if let Some(same) = board
+        .answers
+        .iter()
+        .rev()
+        .find(|a| a.content.trim() == content)
+    {
+        let current = board.current().iter().any(|a| a.label == same.label);
+        return Err(Rejection::Duplicate {
+            label: same.label.clone(),
+            author: same.anon.clone(),
+            current,
+        });
     }
     let threshold = match config.answer_novelty_requirement {
         NoveltyRequirement::Lenient => None,
@@ -123,17 +241,16 @@ fn check_answer(
         NoveltyRequirement::Strict => Some(0.5),
     };
     if let Some(limit) = threshold {
-        if let Some(overlap) = mine
-            .iter()
-            .map(|old| jaccard(old, content))
-            .find(|o| *o > limit)
+        if let Some((label, overlap)) = board
+            .own(me)
+            .map(|old| (&old.label, jaccard(&old.content, content)))
+            .find(|(_, o)| *o > limit)
         {
-            return Err(format!(
-                "Your new answer overlaps {:.0}% with one of your earlier answers (the limit is \
-                 {:.0}%). Make it substantially different, or vote.",
-                overlap * 100.0,
-                limit * 100.0
-            ));
+            return Err(Rejection::NotNovel {
+                label: label.clone(),
+                overlap,
+                limit,
+            });
         }
     }
     Ok(content.to_owned())
@@ -181,12 +298,7 @@ mod tests {
         ChatResponse {
             tool_calls: calls
                 .iter()
-                .map(|(n, v)| ToolCall {
-                    id: "c".into(),
-                    name: (*n).into(),
-                    raw_arguments: v.to_string(),
-                    arguments: v.clone(),
-                })
+                .map(|(n, v)| ToolCall::new("c", *n, v.clone()))
                 .collect(),
             ..ChatResponse::default()
         }
@@ -207,7 +319,7 @@ mod tests {
     fn each_rule_is_enforced() {
         let cfg = OrchestratorConfig::default();
         let b = board();
-        let check = |r: &ChatResponse| check_turn(r, &b, "a", &cfg);
+        let check = |r: &ChatResponse| check_turn(r, &b, "a", &cfg).map_err(|e| e.to_string());
         assert_eq!(check(&reply(&[])), Err(NUDGE.to_owned()));
         assert!(check(&reply(&[vote("agent1"), vote("agent1")])).is_err());
         assert!(check(&reply(&[vote("agent1"), answer("x")])).is_err());
@@ -234,6 +346,7 @@ mod tests {
         assert!(
             check_turn(&reply(&[vote("agent1")]), &empty, "a", &cfg)
                 .unwrap_err()
+                .to_string()
                 .contains("no answers")
         );
     }
@@ -248,6 +361,7 @@ mod tests {
         assert!(
             check_turn(&reply(&[answer("new")]), &b, "a", &capped)
                 .unwrap_err()
+                .to_string()
                 .contains("limit of 1")
         );
         assert!(check_turn(&reply(&[answer("new")]), &b, "b", &capped).is_ok());

@@ -7,6 +7,7 @@
 
 pub mod board;
 pub mod checks;
+pub mod conversation;
 pub mod events;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,8 +17,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use self::board::{AnswerBoard, coordination_tools, system_message, turn_message, update_message};
+use self::board::{AnswerBoard, system_message, turn_message};
 use self::checks::{Decision, check_turn};
+use self::conversation::{Rejected, turn_messages, turn_tools};
 use self::events::{AgentState, Emitter, RunEvent};
 use crate::config::{AgentConfig, OrchestratorConfig};
 use crate::provider::{ChatRequest, Message};
@@ -174,10 +176,11 @@ impl Drop for AgentHandle {
     }
 }
 
-/// A turn's conversation and the board it last showed the model.
-struct Conversation {
+/// A turn so far: the board its latest request was built from (the one sent, since routing
+/// sends the request it built last) and the replies refused so far.
+struct TurnState {
     board: Arc<AnswerBoard>,
-    messages: Vec<Message>,
+    rejected: Vec<Rejected>,
 }
 
 struct AgentActor {
@@ -240,16 +243,16 @@ impl AgentActor {
         &self.spec.config.id
     }
 
-    fn request(&self, messages: Vec<Message>, board: &AnswerBoard, tools: bool) -> ChatRequest {
+    fn request(
+        &self,
+        messages: Vec<Message>,
+        tools: Vec<crate::provider::ToolSpec>,
+    ) -> ChatRequest {
         let backend = &self.spec.config.backend;
         ChatRequest {
             model: backend.model.clone(),
             messages,
-            tools: if tools {
-                coordination_tools(board)
-            } else {
-                Vec::new()
-            },
+            tools,
             temperature: backend.temperature,
             max_tokens: backend.max_tokens,
             stream: false,
@@ -285,33 +288,45 @@ impl AgentActor {
         result.map(|r| r.response)
     }
 
-    /// The next request of a turn: the conversation so far, plus an UPDATE message with the
-    /// current answers when they changed since the agent last saw them.
-    fn turn_request(&self, convo: &Mutex<Conversation>) -> ChatRequest {
+    /// The next request of a turn, built from the board as it is now (routing calls this again
+    /// once the quota permit is granted, so a request that waited shows the answers that
+    /// arrived meanwhile): the question with the current answers, then the refused replies.
+    /// Turns are not streamed, so no request is ever in flight when answers arrive and no
+    /// UPDATE message is needed.
+    fn turn_request(&self, system: &Message, state: &Mutex<TurnState>) -> ChatRequest {
         let latest = self.board.borrow().clone();
-        let mut c = convo.lock().unwrap_or_else(PoisonError::into_inner);
-        if latest.generation != c.board.generation {
-            c.messages.push(update_message(&latest));
-            c.board = latest;
-        }
-        self.request(c.messages.clone(), &c.board, true)
+        let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let messages = turn_messages(system, &self.spec.question, &latest, &st.rejected);
+        let tools = turn_tools(
+            &latest,
+            self.id(),
+            &self.spec.orchestrator,
+            !st.rejected.is_empty(),
+        );
+        st.board = latest;
+        self.request(messages, tools)
     }
 
+    /// One turn, from a fresh context (a restarted agent starts over, as in MassGen).
     async fn turn(&mut self) -> TurnReport {
         let board = self.board.borrow_and_update().clone();
         let system = system_message(
             self.spec.config.system_message.as_deref(),
             self.spec.orchestrator.voting_sensitivity,
         );
-        let messages = vec![system, turn_message(&self.spec.question, &board)];
-        let convo = Mutex::new(Conversation { board, messages });
+        let state = Mutex::new(TurnState {
+            board,
+            rejected: Vec::new(),
+        });
         let priority = self.spec.config.priority.min(MAX_TURN_PRIORITY);
         let mut last_feedback = String::new();
         for attempt in 1..=MAX_TURN_ATTEMPTS {
             self.emitter.state(self.id(), AgentState::Thinking);
-            let result = self.call(|| self.turn_request(&convo), priority).await;
-            let mut c = convo.lock().unwrap_or_else(PoisonError::into_inner);
-            let generation = c.board.generation;
+            let result = self
+                .call(|| self.turn_request(&system, &state), priority)
+                .await;
+            let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+            let generation = st.board.generation;
             let response = match result {
                 Ok(r) => r,
                 Err(e) => {
@@ -324,28 +339,41 @@ impl AgentActor {
                     };
                 }
             };
-            match check_turn(&response, &c.board, self.id(), &self.spec.orchestrator) {
+            let checked = check_turn(&response, &st.board, self.id(), &self.spec.orchestrator);
+            // An answer is also checked against answers that arrived while the call was out:
+            // one repeating them would only restart everyone. (A vote stands on the answers it
+            // saw; the orchestrator discards it if they changed.)
+            let latest = self.board.borrow().clone();
+            let (checked, generation) = match checked {
+                Ok(Decision::Answer(_)) if latest.generation != generation => (
+                    check_turn(&response, &latest, self.id(), &self.spec.orchestrator),
+                    latest.generation,
+                ),
+                other => (other, generation),
+            };
+            match checked {
                 Ok(decision) => {
                     return TurnReport {
                         generation,
                         outcome: TurnOutcome::Decided(decision),
                     };
                 }
-                Err(feedback) => {
+                Err(rejection) => {
+                    let feedback = rejection.to_string();
                     if attempt < MAX_TURN_ATTEMPTS {
                         self.emitter.emit(RunEvent::TurnRetry {
                             agent: self.id().to_owned(),
                             attempt,
                             reason: feedback.clone(),
                         });
-                        c.messages.push(Message::assistant(describe(&response)));
-                        c.messages.push(Message::user(feedback.clone()));
+                        st.rejected
+                            .push(Rejected::new(&response, rejection, generation));
                     }
                     last_feedback = feedback;
                 }
             }
         }
-        let generation = convo
+        let generation = state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .board
@@ -363,7 +391,6 @@ impl AgentActor {
 
     async fn present(&mut self, brief: &PresentationBrief) -> Result<String, String> {
         self.emitter.state(self.id(), AgentState::Presenting);
-        let board = self.board.borrow().clone();
         let mut votes = String::new();
         for (voter, target, reason) in &brief.votes {
             votes.push_str(&format!("- {voter} voted for {target}: {reason}\n"));
@@ -378,17 +405,20 @@ impl AgentActor {
              MESSAGE: use the best parts of every answer and the voters' reasons. Write the \
              answer itself; do not call tools.",
         );
-        let user = format!(
-            "{}\n\n<VOTES>\n{votes}<END OF VOTES>",
-            turn_message(&self.spec.question, &board).content
-        );
-        let request = self.request(
-            vec![Message::system(system), Message::user(user)],
-            &board,
-            false,
-        );
+        // Built when sent, like every call, from the answers as they are then.
+        let build = || {
+            let board = self.board.borrow().clone();
+            let user = format!(
+                "{}\n\n<VOTES>\n{votes}<END OF VOTES>",
+                turn_message(&self.spec.question, &board).content
+            );
+            self.request(
+                vec![Message::system(system.clone()), Message::user(user)],
+                Vec::new(),
+            )
+        };
         let response = self
-            .call(|| request.clone(), PRESENTATION_PRIORITY)
+            .call(build, PRESENTATION_PRIORITY)
             .await
             .map_err(|e| e.to_string())?;
         let text = response.text.trim();
@@ -399,17 +429,5 @@ impl AgentActor {
     }
 }
 
-/// A short account of a reply, kept in the conversation when the turn is retried.
-fn describe(response: &crate::provider::ChatResponse) -> String {
-    let mut s = response.text.clone();
-    for call in &response.tool_calls {
-        if !s.is_empty() {
-            s.push('\n');
-        }
-        s.push_str(&format!("[called {}({})]", call.name, call.raw_arguments));
-    }
-    if s.is_empty() {
-        s.push_str("(empty reply)");
-    }
-    s
-}
+#[cfg(test)]
+mod tests;

@@ -15,8 +15,8 @@ use super::openai::{send, tool_call};
 use super::signals::{Dialect, classify_error};
 use super::sse::{SseEvent, drive};
 use super::{
-    ChatRequest, ChatResponse, Provider, ProviderError, Role, StreamEvent, StreamSink, ToolCall,
-    Usage,
+    ChatRequest, ChatResponse, Message, Provider, ProviderError, Role, StreamEvent, StreamSink,
+    ToolCall, Usage,
 };
 use crate::keys::ApiKey;
 
@@ -91,8 +91,52 @@ impl Provider for Anthropic {
     }
 }
 
+/// The content blocks one message becomes, and the role it is sent under: text as a `text`
+/// block (empty text is left out: the API refuses empty text blocks), an assistant's tool calls
+/// as `tool_use` blocks, a tool result as a `tool_result` block in a user message.
+fn wire_blocks(m: &Message) -> (Role, Vec<Value>) {
+    let mut blocks = Vec::new();
+    if let (Role::Tool, Some(result)) = (m.role, &m.tool_result) {
+        let mut block = json!({"type": "tool_result", "tool_use_id": result.call_id,
+                               "content": m.content});
+        if result.is_error {
+            block["is_error"] = json!(true);
+        }
+        blocks.push(block);
+        return (Role::User, blocks);
+    }
+    if !m.content.is_empty() {
+        blocks.push(json!({"type": "text", "text": m.content}));
+    }
+    let role = match m.role {
+        Role::Assistant => {
+            for call in &m.tool_calls {
+                blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.name,
+                                   "input": call.arguments_object()}));
+            }
+            Role::Assistant
+        }
+        _ => Role::User,
+    };
+    (role, blocks)
+}
+
+/// A turn's content: a plain string when it is only text (text blocks joined by a blank line),
+/// else the blocks.
+fn wire_content(blocks: Vec<Value>) -> Value {
+    let texts: Option<Vec<&str>> = blocks
+        .iter()
+        .map(|b| b.get("text").filter(|_| b["type"] == "text")?.as_str())
+        .collect();
+    match texts {
+        Some(texts) => json!(texts.join("\n\n")),
+        None => Value::Array(blocks),
+    }
+}
+
 /// The JSON body of a Messages request: system messages joined into `system`, consecutive turns
-/// of one role merged (the API wants them alternating, starting with the user).
+/// of one role merged (the API wants them alternating, starting with the user; a user turn with
+/// tool results keeps them first).
 pub fn request_body(request: &ChatRequest) -> Value {
     let system: Vec<&str> = request
         .messages
@@ -100,22 +144,29 @@ pub fn request_body(request: &ChatRequest) -> Value {
         .filter(|m| m.role == Role::System)
         .map(|m| m.content.as_str())
         .collect();
-    let mut turns: Vec<(Role, String)> = Vec::new();
+    let mut turns: Vec<(Role, Vec<Value>)> = Vec::new();
     for m in request.messages.iter().filter(|m| m.role != Role::System) {
+        let (role, blocks) = wire_blocks(m);
+        if blocks.is_empty() {
+            continue;
+        }
         match turns.last_mut() {
-            Some((role, text)) if *role == m.role => {
-                text.push_str("\n\n");
-                text.push_str(&m.content);
-            }
-            _ => turns.push((m.role, m.content.clone())),
+            Some((last, merged)) if *last == role => merged.extend(blocks),
+            _ => turns.push((role, blocks)),
         }
     }
     if turns.first().is_some_and(|(r, _)| *r == Role::Assistant) {
-        turns.insert(0, (Role::User, "(continue)".to_owned()));
+        turns.insert(
+            0,
+            (
+                Role::User,
+                vec![json!({"type": "text", "text": "(continue)"})],
+            ),
+        );
     }
     let messages: Vec<Value> = turns
         .into_iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
+        .map(|(role, blocks)| json!({"role": role, "content": wire_content(blocks)}))
         .collect();
     let mut body = json!({
         "model": request.model,
@@ -187,6 +238,7 @@ pub fn parse_response(raw: &str) -> Result<ChatResponse, ProviderError> {
                 name,
                 raw_arguments: input.to_string(),
                 arguments: input,
+                signature: None,
             }),
             WireBlock::Other => {}
         }

@@ -12,8 +12,8 @@ use super::openai::send;
 use super::signals::Dialect;
 use super::sse::{SseEvent, drive};
 use super::{
-    ChatRequest, ChatResponse, Provider, ProviderError, ProviderErrorKind, Role, StreamEvent,
-    StreamSink, ToolCall, Usage,
+    ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, Role,
+    StreamEvent, StreamSink, ToolCall, Usage,
 };
 use crate::keys::ApiKey;
 
@@ -91,8 +91,44 @@ fn gemini_schema(schema: &Value) -> Value {
     }
 }
 
+/// The parts one message becomes, and the role it is sent under: text as a `text` part, an
+/// assistant's tool calls as `functionCall` parts (role `model`, each with its thought
+/// signature when the model gave one), a tool result as a `functionResponse` part (role
+/// `user`; a refusal under the `error` key, a result under `output`).
+fn wire_parts(m: &Message) -> (&'static str, Vec<Value>) {
+    let mut parts = Vec::new();
+    match (m.role, &m.tool_result) {
+        (Role::Tool, Some(result)) => {
+            let key = if result.is_error { "error" } else { "output" };
+            parts.push(json!({"functionResponse": {
+                "name": result.name, "response": {key: m.content}}}));
+            return ("user", parts);
+        }
+        (Role::Assistant, _) => {
+            if !m.content.is_empty() {
+                parts.push(json!({"text": m.content}));
+            }
+            for call in &m.tool_calls {
+                let mut part = json!({"functionCall": {
+                    "name": call.name, "args": call.arguments_object()}});
+                if let Some(sig) = &call.signature {
+                    part["thoughtSignature"] = json!(sig);
+                }
+                parts.push(part);
+            }
+            return ("model", parts);
+        }
+        _ => {}
+    }
+    if !m.content.is_empty() {
+        parts.push(json!({"text": m.content}));
+    }
+    ("user", parts)
+}
+
 /// The JSON body of a `generateContent` request: system messages become `systemInstruction`,
-/// assistant turns become role `model`.
+/// assistant turns become role `model`, and consecutive messages of one role are merged into
+/// one content (Gemini wants the roles to alternate).
 pub fn request_body(request: &ChatRequest) -> Value {
     let system: Vec<Value> = request
         .messages
@@ -100,18 +136,20 @@ pub fn request_body(request: &ChatRequest) -> Value {
         .filter(|m| m.role == Role::System)
         .map(|m| json!({"text": m.content}))
         .collect();
-    let contents: Vec<Value> = request
-        .messages
-        .iter()
-        .filter(|m| m.role != Role::System)
-        .map(|m| {
-            let role = if m.role == Role::Assistant {
-                "model"
-            } else {
-                "user"
-            };
-            json!({"role": role, "parts": [{"text": m.content}]})
-        })
+    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for m in request.messages.iter().filter(|m| m.role != Role::System) {
+        let (role, parts) = wire_parts(m);
+        if parts.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some((last, merged)) if *last == role => merged.extend(parts),
+            _ => turns.push((role, parts)),
+        }
+    }
+    let contents: Vec<Value> = turns
+        .into_iter()
+        .map(|(role, parts)| json!({"role": role, "parts": parts}))
         .collect();
     let mut body = json!({"contents": contents});
     if !system.is_empty() {
@@ -170,6 +208,7 @@ struct WirePart {
     #[serde(default)]
     thought: bool,
     function_call: Option<WireFunctionCall>,
+    thought_signature: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -200,7 +239,7 @@ impl From<WireUsage> for Usage {
     }
 }
 
-fn function_call(f: WireFunctionCall, index: usize) -> ToolCall {
+fn function_call(f: WireFunctionCall, index: usize, signature: Option<String>) -> ToolCall {
     let args = if f.args.is_null() { json!({}) } else { f.args };
     ToolCall {
         id: f
@@ -210,6 +249,7 @@ fn function_call(f: WireFunctionCall, index: usize) -> ToolCall {
         name: f.name,
         raw_arguments: args.to_string(),
         arguments: args,
+        signature: signature.filter(|s| !s.is_empty()),
     }
 }
 
@@ -259,7 +299,7 @@ impl StreamAssembler {
                     send(sink, StreamEvent::TextDelta(text));
                 }
                 if let Some(f) = part.function_call {
-                    let call = function_call(f, self.calls.len());
+                    let call = function_call(f, self.calls.len(), part.thought_signature);
                     send(sink, StreamEvent::ToolCall(call.clone()));
                     self.calls.push(call);
                 }

@@ -18,6 +18,8 @@ pub mod openai;
 pub mod signals;
 pub mod simulated;
 pub mod sse;
+#[cfg(test)]
+mod test_conversations;
 mod types;
 
 use std::sync::Arc;
@@ -26,7 +28,7 @@ pub use build::{build_provider, build_provider_with, dialect_of};
 pub use simulated::SimulatedProvider;
 pub use types::{
     ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, Role,
-    StreamEvent, StreamSink, ToolCall, ToolSpec, Usage,
+    StreamEvent, StreamSink, ToolCall, ToolResult, ToolSpec, Usage,
 };
 
 /// The provider serving `agent_id` for its configured backend: the simulated backend in-process,

@@ -14,8 +14,8 @@ use super::http::{malformed, parse_json, post_json, read_text};
 use super::signals::Dialect;
 use super::sse::{SseEvent, drive};
 use super::{
-    ChatRequest, ChatResponse, Provider, ProviderError, ProviderErrorKind, StreamEvent, StreamSink,
-    ToolCall, Usage,
+    ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, Role,
+    StreamEvent, StreamSink, ToolCall, Usage,
 };
 use crate::keys::ApiKey;
 
@@ -88,13 +88,39 @@ impl Provider for OpenAiCompatible {
     }
 }
 
+/// One message in the chat completions form: an assistant's tool calls as `tool_calls` (with
+/// `content: null` when it wrote no text), a tool result as `role: tool` with its
+/// `tool_call_id`.
+fn wire_message(m: &Message) -> Value {
+    match (&m.role, &m.tool_result) {
+        (Role::Tool, Some(result)) => {
+            json!({"role": "tool", "tool_call_id": result.call_id, "content": m.content})
+        }
+        // A tool result that lost its call cannot be sent as one: say it as the user.
+        (Role::Tool, None) => json!({"role": "user", "content": m.content}),
+        (Role::Assistant, _) if !m.tool_calls.is_empty() => {
+            let calls: Vec<Value> = m
+                .tool_calls
+                .iter()
+                .map(|c| {
+                    json!({"id": c.id, "type": "function",
+                           "function": {"name": c.name, "arguments": c.arguments_text()}})
+                })
+                .collect();
+            let content = if m.content.is_empty() {
+                Value::Null
+            } else {
+                json!(m.content)
+            };
+            json!({"role": "assistant", "content": content, "tool_calls": calls})
+        }
+        (role, _) => json!({"role": role, "content": m.content}),
+    }
+}
+
 /// The JSON body of a chat completions request.
 pub fn request_body(request: &ChatRequest) -> Value {
-    let messages: Vec<Value> = request
-        .messages
-        .iter()
-        .map(|m| json!({"role": m.role, "content": m.content}))
-        .collect();
+    let messages: Vec<Value> = request.messages.iter().map(wire_message).collect();
     let mut body = json!({"model": request.model, "messages": messages, "stream": request.stream});
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request
@@ -180,6 +206,7 @@ pub(crate) fn tool_call(id: Option<String>, index: usize, name: String, raw: Str
         name,
         arguments,
         raw_arguments: raw,
+        signature: None,
     }
 }
 

@@ -17,40 +17,107 @@ pub enum Role {
     System,
     /// The user (and the orchestrator speaking for it).
     User,
-    /// The model's own earlier turns.
+    /// The model's own earlier turns (text, tool calls or both).
     Assistant,
+    /// The result of one of the model's tool calls ([`Message::tool_result`] says which call).
+    Tool,
 }
 
-/// One chat message.
+/// Which tool call a [`Role::Tool`] message answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ToolResult {
+    /// The id of the call answered ([`ToolCall::id`]).
+    pub call_id: String,
+    /// The name of the tool called.
+    pub name: String,
+    /// Whether the call failed or was refused (the content says why).
+    #[serde(default)]
+    pub is_error: bool,
+}
+
+/// One chat message: text, and for the model's turns the tool calls it made, or for a tool
+/// result the call it answers. Build messages with the constructors; each adapter sends every
+/// form in its provider's native shape.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
     /// Who wrote it.
     pub role: Role,
-    /// Its text.
+    /// Its text (for a tool result, the result itself; may be empty on an assistant message
+    /// that only called tools).
     pub content: String,
+    /// The tool calls an assistant message made, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a [`Role::Tool`] message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_result: Option<ToolResult>,
 }
 
 impl Message {
+    fn text(role: Role, content: String) -> Self {
+        Self {
+            role,
+            content,
+            tool_calls: Vec::new(),
+            tool_result: None,
+        }
+    }
+
     /// A system message.
     pub fn system(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::System,
-            content: content.into(),
-        }
+        Self::text(Role::System, content.into())
     }
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::User,
-            content: content.into(),
-        }
+        Self::text(Role::User, content.into())
     }
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {
+        Self::text(Role::Assistant, content.into())
+    }
+    /// An assistant message that made `tool_calls` (with `content` as its text, possibly empty).
+    pub fn assistant_tool_calls(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Self {
         Self {
-            role: Role::Assistant,
-            content: content.into(),
+            tool_calls,
+            ..Self::text(Role::Assistant, content.into())
         }
+    }
+    /// The successful result `content` of `call`.
+    pub fn tool_result(call: &ToolCall, content: impl Into<String>) -> Self {
+        Self::result_of(call, content.into(), false)
+    }
+    /// `call` failed or was refused; `content` says why.
+    pub fn tool_error(call: &ToolCall, content: impl Into<String>) -> Self {
+        Self::result_of(call, content.into(), true)
+    }
+
+    fn result_of(call: &ToolCall, content: String, is_error: bool) -> Self {
+        Self {
+            tool_result: Some(ToolResult {
+                call_id: call.id.clone(),
+                name: call.name.clone(),
+                is_error,
+            }),
+            ..Self::text(Role::Tool, content)
+        }
+    }
+
+    /// Every piece of text the message sends: its content, and each tool call's name and
+    /// arguments (for token estimates and for reading a prompt the way a model would).
+    pub fn all_text(&self) -> std::borrow::Cow<'_, str> {
+        if self.tool_calls.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.content);
+        }
+        let mut s = self.content.clone();
+        for call in &self.tool_calls {
+            if !s.is_empty() {
+                s.push('\n');
+            }
+            s.push_str(&call.name);
+            s.push(' ');
+            s.push_str(&call.arguments_text());
+        }
+        std::borrow::Cow::Owned(s)
     }
 }
 
@@ -77,6 +144,47 @@ pub struct ToolCall {
     pub arguments: serde_json::Value,
     /// The arguments exactly as the model sent them.
     pub raw_arguments: String,
+    /// An opaque token the provider asks to have sent back with this call when the
+    /// conversation continues (Gemini's `thoughtSignature`); `None` for most providers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl ToolCall {
+    /// A call of `name` with id `id` and the arguments object `arguments`.
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        arguments: serde_json::Value,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            raw_arguments: arguments.to_string(),
+            arguments,
+            signature: None,
+        }
+    }
+
+    /// The arguments as text, the way they go back to the provider: as the model sent them, or
+    /// the parsed object when no raw text was kept (`{}` when neither exists).
+    pub fn arguments_text(&self) -> String {
+        if !self.raw_arguments.trim().is_empty() {
+            self.raw_arguments.clone()
+        } else {
+            self.arguments_object().to_string()
+        }
+    }
+
+    /// The arguments as a JSON object, the way providers that take structured arguments want
+    /// them back (`{}` when the model sent something that was not an object).
+    pub fn arguments_object(&self) -> serde_json::Value {
+        if self.arguments.is_object() {
+            self.arguments.clone()
+        } else {
+            serde_json::json!({})
+        }
+    }
 }
 
 /// Token usage the provider reported for one call.

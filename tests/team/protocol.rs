@@ -231,9 +231,11 @@ impl massgen::provider::Provider for Transcript {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_running_agent_is_told_of_new_answers_at_its_next_attempt() {
+async fn a_retry_is_rebuilt_with_the_answers_that_arrived_meanwhile() {
     // a answers at 10 ms; its vote call (call 2) forgets the tool and is retried at 20 ms, after
-    // b answered at 15 ms: the retry carries an UPDATE with both answers and its vote stands.
+    // b answered at 15 ms: the retry's first message lists both answers (no UPDATE is appended:
+    // turns are not streamed, so no call is in flight when answers arrive), the nudge follows
+    // a's reply, and its vote stands.
     let mut forgetful = latency(10);
     forgetful.failure.on_calls = vec![2];
     forgetful.failure.kind = "no_tool_call".to_owned();
@@ -252,9 +254,16 @@ async fn a_running_agent_is_told_of_new_answers_at_its_next_attempt() {
     let out = rt.run("Why do cats purr?").await.unwrap();
     let requests = requests.lock().unwrap().clone();
     let third = &requests[2];
-    let update = third.last().unwrap();
-    assert!(update.starts_with("UPDATE: new answers"), "{third:?}");
-    assert!(update.contains("<agent2.1>"));
+    assert_eq!(third.len(), 4, "{third:?}");
+    assert!(
+        third[1].contains("<agent1.1>") && third[1].contains("<agent2.1>"),
+        "{third:?}"
+    );
+    assert!(!third.iter().any(|m| m.contains("UPDATE")), "{third:?}");
+    assert!(
+        third[3].starts_with("You did not call a tool."),
+        "{third:?}"
+    );
     let events = drain(&mut rx);
     assert!(!events.iter().any(|e| matches!(
         e,

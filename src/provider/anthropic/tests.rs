@@ -93,3 +93,56 @@ fn request_body_merges_turns_and_sets_max_tokens() {
     assert_eq!(b["tools"][0]["input_schema"]["type"], "object");
     assert_eq!(b["stream"], true);
 }
+
+#[test]
+fn tool_calls_and_results_go_back_as_tool_use_and_tool_result_blocks() {
+    let req = crate::provider::test_conversations::retried_turn("claude-sonnet-4-5");
+    let expected = json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 256,
+        "system": "Coordinate.",
+        "messages": [
+            {"role": "user", "content": "Q?"},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Mine."},
+                {"type": "tool_use", "id": "call_1", "name": "new_answer",
+                 "input": {"content": "Blue."}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "Identical.",
+                 "is_error": true}]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "call_2", "name": "vote",
+                 "input": {"agent_id": "agent9", "reason": "r"}},
+                {"type": "tool_use", "id": "call_3", "name": "vote",
+                 "input": {"agent_id": "agent1", "reason": "s"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "call_2", "content": "Once.",
+                 "is_error": true},
+                {"type": "tool_result", "tool_use_id": "call_3", "content": "Once.",
+                 "is_error": true}]},
+            {"role": "assistant", "content": "I would rather explain."},
+            {"role": "user", "content": "Call a tool."}
+        ],
+        "tools": [{"name": "vote", "description": "Vote.", "input_schema": {"type": "object"}}]
+    });
+    assert_eq!(request_body(&req), expected);
+}
+
+#[test]
+fn consecutive_messages_of_one_role_are_merged_with_tool_results_first() {
+    let req = crate::provider::test_conversations::same_role_runs("claude-sonnet-4-5");
+    let expected = json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "messages": [
+            {"role": "user", "content": "Q?\n\nCall a tool."},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "vote",
+                 "input": {"agent_id": "agent1", "reason": "r"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "Recorded."},
+                {"type": "text", "text": "Thanks."}]}
+        ]
+    });
+    assert_eq!(request_body(&req), expected);
+}

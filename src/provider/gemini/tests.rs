@@ -90,3 +90,75 @@ fn request_body_shape() {
     assert_eq!(params["properties"]["a"]["type"], "string");
     assert_eq!(b["generationConfig"]["maxOutputTokens"], 64);
 }
+
+#[test]
+fn tool_calls_and_results_go_back_as_function_call_and_response_parts() {
+    let req = crate::provider::test_conversations::retried_turn("gemini-2.5-flash");
+    let expected = json!({
+        "systemInstruction": {"parts": [{"text": "Coordinate."}]},
+        "contents": [
+            {"role": "user", "parts": [{"text": "Q?"}]},
+            {"role": "model", "parts": [
+                {"text": "Mine."},
+                {"functionCall": {"name": "new_answer", "args": {"content": "Blue."}},
+                 "thoughtSignature": "sig-1"}]},
+            {"role": "user", "parts": [
+                {"functionResponse": {"name": "new_answer", "response": {"error": "Identical."}}}]},
+            {"role": "model", "parts": [
+                {"functionCall": {"name": "vote", "args": {"agent_id": "agent9", "reason": "r"}}},
+                {"functionCall": {"name": "vote", "args": {"agent_id": "agent1", "reason": "s"}}}]},
+            {"role": "user", "parts": [
+                {"functionResponse": {"name": "vote", "response": {"error": "Once."}}},
+                {"functionResponse": {"name": "vote", "response": {"error": "Once."}}}]},
+            {"role": "model", "parts": [{"text": "I would rather explain."}]},
+            {"role": "user", "parts": [{"text": "Call a tool."}]}
+        ],
+        "tools": [{"functionDeclarations": [
+            {"name": "vote", "description": "Vote.", "parameters": {"type": "object"}}]}],
+        "generationConfig": {"maxOutputTokens": 256}
+    });
+    assert_eq!(request_body(&req), expected);
+}
+
+#[test]
+fn consecutive_contents_of_one_role_are_merged() {
+    let req = crate::provider::test_conversations::same_role_runs("gemini-2.5-flash");
+    let expected = json!({
+        "contents": [
+            {"role": "user", "parts": [{"text": "Q?"}, {"text": "Call a tool."}]},
+            {"role": "model", "parts": [
+                {"functionCall": {"name": "vote", "args": {"agent_id": "agent1", "reason": "r"}}}]},
+            {"role": "user", "parts": [
+                {"functionResponse": {"name": "vote", "response": {"output": "Recorded."}}},
+                {"text": "Thanks."}]}
+        ],
+        "generationConfig": {"maxOutputTokens": 64}
+    });
+    assert_eq!(request_body(&req), expected);
+}
+
+#[test]
+fn a_thought_signature_is_kept_and_sent_back() {
+    let raw = r#"{"candidates": [{"content": {"role": "model", "parts": [
+        {"functionCall": {"name": "vote", "args": {"agent_id": "agent1", "reason": "r"}},
+         "thoughtSignature": "c2lnbmF0dXJl"}]}, "finishReason": "STOP"}]}"#;
+    let r = parse_response(raw).unwrap();
+    assert_eq!(r.tool_calls[0].signature.as_deref(), Some("c2lnbmF0dXJl"));
+    let req = ChatRequest {
+        model: "gemini-2.5-flash".into(),
+        messages: vec![
+            Message::user("Q?"),
+            Message::assistant_tool_calls(r.text.clone(), r.tool_calls.clone()),
+        ],
+        tools: Vec::new(),
+        temperature: None,
+        max_tokens: None,
+        stream: false,
+    };
+    assert_eq!(
+        request_body(&req)["contents"][1],
+        json!({"role": "model", "parts": [
+            {"functionCall": {"name": "vote", "args": {"agent_id": "agent1", "reason": "r"}},
+             "thoughtSignature": "c2lnbmF0dXJl"}]})
+    );
+}

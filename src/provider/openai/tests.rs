@@ -105,3 +105,62 @@ fn request_body_shape() {
     assert_eq!(b["stream_options"]["include_usage"], true);
     assert_eq!(b["max_tokens"], 100);
 }
+
+#[test]
+fn tool_calls_and_results_go_back_as_tool_calls_and_tool_messages() {
+    let req = crate::provider::test_conversations::retried_turn("gpt-4o-mini");
+    let expected = json!({
+        "model": "gpt-4o-mini",
+        "stream": false,
+        "max_tokens": 256,
+        "messages": [
+            {"role": "system", "content": "Coordinate."},
+            {"role": "user", "content": "Q?"},
+            {"role": "assistant", "content": "Mine.", "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "new_answer", "arguments": "{\"content\":\"Blue.\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "Identical."},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_2", "type": "function", "function": {"name": "vote",
+                  "arguments": "{\"agent_id\":\"agent9\",\"reason\":\"r\"}"}},
+                {"id": "call_3", "type": "function", "function": {"name": "vote",
+                  "arguments": "{\"agent_id\":\"agent1\",\"reason\":\"s\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_2", "content": "Once."},
+            {"role": "tool", "tool_call_id": "call_3", "content": "Once."},
+            {"role": "assistant", "content": "I would rather explain."},
+            {"role": "user", "content": "Call a tool."}
+        ],
+        "tools": [{"type": "function", "function": {
+            "name": "vote", "description": "Vote.", "parameters": {"type": "object"}}}]
+    });
+    assert_eq!(request_body(&req), expected);
+}
+
+#[test]
+fn replayed_arguments_are_the_text_the_model_sent() {
+    // Unparseable arguments go back exactly as they came; OpenAI keeps consecutive user
+    // messages as they are.
+    let call = tool_call(
+        Some("c9".into()),
+        0,
+        "vote".into(),
+        "{\"agent_id\": ".into(),
+    );
+    let mut req = crate::provider::test_conversations::same_role_runs("gpt-4o-mini");
+    req.messages = vec![
+        Message::user("Q?"),
+        Message::user("Call a tool."),
+        Message::assistant_tool_calls("", vec![call.clone()]),
+        Message::tool_result(&call, "ok"),
+    ];
+    let b = request_body(&req);
+    assert_eq!(b["messages"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        b["messages"][2]["tool_calls"][0]["function"]["arguments"],
+        "{\"agent_id\": "
+    );
+    assert_eq!(
+        b["messages"][3],
+        json!({"role": "tool", "tool_call_id": "c9", "content": "ok"})
+    );
+}

@@ -202,20 +202,16 @@ fn stream_out(response: &ChatResponse, sink: &StreamSink) {
 }
 
 fn tool_call(id: String, name: &str, arguments: serde_json::Value) -> ToolCall {
-    ToolCall {
-        id,
-        name: name.to_owned(),
-        raw_arguments: arguments.to_string(),
-        arguments,
-    }
+    ToolCall::new(id, name, arguments)
 }
 
-/// A cheap token count: about four tokens for every three words of every message.
+/// A cheap token count: about four tokens for every three words of every message (tool calls'
+/// names and arguments and tool results included).
 fn approx_tokens(request: &ChatRequest) -> u64 {
     let words: usize = request
         .messages
         .iter()
-        .map(|m| m.content.split_whitespace().count())
+        .map(|m| m.all_text().split_whitespace().count())
         .sum();
     (words as u64 * 4).div_ceil(3)
 }
@@ -236,10 +232,14 @@ fn original_message(request: &ChatRequest) -> &str {
     }
 }
 
-/// The anonymous agent ids (`agent2` for a label `<agent2.1>`) in the latest answers block, in
-/// the order they appear, the way a model reading the prompt would find them.
+/// The anonymous agent ids (`agent2` for a label `<agent2.1>`) in the latest answers block of a
+/// user message, in the order they appear, the way a model reading the prompt would find them
+/// (its own tool calls and their results are not answers blocks).
 fn answer_labels(request: &ChatRequest) -> Vec<String> {
     let Some(block) = request.messages.iter().rev().find_map(|m| {
+        if m.role != Role::User {
+            return None;
+        }
         let start = m.content.rfind(ANSWERS_OPEN)?;
         let rest = &m.content[start + ANSWERS_OPEN.len()..];
         Some(rest.split_once(ANSWERS_CLOSE).map_or(rest, |(b, _)| b))
@@ -366,6 +366,37 @@ mod tests {
         let p = SimulatedProvider::new("a", settings, &team);
         let r = p.chat(&req, None, None).await.unwrap();
         assert!(r.tool_calls.is_empty() && !r.text.is_empty());
+    }
+
+    #[tokio::test]
+    async fn reads_a_retry_in_native_form() {
+        // A retry: the first user message lists the answers, then the refused call and its
+        // result. The model votes from the answers block and counts the replayed call's words.
+        let team = vec!["a".to_owned(), "b".to_owned()];
+        let settings = SimulatedSettings {
+            answer_rounds: 0,
+            ..SimulatedSettings::default()
+        };
+        let p = SimulatedProvider::new("a", settings, &team);
+        let refused = ToolCall::new(
+            "c1",
+            "new_answer",
+            serde_json::json!({"content": "one two three four five six seven eight nine"}),
+        );
+        let mut req = request(&prompt("<agent2.1> y <end of agent2.1>"), true);
+        let plain = approx_tokens(&req);
+        req.messages
+            .push(Message::assistant_tool_calls("", vec![refused.clone()]));
+        req.messages
+            .push(Message::tool_error(&refused, "identical"));
+        assert!(
+            approx_tokens(&req) >= plain + 10,
+            "{} vs {plain}",
+            approx_tokens(&req)
+        );
+        let r = p.chat(&req, None, None).await.unwrap();
+        assert_eq!(r.tool_calls[0].name, "vote");
+        assert_eq!(r.tool_calls[0].arguments["agent_id"], "agent2");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,350 @@
+//! The agent actor's requests as sent: built from the board at the moment they go out, and
+//! retries in each provider's native tool form.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::VecDeque;
+use std::num::NonZeroU64;
+use std::sync::Mutex as StdMutex;
+
+use futures_util::future::BoxFuture;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use super::board::{AnonIds, AnswerEntry};
+use super::*;
+use crate::config::SimulatedSettings;
+use crate::keys::ApiKey;
+use crate::provider::{
+    ChatResponse, Provider, ProviderError, Role, SimulatedProvider, StreamSink, ToolCall,
+};
+use crate::quota::{Limit, ScopeId, ScopeSpec};
+use crate::routing::{QuotaRoute, RetryPolicy};
+use crate::supervisor::{QuotaHandle, SupervisorSettings};
+
+type Hook = Box<dyn Fn(u32) + Send + Sync>;
+
+/// Records every request as sent; answers with the scripted replies in order, else like the
+/// simulated model. `hook(n)` runs when call `n` arrives (before the reply).
+struct Recorder {
+    sent: Arc<StdMutex<Vec<ChatRequest>>>,
+    script: StdMutex<VecDeque<ChatResponse>>,
+    inner: SimulatedProvider,
+    hook: Hook,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recorder")
+    }
+}
+
+impl Provider for Recorder {
+    fn name(&self) -> &str {
+        "simulated"
+    }
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        key: Option<&'a ApiKey>,
+        sink: Option<&'a StreamSink>,
+    ) -> BoxFuture<'a, Result<ChatResponse, ProviderError>> {
+        let n = {
+            let mut sent = self.sent.lock().unwrap();
+            sent.push(request.clone());
+            sent.len() as u32
+        };
+        (self.hook)(n);
+        let scripted = self.script.lock().unwrap().pop_front();
+        match scripted {
+            Some(r) => Box::pin(async move { Ok(r) }),
+            None => self.inner.chat(request, key, sink),
+        }
+    }
+}
+
+fn ids() -> Arc<AnonIds> {
+    Arc::new(AnonIds::new(&["a".to_owned(), "b".to_owned()]))
+}
+
+/// The board after `a` answered `text`.
+fn answered(text: &str) -> Arc<AnswerBoard> {
+    let mut board = AnswerBoard::new(ids());
+    board.generation = 1;
+    board.answers.push(AnswerEntry {
+        agent: "a".into(),
+        anon: "agent1".into(),
+        label: "agent1.1".into(),
+        revision: 1,
+        content: text.into(),
+    });
+    Arc::new(board)
+}
+
+fn voter() -> SimulatedSettings {
+    SimulatedSettings {
+        answer_rounds: 0,
+        ..SimulatedSettings::default()
+    }
+}
+
+type BoardTx = Arc<watch::Sender<Arc<AnswerBoard>>>;
+
+struct Rig {
+    handle: AgentHandle,
+    sent: Arc<StdMutex<Vec<ChatRequest>>>,
+    board: BoardTx,
+    events: broadcast::Receiver<RunEvent>,
+}
+
+/// Agent `b` (a voter) on an empty board; `hook` is made with the board's sender.
+fn rig(
+    script: Vec<ChatResponse>,
+    quota: Option<QuotaRoute>,
+    hook: impl FnOnce(BoardTx) -> Hook,
+) -> Rig {
+    let (board, rx) = watch::channel(Arc::new(AnswerBoard::new(ids())));
+    let board = Arc::new(board);
+    let sent = Arc::new(StdMutex::new(Vec::new()));
+    let team = ["a".to_owned(), "b".to_owned()];
+    let provider = Recorder {
+        sent: sent.clone(),
+        script: StdMutex::new(script.into()),
+        inner: SimulatedProvider::new("b", voter(), &team),
+        hook: hook(board.clone()),
+    };
+    let route = Route {
+        provider: Arc::new(provider),
+        key: None,
+        retry: RetryPolicy::default(),
+        requester: Arc::from("b"),
+        quota,
+        pool: None,
+    };
+    let spec = AgentSpec {
+        config: AgentConfig::simulated("b", voter()),
+        route,
+        orchestrator: OrchestratorConfig::default(),
+        question: Arc::from("Why is the sky blue?"),
+    };
+    let (tx, events) = broadcast::channel(64);
+    let handle = AgentHandle::spawn(spec, rx, Emitter::new(tx, None));
+    Rig {
+        handle,
+        sent,
+        board,
+        events,
+    }
+}
+
+fn no_hook(_: BoardTx) -> Hook {
+    Box::new(|_| {})
+}
+
+fn reply(calls: Vec<ToolCall>) -> ChatResponse {
+    ChatResponse {
+        tool_calls: calls,
+        ..ChatResponse::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_waited_for_quota_shows_the_answers_of_the_moment_it_is_sent() {
+    // One request per minute: the slot is taken, so b's first call waits ~60 s for its permit.
+    // a's answer arrives during the wait: the request sent lists it, as a fresh first message.
+    let quota = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
+    let scope = ScopeId::new("simulated/sim-1");
+    let spec = ScopeSpec {
+        limits: vec![Limit::rpm(NonZeroU64::new(1).unwrap())],
+        ..ScopeSpec::default()
+    };
+    quota.register_scope(scope.clone(), spec).await.unwrap();
+    let route = QuotaRoute {
+        handle: quota.clone(),
+        candidates: vec![vec![scope]],
+        deadline: Some(Duration::from_secs(600)),
+    };
+    let taken = quota
+        .acquire(crate::supervisor::AcquireRequest {
+            candidates: route.candidates.clone(),
+            est_tokens: 1,
+            priority: 0,
+            deadline: None,
+            requester: Arc::from("other"),
+        })
+        .await
+        .unwrap();
+    taken.settle(1);
+    let r = rig(Vec::new(), Some(route), no_hook);
+    let start = tokio::time::Instant::now();
+    let report = r.handle.turn();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(r.sent.lock().unwrap().is_empty(), "still waiting for quota");
+    r.board.send(answered("Rayleigh scattering.")).unwrap();
+    let report = report.await.unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_secs(55),
+        "{:?}",
+        start.elapsed()
+    );
+
+    let sent = r.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let messages = &sent[0].messages;
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(
+        messages[1]
+            .content
+            .contains("<agent1.1> Rayleigh scattering. <end of agent1.1>")
+    );
+    for m in messages {
+        assert!(
+            !m.content.contains("(no answers available yet)"),
+            "{}",
+            m.content
+        );
+        assert!(!m.content.contains("UPDATE"), "{}", m.content);
+    }
+    assert_eq!(
+        sent[0].tools[1].parameters["properties"]["agent_id"]["enum"],
+        json!(["agent1"])
+    );
+    assert_eq!(report.generation, 1);
+    assert_eq!(
+        report.outcome,
+        TurnOutcome::Decided(Decision::Vote {
+            for_agent: "a".into(),
+            reason: "agent1 answers the question most completely.".into()
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_answer_is_retried_with_a_native_tool_result() {
+    let duplicate = ToolCall::new(
+        "call_dup",
+        "new_answer",
+        json!({"content": "Rayleigh scattering."}),
+    );
+    let mut r = rig(vec![reply(vec![duplicate.clone()])], None, no_hook);
+    r.board.send(answered("Rayleigh scattering.")).unwrap();
+    let report = r.handle.turn().await.unwrap();
+    assert!(matches!(
+        report.outcome,
+        TurnOutcome::Decided(Decision::Vote { ref for_agent, .. }) if for_agent == "a"
+    ));
+    let sent = r.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    let retry = &sent[1].messages;
+    assert_eq!(retry.len(), 4, "{retry:#?}");
+    assert_eq!(retry[..2], sent[0].messages[..]);
+    assert_eq!(
+        retry[2],
+        Message::assistant_tool_calls("", vec![duplicate.clone()])
+    );
+    assert_eq!(retry[3].role, Role::Tool);
+    let result = retry[3].tool_result.as_ref().unwrap();
+    assert_eq!(
+        (result.call_id.as_str(), result.name.as_str()),
+        ("call_dup", "new_answer")
+    );
+    assert!(result.is_error);
+    assert!(
+        retry[3]
+            .content
+            .contains("identical to the existing answer agent1.1")
+    );
+    assert!(!retry.iter().any(|m| m.content.contains("[called")));
+    let mut retries = Vec::new();
+    while let Ok(event) = r.events.try_recv() {
+        if let RunEvent::TurnRetry {
+            attempt, reason, ..
+        } = event
+        {
+            retries.push((attempt, reason));
+        }
+    }
+    assert_eq!(retries, [(1, retry[3].content.clone())]);
+}
+
+#[tokio::test]
+async fn answers_that_arrive_between_attempts_rebuild_the_first_message() {
+    // b votes on an empty board (refused); a's answer lands while that call is out. The retry's
+    // first message shows it, `vote` is offered again, and the refusal says answers changed.
+    let early = ToolCall::new("v1", "vote", json!({"agent_id": "agent1", "reason": "x"}));
+    let hook = |board: BoardTx| -> Hook {
+        Box::new(move |n| {
+            if n == 1 {
+                board.send(answered("Short waves scatter.")).unwrap();
+            }
+        })
+    };
+    let r = rig(vec![reply(vec![early.clone()])], None, hook);
+    let report = r.handle.turn().await.unwrap();
+    assert_eq!(report.generation, 1);
+    assert!(matches!(
+        report.outcome,
+        TurnOutcome::Decided(Decision::Vote { .. })
+    ));
+    let sent = r.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent[0].messages[1]
+            .content
+            .contains("(no answers available yet)")
+    );
+    let retry = &sent[1];
+    assert!(
+        retry.messages[1]
+            .content
+            .contains("<agent1.1> Short waves scatter.")
+    );
+    assert!(
+        !retry.messages[1]
+            .content
+            .contains("(no answers available yet)")
+    );
+    assert!(
+        retry.messages[3]
+            .content
+            .contains(conversation::NEWER_ANSWERS)
+    );
+    let tools: Vec<&str> = retry.tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(tools, ["new_answer", "vote"]);
+}
+
+#[tokio::test]
+async fn an_answer_repeating_one_that_arrived_while_it_was_out_is_refused() {
+    // b's call goes out on an empty board; a's identical answer lands before b's reply. b's
+    // answer would only repeat it: it is refused, and the retry shows a's answer to vote for.
+    let same = ToolCall::new(
+        "n1",
+        "new_answer",
+        json!({"content": "Short waves scatter."}),
+    );
+    let hook = |board: BoardTx| -> Hook {
+        Box::new(move |n| {
+            if n == 1 {
+                board.send(answered("Short waves scatter.")).unwrap();
+            }
+        })
+    };
+    let r = rig(vec![reply(vec![same.clone()])], None, hook);
+    let report = r.handle.turn().await.unwrap();
+    assert_eq!(report.generation, 1);
+    assert!(matches!(
+        report.outcome,
+        TurnOutcome::Decided(Decision::Vote { .. })
+    ));
+    let sent = r.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    let retry = &sent[1].messages;
+    assert!(retry[1].content.contains("<agent1.1> Short waves scatter."));
+    assert!(
+        retry[3]
+            .content
+            .contains("identical to the existing answer agent1.1")
+    );
+    // Checked against the answers it then saw: no "answers changed" note.
+    assert!(!retry[3].content.contains(conversation::NEWER_ANSWERS));
+}
