@@ -163,6 +163,7 @@ async fn a_call_that_waited_for_quota_shows_the_answers_of_the_moment_it_is_sent
         handle: quota.clone(),
         candidates: vec![vec![scope]],
         deadline: Some(Duration::from_secs(600)),
+        run_deadline: None,
     };
     let taken = quota
         .acquire(crate::supervisor::AcquireRequest {
