@@ -105,6 +105,7 @@ fn route(
             handle: q.clone(),
             candidates: Vec::new(),
             deadline: Some(Duration::from_secs(120)),
+            output_cap: None,
         }),
         pool: Some(pool),
     }

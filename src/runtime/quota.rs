@@ -98,6 +98,7 @@ pub async fn attach(
             handle: handle.clone(),
             candidates,
             deadline: Some(team.rate_limit.acquire_timeout),
+            output_cap: Some(model_limits.output_cap(provider)),
         });
     }
     let scope_names: HashSet<String> = scopes_seen.iter().map(|s| s.to_string()).collect();

@@ -75,6 +75,7 @@ fn route(
             handle: h.clone(),
             candidates: Vec::new(),
             deadline: Some(Duration::from_secs(5)),
+            output_cap: None,
         }),
         pool: Some(pool.clone()),
     }
