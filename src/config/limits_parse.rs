@@ -260,7 +260,7 @@ fn entry(doc: &Document, v: &Value, path: &KeyPath, matched: &str) -> Result<Ent
         let &[(dim, key, n)] = given.as_slice() else {
             return Err(doc.error(
                 &wpath,
-                "a window needs exactly one of `requests`, `tokens`, `input_tokens` or `output_tokens`, and `per`, e.g. {requests: 100, per: 10s}",
+                "a window needs exactly one of `requests` or `tokens` (or `input_tokens` / `output_tokens`, for limits that count them apart), and `per`, e.g. {requests: 100, per: 10s}",
             ));
         };
         let n = positive(doc, &wpath.key(key), n, key)?;

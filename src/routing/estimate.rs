@@ -2,7 +2,7 @@
 //! family, plus the output cap sent with the request.
 //!
 //! - OpenAI-style models: `o200k_base` for the gpt-4o, gpt-4.1, gpt-5 and o1/o3/o4 families,
-//!   `cl100k_base` for every other model (gpt-4, gpt-3.5 and the many OpenAI-compatible servers
+//!   (and gpt-4.5), `cl100k_base` for every other model (gpt-4, gpt-3.5 and the many OpenAI-compatible servers
 //!   whose tokenizers we do not know: their counts sit close to cl100k's for English).
 //! - Gemini and Anthropic publish no tokenizer, so their prompts get an upper-bound estimate:
 //!   the larger of the cl100k count scaled by [`UPPER_BOUND_SCALE`] and one token per
@@ -139,7 +139,7 @@ fn uses_o200k(model: &str) -> bool {
         .unwrap_or(model)
         .to_ascii_lowercase();
     let name = name.strip_prefix("ft:").unwrap_or(&name);
-    ["gpt-4o", "gpt-4.1", "gpt-5", "chatgpt-4o", "o1", "o3", "o4"]
+    ["gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "chatgpt-4o", "o1", "o3", "o4"]
         .iter()
         .any(|family| {
             name.strip_prefix(family)

@@ -9,7 +9,9 @@ use massgen::keys::{KeyHealth, KeyPool};
 use massgen::mock_provider::MockLimits;
 use massgen::provider::ProviderErrorKind;
 use massgen::quota::{Dimension, Limit, ScopeKind, ScopeSpec};
-use massgen::routing::{CallError, CallObserver, CallReport, QuotaRoute, RetryPolicy, Route, call};
+use massgen::routing::{
+    CallError, CallObserver, CallReport, QuotaRoute, RetryPolicy, Route, call, reserve,
+};
 use massgen::supervisor::{QuotaHandle, SupervisorSettings};
 
 use super::{FIRST, KINDS, key, mock, provider, request};
@@ -167,16 +169,23 @@ async fn usage_is_settled_in_the_scope() {
     for kind in KINDS {
         for stream in [false, true] {
             let before = used_tokens(&quota).await;
-            let report = call_first(&route(kind, &server, &pool, Some(&quota)), stream)
-                .await
-                .unwrap();
+            let r = route(kind, &server, &pool, Some(&quota));
+            let reserved = reserve::tokens(&r, &request(FIRST, true, stream));
+            let report = call_first(&r, stream).await.unwrap();
             let after = used_tokens(&quota).await;
-            assert!(report.usage.total() > 0);
-            assert_eq!(
-                after - before,
-                report.usage.total(),
-                "{kind:?} stream={stream}"
-            );
+            let u = report.usage;
+            assert!(u.total() > 0);
+            assert!(reserved.input >= u.input_tokens, "{kind:?}: {reserved:?} {u:?}");
+            assert_eq!(reserved.output, 256);
+            // Each dialect settles the way its provider counts: OpenAI-style input + cap at
+            // arrival, Gemini the reported usage, Anthropic the input at arrival and the
+            // actual output.
+            let settled = match kind {
+                BackendKind::Gemini => u.total(),
+                BackendKind::Claude => reserved.input + u.output_tokens,
+                _ => reserved.total(),
+            };
+            assert_eq!(after - before, settled, "{kind:?} stream={stream}");
         }
     }
 }
