@@ -91,7 +91,7 @@ impl TokenCounter {
     /// [`count`](Self::count) through this counter's process-wide cache, keyed by the text's
     /// hash and length.
     pub fn count_cached(self, text: &str) -> u64 {
-        static CACHES: OnceLock<[Mutex<HashMap<(u64, usize), u64>>; 3]> = OnceLock::new();
+        static CACHES: OnceLock<[Cache; 3]> = OnceLock::new();
         let caches = CACHES.get_or_init(Default::default);
         let Some(cache) = caches.get(self.index()) else {
             return self.count(text);
@@ -139,12 +139,21 @@ fn uses_o200k(model: &str) -> bool {
         .unwrap_or(model)
         .to_ascii_lowercase();
     let name = name.strip_prefix("ft:").unwrap_or(&name);
-    ["gpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "chatgpt-4o", "o1", "o3", "o4"]
-        .iter()
-        .any(|family| {
-            name.strip_prefix(family)
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', ':', '.']))
-        })
+    [
+        "gpt-4o",
+        "gpt-4.1",
+        "gpt-4.5",
+        "gpt-5",
+        "chatgpt-4o",
+        "o1",
+        "o3",
+        "o4",
+    ]
+    .iter()
+    .any(|family| {
+        name.strip_prefix(family)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', ':', '.']))
+    })
 }
 
 fn cl100k() -> Option<&'static CoreBPE> {
@@ -169,6 +178,9 @@ fn bpe_count(bpe: Option<&CoreBPE>, text: &str) -> u64 {
 pub fn count_tokens(text: &str) -> u64 {
     TokenCounter::Cl100k.count(text)
 }
+
+/// Token counts by (hash, length) of the text.
+type Cache = Mutex<HashMap<(u64, usize), u64>>;
 
 /// Entries kept per tokenizer before its cache is emptied and starts over.
 const CACHE_CAPACITY: usize = 4096;

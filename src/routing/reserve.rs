@@ -136,6 +136,8 @@ pub fn settle(route: &Route, permit: Option<Permit>, result: &Result<ChatRespons
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::result_large_err)]
+
     use super::*;
     use crate::provider::Usage;
 

@@ -175,7 +175,10 @@ async fn usage_is_settled_in_the_scope() {
             let after = used_tokens(&quota).await;
             let u = report.usage;
             assert!(u.total() > 0);
-            assert!(reserved.input >= u.input_tokens, "{kind:?}: {reserved:?} {u:?}");
+            assert!(
+                reserved.input >= u.input_tokens,
+                "{kind:?}: {reserved:?} {u:?}"
+            );
             assert_eq!(reserved.output, 256);
             // Each dialect settles the way its provider counts: OpenAI-style input + cap at
             // arrival, Gemini the reported usage, Anthropic the input at arrival and the

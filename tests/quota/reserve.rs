@@ -127,7 +127,10 @@ async fn input_and_output_token_limits_reserve_and_settle_apart() {
 async fn a_request_that_can_never_fit_says_to_lower_max_tokens() {
     let q = start(&[
         ("openai/m", vec![Limit::tpm(nz(1000))]),
-        ("anthropic/c", vec![Limit::itpm(nz(5000)), Limit::otpm(nz(1000))]),
+        (
+            "anthropic/c",
+            vec![Limit::itpm(nz(5000)), Limit::otpm(nz(1000))],
+        ),
     ])
     .await;
     // 300 of prompt and a 701 cap: 1001 > 1000.
@@ -135,7 +138,16 @@ async fn a_request_that_can_never_fit_says_to_lower_max_tokens() {
         .acquire(req(&["openai/m"], TokenCount::new(300, 701), "a"))
         .await
         .unwrap_err();
-    assert!(matches!(err, AcquireError::NeverFits { requested: 1001, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            AcquireError::NeverFits {
+                requested: 1001,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let text = err.to_string();
     assert!(text.contains("lower max_tokens"), "{text}");
     // 300 + 700 fits exactly.

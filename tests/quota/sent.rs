@@ -221,8 +221,22 @@ fn table_cap(limits: &[Limit]) -> u32 {
 }
 
 const WORDS: [&str; 16] = [
-    "the", "answer", "is", "four", "because", "two", "plus", "equals", "agent", "votes",
-    "Rayleigh", "scattering", "naïve", "Grüße", "quota", "window",
+    "the",
+    "answer",
+    "is",
+    "four",
+    "because",
+    "two",
+    "plus",
+    "equals",
+    "agent",
+    "votes",
+    "Rayleigh",
+    "scattering",
+    "naïve",
+    "Grüße",
+    "quota",
+    "window",
 ];
 
 fn words(seed: u64, n: usize) -> String {
@@ -261,7 +275,11 @@ async fn small_requests_under_3000_tpm_do_not_stall_for_a_minute() {
     let q = supervised(&tpm).await;
     let start = Instant::now();
     nine_calls(&fake, &q, Some(200), table_cap(&tpm)).await;
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(fake.caps(), vec![Some(200); 9]);
     // Counting the way Gemini does (settled to the reported usage), even the table's default
     // cap (1/4 of the limit) keeps the nine flowing: each reservation is refunded as it ends.
@@ -271,8 +289,16 @@ async fn small_requests_under_3000_tpm_do_not_stall_for_a_minute() {
     let cap = table_cap(&tpm);
     assert_eq!(cap, 750);
     nine_calls(&fake, &q, None, cap).await;
-    assert!(start.elapsed() < Duration::from_secs(20), "{:?}", start.elapsed());
-    assert_eq!(fake.caps(), vec![Some(750); 9], "the cap reserved is the cap sent");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        fake.caps(),
+        vec![Some(750); 9],
+        "the cap reserved is the cap sent"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -282,16 +308,25 @@ async fn requests_of_111_to_301_tokens_fit_1000_tpm_with_the_default_cap() {
     assert_eq!(cap, 250);
     // Real usage 111..=301 tokens: about 70 of prompt and 40..230 of output.
     let outputs = [40u64, 230, 120, 90];
-    let script = outputs.iter().map(|&o| (Duration::from_secs(1), o)).collect();
+    let script = outputs
+        .iter()
+        .map(|&o| (Duration::from_secs(1), o))
+        .collect();
     let fake = Fake::new("openai", script);
     let q = supervised(&tpm).await;
     let r = route(&fake, &q, "agent", cap);
     let mut used = Vec::new();
     for (i, _) in outputs.iter().enumerate() {
         let user = words(i as u64, 25);
-        let report = call(&r, || chat("gpt-4o-mini", "Be brief.", user.clone(), None), None, 0, &Quiet)
-            .await
-            .unwrap();
+        let report = call(
+            &r,
+            || chat("gpt-4o-mini", "Be brief.", user.clone(), None),
+            None,
+            0,
+            &Quiet,
+        )
+        .await
+        .unwrap();
         used.push(report.usage.total());
     }
     assert!(used.iter().all(|u| (100..=320).contains(u)), "{used:?}");
@@ -334,7 +369,10 @@ async fn a_prompt_that_grew_after_the_grant_is_topped_up_or_waits() {
     assert_eq!(content, format!("{base}\n{extra}"));
     let held = q.snapshot().await.unwrap().scopes[0].limits[0].used;
     let counted = provider_count(&sent[0].1).unwrap();
-    assert!(held >= counted, "the reservation {held} covers the grown prompt {counted}");
+    assert!(
+        held >= counted,
+        "the reservation {held} covers the grown prompt {counted}"
+    );
     // Now it grows past what the window has left: the permit goes back uncounted and the call
     // waits for room, then sends the grown prompt.
     let start = Instant::now();
@@ -351,7 +389,11 @@ async fn a_prompt_that_grew_after_the_grant_is_topped_up_or_waits() {
         .map(|(t, b)| (*t, provider_count(b).unwrap()))
         .collect();
     assert!(counted[1].1 + counted[0].1 > 1000, "{counted:?}");
-    assert!(start.elapsed() >= Duration::from_secs(59), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_secs(59),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(first_overrun(&counted, &tpm), None);
 }
 
@@ -371,6 +413,9 @@ fn the_reference_sees_an_overrun() {
 
 // ---------- the property ----------
 
+/// One call of an agent: (prompt words, answer words, latency ms, output tokens).
+type Turn = (usize, usize, u64, u64);
+
 #[derive(Debug, Clone)]
 struct Transcript {
     model: &'static str,
@@ -379,7 +424,7 @@ struct Transcript {
     period_s: u64,
     /// Per agent: its max_tokens and, per call, (prompt words, answer words, latency ms,
     /// output tokens).
-    agents: Vec<(Option<u32>, Vec<(usize, usize, u64, u64)>)>,
+    agents: Vec<(Option<u32>, Vec<Turn>)>,
 }
 
 fn transcript() -> impl Strategy<Value = Transcript> {
@@ -389,7 +434,13 @@ fn transcript() -> impl Strategy<Value = Transcript> {
         proptest::collection::vec(call, 1..=3),
     );
     (
-        proptest::sample::select(vec!["gpt-4o-mini", "gpt-4", "gpt-4.1", "o3-mini", "gpt-3.5-turbo"]),
+        proptest::sample::select(vec![
+            "gpt-4o-mini",
+            "gpt-4",
+            "gpt-4.1",
+            "o3-mini",
+            "gpt-3.5-turbo",
+        ]),
         2u64..=30,
         600u64..=5000,
         proptest::sample::select(vec![10u64, 60]),
@@ -437,7 +488,12 @@ fn run(t: &Transcript) -> (Vec<(Instant, Value)>, Vec<Limit>, usize) {
                     let question = words((i * 100 + j) as u64, prompt);
                     let build = || {
                         let answers = board.lock().unwrap().join("\n");
-                        chat(model, "You are an agent.", format!("{question}\n{answers}"), max_tokens)
+                        chat(
+                            model,
+                            "You are an agent.",
+                            format!("{question}\n{answers}"),
+                            max_tokens,
+                        )
                     };
                     match call(&r, build, None, 0, &Quiet).await {
                         Ok(_) => board
