@@ -388,3 +388,61 @@ async fn a_gemini_daily_quota_closes_the_project_scope_for_every_key_of_it() {
         "the other key was not sent: {stats:?}"
     );
 }
+
+#[tokio::test]
+async fn a_call_that_never_reached_the_provider_is_not_counted() {
+    // A port nobody listens on: every attempt's connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let provider = Arc::new(massgen::provider::openai::OpenAiCompatible::new(
+        "openai",
+        &format!("http://127.0.0.1:{port}/v1"),
+        massgen::provider::signals::Dialect::OpenAi,
+        massgen::provider::http::shared_client().unwrap(),
+    ));
+    let pool = Arc::new(KeyPool::new(
+        "mock",
+        "mock-model",
+        vec![key("a")],
+        ScopeKind::PerKey,
+        None,
+    ));
+    let rpm = Limit::new(Dimension::Requests, 1, Duration::from_secs(60)).unwrap();
+    let tpm = Limit::new(Dimension::Tokens, 100_000, Duration::from_secs(60)).unwrap();
+    let quota = supervised(
+        &pool,
+        ScopeSpec {
+            limits: vec![rpm, tpm],
+            ..ScopeSpec::default()
+        },
+    )
+    .await;
+    let r = Route {
+        provider,
+        key: None,
+        retry: quick_retry(),
+        requester: Arc::from("agent-a"),
+        quota: Some(QuotaRoute {
+            handle: quota.clone(),
+            candidates: Vec::new(),
+            deadline: Some(Duration::from_secs(5)),
+            output_cap: None,
+        }),
+        pool: Some(pool.clone()),
+    };
+    let err = call_first(&r, false).await.unwrap_err();
+    // All four attempts went out at once under 1 RPM: none of them was counted.
+    let CallError::Provider { error, calls, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(*calls, 4, "{err}");
+    assert!(error.not_sent, "{err}");
+    let snap = quota.snapshot().await.unwrap();
+    assert!(
+        snap.scopes[0].limits.iter().all(|l| l.used == 0),
+        "{snap:?}"
+    );
+}
