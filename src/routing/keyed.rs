@@ -62,17 +62,17 @@ where
         let request = reserve::capped(route, build());
         let (chosen, permit) = match &route.quota {
             Some(q) => {
+                let tokens = reserve::tokens(route, &request);
                 let acquired = super::traced::acquire(
                     &q.handle,
                     AcquireRequest {
                         candidates: candidates.iter().map(|c| c.scopes.clone()).collect(),
-                        est_tokens: 0,
-                        est_output: 0,
+                        est_tokens: tokens.total(),
+                        est_output: tokens.output,
                         priority,
                         deadline: q.deadline,
                         requester: route.requester.clone(),
-                    }
-                    .with_tokens(reserve::tokens(route, &request)),
+                    },
                 )
                 .await;
                 match acquired {

@@ -137,17 +137,17 @@ async fn admit(
     let Some(q) = &route.quota else {
         return Ok(None);
     };
+    let tokens = reserve::tokens(route, request);
     let permit = traced::acquire(
         &q.handle,
         AcquireRequest {
             candidates: q.candidates.clone(),
-            est_tokens: 0,
-            est_output: 0,
+            est_tokens: tokens.total(),
+            est_output: tokens.output,
             priority,
             deadline: q.deadline,
             requester: route.requester.clone(),
-        }
-        .with_tokens(reserve::tokens(route, request)),
+        },
     )
     .await?;
     Ok(Some(permit))
