@@ -1,4 +1,5 @@
-//! What was sent, as the provider counts it. Calls go through `routing::call` with the
+//! What was sent, as the provider counts it. Calls go through `routing::call` (one endpoint, or
+//! a key pool through `routing::keyed`) with the
 //! supervisor to a fake provider that records every request exactly as the OpenAI adapter
 //! serializes it, and when it arrived. An independent reference — tiktoken's own choice of
 //! tokenizer for the sent model, OpenAI's documented chat counting, the sent `max_tokens` —
@@ -13,10 +14,11 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use massgen::config::ModelLimits;
 use massgen::keys::ApiKey;
+use massgen::keys::KeyPool;
 use massgen::provider::{
     ChatRequest, ChatResponse, Message, Provider, ProviderError, StreamSink, ToolSpec, Usage,
 };
-use massgen::quota::{Dimension, Limit, ScopeId, ScopeSpec};
+use massgen::quota::{Dimension, Limit, ScopeId, ScopeKind, ScopeSpec};
 use massgen::routing::{CallObserver, QuotaRoute, RetryPolicy, Route, call};
 use massgen::supervisor::{QuotaHandle, SupervisorSettings};
 use proptest::prelude::*;
@@ -422,6 +424,8 @@ struct Transcript {
     rpm: u64,
     tpm: u64,
     period_s: u64,
+    /// Through a key pool (`routing::keyed`) rather than a single endpoint.
+    keyed: bool,
     /// Per agent: its max_tokens and, per call, (prompt words, answer words, latency ms,
     /// output tokens).
     agents: Vec<(Option<u32>, Vec<Turn>)>,
@@ -445,12 +449,14 @@ fn transcript() -> impl Strategy<Value = Transcript> {
         600u64..=5000,
         proptest::sample::select(vec![10u64, 60]),
         proptest::collection::vec(agent, 1..=4),
+        any::<bool>(),
     )
-        .prop_map(|(model, rpm, tpm, period_s, agents)| Transcript {
+        .prop_map(|(model, rpm, tpm, period_s, agents, keyed)| Transcript {
             model,
             rpm,
             tpm,
             period_s,
+            keyed,
             agents,
         })
 }
@@ -479,7 +485,14 @@ fn run(t: &Transcript) -> (Vec<(Instant, Value)>, Vec<Limit>, usize) {
         let board: Arc<Mutex<Vec<String>>> = Arc::default();
         let mut tasks = Vec::new();
         for (i, (max_tokens, calls)) in t.agents.iter().cloned().enumerate() {
-            let r = route(&fake, &q, &format!("agent{i}"), cap);
+            let mut r = route(&fake, &q, &format!("agent{i}"), cap);
+            if t.keyed {
+                // Counted per account: the pool's one scope is the model's, `SCOPE`.
+                let key = ApiKey::new("sk-test-0123456789abcdef", "test");
+                let pool = KeyPool::new("openai", "model", vec![key], ScopeKind::PerAccount, None);
+                assert_eq!(pool.candidates()[0].scopes, vec![ScopeId::from(SCOPE)]);
+                r.pool = Some(Arc::new(pool));
+            }
             let board = board.clone();
             let model = t.model;
             tasks.push(tokio::spawn(async move {
