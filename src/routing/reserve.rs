@@ -136,7 +136,7 @@ pub fn settle(route: &Route, permit: Option<Permit>, result: &Result<ChatRespons
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::result_large_err)]
+    #![allow(clippy::result_large_err, clippy::unwrap_used)]
 
     use super::*;
     use crate::provider::Usage;
@@ -189,6 +189,56 @@ mod tests {
         ] {
             assert_eq!(s(c, &bare), Some(reserved));
         }
+    }
+
+    #[tokio::test]
+    async fn the_route_cap_is_filled_in_only_when_quota_reserves_it() {
+        use crate::config::SimulatedSettings;
+        use crate::provider::{Message, SimulatedProvider};
+        use crate::supervisor::{QuotaHandle, SupervisorSettings};
+        use std::sync::Arc;
+
+        let mut route = Route {
+            provider: Arc::new(SimulatedProvider::new(
+                "a",
+                SimulatedSettings::default(),
+                &["a".to_owned()],
+            )),
+            key: None,
+            retry: super::super::RetryPolicy::default(),
+            requester: Arc::from("a"),
+            quota: None,
+            pool: None,
+        };
+        let request = |max_tokens| ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::user("hi")],
+            tools: Vec::new(),
+            temperature: None,
+            max_tokens,
+            stream: false,
+        };
+        // No quota: nothing is reserved, nothing is added.
+        assert_eq!(capped(&route, request(None)).max_tokens, None);
+        let handle = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
+        route.quota = Some(super::super::QuotaRoute {
+            handle,
+            candidates: Vec::new(),
+            deadline: None,
+            output_cap: Some(300),
+        });
+        assert_eq!(capped(&route, request(None)).max_tokens, Some(300));
+        // The agent's own cap wins, and is what is reserved.
+        let own = capped(&route, request(Some(77)));
+        assert_eq!(own.max_tokens, Some(77));
+        assert_eq!(tokens(&route, &own).output, 77);
+        if let Some(q) = &mut route.quota {
+            q.output_cap = None;
+        }
+        assert_eq!(
+            capped(&route, request(None)).max_tokens,
+            Some(estimate::DEFAULT_MAX_TOKENS)
+        );
     }
 
     #[test]
