@@ -106,6 +106,7 @@ fn route(
             candidates: Vec::new(),
             deadline: Some(Duration::from_secs(120)),
             run_deadline: None,
+            output_cap: None,
         }),
         pool: Some(pool),
     }

@@ -164,11 +164,13 @@ async fn a_call_that_waited_for_quota_shows_the_answers_of_the_moment_it_is_sent
         candidates: vec![vec![scope]],
         deadline: Some(Duration::from_secs(600)),
         run_deadline: None,
+        output_cap: None,
     };
     let taken = quota
         .acquire(crate::supervisor::AcquireRequest {
             candidates: route.candidates.clone(),
             est_tokens: 1,
+            est_output: 0,
             priority: 0,
             deadline: None,
             requester: Arc::from("other"),

@@ -81,7 +81,7 @@ pub fn validate_limits_against_team(
             .limits
             .limits
             .iter()
-            .filter(|l| l.dimension == Dimension::Tokens)
+            .filter(|l| matches!(l.dimension, Dimension::Tokens | Dimension::OutputTokens))
             .min_by_key(|l| l.amount);
         if let Some(limit) = smallest {
             if u64::from(max_tokens) > limit.amount.get() {

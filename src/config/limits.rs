@@ -217,6 +217,9 @@ impl ModelLimits {
         if self.pacing {
             out.push_str("; paced");
         }
+        if let Some(n) = self.default_max_tokens {
+            out.push_str(&format!("; default max_tokens {n}"));
+        }
         if let Some(r) = &self.daily_reset {
             out.push_str(&format!(
                 "; daily reset {:02}:{:02} {}",

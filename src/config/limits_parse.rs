@@ -15,9 +15,12 @@ use super::types::{BackendKind, ModelLimits};
 use crate::quota::{DailyReset, Dimension, Limit, ScopeKind};
 
 /// The keys one limits entry accepts.
-pub(crate) const ENTRY_KEYS: [&str; 12] = [
+pub(crate) const ENTRY_KEYS: [&str; 15] = [
     "rpm",
     "tpm",
+    "itpm",
+    "otpm",
+    "default_max_tokens",
     "rpd",
     "tpd",
     "concurrency",
@@ -39,6 +42,9 @@ pub(crate) const DEFAULT_WINDOW_GUARD: Duration = Duration::from_millis(250);
 struct RawEntry {
     rpm: Option<i64>,
     tpm: Option<i64>,
+    itpm: Option<i64>,
+    otpm: Option<i64>,
+    default_max_tokens: Option<i64>,
     rpd: Option<i64>,
     tpd: Option<i64>,
     concurrency: Option<i64>,
@@ -56,6 +62,8 @@ struct RawEntry {
 struct RawWindow {
     requests: Option<i64>,
     tokens: Option<i64>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
     per: Option<Value>,
 }
 
@@ -221,6 +229,8 @@ fn entry(doc: &Document, v: &Value, path: &KeyPath, matched: &str) -> Result<Ent
     let sugar = [
         ("rpm", raw.rpm, Dimension::Requests, 60),
         ("tpm", raw.tpm, Dimension::Tokens, 60),
+        ("itpm", raw.itpm, Dimension::InputTokens, 60),
+        ("otpm", raw.otpm, Dimension::OutputTokens, 60),
         ("rpd", raw.rpd, Dimension::Requests, 86_400),
         ("tpd", raw.tpd, Dimension::Tokens, 86_400),
     ];
@@ -238,15 +248,20 @@ fn entry(doc: &Document, v: &Value, path: &KeyPath, matched: &str) -> Result<Ent
     }
     for (i, w) in raw.windows.iter().flatten().enumerate() {
         let wpath = path.key("windows").index(i);
-        let (dim, key, n) = match (w.requests, w.tokens) {
-            (Some(n), None) => (Dimension::Requests, "requests", n),
-            (None, Some(n)) => (Dimension::Tokens, "tokens", n),
-            _ => {
-                return Err(doc.error(
-                    &wpath,
-                    "a window needs exactly one of `requests` or `tokens`, and `per`, e.g. {requests: 100, per: 10s}",
-                ));
-            }
+        let given: Vec<(Dimension, &str, i64)> = [
+            (Dimension::Requests, "requests", w.requests),
+            (Dimension::Tokens, "tokens", w.tokens),
+            (Dimension::InputTokens, "input_tokens", w.input_tokens),
+            (Dimension::OutputTokens, "output_tokens", w.output_tokens),
+        ]
+        .into_iter()
+        .filter_map(|(d, k, n)| n.map(|n| (d, k, n)))
+        .collect();
+        let &[(dim, key, n)] = given.as_slice() else {
+            return Err(doc.error(
+                &wpath,
+                "a window needs exactly one of `requests` or `tokens` (or `input_tokens` / `output_tokens`, for limits that count them apart), and `per`, e.g. {requests: 100, per: 10s}",
+            ));
         };
         let n = positive(doc, &wpath.key(key), n, key)?;
         let Some(per) = &w.per else {
@@ -292,6 +307,32 @@ fn entry(doc: &Document, v: &Value, path: &KeyPath, matched: &str) -> Result<Ent
             ));
         }
     }
+    let default_max_tokens = match raw.default_max_tokens {
+        None => None,
+        Some(n) => {
+            let p = path.key("default_max_tokens");
+            let n = positive(doc, &p, n, "default_max_tokens")?;
+            let n = u32::try_from(n).ok().and_then(NonZeroU32::new);
+            let n = n.ok_or_else(|| doc.error(&p, "default_max_tokens is too large"))?;
+            let output_limit = limits
+                .iter()
+                .filter(|l| matches!(l.dimension, Dimension::Tokens | Dimension::OutputTokens))
+                .min_by_key(|l| l.amount);
+            if let Some(l) = output_limit {
+                if u64::from(n.get()) >= l.amount.get() {
+                    return Err(doc.error(
+                        &p,
+                        format!(
+                            "a default_max_tokens of {n} leaves no room for a prompt under the {} limit of {}: every request reserves its output cap; use a value well below it",
+                            l.short_name(),
+                            l.amount
+                        ),
+                    ));
+                }
+            }
+            Some(n)
+        }
+    };
     let window_guard = match &raw.window_guard {
         None => DEFAULT_WINDOW_GUARD,
         Some(v) => duration_from_value(v).map_err(|m| doc.error(&path.key("window_guard"), m))?,
@@ -311,6 +352,7 @@ fn entry(doc: &Document, v: &Value, path: &KeyPath, matched: &str) -> Result<Ent
             pacing: raw.pacing.unwrap_or(false),
             daily_reset,
             window_guard,
+            default_max_tokens,
         },
         file: doc.file.clone(),
         path: path.clone(),

@@ -387,9 +387,54 @@ pub struct ModelLimits {
     /// How much longer than its period an admission keeps counting (`window_guard`, default
     /// 250 ms in limits files): absorbs the spread of request delays to the provider.
     pub window_guard: Duration,
+    /// The output cap (`max_tokens`) sent and reserved with a request whose agent sets none
+    /// (`default_max_tokens`); `None`: the provider's built-in default, see
+    /// [`ModelLimits::output_cap`].
+    pub default_max_tokens: Option<NonZeroU32>,
 }
 
+/// The output cap a provider's requests get when neither the agent nor the limits entry names
+/// one (before [`ModelLimits::output_cap`] fits it under small token limits): Gemini 2.5
+/// models think inside their output budget, so theirs is larger.
+pub fn builtin_max_tokens(limits_provider: &str) -> u32 {
+    match limits_provider {
+        "gemini" => 8192,
+        "simulated" => 1024,
+        _ => 4096,
+    }
+}
+
+/// A built-in default cap never takes more than this share (1/N) of the tightest token limit,
+/// so several requests fit one window even under small limits.
+pub const DEFAULT_CAP_SHARE: u64 = 4;
+
 impl ModelLimits {
+    /// The output cap sent and reserved with a request of `limits_provider` (e.g. `gemini`,
+    /// `anthropic`) whose agent sets no `max_tokens`: the entry's `default_max_tokens` when
+    /// given, else [`builtin_max_tokens`] lowered to 1/[`DEFAULT_CAP_SHARE`] of the tightest
+    /// limit that counts output tokens (`tokens` or `output_tokens` windows), at least 1.
+    pub fn output_cap(&self, limits_provider: &str) -> u32 {
+        if let Some(n) = self.default_max_tokens {
+            return n.get();
+        }
+        let builtin = builtin_max_tokens(limits_provider);
+        let share = self
+            .limits
+            .iter()
+            .filter(|l| {
+                matches!(
+                    l.dimension,
+                    crate::quota::Dimension::Tokens | crate::quota::Dimension::OutputTokens
+                )
+            })
+            .map(|l| l.amount.get() / DEFAULT_CAP_SHARE)
+            .min();
+        match share {
+            Some(s) => u32::try_from(s).unwrap_or(u32::MAX).clamp(1, builtin),
+            None => builtin,
+        }
+    }
+
     /// The supervisor's view of these limits.
     pub fn scope_spec(&self) -> crate::quota::ScopeSpec {
         crate::quota::ScopeSpec {

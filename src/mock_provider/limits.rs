@@ -222,7 +222,7 @@ impl Windows {
             w.expire(now);
             let weight = match w.limit.dimension {
                 Dimension::Requests => 1,
-                Dimension::Tokens => tokens,
+                Dimension::Tokens | Dimension::InputTokens | Dimension::OutputTokens => tokens,
             };
             let wait = w.wait_for(weight, now);
             if wait != Some(Duration::ZERO) {
@@ -250,7 +250,7 @@ impl Windows {
         for w in &mut self.windows {
             let weight = match w.limit.dimension {
                 Dimension::Requests => 1,
-                Dimension::Tokens => tokens,
+                Dimension::Tokens | Dimension::InputTokens | Dimension::OutputTokens => tokens,
             };
             w.log.push_back((now, weight));
             w.used += weight;

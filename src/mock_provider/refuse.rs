@@ -101,7 +101,9 @@ pub fn refusal(
             };
             let what = match limit.dimension {
                 Dimension::Requests => "GenerateRequests",
-                Dimension::Tokens => "GenerateContentInputTokens",
+                Dimension::Tokens | Dimension::InputTokens | Dimension::OutputTokens => {
+                    "GenerateContentInputTokens"
+                }
             };
             let body = json!({"error": {
             "code": 429,

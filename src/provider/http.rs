@@ -73,7 +73,8 @@ pub fn shared_client() -> Result<reqwest::Client, ProviderError> {
 }
 
 /// A transport failure (no HTTP answer, or the body broke off) as a [`ProviderError`]:
-/// timeouts, refused or reset connections and cut bodies are `Transient`.
+/// timeouts, refused or reset connections and cut bodies are `Transient`; a connection that
+/// could not be opened is marked [`ProviderError::not_sent`].
 pub fn transport_error(e: &reqwest::Error) -> ProviderError {
     let what = if e.is_timeout() {
         "timed out"
@@ -86,7 +87,13 @@ pub fn transport_error(e: &reqwest::Error) -> ProviderError {
     };
     // reqwest's Display never includes headers, so no key can leak; the URL has no secret
     // either (keys travel in headers).
-    ProviderError::new(ProviderErrorKind::Transient, format!("{what}: {e}"))
+    let error = ProviderError::new(ProviderErrorKind::Transient, format!("{what}: {e}"));
+    // No connection, no request: nothing of it reached the provider.
+    if e.is_connect() {
+        error.never_sent()
+    } else {
+        error
+    }
 }
 
 /// A successful answer: its headers' rate-limit observation and the response to read.

@@ -284,6 +284,9 @@ pub struct ProviderError {
     pub status: Option<u16>,
     /// Rate-limit information parsed from the answer, if any.
     pub signal: Option<RateLimitSignal>,
+    /// The request provably never reached the provider (the connection could not be opened:
+    /// refused, DNS failure, connect timeout), so the provider counted nothing.
+    pub not_sent: bool,
 }
 
 impl fmt::Display for ProviderError {
@@ -303,7 +306,14 @@ impl ProviderError {
             message: message.into(),
             status: None,
             signal: None,
+            not_sent: false,
         }
+    }
+
+    /// The same error, marked as a request that never reached the provider.
+    pub fn never_sent(mut self) -> Self {
+        self.not_sent = true;
+        self
     }
 
     /// The same error with an HTTP status.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::cooldown::{WallClock, next_daily_reset};
 use super::scope::ScopeState;
 use super::verdict::Verdict;
-use super::{Limit, RateLimitSignal, ScopeId, ScopeSpec, SignalKind};
+use super::{Limit, RateLimitSignal, ScopeId, ScopeSpec, SignalKind, TokenCount};
 
 /// How long a 429 closes a scope when the provider gave no retry delay.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -23,8 +23,8 @@ pub struct Reservation {
     pub scopes: Vec<usize>,
     /// When it was admitted: settlement applies at this log entry.
     pub at: Instant,
-    /// The estimated tokens reserved.
-    pub est: u64,
+    /// The estimated tokens reserved (input estimate and output cap).
+    pub est: TokenCount,
 }
 
 /// A candidate's verdict and the scope that decided it (`None` when it is admitted).
@@ -138,9 +138,10 @@ impl Ledger {
         &mut self,
         scopes: &[usize],
         now: Instant,
-        est: u64,
+        est: impl Into<TokenCount>,
         requester: &str,
     ) -> CandidateCheck {
+        let est = est.into();
         let mut verdict = Verdict::Admit;
         let mut worst: Option<(usize, Verdict)> = None;
         for &i in scopes {
@@ -176,9 +177,10 @@ impl Ledger {
         &mut self,
         scopes: &[usize],
         now: Instant,
-        est: u64,
+        est: impl Into<TokenCount>,
         requester: &Arc<str>,
     ) -> Reservation {
+        let est = est.into();
         for &i in scopes {
             if let Some(s) = self.scopes.get_mut(i) {
                 s.reserve(now, est, requester);
@@ -192,12 +194,43 @@ impl Ledger {
     }
 
     /// Settles a reservation to `actual` tokens and frees its concurrency slots.
-    pub fn settle(&mut self, r: &Reservation, actual: u64) {
+    pub fn settle(&mut self, r: &Reservation, actual: impl Into<TokenCount>) {
+        let actual = actual.into();
         for &i in &r.scopes {
             if let Some(s) = self.scopes.get_mut(i) {
                 s.settle(r.at, r.est, actual);
             }
         }
+    }
+
+    /// Adds `extra` tokens to a granted reservation if they fit in every token window of every
+    /// scope at `now` (all scopes or none); the reservation's estimate grows by `extra`. Returns
+    /// whether it did. For a prompt that grew between the grant and the send.
+    pub fn top_up(&mut self, r: &mut Reservation, extra: TokenCount, now: Instant) -> bool {
+        if extra.is_zero() {
+            return true;
+        }
+        let mut seen = Vec::with_capacity(r.scopes.len());
+        for &i in &r.scopes {
+            if seen.contains(&i) {
+                continue;
+            }
+            seen.push(i);
+            let fits = self
+                .scopes
+                .get_mut(i)
+                .is_some_and(|s| s.fits_extra(now, extra));
+            if !fits {
+                return false;
+            }
+        }
+        for &i in &seen {
+            if let Some(s) = self.scopes.get_mut(i) {
+                s.add_extra(r.at, extra);
+            }
+        }
+        r.est = r.est + extra;
+        true
     }
 
     /// Removes a delivered reservation from every window and frees its slots: the provider did

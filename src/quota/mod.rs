@@ -21,6 +21,8 @@ pub use ledger::{
 };
 pub use scope::{LimitState, LimitUsage, ScopeSnapshot, ScopeState};
 pub use signal::{RateLimitSignal, Remaining, SignalKind};
-pub use types::{DailyReset, Dimension, Limit, LimitError, ScopeId, ScopeKind, ScopeSpec};
+pub use types::{
+    DailyReset, Dimension, Limit, LimitError, ScopeId, ScopeKind, ScopeSpec, TokenCount,
+};
 pub use verdict::{Blocker, Verdict};
 pub use window::SlidingLog;

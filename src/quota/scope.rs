@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::cooldown::Cooldown;
 use super::verdict::{Blocker, Verdict};
 use super::window::SlidingLog;
-use super::{Dimension, Limit, ScopeId, ScopeSpec};
+use super::{Dimension, Limit, ScopeId, ScopeSpec, TokenCount};
 
 /// One limit of a scope: the configured value, the effective one and the admitted log.
 #[derive(Debug, Clone)]
@@ -39,10 +39,15 @@ impl LimitState {
         self.configured != Some(self.effective)
     }
 
-    fn weight(&self, est_tokens: u64) -> u64 {
+    fn weight(&self, tokens: TokenCount) -> u64 {
+        self.effective.dimension.weight(tokens)
+    }
+
+    /// The token weight of `tokens` here (0 for request limits: a top-up adds no request).
+    fn token_weight(&self, tokens: TokenCount) -> u64 {
         match self.effective.dimension {
-            Dimension::Requests => 1,
-            Dimension::Tokens => est_tokens,
+            Dimension::Requests => 0,
+            d => d.weight(tokens),
         }
     }
 }
@@ -211,7 +216,13 @@ impl ScopeState {
     }
 
     /// May a request of `est_tokens` from `requester` go at `now`? Expires old log entries.
-    pub fn check(&mut self, now: Instant, est_tokens: u64, requester: &str) -> Verdict {
+    pub fn check(
+        &mut self,
+        now: Instant,
+        est_tokens: impl Into<TokenCount>,
+        requester: &str,
+    ) -> Verdict {
+        let est_tokens = est_tokens.into();
         if let Some(reason) = &self.closed {
             return Verdict::Closed {
                 reason: reason.clone(),
@@ -276,7 +287,7 @@ impl ScopeState {
     }
 
     /// Records an admission at `now` (call only after [`check`](Self::check) said `Admit`).
-    pub fn reserve(&mut self, now: Instant, est_tokens: u64, requester: &Arc<str>) {
+    pub fn reserve(&mut self, now: Instant, est_tokens: TokenCount, requester: &Arc<str>) {
         for l in &mut self.limits {
             let w = l.weight(est_tokens);
             l.log.record(now, w);
@@ -292,22 +303,44 @@ impl ScopeState {
 
     /// Settles a reservation made at `at`: token limits get the refund or extra charge at that
     /// entry, and the concurrency slot frees.
-    pub fn settle(&mut self, at: Instant, est_tokens: u64, actual_tokens: u64) {
+    pub fn settle(&mut self, at: Instant, est_tokens: TokenCount, actual_tokens: TokenCount) {
         for l in &mut self.limits {
-            if l.effective.dimension == Dimension::Tokens {
-                l.log.adjust(
-                    at,
-                    actual_tokens.saturating_sub(est_tokens),
-                    est_tokens.saturating_sub(actual_tokens),
-                );
+            if l.effective.dimension.is_tokens() {
+                let (est, actual) = (l.weight(est_tokens), l.weight(actual_tokens));
+                l.log
+                    .adjust(at, actual.saturating_sub(est), est.saturating_sub(actual));
             }
         }
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
+    /// Whether `extra` more tokens fit in every token window at `now`, on top of what is
+    /// already held (a top-up of a granted reservation: no request, no slot, no pacing).
+    pub fn fits_extra(&mut self, now: Instant, extra: TokenCount) -> bool {
+        if self.closed.is_some() {
+            return false;
+        }
+        self.limits.iter_mut().all(|l| {
+            l.log.expire(now);
+            let w = l.token_weight(extra);
+            w == 0 || l.log.earliest_fit(now, w, l.effective.amount.get()) == Some(now)
+        })
+    }
+
+    /// Adds `extra` tokens to the reservation made at `at` in every token window (after
+    /// [`fits_extra`](Self::fits_extra) said yes).
+    pub fn add_extra(&mut self, at: Instant, extra: TokenCount) {
+        for l in &mut self.limits {
+            let w = l.token_weight(extra);
+            if w > 0 {
+                l.log.adjust(at, w, 0);
+            }
+        }
+    }
+
     /// Removes a reservation made at `at` from every window and frees its slot: the provider
     /// did not count the call (an overload, a connection that never reached it).
-    pub fn uncount(&mut self, at: Instant, est_tokens: u64) {
+    pub fn uncount(&mut self, at: Instant, est_tokens: TokenCount) {
         for l in &mut self.limits {
             let w = l.weight(est_tokens);
             l.log.adjust(at, 0, w);
@@ -317,7 +350,7 @@ impl ScopeState {
 
     /// Undoes a reservation made at `at` that was never delivered: nothing stays charged and it
     /// does not count as granted.
-    pub fn rollback(&mut self, at: Instant, est_tokens: u64) {
+    pub fn rollback(&mut self, at: Instant, est_tokens: TokenCount) {
         self.uncount(at, est_tokens);
         self.granted_total = self.granted_total.saturating_sub(1);
     }

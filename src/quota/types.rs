@@ -12,6 +12,10 @@ pub enum Dimension {
     Requests,
     /// Tokens: input + output tokens of each call (reserved from an estimate, then settled).
     Tokens,
+    /// Input tokens only (Anthropic's ITPM): the prompt's estimate, counted at arrival.
+    InputTokens,
+    /// Output tokens only (Anthropic's OTPM): the sent output cap, settled to the actual output.
+    OutputTokens,
 }
 
 impl Dimension {
@@ -20,6 +24,8 @@ impl Dimension {
         match self {
             Dimension::Requests => "requests",
             Dimension::Tokens => "tokens",
+            Dimension::InputTokens => "input_tokens",
+            Dimension::OutputTokens => "output_tokens",
         }
     }
 }
@@ -27,6 +33,81 @@ impl Dimension {
 impl fmt::Display for Dimension {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl Dimension {
+    /// Whether this dimension counts tokens (of any kind).
+    pub fn is_tokens(self) -> bool {
+        !matches!(self, Dimension::Requests)
+    }
+
+    /// What one call of `tokens` weighs in this dimension: 1 request, or its tokens of the
+    /// counted kind.
+    pub fn weight(self, tokens: TokenCount) -> u64 {
+        match self {
+            Dimension::Requests => 1,
+            Dimension::Tokens => tokens.total(),
+            Dimension::InputTokens => tokens.input,
+            Dimension::OutputTokens => tokens.output,
+        }
+    }
+}
+
+/// Tokens of one call, split the way providers with separate input and output limits count
+/// them: the reservation holds the input estimate and the sent output cap; a settlement holds
+/// what the provider counts in the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct TokenCount {
+    /// Input (prompt) tokens.
+    pub input: u64,
+    /// Output tokens (the cap when reserving, the actual output when settling).
+    pub output: u64,
+}
+
+impl TokenCount {
+    /// `input` prompt tokens and `output` output tokens.
+    pub fn new(input: u64, output: u64) -> Self {
+        Self { input, output }
+    }
+
+    /// Input plus output (saturating).
+    pub fn total(self) -> u64 {
+        self.input.saturating_add(self.output)
+    }
+
+    /// What `self` holds beyond `other`, part by part (zero where `other` holds more).
+    pub fn excess_over(self, other: TokenCount) -> TokenCount {
+        TokenCount {
+            input: self.input.saturating_sub(other.input),
+            output: self.output.saturating_sub(other.output),
+        }
+    }
+
+    /// Whether both parts are zero.
+    pub fn is_zero(self) -> bool {
+        self.input == 0 && self.output == 0
+    }
+}
+
+impl From<u64> for TokenCount {
+    /// A count known only as a total: all of it is taken as input (the total is what
+    /// `tokens` limits count; split limits should be given a split count).
+    fn from(total: u64) -> Self {
+        Self {
+            input: total,
+            output: 0,
+        }
+    }
+}
+
+impl std::ops::Add for TokenCount {
+    type Output = TokenCount;
+    fn add(self, o: TokenCount) -> TokenCount {
+        TokenCount {
+            input: self.input.saturating_add(o.input),
+            output: self.output.saturating_add(o.output),
+        }
     }
 }
 
@@ -93,6 +174,24 @@ impl Limit {
         }
     }
 
+    /// Input tokens per minute (Anthropic's ITPM).
+    pub fn itpm(amount: NonZeroU64) -> Self {
+        Self {
+            dimension: Dimension::InputTokens,
+            amount,
+            period: Duration::from_secs(60),
+        }
+    }
+
+    /// Output tokens per minute (Anthropic's OTPM).
+    pub fn otpm(amount: NonZeroU64) -> Self {
+        Self {
+            dimension: Dimension::OutputTokens,
+            amount,
+            period: Duration::from_secs(60),
+        }
+    }
+
     /// Tokens per day (86 400 s trailing).
     pub fn tpd(amount: NonZeroU64) -> Self {
         Self {
@@ -112,6 +211,8 @@ impl Limit {
         match (self.dimension, unit) {
             (Dimension::Requests, Some(u)) => format!("rp{u}"),
             (Dimension::Tokens, Some(u)) => format!("tp{u}"),
+            (Dimension::InputTokens, Some(u)) => format!("itp{u}"),
+            (Dimension::OutputTokens, Some(u)) => format!("otp{u}"),
             (d, None) => format!("{d}/{}", humanize_period(self.period)),
         }
     }

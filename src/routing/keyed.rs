@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{CallError, CallObserver, CallReport, Route, estimate};
+use super::{CallError, CallObserver, CallReport, Route, reserve};
 use crate::keys::{Candidate, KeyPool};
 use crate::provider::{ChatRequest, ProviderError, ProviderErrorKind, StreamSink};
-use crate::supervisor::{AcquireRequest, Permit};
+use crate::supervisor::AcquireRequest;
 
 /// Waits used when a provider rate-limits without saying for how long and no supervisor
 /// tracks the scope.
@@ -40,6 +40,7 @@ where
     let mut calls: u32 = 0;
     let mut failures: u32 = 0;
     let mut quota_wait = Duration::ZERO;
+    let mut regrowths = 0;
     let max_attempts = route.retry.max_attempts.max(1);
     let hard_cap = max_attempts
         .saturating_mul(u32::try_from(pool.keys().len()).unwrap_or(u32::MAX).max(1) + 1);
@@ -58,14 +59,16 @@ where
                 quota_wait,
             });
         }
-        let request = build();
+        let request = reserve::capped(route, build());
         let (chosen, permit) = match &route.quota {
             Some(q) => {
+                let tokens = reserve::tokens(route, &request);
                 let acquired = super::traced::acquire(
                     &q.handle,
                     AcquireRequest {
                         candidates: candidates.iter().map(|c| c.scopes.clone()).collect(),
-                        est_tokens: estimate::estimate_request(&request),
+                        est_tokens: tokens.total(),
+                        est_output: tokens.output,
                         priority,
                         deadline: q.acquire_deadline(),
                         requester: route.requester.clone(),
@@ -89,8 +92,22 @@ where
             }
             None => (rest_then_pick(&candidates, &mut resting).await, None),
         };
-        // The request is built again after a (possibly long) wait so it carries the latest state.
-        let request = if permit.is_some() { build() } else { request };
+        // The request is built again after a (possibly long) wait so it carries the latest
+        // state; if it grew past its reservation and the difference does not fit now, the
+        // permit goes back uncounted and the call acquires again.
+        let (request, permit) = match permit {
+            Some(mut p) => {
+                match reserve::refresh(route, &mut p, request, &build, regrowths).await {
+                    Some(request) => (request, Some(p)),
+                    None => {
+                        p.release_uncounted();
+                        regrowths += 1;
+                        continue;
+                    }
+                }
+            }
+            None => (request, None),
+        };
         let key = chosen.key.as_ref().map(|k| k.key());
         calls += 1;
         let result = super::traced::chat(
@@ -111,7 +128,7 @@ where
         if let (Some(q), Some(signal)) = (&route.quota, signal) {
             q.handle.feedback(feedback_scope.clone(), signal);
         }
-        settle(permit, &result);
+        reserve::settle(route, permit, &result);
         let error = match result {
             Ok(response) => {
                 if let Some(k) = &chosen.key {
@@ -183,17 +200,6 @@ where
         let delay = route.retry.delay(failures, &error, &mut rng);
         observer.retrying(calls, &error.to_string(), delay);
         tokio::time::sleep(delay).await;
-    }
-}
-
-/// Settles a permit with the reported usage (the estimate when the answer had none; nothing
-/// when the call failed before any token was produced).
-fn settle(permit: Option<Permit>, result: &Result<crate::provider::ChatResponse, ProviderError>) {
-    if let Some(permit) = permit {
-        let used = result
-            .as_ref()
-            .map_or(0, |r| r.usage.map_or(permit.estimate(), |u| u.total()));
-        permit.settle(used);
     }
 }
 

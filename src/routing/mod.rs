@@ -8,6 +8,7 @@
 
 pub mod estimate;
 pub mod keyed;
+pub mod reserve;
 mod retry;
 mod traced;
 
@@ -35,6 +36,9 @@ pub struct QuotaRoute {
     /// When the run ends: an acquire never waits past it, and with no `deadline` of its own
     /// waits until then (`None` and no `deadline`: the supervisor's default).
     pub run_deadline: Option<tokio::time::Instant>,
+    /// The output cap (`max_tokens`) sent and reserved with a request that names none
+    /// (`None`: [`estimate::DEFAULT_MAX_TOKENS`]); see [`reserve::capped`].
+    pub output_cap: Option<u32>,
 }
 
 impl QuotaRoute {
@@ -151,11 +155,13 @@ async fn admit(
     let Some(q) = &route.quota else {
         return Ok(None);
     };
+    let tokens = reserve::tokens(route, request);
     let permit = traced::acquire(
         &q.handle,
         AcquireRequest {
             candidates: q.candidates.clone(),
-            est_tokens: estimate::estimate_request(request),
+            est_tokens: tokens.total(),
+            est_output: tokens.output,
             priority,
             deadline: q.acquire_deadline(),
             requester: route.requester.clone(),
@@ -176,7 +182,10 @@ fn feedback_scope(route: &Route, permit: &Permit) -> Option<(QuotaHandle, ScopeI
 ///
 /// `build` makes the request: once per attempt for the token estimate, and again once the quota
 /// permit is granted, so the request carries what changed while it waited (the agent adds new
-/// answers); settlement charges the actual usage either way.
+/// answers). A rebuilt request that grew is topped up before it is sent, or the call acquires
+/// again ([`reserve::refresh`]); with quota on, a request without `max_tokens` is sent with the
+/// route's output cap, the cap it reserved. Settlement follows the provider's counting
+/// ([`reserve::settlement`]).
 pub async fn call<F>(
     route: &Route,
     build: F,
@@ -194,17 +203,25 @@ where
     let mut calls = 0;
     let mut quota_wait = Duration::ZERO;
     let max_attempts = route.retry.max_attempts.max(1);
+    let mut regrowths = 0;
     loop {
-        let mut request = build();
-        let permit = match admit(route, &request, priority).await {
-            Ok(p) => {
+        let granted = reserve::capped(route, build());
+        let (request, permit) = match admit(route, &granted, priority).await {
+            Ok(Some(mut p)) => {
                 // Even a permit granted at once crossed to the supervisor and back, time in
                 // which answers may have arrived: rebuilding is cheap, a stale vote wastes quota.
-                if p.is_some() {
-                    request = build();
+                match reserve::refresh(route, &mut p, granted, &build, regrowths).await {
+                    Some(request) => (request, Some(p)),
+                    None => {
+                        // It grew past what fits now: never sent, never counted; wait again.
+                        quota_wait += p.waited();
+                        p.release_uncounted();
+                        regrowths += 1;
+                        continue;
+                    }
                 }
-                p
             }
+            Ok(None) => (granted, None),
             Err(error) => {
                 return Err(CallError::Quota {
                     error,
@@ -233,13 +250,7 @@ where
         if let (Some((handle, scope)), Some(signal)) = (&target, signal) {
             handle.feedback(scope.clone(), signal);
         }
-        if let Some(permit) = permit {
-            // A failed call used no tokens; its request still counts in the windows.
-            let used = result
-                .as_ref()
-                .map_or(0, |r| r.usage.map_or(permit.estimate(), |u| u.total()));
-            permit.settle(used);
-        }
+        reserve::settle(route, permit, &result);
         match result {
             Ok(response) => {
                 return Ok(CallReport {
@@ -343,6 +354,7 @@ mod tests {
             candidates: Vec::new(),
             deadline: deadline.map(Duration::from_secs),
             run_deadline: run_left.map(|s| tokio::time::Instant::now() + Duration::from_secs(s)),
+            output_cap: None,
         };
         let secs = |d: Option<Duration>| d.map(|d| d.as_secs());
         // No deadline of its own: as long as the run has left, counted from now.
@@ -428,6 +440,7 @@ mod tests {
             candidates: vec![vec![scope]],
             deadline: Some(Duration::from_secs(600)),
             run_deadline: None,
+            output_cap: None,
         };
         let make = |who: &str| {
             let mut r = route(SimulatedSettings::default());

@@ -100,6 +100,7 @@ pub async fn attach(
             candidates,
             deadline: team.rate_limit.acquire_timeout,
             run_deadline,
+            output_cap: Some(model_limits.output_cap(provider)),
         });
     }
     let scope_names: HashSet<String> = scopes_seen.iter().map(|s| s.to_string()).collect();

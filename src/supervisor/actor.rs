@@ -19,7 +19,8 @@ use super::queue::{WaitQueue, Waiter};
 use super::{QuotaSnapshot, SupervisorSettings};
 use crate::quota::Blocker;
 use crate::quota::{
-    Ledger, RateLimitSignal, Reservation, ScopeId, ScopeSpec, SignalEffect, Verdict, WallClock,
+    Ledger, RateLimitSignal, Reservation, ScopeId, ScopeSpec, SignalEffect, TokenCount, Verdict,
+    WallClock,
 };
 use schedule::dead_error;
 
@@ -37,6 +38,12 @@ pub(crate) enum Command {
     Snapshot {
         reply: oneshot::Sender<QuotaSnapshot>,
     },
+    /// Add tokens to a granted permit's reservation if they fit now.
+    TopUp {
+        id: u64,
+        extra: TokenCount,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// Fire-and-forget messages.
@@ -44,7 +51,7 @@ pub(crate) enum Command {
 pub(crate) enum Control {
     Settle {
         id: u64,
-        actual: u64,
+        actual: TokenCount,
     },
     Feedback {
         scope: ScopeId,
@@ -209,8 +216,8 @@ impl QuotaSupervisor {
                     self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
                     self.emit(|| QuotaEvent::Settled {
                         scopes: names.iter().map(ToString::to_string).collect(),
-                        estimate: r.est,
-                        actual,
+                        estimate: r.est.total(),
+                        actual: actual.total(),
                     });
                 }
             }
@@ -220,7 +227,7 @@ impl QuotaSupervisor {
                     self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
                     self.emit(|| QuotaEvent::Settled {
                         scopes: names.iter().map(ToString::to_string).collect(),
-                        estimate: r.est,
+                        estimate: r.est.total(),
                         actual: 0,
                     });
                 }
@@ -292,6 +299,13 @@ impl QuotaSupervisor {
                 let _ = reply.send(QuotaSnapshot { scopes });
             }
             Command::Acquire { req, reply } => self.on_acquire(req, reply, now),
+            Command::TopUp { id, extra, reply } => {
+                let grown = match self.reservations.get_mut(&id) {
+                    Some((r, _)) => self.ledger.top_up(r, extra, now),
+                    None => false,
+                };
+                let _ = reply.send(grown);
+            }
         }
     }
 
@@ -321,8 +335,8 @@ impl QuotaSupervisor {
         }
         let waiter = Waiter {
             candidates,
+            est: req.tokens(),
             names: req.candidates,
-            est: req.est_tokens,
             requester: req.requester,
             enqueued: now,
             deadline: now + req.deadline.unwrap_or(self.default_deadline),

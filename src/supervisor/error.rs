@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::quota::{Limit, ScopeId};
+use crate::quota::{Dimension, Limit, ScopeId};
 
 /// Why [`crate::supervisor::QuotaHandle::acquire`] returned no permit. Its `Display` is one
 /// sentence that names the scope, what blocked, the usage and when it frees.
@@ -10,8 +10,9 @@ use crate::quota::{Limit, ScopeId};
 pub enum AcquireError {
     /// The estimate alone is above a limit: refused at once, waiting cannot help.
     #[error(
-        "a request of {requested} {} can never fit in scope `{scope}`, whose limit is {limit}",
-        limit.dimension
+        "a request of {requested} {} can never fit in scope `{scope}`, whose limit is {limit}{}",
+        limit.dimension,
+        never_fits_hint(limit.dimension)
     )]
     NeverFits {
         /// The scope whose limit is too small.
@@ -66,6 +67,22 @@ impl AcquireError {
     /// rest; a deadline: yes).
     pub fn is_retryable(&self) -> bool {
         matches!(self, AcquireError::DeadlineExceeded { .. })
+    }
+}
+
+/// What a caller can do about a request that never fits a limit of `dimension`.
+fn never_fits_hint(dimension: Dimension) -> &'static str {
+    match dimension {
+        Dimension::Requests => "",
+        Dimension::Tokens => {
+            ": the prompt plus the output cap it reserves is above the limit; lower max_tokens (the output cap sent and reserved with every request), shorten the prompt, or raise the limit"
+        }
+        Dimension::OutputTokens => {
+            ": the output cap sent and reserved with every request is above the limit; lower max_tokens or raise the limit"
+        }
+        Dimension::InputTokens => {
+            ": the prompt alone is above the limit; shorten it or raise the limit"
+        }
     }
 }
 

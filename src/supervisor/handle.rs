@@ -11,7 +11,7 @@ use super::error::{AcquireError, SupervisorError};
 use super::events::QuotaEvent;
 use super::permit::{AcquireRequest, Permit};
 use super::{QuotaSnapshot, SupervisorSettings};
-use crate::quota::{RateLimitSignal, ScopeId, ScopeSpec, WallClock};
+use crate::quota::{RateLimitSignal, ScopeId, ScopeSpec, TokenCount, WallClock};
 
 /// Tells the supervisor when an `acquire` future is dropped while it waits, so requests queued
 /// behind it are reconsidered at once instead of at the next timer.
@@ -134,6 +134,35 @@ impl QuotaHandle {
         let answer = rx.await;
         guard.0 = None;
         answer.map_err(|_| AcquireError::Stopped)?
+    }
+
+    /// Grows `permit`'s reservation to `needed` (input and output apart) in every scope it
+    /// holds, atomically, if the difference fits in every token window now; the permit then
+    /// carries the larger estimate. Returns whether the permit now covers `needed` (always when
+    /// it already did). A `false` means the request must not be sent under this permit: release
+    /// it uncounted and acquire again.
+    pub async fn top_up(&self, permit: &mut Permit, needed: TokenCount) -> bool {
+        let extra = needed.excess_over(permit.tokens());
+        if extra.is_zero() {
+            return true;
+        }
+        let (reply, rx) = oneshot::channel();
+        let sent = self
+            .cmd
+            .send(Command::TopUp {
+                id: permit.id(),
+                extra,
+                reply,
+            })
+            .await;
+        if sent.is_err() {
+            return false;
+        }
+        let grown = rx.await.unwrap_or(false);
+        if grown {
+            permit.grew(extra);
+        }
+        grown
     }
 
     /// Applies a provider signal to a scope (fire and forget).

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::actor::Control;
-use crate::quota::ScopeId;
+use crate::quota::{ScopeId, TokenCount};
 
 /// A request for a permit.
 #[derive(Debug, Clone)]
@@ -18,6 +18,9 @@ pub struct AcquireRequest {
     pub candidates: Vec<Vec<ScopeId>>,
     /// Estimated tokens (input counted + `max_tokens`), reserved until settlement.
     pub est_tokens: u64,
+    /// Of `est_tokens`, the output cap sent with the request (what output-token limits
+    /// reserve); the rest is the input estimate (what input-token limits reserve).
+    pub est_output: u64,
     /// 0..=9, higher first; waiting raises a request's rank (aging), FIFO within a level.
     pub priority: u8,
     /// How long to wait at most; `None` uses the supervisor's default deadline.
@@ -32,10 +35,26 @@ impl AcquireRequest {
         Self {
             candidates: vec![scopes],
             est_tokens,
+            est_output: 0,
             priority: 0,
             deadline: None,
             requester: requester.into(),
         }
+    }
+}
+
+impl AcquireRequest {
+    /// The same request reserving `tokens` (input estimate and output cap).
+    pub fn with_tokens(mut self, tokens: TokenCount) -> Self {
+        self.est_tokens = tokens.total();
+        self.est_output = tokens.output;
+        self
+    }
+
+    /// The reservation asked for, split into input estimate and output cap.
+    pub fn tokens(&self) -> TokenCount {
+        let output = self.est_output.min(self.est_tokens);
+        TokenCount::new(self.est_tokens - output, output)
     }
 }
 
@@ -46,7 +65,7 @@ pub struct Permit {
     id: u64,
     candidate: usize,
     scopes: Arc<[ScopeId]>,
-    estimate: u64,
+    estimate: TokenCount,
     waited: Duration,
     tx: Option<mpsc::UnboundedSender<Control>>,
 }
@@ -56,7 +75,7 @@ impl Permit {
         id: u64,
         candidate: usize,
         scopes: Arc<[ScopeId]>,
-        estimate: u64,
+        estimate: TokenCount,
         waited: Duration,
         tx: mpsc::UnboundedSender<Control>,
     ) -> Self {
@@ -80,9 +99,24 @@ impl Permit {
         &self.scopes
     }
 
-    /// The tokens reserved.
+    /// The tokens reserved (input estimate plus output cap).
     pub fn estimate(&self) -> u64 {
+        self.estimate.total()
+    }
+
+    /// The tokens reserved, split into input estimate and output cap.
+    pub fn tokens(&self) -> TokenCount {
         self.estimate
+    }
+
+    /// The supervisor's id of this permit (for a top-up).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Records that the reservation grew by `extra` (the supervisor accepted a top-up).
+    pub(crate) fn grew(&mut self, extra: TokenCount) {
+        self.estimate = self.estimate + extra;
     }
 
     /// How long the request waited for this permit.
@@ -92,8 +126,19 @@ impl Permit {
 
     /// Settles to the actual tokens: a refund when lower than the estimate, an extra charge when
     /// higher (at the reservation's instant), and frees the concurrency slots.
+    ///
+    /// Scopes with separate input and output limits see the total split as the reservation
+    /// was: up to the reserved input as input, the rest as output; use
+    /// [`settle_tokens`](Self::settle_tokens) when the split is known.
     pub fn settle(mut self, actual_tokens: u64) {
-        self.send(actual_tokens);
+        let input = actual_tokens.min(self.estimate.input);
+        self.send(TokenCount::new(input, actual_tokens - input));
+    }
+
+    /// Settles to what the provider counts, input and output apart (see
+    /// [`settle`](Self::settle)).
+    pub fn settle_tokens(mut self, actual: TokenCount) {
+        self.send(actual);
     }
 
     /// Releases the permit as if the call had never been made: its request and tokens leave
@@ -111,7 +156,7 @@ impl Permit {
         self.tx = None;
     }
 
-    fn send(&mut self, actual: u64) {
+    fn send(&mut self, actual: TokenCount) {
         if let Some(tx) = self.tx.take() {
             // A closed channel means the supervisor is gone: nothing is left to settle.
             let _ = tx.send(Control::Settle {

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use super::error::AcquireError;
 use super::permit::Permit;
-use crate::quota::ScopeId;
+use crate::quota::{ScopeId, TokenCount};
 
 /// One priority level is worth this much waiting.
 pub const AGING_STEP: Duration = Duration::from_secs(5);
@@ -30,7 +30,7 @@ pub(crate) type Reply = oneshot::Sender<Result<Permit, AcquireError>>;
 pub(crate) struct Waiter {
     pub candidates: Vec<Vec<usize>>,
     pub names: Vec<Vec<ScopeId>>,
-    pub est: u64,
+    pub est: TokenCount,
     pub requester: Arc<str>,
     pub enqueued: Instant,
     pub deadline: Instant,

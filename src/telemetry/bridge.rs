@@ -20,6 +20,8 @@ fn dimension(s: &str) -> Option<Dimension> {
     match s {
         "requests" => Some(Dimension::Requests),
         "tokens" => Some(Dimension::Tokens),
+        "input_tokens" => Some(Dimension::InputTokens),
+        "output_tokens" => Some(Dimension::OutputTokens),
         _ => None,
     }
 }

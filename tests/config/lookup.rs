@@ -241,3 +241,92 @@ fn summaries_read_like_the_file() {
         "openai/gpt-4o-mini: 100 requests/10s, 20000 tokens/500ms, 1000 requests/1h, 5000000 tpd, 3 in flight; startup cooldown 1m; per key; shared group team-pool; paced; daily reset 07:30 UTC"
     );
 }
+
+#[test]
+fn input_and_output_token_limits_and_the_default_output_cap() {
+    let t = LimitsTable::parse(
+        "
+anthropic:
+  claude-x:
+    rpm: 50
+    itpm: 30000
+    otpm: 8000
+    windows:
+      - {input_tokens: 1000, per: 10s}
+      - {output_tokens: 400, per: 10s}
+  claude-y: {itpm: 30000, otpm: 8000, default_max_tokens: 1500}
+openai:
+  tiny: {tpm: 1000}
+  set: {tpm: 1000, default_max_tokens: 600}
+  untokened: {rpm: 3}
+",
+        "user.yaml",
+    )
+    .unwrap();
+    let x = t.lookup("anthropic", "claude-x");
+    let dims: Vec<(Dimension, u64, u64)> = x
+        .limits
+        .iter()
+        .map(|l| (l.dimension, l.amount.get(), l.period.as_secs()))
+        .collect();
+    assert_eq!(
+        dims,
+        vec![
+            (Dimension::Requests, 50, 60),
+            (Dimension::InputTokens, 30000, 60),
+            (Dimension::OutputTokens, 8000, 60),
+            (Dimension::InputTokens, 1000, 10),
+            (Dimension::OutputTokens, 400, 10),
+        ]
+    );
+    assert_eq!(x.limits[1].short_name(), "itpm");
+    assert_eq!(x.limits[2].short_name(), "otpm");
+    // The built-in cap, lowered to 1/4 of the tightest limit that counts output (400 / 4);
+    // input-only limits do not lower it.
+    assert_eq!(x.output_cap("anthropic"), 100);
+    assert_eq!(
+        t.lookup("anthropic", "claude-y").output_cap("anthropic"),
+        1500
+    );
+    assert!(
+        t.lookup("anthropic", "claude-y")
+            .summary()
+            .contains("default max_tokens 1500")
+    );
+    assert_eq!(t.lookup("openai", "tiny").output_cap("openai"), 250);
+    assert_eq!(t.lookup("openai", "set").output_cap("openai"), 600);
+    assert_eq!(t.lookup("openai", "untokened").output_cap("openai"), 4096);
+    assert_eq!(t.lookup("openai", "untokened").output_cap("gemini"), 8192);
+    // The built-in table: Anthropic's limits are input and output apart.
+    let b = LimitsTable::builtin().lookup("anthropic", "claude-sonnet-4");
+    assert!(
+        b.limits
+            .iter()
+            .any(|l| l.dimension == Dimension::InputTokens)
+    );
+    assert_eq!(b.output_cap("anthropic"), 2000);
+}
+
+#[test]
+fn a_default_output_cap_that_leaves_no_room_is_refused() {
+    for (text, needle) in [
+        (
+            "openai: {m: {tpm: 1000, default_max_tokens: 1000}}",
+            "leaves no room",
+        ),
+        (
+            "anthropic: {m: {otpm: 500, default_max_tokens: 800}}",
+            "otpm limit of 500",
+        ),
+        ("openai: {m: {default_max_tokens: 0}}", "at least 1"),
+        (
+            "openai: {m: {windows: [{tokens: 5, input_tokens: 5, per: 1s}]}}",
+            "exactly one of",
+        ),
+    ] {
+        let err = LimitsTable::parse(text, "user.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+}

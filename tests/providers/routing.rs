@@ -9,7 +9,9 @@ use massgen::keys::{KeyHealth, KeyPool};
 use massgen::mock_provider::MockLimits;
 use massgen::provider::ProviderErrorKind;
 use massgen::quota::{Dimension, Limit, ScopeKind, ScopeSpec};
-use massgen::routing::{CallError, CallObserver, CallReport, QuotaRoute, RetryPolicy, Route, call};
+use massgen::routing::{
+    CallError, CallObserver, CallReport, QuotaRoute, RetryPolicy, Route, call, reserve,
+};
 use massgen::supervisor::{QuotaHandle, SupervisorSettings};
 
 use super::{FIRST, KINDS, key, mock, provider, request};
@@ -77,6 +79,7 @@ fn route(
             candidates: Vec::new(),
             deadline: Some(Duration::from_secs(5)),
             run_deadline: None,
+            output_cap: None,
         }),
         pool: Some(pool.clone()),
     }
@@ -168,16 +171,26 @@ async fn usage_is_settled_in_the_scope() {
     for kind in KINDS {
         for stream in [false, true] {
             let before = used_tokens(&quota).await;
-            let report = call_first(&route(kind, &server, &pool, Some(&quota)), stream)
-                .await
-                .unwrap();
+            let r = route(kind, &server, &pool, Some(&quota));
+            let reserved = reserve::tokens(&r, &request(FIRST, true, stream));
+            let report = call_first(&r, stream).await.unwrap();
             let after = used_tokens(&quota).await;
-            assert!(report.usage.total() > 0);
-            assert_eq!(
-                after - before,
-                report.usage.total(),
-                "{kind:?} stream={stream}"
+            let u = report.usage;
+            assert!(u.total() > 0);
+            assert!(
+                reserved.input >= u.input_tokens,
+                "{kind:?}: {reserved:?} {u:?}"
             );
+            assert_eq!(reserved.output, 256);
+            // Each dialect settles the way its provider counts: OpenAI-style input + cap at
+            // arrival, Gemini the reported usage, Anthropic the input at arrival and the
+            // actual output.
+            let settled = match kind {
+                BackendKind::Gemini => u.total(),
+                BackendKind::Claude => reserved.input + u.output_tokens,
+                _ => reserved.total(),
+            };
+            assert_eq!(after - before, settled, "{kind:?} stream={stream}");
         }
     }
 }
@@ -375,5 +388,64 @@ async fn a_gemini_daily_quota_closes_the_project_scope_for_every_key_of_it() {
         (stats.total.admitted, stats.total.refused),
         (1, 1),
         "the other key was not sent: {stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_call_that_never_reached_the_provider_is_not_counted() {
+    // A port nobody listens on: every attempt's connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let provider = Arc::new(massgen::provider::openai::OpenAiCompatible::new(
+        "openai",
+        &format!("http://127.0.0.1:{port}/v1"),
+        massgen::provider::signals::Dialect::OpenAi,
+        massgen::provider::http::shared_client().unwrap(),
+    ));
+    let pool = Arc::new(KeyPool::new(
+        "mock",
+        "mock-model",
+        vec![key("a")],
+        ScopeKind::PerKey,
+        None,
+    ));
+    let rpm = Limit::new(Dimension::Requests, 1, Duration::from_secs(60)).unwrap();
+    let tpm = Limit::new(Dimension::Tokens, 100_000, Duration::from_secs(60)).unwrap();
+    let quota = supervised(
+        &pool,
+        ScopeSpec {
+            limits: vec![rpm, tpm],
+            ..ScopeSpec::default()
+        },
+    )
+    .await;
+    let r = Route {
+        provider,
+        key: None,
+        retry: quick_retry(),
+        requester: Arc::from("agent-a"),
+        quota: Some(QuotaRoute {
+            handle: quota.clone(),
+            candidates: Vec::new(),
+            deadline: Some(Duration::from_secs(5)),
+            run_deadline: None,
+            output_cap: None,
+        }),
+        pool: Some(pool.clone()),
+    };
+    let err = call_first(&r, false).await.unwrap_err();
+    // All four attempts went out at once under 1 RPM: none of them was counted.
+    let CallError::Provider { error, calls, .. } = &err else {
+        panic!("{err}");
+    };
+    assert_eq!(*calls, 4, "{err}");
+    assert!(error.not_sent, "{err}");
+    let snap = quota.snapshot().await.unwrap();
+    assert!(
+        snap.scopes[0].limits.iter().all(|l| l.used == 0),
+        "{snap:?}"
     );
 }

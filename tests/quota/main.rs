@@ -2,4 +2,6 @@
 //! reference, and deterministic actor tests on paused time. One test binary for both.
 
 mod props;
+mod reserve;
+mod sent;
 mod supervisor;

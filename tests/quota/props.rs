@@ -62,7 +62,9 @@ fn ref_fits(s: &RefScope, i: usize, log: &[Admitted], t: Instant, est: u64, slot
             .filter(|a| a.scopes.contains(&i) && a.at <= t && t < a.at + l.period);
         let (used, w) = match l.dimension {
             Dimension::Requests => (in_window.count() as u64, 1),
-            Dimension::Tokens => (in_window.map(Admitted::tokens).sum(), est),
+            Dimension::Tokens | Dimension::InputTokens | Dimension::OutputTokens => {
+                (in_window.map(Admitted::tokens).sum(), est)
+            }
         };
         used + w <= l.amount.get()
     })
@@ -335,6 +337,7 @@ proptest! {
                     let req = AcquireRequest {
                         candidates,
                         est_tokens: c.est,
+                        est_output: 0,
                         priority: c.priority,
                         deadline: Some(Duration::from_secs(3600)),
                         requester: Arc::from(format!("agent{n}")),

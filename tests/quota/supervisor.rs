@@ -316,6 +316,7 @@ async fn the_first_candidate_with_capacity_is_granted() {
     let two = || AcquireRequest {
         candidates: vec![vec![ScopeId::from("key1")], vec![ScopeId::from("key2")]],
         est_tokens: 1,
+        est_output: 0,
         priority: 0,
         deadline: None,
         requester: Arc::from("a"),

@@ -1,0 +1,270 @@
+//! Reservations that are upper bounds of what the provider counts, and settlements that follow
+//! how it counts.
+//!
+//! - Every request admitted by the supervisor carries the output cap it reserves: the agent's
+//!   `max_tokens`, else the route's cap (from the limits table), filled in by [`capped`] before
+//!   the request is estimated and before it is sent.
+//! - The prompt is counted with the tokenizer of the model's family
+//!   ([`estimate::TokenCounter`]).
+//! - A request rebuilt after the grant (it carries what changed while it waited) that grew is
+//!   topped up atomically before it is sent ([`refresh`]), or the permit is released and the
+//!   call acquires again: nothing is sent under-reserved.
+//! - [`settlement`] settles per dialect ([`Counting`]).
+
+use super::Route;
+use super::estimate::{self, TokenCounter};
+use crate::provider::{ChatRequest, ChatResponse, ProviderError, ProviderErrorKind};
+use crate::quota::TokenCount;
+use crate::supervisor::Permit;
+
+/// How a provider counts a call against its token limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// OpenAI-compatible: input + the sent output cap, counted when the request arrives;
+    /// nothing is refunded inside the window. Settled at the reservation.
+    AtArrival,
+    /// Gemini (and the in-process simulated backend): the usage reported with the answer.
+    /// Settled to it.
+    ActualUsage,
+    /// Anthropic: input counted at arrival, output estimated from `max_tokens` at arrival and
+    /// adjusted to the actual output when the answer completes. Settled with the input kept and
+    /// the output set to the actual.
+    InputThenOutput,
+}
+
+impl Counting {
+    /// The counting of a provider by its [`crate::provider::Provider::name`].
+    pub fn of(provider: &str) -> Counting {
+        match provider {
+            "gemini" | "simulated" => Counting::ActualUsage,
+            "claude" | "anthropic" => Counting::InputThenOutput,
+            _ => Counting::AtArrival,
+        }
+    }
+}
+
+/// `request` with the route's output cap filled in when it names none and the route reserves
+/// quota (the cap reserved must be the cap sent).
+pub fn capped(route: &Route, mut request: ChatRequest) -> ChatRequest {
+    if let Some(q) = &route.quota {
+        if request.max_tokens.is_none() {
+            request.max_tokens = Some(q.output_cap.unwrap_or(estimate::DEFAULT_MAX_TOKENS));
+        }
+    }
+    request
+}
+
+/// What `request` reserves on `route`: its prompt counted with the model family's tokenizer,
+/// and its output cap.
+pub fn tokens(route: &Route, request: &ChatRequest) -> TokenCount {
+    let counter = TokenCounter::for_model(route.provider.name(), &request.model);
+    estimate::estimate_tokens(request, counter)
+}
+
+/// How many times a call gives its permit back because the rebuilt request outgrew it, before
+/// it sends the request the permit was granted for instead.
+pub const MAX_REGROWTHS: u32 = 3;
+
+/// After a grant: rebuilds the request (capped) so it carries the latest state, and makes sure
+/// the permit covers it, topping the reservation up if it grew. Returns the request to send, or
+/// `None` when the grown request does not fit now (the caller releases the permit uncounted and
+/// acquires again). After [`MAX_REGROWTHS`] such returns (`regrowths`), the request the permit
+/// was granted for (`granted`) is sent instead.
+pub async fn refresh<F>(
+    route: &Route,
+    permit: &mut Permit,
+    granted: ChatRequest,
+    build: &F,
+    regrowths: u32,
+) -> Option<ChatRequest>
+where
+    F: Fn() -> ChatRequest,
+{
+    let Some(q) = &route.quota else {
+        return Some(granted);
+    };
+    let fresh = capped(route, build());
+    let needed = tokens(route, &fresh);
+    if q.handle.top_up(permit, needed).await {
+        return Some(fresh);
+    }
+    if regrowths >= MAX_REGROWTHS {
+        tracing::info!(
+            requester = %route.requester,
+            "the rebuilt request outgrew its quota permit again; sending the request it covers"
+        );
+        return Some(granted);
+    }
+    None
+}
+
+/// What a settled permit should charge: `Some(tokens)`, or `None` when the provider counted
+/// nothing (the request never reached it, or it said so with a 529 overload).
+pub fn settlement(
+    counting: Counting,
+    reserved: TokenCount,
+    result: &Result<ChatResponse, ProviderError>,
+) -> Option<TokenCount> {
+    let response = match result {
+        Ok(r) => r,
+        Err(e) if e.not_sent || e.kind == ProviderErrorKind::Overloaded => return None,
+        // It reached the provider, which may have counted it in full.
+        Err(_) => return Some(reserved),
+    };
+    let Some(usage) = response.usage else {
+        return Some(reserved);
+    };
+    // Never below what the provider says it read.
+    let input = reserved.input.max(usage.input_tokens);
+    Some(match counting {
+        Counting::AtArrival => TokenCount::new(input, reserved.output),
+        Counting::ActualUsage => TokenCount::new(usage.input_tokens, usage.output_tokens),
+        Counting::InputThenOutput => TokenCount::new(input, usage.output_tokens),
+    })
+}
+
+/// Settles `permit` after a call on `route` by the provider's counting.
+pub fn settle(route: &Route, permit: Option<Permit>, result: &Result<ChatResponse, ProviderError>) {
+    let Some(permit) = permit else {
+        return;
+    };
+    match settlement(Counting::of(route.provider.name()), permit.tokens(), result) {
+        Some(tokens) => permit.settle_tokens(tokens),
+        None => permit.release_uncounted(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::result_large_err, clippy::unwrap_used)]
+
+    use super::*;
+    use crate::provider::Usage;
+
+    fn ok(input: u64, output: u64) -> Result<ChatResponse, ProviderError> {
+        Ok(ChatResponse {
+            usage: Some(Usage {
+                input_tokens: input,
+                output_tokens: output,
+            }),
+            ..ChatResponse::default()
+        })
+    }
+
+    #[test]
+    fn each_dialect_settles_the_way_its_provider_counts() {
+        let reserved = TokenCount::new(120, 500);
+        let s = |c, r: &Result<ChatResponse, ProviderError>| settlement(c, reserved, r);
+        assert_eq!(Counting::of("openai"), Counting::AtArrival);
+        assert_eq!(Counting::of("groq"), Counting::AtArrival);
+        assert_eq!(Counting::of("gemini"), Counting::ActualUsage);
+        assert_eq!(Counting::of("claude"), Counting::InputThenOutput);
+        // OpenAI-style: input + cap at arrival, no refund.
+        assert_eq!(s(Counting::AtArrival, &ok(100, 40)), Some(reserved));
+        // ... but never below the input the provider reports.
+        assert_eq!(
+            s(Counting::AtArrival, &ok(130, 40)),
+            Some(TokenCount::new(130, 500))
+        );
+        // Gemini: the reported usage, above the reservation too.
+        assert_eq!(
+            s(Counting::ActualUsage, &ok(100, 40)),
+            Some(TokenCount::new(100, 40))
+        );
+        assert_eq!(
+            s(Counting::ActualUsage, &ok(100, 900)),
+            Some(TokenCount::new(100, 900))
+        );
+        // Anthropic: input stays, output to the actual.
+        assert_eq!(
+            s(Counting::InputThenOutput, &ok(100, 40)),
+            Some(TokenCount::new(120, 40))
+        );
+        // No usage reported: the reservation.
+        let bare = Ok(ChatResponse::default());
+        for c in [
+            Counting::AtArrival,
+            Counting::ActualUsage,
+            Counting::InputThenOutput,
+        ] {
+            assert_eq!(s(c, &bare), Some(reserved));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_route_cap_is_filled_in_only_when_quota_reserves_it() {
+        use crate::config::SimulatedSettings;
+        use crate::provider::{Message, SimulatedProvider};
+        use crate::supervisor::{QuotaHandle, SupervisorSettings};
+        use std::sync::Arc;
+
+        let mut route = Route {
+            provider: Arc::new(SimulatedProvider::new(
+                "a",
+                SimulatedSettings::default(),
+                &["a".to_owned()],
+            )),
+            key: None,
+            retry: super::super::RetryPolicy::default(),
+            requester: Arc::from("a"),
+            quota: None,
+            pool: None,
+        };
+        let request = |max_tokens| ChatRequest {
+            model: "m".into(),
+            messages: vec![Message::user("hi")],
+            tools: Vec::new(),
+            temperature: None,
+            max_tokens,
+            stream: false,
+        };
+        // No quota: nothing is reserved, nothing is added.
+        assert_eq!(capped(&route, request(None)).max_tokens, None);
+        let handle = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
+        route.quota = Some(super::super::QuotaRoute {
+            handle,
+            candidates: Vec::new(),
+            deadline: None,
+            run_deadline: None,
+            output_cap: Some(300),
+        });
+        assert_eq!(capped(&route, request(None)).max_tokens, Some(300));
+        // The agent's own cap wins, and is what is reserved.
+        let own = capped(&route, request(Some(77)));
+        assert_eq!(own.max_tokens, Some(77));
+        assert_eq!(tokens(&route, &own).output, 77);
+        if let Some(q) = &mut route.quota {
+            q.output_cap = None;
+        }
+        assert_eq!(
+            capped(&route, request(None)).max_tokens,
+            Some(estimate::DEFAULT_MAX_TOKENS)
+        );
+    }
+
+    #[test]
+    fn failures_settle_at_the_estimate_unless_provably_uncounted() {
+        let reserved = TokenCount::new(120, 500);
+        let err = |kind| Err(ProviderError::new(kind, "x"));
+        for c in [
+            Counting::AtArrival,
+            Counting::ActualUsage,
+            Counting::InputThenOutput,
+        ] {
+            for kind in [
+                ProviderErrorKind::RateLimited,
+                ProviderErrorKind::Transient,
+                ProviderErrorKind::Malformed,
+                ProviderErrorKind::BadRequest,
+            ] {
+                assert_eq!(settlement(c, reserved, &err(kind)), Some(reserved));
+            }
+            assert_eq!(
+                settlement(c, reserved, &err(ProviderErrorKind::Overloaded)),
+                None
+            );
+            let refused = Err(ProviderError::new(ProviderErrorKind::Transient, "x").never_sent());
+            assert_eq!(settlement(c, reserved, &refused), None);
+        }
+    }
+}
