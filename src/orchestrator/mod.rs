@@ -93,7 +93,7 @@ pub async fn coordinate(
         records: Vec::new(),
         emitter,
     };
-    let deadline = started + timeout;
+    let deadline = crate::quota::time::tokio_instant_after(started, timeout);
     let finished = tokio::time::timeout_at(deadline, state.run_rounds())
         .await
         .is_ok();

@@ -1,13 +1,15 @@
 //! [`ScopeState`]: everything one scope knows: its limits and their logs, concurrency slots,
 //! cooldowns, learned limits, pacing and the stagger of first requests.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::cooldown::Cooldown;
+use super::signal::plausible_limit;
+use super::time::{ceil_secs, instant_after};
 use super::verdict::{Blocker, Verdict};
 use super::window::SlidingLog;
 use super::{Dimension, Limit, ScopeId, ScopeSpec};
@@ -30,7 +32,7 @@ impl LimitState {
         Self {
             configured: Some(limit),
             effective: limit,
-            log: SlidingLog::new(limit.period + guard),
+            log: SlidingLog::new(limit.period.saturating_add(guard)),
         }
     }
 
@@ -100,7 +102,8 @@ pub struct ScopeState {
     cooldown: Option<Cooldown>,
     closed: Option<String>,
     last_request: Option<Instant>,
-    seen: HashSet<Arc<str>>,
+    /// Every requester seen, with the instant of its first grant.
+    seen: HashMap<Arc<str>, Instant>,
     first_gate: Option<Instant>,
     stagger: Duration,
     /// Permits granted so far.
@@ -114,7 +117,7 @@ impl ScopeState {
     /// first requests of different requesters.
     pub fn new(id: ScopeId, spec: ScopeSpec, now: Instant, stagger: Duration) -> Self {
         let cooldown = (!spec.startup_cooldown.is_zero()).then(|| Cooldown {
-            until: now + spec.startup_cooldown,
+            until: instant_after(now, spec.startup_cooldown),
             reason: "startup".to_owned(),
         });
         Self {
@@ -129,7 +132,7 @@ impl ScopeState {
             cooldown,
             closed: None,
             last_request: None,
-            seen: HashSet::new(),
+            seen: HashMap::new(),
             first_gate: None,
             stagger,
             granted_total: 0,
@@ -193,7 +196,7 @@ impl ScopeState {
 
     /// Whether `requester` still has its first request to make here.
     fn is_new_requester(&self, requester: &str) -> bool {
-        !self.seen.contains(requester)
+        !self.seen.contains_key(requester)
     }
 
     fn pacing_interval(&self) -> Option<Duration> {
@@ -251,7 +254,7 @@ impl ScopeState {
             }
         }
         if let (Some(interval), Some(last)) = (self.pacing_interval(), self.last_request) {
-            let at = last + interval;
+            let at = instant_after(last, interval);
             if at > now {
                 let blocker = Blocker::Pacing;
                 verdict = verdict.and(Verdict::WaitUntil { at, blocker });
@@ -284,8 +287,8 @@ impl ScopeState {
         self.in_flight = self.in_flight.saturating_add(1);
         self.last_request = Some(now);
         if self.is_new_requester(requester) {
-            self.seen.insert(Arc::clone(requester));
-            self.first_gate = Some(now + self.stagger);
+            self.seen.insert(Arc::clone(requester), now);
+            self.first_gate = Some(instant_after(now, self.stagger));
         }
         self.granted_total += 1;
     }
@@ -315,11 +318,28 @@ impl ScopeState {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    /// Undoes a reservation made at `at` that was never delivered: nothing stays charged and it
-    /// does not count as granted.
-    pub fn rollback(&mut self, at: Instant, est_tokens: u64) {
+    /// Undoes a reservation made at `at` for `requester` that was never delivered: nothing
+    /// stays charged, it does not count as granted, pacing counts from the grant before it, and
+    /// a requester whose first grant it was is new again (its stagger slot is given back).
+    pub fn rollback(&mut self, at: Instant, est_tokens: u64, requester: &str) {
         self.uncount(at, est_tokens);
         self.granted_total = self.granted_total.saturating_sub(1);
+        if self.last_request == Some(at) {
+            self.last_request = self
+                .limits
+                .iter()
+                .filter(|l| l.effective.dimension == Dimension::Requests)
+                .filter_map(|l| l.log.latest())
+                .max();
+        }
+        if self.seen.get(requester) == Some(&at) {
+            self.seen.remove(requester);
+            self.first_gate = self
+                .seen
+                .values()
+                .max()
+                .map(|&t| instant_after(t, self.stagger));
+        }
     }
 
     /// Closes the scope until `until` (a later cooldown wins over an earlier one).
@@ -335,36 +355,135 @@ impl ScopeState {
         self.closed = Some(reason);
     }
 
-    /// Adopts a limit the provider revealed if it is lower than what is enforced for the same
-    /// dimension and period (or if no such limit exists). Returns whether it was adopted.
+    /// Adopts a limit the provider revealed when it is stricter in effect than what is enforced.
+    /// Returns whether it was adopted:
+    ///
+    /// - same dimension and period as an enforced limit: adopted when its amount is lower;
+    /// - a limit that an enforced one of the same dimension already implies (never more in any
+    ///   window: `4 per 60 s` implies `4 per 10 s`) changes nothing, so a configured limit is
+    ///   never loosened by a learned one of another period;
+    /// - otherwise it is enforced in addition, seeded with the history the scope has.
+    ///
+    /// Zero and absurd limits never get here ([`Limit`] cannot be zero); implausible ones
+    /// ([`plausible_limit`]) are ignored.
     pub fn learn(&mut self, limit: Limit, now: Instant) -> bool {
-        let same = self.limits.iter_mut().find(|l| {
+        if !plausible_limit(&limit) {
+            return false;
+        }
+        let guard = self.spec.window_guard;
+        if let Some(l) = self.limits.iter_mut().find(|l| {
             l.effective.dimension == limit.dimension && l.effective.period == limit.period
-        });
-        match same {
-            Some(l) if limit.amount < l.effective.amount => {
+        }) {
+            if limit.amount < l.effective.amount {
                 l.effective = limit;
-                true
+                return true;
             }
-            Some(_) => false,
-            None => {
-                // Seed from the longest log of the same dimension that covers the new period.
-                let log = self
-                    .limits
-                    .iter()
-                    .filter(|l| {
-                        l.effective.dimension == limit.dimension
-                            && l.effective.period >= limit.period
-                    })
-                    .min_by_key(|l| l.effective.period)
-                    .map(|l| l.log.narrowed(limit.period + self.spec.window_guard, now))
-                    .unwrap_or_else(|| SlidingLog::new(limit.period + self.spec.window_guard));
-                self.limits.push(LimitState {
-                    configured: None,
-                    effective: limit,
-                    log,
-                });
-                true
+            return false;
+        }
+        if self
+            .limits
+            .iter()
+            .any(|l| l.effective.dimension == limit.dimension && implies(&l.effective, &limit))
+        {
+            return false;
+        }
+        // Seed from the longest log of the same dimension that covers the new period.
+        let log = self
+            .limits
+            .iter()
+            .filter(|l| {
+                l.effective.dimension == limit.dimension && l.effective.period >= limit.period
+            })
+            .min_by_key(|l| l.effective.period)
+            .map(|l| l.log.narrowed(limit.period.saturating_add(guard), now))
+            .unwrap_or_else(|| SlidingLog::new(limit.period.saturating_add(guard)));
+        self.limits.push(LimitState {
+            configured: None,
+            effective: limit,
+            log,
+        });
+        true
+    }
+
+    /// Adopts a limit taught by a rate-limit report (headers: limit, remaining, reset): like
+    /// [`learn`](Self::learn), except that it is the provider's latest word on a limit it
+    /// already taught: a learned-only limit of the same dimension and amount takes the new
+    /// period (`4 per 60 s` taught before the reset showed the window, `4 per 10 s` after).
+    /// A configured limit that implies it still wins.
+    pub fn learn_reported(&mut self, limit: Limit, now: Instant) -> bool {
+        if !plausible_limit(&limit) {
+            return false;
+        }
+        if self.limits.iter().any(|l| {
+            l.configured.is_some()
+                && l.effective.dimension == limit.dimension
+                && implies(&l.effective, &limit)
+        }) {
+            return false;
+        }
+        let guard = self.spec.window_guard;
+        if let Some(l) = self.limits.iter_mut().find(|l| {
+            l.configured.is_none()
+                && l.effective.dimension == limit.dimension
+                && l.effective.amount == limit.amount
+        }) {
+            if l.effective.period == limit.period {
+                return false;
+            }
+            l.effective = limit;
+            l.log = l.log.narrowed(limit.period.saturating_add(guard), now);
+            return true;
+        }
+        self.learn(limit, now)
+    }
+
+    /// A limit taught by an exhausted report (`remaining` 0, reset `T`), its period widened by
+    /// what the scope's own history says: the provider counted `limit.amount` in its window, and
+    /// the oldest of those was admitted here no earlier than the admission that brings the
+    /// scope's log to that amount; the window is at most `T` plus that admission's age (rounded
+    /// up to a whole second, never beyond the documented period). Without such history the
+    /// limit stays as the report alone taught it.
+    pub fn widen_by_history(&self, base: Limit, report: &super::Remaining, now: Instant) -> Limit {
+        let (Some(reset), Some(documented)) = (report.reset_after, report.period) else {
+            return base;
+        };
+        if report.remaining != 0 || base.period >= documented {
+            return base;
+        }
+        let oldest = self
+            .limits
+            .iter()
+            .filter(|l| l.effective.dimension == base.dimension)
+            .max_by_key(|l| l.log.period())
+            .and_then(|l| l.log.instant_covering(base.amount.get()));
+        let Some(oldest) = oldest else {
+            return base;
+        };
+        let bound = ceil_secs(reset.saturating_add(now.saturating_duration_since(oldest)));
+        let period = bound.min(documented).max(base.period);
+        Limit::new(base.dimension, base.amount.get(), period).unwrap_or(base)
+    }
+
+    /// Makes the enforced limit of `limit`'s dimension and period hold at least what the
+    /// provider reports as `used`, all freeing `reset` from `now`: what others sent with the
+    /// same key, or what this scope admitted before it knew the limit, then counts here too.
+    pub fn seed_reported(&mut self, limit: &Limit, used: u64, reset: Duration, now: Instant) {
+        let Some(l) = self.limits.iter_mut().find(|l| {
+            l.effective.dimension == limit.dimension && l.effective.period == limit.period
+        }) else {
+            return;
+        };
+        l.log.expire(now);
+        let missing = used.saturating_sub(l.log.used());
+        if missing == 0 {
+            return;
+        }
+        let at = now
+            .checked_add(reset)
+            .and_then(|end| end.checked_sub(l.log.period()));
+        if let Some(at) = at {
+            if at.checked_add(l.log.period()).is_some_and(|end| end > now) {
+                l.log.record(at, missing);
             }
         }
     }
@@ -411,4 +530,15 @@ impl ScopeState {
     pub fn log_entries(&self) -> usize {
         self.limits.iter().map(|l| l.log.len()).sum()
     }
+}
+
+/// Whether enforcing `a` guarantees `b` (same dimension): in any window of `b`'s period, `a`
+/// admits no more than `b.amount`.
+fn implies(a: &Limit, b: &Limit) -> bool {
+    if a.period >= b.period {
+        return a.amount <= b.amount;
+    }
+    let a_nanos = a.period.as_nanos().max(1);
+    let windows = b.period.as_nanos().div_ceil(a_nanos);
+    windows.saturating_mul(u128::from(a.amount.get())) <= u128::from(b.amount.get())
 }

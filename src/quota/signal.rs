@@ -6,7 +6,23 @@
 
 use std::time::Duration;
 
+use super::time::{MAX_PROVIDER_WAIT, ceil_secs};
 use super::{Dimension, Limit};
+
+/// The largest amount a provider can teach: anything above (or zero) is taken for garbage and
+/// ignored with a warning. No real tier comes near a trillion requests or tokens per window.
+pub const MAX_LEARNED_AMOUNT: u64 = 1_000_000_000_000;
+
+/// How far a reported reset may fall short of what a limit of the documented period predicts
+/// and still be taken as agreeing with it: the reset is measured a little after the provider
+/// counted the request, and rounded.
+pub const RESET_TOLERANCE: Duration = Duration::from_secs(1);
+
+/// Whether a limit the provider revealed is believable: a non-zero amount up to
+/// [`MAX_LEARNED_AMOUNT`] over a period of at most [`MAX_PROVIDER_WAIT`].
+pub fn plausible_limit(limit: &Limit) -> bool {
+    limit.amount.get() <= MAX_LEARNED_AMOUNT && limit.period <= MAX_PROVIDER_WAIT
+}
 
 /// What kind of event the provider reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +60,51 @@ pub struct Remaining {
     pub reset_after: Option<Duration>,
     /// The window the limit is counted over, when known (minute for most; day for Groq requests).
     pub period: Option<Duration>,
+}
+
+impl Remaining {
+    /// The limit this report teaches, with a period that agrees with the reset it carries, or
+    /// `None` when the report is inconclusive or implausible:
+    ///
+    /// - no limit, a zero or absurd limit ([`MAX_LEARNED_AMOUNT`]), or more remaining than the
+    ///   limit: nothing is learned;
+    /// - no reset time: the documented period (`period`);
+    /// - used up (`remaining` 0) with a reset `T`: everything is back after `T`, so the
+    ///   provider's window is no longer than `T`: the period is `T` rounded up to a whole second
+    ///   (4 left 0, reset 9.5 s -> 4 per 10 s), or the documented period when that is shorter;
+    /// - capacity left with a reset `T`: a limit of the documented period `P` that refills as it
+    ///   goes gives `used` back no sooner than `used / limit * P`. A reset at least that long
+    ///   (within [`RESET_TOLERANCE`]) agrees: `P` is learned. A shorter one says the window is
+    ///   shorter than `P` but not how much: nothing is learned until an exhausted report tells.
+    pub fn learned_limit(&self) -> Option<Limit> {
+        let amount = self.limit?;
+        let documented = self.period?;
+        if amount == 0 || amount > MAX_LEARNED_AMOUNT || self.remaining > amount {
+            return None;
+        }
+        let period = match self.reset_after {
+            None => documented,
+            Some(reset) if self.remaining == 0 => {
+                if reset.is_zero() {
+                    return None;
+                }
+                ceil_secs(reset).min(documented)
+            }
+            Some(reset) => {
+                let used = amount - self.remaining;
+                let nanos =
+                    documented.as_nanos().saturating_mul(u128::from(used)) / u128::from(amount);
+                let refill = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+                if reset.saturating_add(RESET_TOLERANCE) < refill {
+                    return None;
+                }
+                documented
+            }
+        };
+        Limit::new(self.dimension, amount, period)
+            .ok()
+            .filter(plausible_limit)
+    }
 }
 
 /// One provider rate-limit event, already parsed.

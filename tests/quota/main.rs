@@ -2,4 +2,5 @@
 //! reference, and deterministic actor tests on paused time. One test binary for both.
 
 mod props;
+mod signals;
 mod supervisor;
