@@ -218,6 +218,7 @@ async fn deadline_error_names_scope_limit_usage_and_when_it_frees() {
         "{text}"
     );
     assert!(text.contains("frees in 60.0 s"), "{text}");
+    assert!(text.starts_with("refused at once"), "{text}");
     let snap = q.snapshot().await.unwrap();
     assert_eq!(snap.scopes[0].denied_total, 1);
 }
