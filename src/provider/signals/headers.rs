@@ -300,6 +300,43 @@ mod tests {
     }
 
     #[test]
+    fn hostile_values_are_ignored_or_clamped() {
+        let n = now();
+        let week = crate::quota::time::MAX_PROVIDER_WAIT;
+        let ra = |v: &str| retry_after(&map(&[("retry-after", v)]), n);
+        assert_eq!(ra("99999999999999999999"), Some(week));
+        assert_eq!(ra("1e400"), Some(week));
+        assert_eq!(ra("-5"), None);
+        assert_eq!(ra("NaN"), None);
+        assert_eq!(ra(""), None);
+        assert_eq!(ra("Fri, 31 Dec 9999 23:59:59 GMT"), Some(week));
+        let ms = map(&[("retry-after-ms", "-1"), ("retry-after", "3")]);
+        assert_eq!(retry_after(&ms, n), Some(Duration::from_secs(3)));
+        assert_eq!(parse_go_duration("99999999999999999999h"), Some(week));
+        assert_eq!(parse_go_duration("-1s"), None);
+        assert_eq!(parse_go_duration("."), None);
+        assert_eq!(parse_go_duration("1..5s"), None);
+        // A zero limit is ignored; the remaining count still reports.
+        let zero = map(&[
+            ("x-ratelimit-limit-requests", "0"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "99999999999999999999h"),
+        ]);
+        let got = limits(Dialect::OpenAi, &zero, n);
+        assert!(got.learned.is_empty());
+        assert_eq!(got.remaining[0].limit, None);
+        assert_eq!(got.remaining[0].reset_after, Some(week));
+        let groq = limits(Dialect::Groq, &zero, n);
+        assert_eq!(groq.remaining[0].reset_after, Some(DAY));
+        let far = map(&[
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-requests-reset", "9999-12-31T23:59:59Z"),
+        ]);
+        let got = limits(Dialect::Anthropic, &far, n);
+        assert_eq!(got.remaining[0].reset_after, Some(week));
+    }
+
+    #[test]
     fn groq_requests_count_per_day() {
         let h = map(&[
             ("x-ratelimit-limit-requests", "14400"),
