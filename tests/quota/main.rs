@@ -4,3 +4,4 @@
 mod props;
 mod signals;
 mod supervisor;
+mod waiting;
