@@ -361,7 +361,7 @@ impl QuotaSupervisor {
                 }
                 _ => {}
             }
-            if !misses_deadline(&check.verdict, waiter.deadline) {
+            if !misses_deadline(&check, waiter.deadline, &self.ledger) {
                 all_late = false;
             }
             match check.verdict {

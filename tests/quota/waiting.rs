@@ -168,3 +168,18 @@ fn a_rolled_back_grant_restores_pacing_and_stagger() {
     let snap = ledger.scope_mut(s).unwrap().snapshot(t1);
     assert_eq!((snap.limits[0].used, snap.granted_total), (0, 0));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_token_wait_that_a_settlement_can_shorten_is_not_refused_at_once() {
+    let q = start(&[("s", limits(vec![Limit::tpm(nz(1000))]))]).await;
+    let t0 = Instant::now();
+    // 900 reserved for a call still in flight: 500 more fit at 60 s by the window, but the call
+    // may settle below its estimate first.
+    let in_flight = q.acquire(req("s", 900, "a")).await.unwrap();
+    let mut r = req("s", 500, "b");
+    r.deadline = Some(Duration::from_secs(10));
+    let waiting = spawn_timed(&q, r, t0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    in_flight.settle(100);
+    assert_eq!(waiting.await.unwrap().unwrap(), 2_000);
+}

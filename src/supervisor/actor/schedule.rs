@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::QuotaSupervisor;
-use crate::quota::{Blocker, Reservation, Verdict};
+use crate::quota::{Blocker, CandidateCheck, Dimension, Ledger, Reservation, Verdict};
 use crate::supervisor::error::AcquireError;
 use crate::supervisor::events::{QuotaEvent, millis};
 use crate::supervisor::queue::{Key, Waiter};
@@ -84,7 +84,7 @@ impl QuotaSupervisor {
                     continue;
                 }
                 let check = self.ledger.check(cand, now, w.est, &w.requester);
-                if !misses_deadline(&check.verdict, w.deadline) {
+                if !misses_deadline(&check, w.deadline, &self.ledger) {
                     all_late = false;
                 }
                 let (ready, blocker) = match check.verdict {
@@ -248,13 +248,24 @@ pub(super) fn dead_error(
     }
 }
 
-/// Whether a candidate with `verdict` cannot go at or before `deadline`: it is dead, or the
-/// earliest instant it could go (a lower bound: nothing else admitted first) is after it.
-pub(super) fn misses_deadline(verdict: &Verdict, deadline: Instant) -> bool {
-    match verdict {
-        Verdict::Admit => false,
-        Verdict::WaitUntil { at, .. } => *at > deadline,
-        Verdict::WaitForEvent { not_before, .. } => not_before.is_some_and(|t| t > deadline),
+/// Whether a candidate cannot go at or before `deadline`: it is dead, or the earliest instant
+/// it could go (a lower bound: nothing else admitted first) is after it. Only waits that nothing
+/// but time can shorten count: a wait on a token limit of a scope with calls in flight may end
+/// early when one settles below its estimate, and a wait for a free slot ends when a call
+/// finishes; those wait for their deadline as before.
+pub(super) fn misses_deadline(check: &CandidateCheck, deadline: Instant, ledger: &Ledger) -> bool {
+    match &check.verdict {
+        Verdict::Admit | Verdict::WaitForEvent { .. } => false,
+        Verdict::WaitUntil { at, blocker } => {
+            let refundable = matches!(
+                blocker,
+                Blocker::Limit { limit, .. } if limit.dimension == Dimension::Tokens
+            ) && check
+                .scope
+                .and_then(|i| ledger.scope(i))
+                .is_some_and(|s| s.in_flight() > 0);
+            *at > deadline && !refundable
+        }
         Verdict::Never { .. } | Verdict::Closed { .. } => true,
     }
 }
