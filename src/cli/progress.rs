@@ -69,7 +69,7 @@ impl<W: Write> Progress<W> {
         let line = AgentLine {
             state: state.to_owned(),
             detail: detail.to_owned(),
-            until: eta.map(|d| Instant::now() + d),
+            until: eta.map(|d| crate::quota::time::instant_after(Instant::now(), d)),
         };
         if !self.agents.contains_key(agent) {
             self.order.push(agent.to_owned());

@@ -96,9 +96,7 @@ pub async fn coordinate(
         records: Vec::new(),
         emitter,
     };
-    let deadline = started
-        .checked_add(timeout)
-        .unwrap_or_else(|| far_future(started));
+    let deadline = crate::quota::time::tokio_instant_after(started, timeout);
     let status = tokio::select! {
         rounds = tokio::time::timeout_at(deadline, state.run_rounds()) => match rounds {
             Ok(()) => RunStatus::Completed,
@@ -406,13 +404,4 @@ impl State {
             failures,
         }
     }
-}
-
-/// The latest of a year, a day or an hour after `from` that the clock can hold, for a timeout
-/// too large to add.
-fn far_future(from: tokio::time::Instant) -> tokio::time::Instant {
-    [365 * 86_400, 86_400, 3_600]
-        .into_iter()
-        .find_map(|secs| from.checked_add(Duration::from_secs(secs)))
-        .unwrap_or(from)
 }

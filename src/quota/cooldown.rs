@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use super::DailyReset;
+use super::time::instant_after;
 
 /// A scope admits nothing before `until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +39,11 @@ impl WallClock {
     /// The monotonic instant at which the wall clock reads `at` (never before `now`).
     pub fn instant_at(&self, now: Instant, at: DateTime<Utc>) -> Instant {
         let wall_now = self.wall(now);
-        let ahead = (at - wall_now).to_std().unwrap_or(Duration::ZERO);
-        now + ahead
+        let ahead = at
+            .signed_duration_since(wall_now)
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        instant_after(now, ahead)
     }
 }
 
@@ -61,14 +65,15 @@ pub fn next_daily_reset(now: DateTime<Utc>, reset: &DailyReset) -> DateTime<Utc>
             None => break,
         }
     }
-    now + chrono::Duration::days(1)
+    now.checked_add_signed(chrono::Duration::days(1))
+        .unwrap_or(now)
 }
 
 fn local_time_on(date: NaiveDate, reset: &DailyReset) -> Option<DateTime<Utc>> {
     let naive = date.and_hms_opt(u32::from(reset.hour), u32::from(reset.minute), 0)?;
     // Inside a spring-forward gap no local time exists: take the first minute after it.
     (0..=180).find_map(|m| {
-        let candidate = naive + chrono::Duration::minutes(m);
+        let candidate = naive.checked_add_signed(chrono::Duration::minutes(m))?;
         reset
             .tz
             .from_local_datetime(&candidate)

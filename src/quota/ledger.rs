@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::cooldown::{WallClock, next_daily_reset};
 use super::scope::ScopeState;
+use super::time::{ONE_DAY, clamp_wait, instant_after};
 use super::verdict::Verdict;
-use super::{Limit, RateLimitSignal, ScopeId, ScopeSpec, SignalKind, TokenCount};
+use super::{Limit, RateLimitSignal, ScopeId, ScopeSpec, SignalKind, TokenCount, plausible_limit};
 
 /// How long a 429 closes a scope when the provider gave no retry delay.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -25,6 +26,8 @@ pub struct Reservation {
     pub at: Instant,
     /// The estimated tokens reserved (input estimate and output cap).
     pub est: TokenCount,
+    /// Who it was reserved for (a rollback undoes their place in the stagger).
+    pub requester: Arc<str>,
 }
 
 /// A candidate's verdict and the scope that decided it (`None` when it is admitted).
@@ -173,6 +176,7 @@ impl Ledger {
     }
 
     /// Reserves in every scope of `scopes` at `now` (call after [`check`](Self::check) admitted).
+    /// A scope named twice is reserved once.
     pub fn reserve(
         &mut self,
         scopes: &[usize],
@@ -181,15 +185,21 @@ impl Ledger {
         requester: &Arc<str>,
     ) -> Reservation {
         let est = est.into();
+        let mut held: Vec<usize> = Vec::with_capacity(scopes.len());
         for &i in scopes {
+            if held.contains(&i) {
+                continue;
+            }
+            held.push(i);
             if let Some(s) = self.scopes.get_mut(i) {
                 s.reserve(now, est, requester);
             }
         }
         Reservation {
-            scopes: scopes.to_vec(),
+            scopes: held,
             at: now,
             est,
+            requester: Arc::clone(requester),
         }
     }
 
@@ -243,16 +253,19 @@ impl Ledger {
         }
     }
 
-    /// Undoes a reservation that never reached its caller: nothing stays charged.
+    /// Undoes a reservation that never reached its caller: nothing stays charged, and pacing
+    /// and the stagger of first requests are as if it had never been made.
     pub fn rollback(&mut self, r: &Reservation) {
         for &i in &r.scopes {
             if let Some(s) = self.scopes.get_mut(i) {
-                s.rollback(r.at, r.est);
+                s.rollback(r.at, r.est, &r.requester);
             }
         }
     }
 
-    /// Applies a provider signal to scope `i` at `now`.
+    /// Applies a provider signal to scope `i` at `now`. Every duration in it is clamped (see
+    /// [`time`](super::time)): a scope told to wait longer than a week reopens after a week,
+    /// one told a per-day quota is used up reopens at the next daily reset at the latest.
     pub fn apply_signal(
         &mut self,
         i: usize,
@@ -264,24 +277,38 @@ impl Ledger {
             return Vec::new();
         };
         let mut effects = Vec::new();
+        let mut from_reports = Vec::new();
+        for r in &signal.remaining {
+            let Some(base) = r.learned_limit() else {
+                continue;
+            };
+            from_reports.push(base);
+            let limit = s.widen_by_history(base, r, now);
+            if s.learn_reported(limit, now) {
+                effects.push(SignalEffect::Learned(limit));
+            }
+            if let (Some(reset), Some(amount)) = (r.reset_after, r.limit) {
+                let used = amount.saturating_sub(r.remaining);
+                s.seed_reported(&limit, used, clamp_wait(reset), now);
+            }
+        }
         for limit in &signal.learned_limits {
+            if from_reports.contains(limit) {
+                continue;
+            }
+            if !plausible_limit(limit) {
+                tracing::warn!(scope = %s.id(), %limit, "implausible learned limit ignored");
+                continue;
+            }
             if s.learn(*limit, now) {
                 effects.push(SignalEffect::Learned(*limit));
             }
         }
-        for r in &signal.remaining {
-            if let (Some(amount), Some(period)) = (r.limit, r.period) {
-                if let Ok(limit) = Limit::new(r.dimension, amount, period) {
-                    if s.learn(limit, now) {
-                        effects.push(SignalEffect::Learned(limit));
-                    }
-                }
-            }
-        }
         let mut cool = |s: &mut ScopeState, d: Duration, reason: String| {
-            s.cool_down(now + d, reason.clone());
+            let until = instant_after(now, d);
+            s.cool_down(until, reason.clone());
             effects.push(SignalEffect::Cooldown {
-                until: now + d,
+                until,
                 duration: d,
                 reason,
             });
@@ -289,18 +316,22 @@ impl Ledger {
         match &signal.kind {
             SignalKind::RateLimited => {
                 let d = signal.retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
-                cool(s, d, "429 rate limited".to_owned());
+                cool(s, clamp_wait(d), "429 rate limited".to_owned());
             }
             SignalKind::DailyQuotaExhausted => {
                 let until = match s.spec().daily_reset {
                     Some(reset) => wall.instant_at(now, next_daily_reset(wall.wall(now), &reset)),
-                    None => now + signal.retry_after.unwrap_or(DEFAULT_DAILY_BACKOFF),
+                    None => {
+                        let d = signal.retry_after.unwrap_or(DEFAULT_DAILY_BACKOFF);
+                        instant_after(now, d.min(DEFAULT_DAILY_BACKOFF))
+                    }
                 };
-                cool(s, until - now, "daily quota exhausted".to_owned());
+                let d = until.saturating_duration_since(now);
+                cool(s, d, "daily quota exhausted".to_owned());
             }
             SignalKind::Overloaded => {
                 if let Some(d) = signal.retry_after {
-                    cool(s, d, "provider overloaded".to_owned());
+                    cool(s, clamp_wait(d), "provider overloaded".to_owned());
                 }
             }
             SignalKind::SpendCapReached => {
@@ -316,6 +347,10 @@ impl Ledger {
                 for r in &signal.remaining {
                     if r.remaining == 0 {
                         if let Some(d) = r.reset_after.filter(|d| !d.is_zero()) {
+                            let d = match r.period {
+                                Some(p) if p >= ONE_DAY => d.min(ONE_DAY),
+                                _ => clamp_wait(d),
+                            };
                             cool(s, d, format!("provider reports no {} left", r.dimension));
                         }
                     }

@@ -11,6 +11,7 @@ mod cooldown;
 mod ledger;
 mod scope;
 mod signal;
+pub mod time;
 mod types;
 mod verdict;
 mod window;
@@ -20,7 +21,9 @@ pub use ledger::{
     CandidateCheck, DEFAULT_DAILY_BACKOFF, DEFAULT_RETRY_AFTER, Ledger, Reservation, SignalEffect,
 };
 pub use scope::{LimitState, LimitUsage, ScopeSnapshot, ScopeState};
-pub use signal::{RateLimitSignal, Remaining, SignalKind};
+pub use signal::{
+    MAX_LEARNED_AMOUNT, RESET_TOLERANCE, RateLimitSignal, Remaining, SignalKind, plausible_limit,
+};
 pub use types::{
     DailyReset, Dimension, Limit, LimitError, ScopeId, ScopeKind, ScopeSpec, TokenCount,
 };

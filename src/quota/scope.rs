@@ -1,16 +1,19 @@
 //! [`ScopeState`]: everything one scope knows: its limits and their logs, concurrency slots,
 //! cooldowns, learned limits, pacing and the stagger of first requests.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::cooldown::Cooldown;
+use super::time::instant_after;
 use super::verdict::{Blocker, Verdict};
 use super::window::SlidingLog;
 use super::{Dimension, Limit, ScopeId, ScopeSpec, TokenCount};
+
+mod learn;
 
 /// One limit of a scope: the configured value, the effective one and the admitted log.
 #[derive(Debug, Clone)]
@@ -30,7 +33,7 @@ impl LimitState {
         Self {
             configured: Some(limit),
             effective: limit,
-            log: SlidingLog::new(limit.period + guard),
+            log: SlidingLog::new(limit.period.saturating_add(guard)),
         }
     }
 
@@ -105,7 +108,8 @@ pub struct ScopeState {
     cooldown: Option<Cooldown>,
     closed: Option<String>,
     last_request: Option<Instant>,
-    seen: HashSet<Arc<str>>,
+    /// Every requester seen, with the instant of its first grant.
+    seen: HashMap<Arc<str>, Instant>,
     first_gate: Option<Instant>,
     stagger: Duration,
     /// Permits granted so far.
@@ -119,7 +123,7 @@ impl ScopeState {
     /// first requests of different requesters.
     pub fn new(id: ScopeId, spec: ScopeSpec, now: Instant, stagger: Duration) -> Self {
         let cooldown = (!spec.startup_cooldown.is_zero()).then(|| Cooldown {
-            until: now + spec.startup_cooldown,
+            until: instant_after(now, spec.startup_cooldown),
             reason: "startup".to_owned(),
         });
         Self {
@@ -134,7 +138,7 @@ impl ScopeState {
             cooldown,
             closed: None,
             last_request: None,
-            seen: HashSet::new(),
+            seen: HashMap::new(),
             first_gate: None,
             stagger,
             granted_total: 0,
@@ -198,7 +202,7 @@ impl ScopeState {
 
     /// Whether `requester` still has its first request to make here.
     fn is_new_requester(&self, requester: &str) -> bool {
-        !self.seen.contains(requester)
+        !self.seen.contains_key(requester)
     }
 
     fn pacing_interval(&self) -> Option<Duration> {
@@ -262,7 +266,7 @@ impl ScopeState {
             }
         }
         if let (Some(interval), Some(last)) = (self.pacing_interval(), self.last_request) {
-            let at = last + interval;
+            let at = instant_after(last, interval);
             if at > now {
                 let blocker = Blocker::Pacing;
                 verdict = verdict.and(Verdict::WaitUntil { at, blocker });
@@ -295,8 +299,8 @@ impl ScopeState {
         self.in_flight = self.in_flight.saturating_add(1);
         self.last_request = Some(now);
         if self.is_new_requester(requester) {
-            self.seen.insert(Arc::clone(requester));
-            self.first_gate = Some(now + self.stagger);
+            self.seen.insert(Arc::clone(requester), now);
+            self.first_gate = Some(instant_after(now, self.stagger));
         }
         self.granted_total += 1;
     }
@@ -348,11 +352,28 @@ impl ScopeState {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    /// Undoes a reservation made at `at` that was never delivered: nothing stays charged and it
-    /// does not count as granted.
-    pub fn rollback(&mut self, at: Instant, est_tokens: TokenCount) {
+    /// Undoes a reservation made at `at` for `requester` that was never delivered: nothing
+    /// stays charged, it does not count as granted, pacing counts from the grant before it, and
+    /// a requester whose first grant it was is new again (its stagger slot is given back).
+    pub fn rollback(&mut self, at: Instant, est_tokens: TokenCount, requester: &str) {
         self.uncount(at, est_tokens);
         self.granted_total = self.granted_total.saturating_sub(1);
+        if self.last_request == Some(at) {
+            self.last_request = self
+                .limits
+                .iter()
+                .filter(|l| l.effective.dimension == Dimension::Requests)
+                .filter_map(|l| l.log.latest())
+                .max();
+        }
+        if self.seen.get(requester) == Some(&at) {
+            self.seen.remove(requester);
+            self.first_gate = self
+                .seen
+                .values()
+                .max()
+                .map(|&t| instant_after(t, self.stagger));
+        }
     }
 
     /// Closes the scope until `until` (a later cooldown wins over an earlier one).
@@ -366,40 +387,6 @@ impl ScopeState {
     /// Closes the scope for good.
     pub fn close(&mut self, reason: String) {
         self.closed = Some(reason);
-    }
-
-    /// Adopts a limit the provider revealed if it is lower than what is enforced for the same
-    /// dimension and period (or if no such limit exists). Returns whether it was adopted.
-    pub fn learn(&mut self, limit: Limit, now: Instant) -> bool {
-        let same = self.limits.iter_mut().find(|l| {
-            l.effective.dimension == limit.dimension && l.effective.period == limit.period
-        });
-        match same {
-            Some(l) if limit.amount < l.effective.amount => {
-                l.effective = limit;
-                true
-            }
-            Some(_) => false,
-            None => {
-                // Seed from the longest log of the same dimension that covers the new period.
-                let log = self
-                    .limits
-                    .iter()
-                    .filter(|l| {
-                        l.effective.dimension == limit.dimension
-                            && l.effective.period >= limit.period
-                    })
-                    .min_by_key(|l| l.effective.period)
-                    .map(|l| l.log.narrowed(limit.period + self.spec.window_guard, now))
-                    .unwrap_or_else(|| SlidingLog::new(limit.period + self.spec.window_guard));
-                self.limits.push(LimitState {
-                    configured: None,
-                    effective: limit,
-                    log,
-                });
-                true
-            }
-        }
     }
 
     /// Usage figures at `now` (`queue_depth` is filled in by the caller).

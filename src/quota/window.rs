@@ -8,6 +8,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::time::instant_after;
+
 /// The admitted weights of one limit inside its trailing window, oldest first.
 #[derive(Debug, Clone)]
 pub struct SlidingLog {
@@ -34,7 +36,7 @@ impl SlidingLog {
     /// Drops every entry that no longer counts in the window ending at `now`.
     pub fn expire(&mut self, now: Instant) {
         while let Some(&(t, w)) = self.entries.front() {
-            if t + self.period <= now {
+            if t.checked_add(self.period).is_some_and(|end| end <= now) {
                 self.entries.pop_front();
                 self.total = self.total.saturating_sub(w);
             } else {
@@ -122,13 +124,31 @@ impl SlidingLog {
         for &(t, w) in &self.entries {
             freed = freed.saturating_add(w);
             if freed >= excess {
-                return Some((t + self.period).max(now));
+                return Some(instant_after(t, self.period).max(now));
             }
         }
         // Unreachable while `total` equals the sum of the entries; the latest expiry is safe.
         self.entries
             .back()
-            .map(|&(t, _)| (t + self.period).max(now))
+            .map(|&(t, _)| instant_after(t, self.period).max(now))
+    }
+
+    /// The instant of the newest entry.
+    pub fn latest(&self) -> Option<Instant> {
+        self.entries.back().map(|e| e.0)
+    }
+
+    /// The latest instant from which the log holds at least `amount` (the newest entries,
+    /// summed back to it), or `None` when the whole log holds less.
+    pub fn instant_covering(&self, amount: u64) -> Option<Instant> {
+        let mut sum = 0u64;
+        for &(t, w) in self.entries.iter().rev() {
+            sum = sum.saturating_add(w);
+            if sum >= amount {
+                return Some(t);
+            }
+        }
+        None
     }
 
     /// A copy with window `period`, holding what of this log still counts in it at `now`; used to

@@ -184,7 +184,10 @@ where
             }
             if route.quota.is_none() {
                 let wait = error.retry_after().unwrap_or(DEFAULT_RATE_LIMIT_WAIT);
-                resting.insert(feedback_scope.to_string(), Instant::now() + wait);
+                resting.insert(
+                    feedback_scope.to_string(),
+                    crate::quota::time::tokio_instant_after(Instant::now(), wait),
+                );
                 failures += 1;
                 if failures >= max_attempts {
                     return Err(give_up(error));

@@ -52,7 +52,8 @@ impl RetryPolicy {
             .saturating_mul(growth)
             .min(self.max_backoff);
         let factor = 1.0 + self.jitter * (rng.f64() * 2.0 - 1.0);
-        let jittered = base.mul_f64(factor.max(0.0));
+        let jittered =
+            Duration::try_from_secs_f64(base.as_secs_f64() * factor.max(0.0)).unwrap_or(base);
         match error.retry_after() {
             Some(after) if after > jittered => after,
             _ => jittered,

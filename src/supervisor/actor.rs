@@ -18,11 +18,12 @@ use super::permit::{AcquireRequest, Permit};
 use super::queue::{WaitQueue, Waiter};
 use super::{QuotaSnapshot, SupervisorSettings};
 use crate::quota::Blocker;
+use crate::quota::time::instant_after;
 use crate::quota::{
     Ledger, RateLimitSignal, Reservation, ScopeId, ScopeSpec, SignalEffect, TokenCount, Verdict,
     WallClock,
 };
-use schedule::dead_error;
+use schedule::{dead_error, misses_deadline};
 
 /// Requests that wait for an answer.
 pub(crate) enum Command {
@@ -320,11 +321,18 @@ impl QuotaSupervisor {
             return;
         }
         let mut candidates = Vec::with_capacity(req.candidates.len());
+        let mut names = Vec::with_capacity(req.candidates.len());
         for cand in &req.candidates {
+            // A scope named twice in one candidate is reserved once.
             let mut idx = Vec::with_capacity(cand.len());
+            let mut ids = Vec::with_capacity(cand.len());
             for id in cand {
                 match self.ledger.lookup(id) {
-                    Some(i) => idx.push(i),
+                    Some(i) if idx.contains(&i) => {}
+                    Some(i) => {
+                        idx.push(i);
+                        ids.push(id.clone());
+                    }
                     None => {
                         let _ = reply.send(Err(AcquireError::UnknownScope(id.clone())));
                         return;
@@ -332,19 +340,23 @@ impl QuotaSupervisor {
                 }
             }
             candidates.push(idx);
+            names.push(ids);
         }
+        let wait = req.deadline.unwrap_or(self.default_deadline);
         let waiter = Waiter {
             candidates,
+            names,
             est: req.tokens(),
-            names: req.candidates,
             requester: req.requester,
             enqueued: now,
-            deadline: now + req.deadline.unwrap_or(self.default_deadline),
+            deadline: instant_after(now, wait),
             reply,
             announced: None,
         };
         let mut dead = None;
         let mut all_dead = true;
+        // Whether no candidate can go before the deadline: refused at once, then.
+        let mut all_late = true;
         // What holds the first live candidate back, announced at once so every waiter is seen
         // waiting (the scheduling pass stops early in long queues and may not reach it soon).
         let mut first_wait: Option<(usize, Blocker, Option<Instant>)> = None;
@@ -362,6 +374,9 @@ impl QuotaSupervisor {
                     first_wait.get_or_insert((scope, blocker.clone(), None));
                 }
                 _ => {}
+            }
+            if !misses_deadline(&check, waiter.deadline, &self.ledger) {
+                all_late = false;
             }
             match check.verdict {
                 // Nobody waits for these scopes: going now overtakes no one.
@@ -385,6 +400,11 @@ impl QuotaSupervisor {
                 self.deny(waiter, scope.unwrap_or(0), dead_error(self, scope, verdict));
                 return;
             }
+        }
+        if all_late {
+            let (scope, err) = self.describe_deadline(&waiter, now);
+            self.deny(waiter, scope, err);
+            return;
         }
         let key = self.queue.key(self.origin, now, req.priority);
         let mut waiter = waiter;

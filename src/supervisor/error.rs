@@ -35,7 +35,9 @@ pub enum AcquireError {
         limit: Option<Limit>,
         /// The amount inside that limit's window (or the permits in flight when `limit` is None).
         used: u64,
-        /// How long after the deadline the scope would have admitted it, when known.
+        /// How long from the refusal until the scope would admit it, when known. A request whose
+        /// earliest admission falls after its deadline is refused as soon as that is known (on
+        /// arrival: `waited` is zero), so it does not hold up the requests behind it.
         frees_in: Option<Duration>,
         /// How long the request waited.
         waited: Duration,
@@ -109,6 +111,12 @@ fn deadline_message(
         Some(d) => format!("it frees in {}", secs(d)),
         None => "it frees when a call in flight finishes".to_owned(),
     };
+    if waited.is_zero() {
+        // Refused on arrival: the earliest it could go is after its deadline.
+        return format!(
+            "refused at once: scope `{scope}` cannot admit it before its deadline: {blocked}; {frees}"
+        );
+    }
     format!(
         "gave up after {} waiting for scope `{scope}`: {blocked}; {frees}",
         secs(waited)

@@ -4,4 +4,6 @@
 mod props;
 mod reserve;
 mod sent;
+mod signals;
 mod supervisor;
+mod waiting;

@@ -189,9 +189,12 @@ async fn never_fits_unknown_and_empty_fail_at_once() {
 async fn deadline_error_names_scope_limit_usage_and_when_it_frees() {
     let q = start("gemini/pro", spec(vec![Limit::rpm(nz(1))])).await;
     let _held = q.acquire(req("gemini/pro", 1, "a")).await.unwrap();
+    let t0 = Instant::now();
     let mut r = req("gemini/pro", 1, "b");
     r.deadline = Some(Duration::from_secs(10));
+    // It fits at 60 s, after its 10 s deadline: refused at once, saying when it would fit.
     let err = q.acquire(r).await.unwrap_err();
+    assert_eq!(ms_since(t0), 0);
     match &err {
         AcquireError::DeadlineExceeded {
             scope,
@@ -204,8 +207,8 @@ async fn deadline_error_names_scope_limit_usage_and_when_it_frees() {
             assert_eq!(scope.as_str(), "gemini/pro");
             assert_eq!(*limit, Some(Limit::rpm(nz(1))));
             assert_eq!(*used, 1);
-            assert_eq!(*frees_in, Some(Duration::from_secs(50)));
-            assert_eq!(*waited, Duration::from_secs(10));
+            assert_eq!(*frees_in, Some(Duration::from_secs(60)));
+            assert_eq!(*waited, Duration::ZERO);
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -214,9 +217,34 @@ async fn deadline_error_names_scope_limit_usage_and_when_it_frees() {
         text.contains("`gemini/pro`") && text.contains("used 1"),
         "{text}"
     );
-    assert!(text.contains("frees in 50.0 s"), "{text}");
+    assert!(text.contains("frees in 60.0 s"), "{text}");
+    assert!(text.starts_with("refused at once"), "{text}");
     let snap = q.snapshot().await.unwrap();
     assert_eq!(snap.scopes[0].denied_total, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_for_a_free_slot_ends_at_its_deadline() {
+    let capped = ScopeSpec {
+        concurrency: Some(NonZeroU32::new(1).unwrap()),
+        ..ScopeSpec::default()
+    };
+    let q = start("s", capped).await;
+    let _held = q.acquire(req("s", 1, "a")).await.unwrap();
+    let t0 = Instant::now();
+    let mut r = req("s", 1, "b");
+    r.deadline = Some(Duration::from_secs(10));
+    // When the slot frees is not known: it waits its whole deadline.
+    match q.acquire(r).await.unwrap_err() {
+        AcquireError::DeadlineExceeded {
+            frees_in, waited, ..
+        } => {
+            assert_eq!(frees_in, None);
+            assert_eq!(waited, Duration::from_secs(10));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(ms_since(t0), 10_000);
 }
 
 #[tokio::test(start_paused = true)]

@@ -160,7 +160,8 @@ async fn quota_deadline_that_stops_every_agent_exits_4() {
         .filter(|v| v["event"] == "quota")
         .map(|v| v["quota"]["event"].as_str().unwrap().to_owned())
         .collect();
-    for kind in ["granted", "waiting", "denied"] {
+    // The next call fits only after its 10 s deadline: it is refused at once, without a wait.
+    for kind in ["granted", "denied"] {
         assert!(quota_kinds.iter().any(|k| k == kind), "{quota_kinds:?}");
     }
 }

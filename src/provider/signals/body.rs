@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::quota::{Dimension, Limit};
+use crate::quota::{Dimension, Limit, plausible_limit};
 
 use super::headers::parse_go_duration;
 
@@ -125,6 +125,22 @@ fn named_window(text: &str) -> Option<(Dimension, Duration)> {
     Some((dimension, period))
 }
 
+/// A limit an error body names; a zero or absurd one is ignored with a warning.
+fn learned(dimension: Dimension, amount: u64, period: Duration) -> Option<Limit> {
+    match Limit::new(dimension, amount, period) {
+        Ok(l) if plausible_limit(&l) => Some(l),
+        _ => {
+            tracing::warn!(
+                %dimension,
+                amount,
+                period_secs = period.as_secs_f64(),
+                "implausible limit in a provider's error body ignored"
+            );
+            None
+        }
+    }
+}
+
 fn read_message(text: &str, facts: &mut BodyFacts) {
     if let Some(at) = text.find("try again in ") {
         let rest = &text[at + "try again in ".len()..];
@@ -143,7 +159,7 @@ fn read_message(text: &str, facts: &mut BodyFacts) {
         return;
     }
     if let (Some(amount), Some((dimension, period))) = (limit, named_window(text)) {
-        if let Ok(l) = Limit::new(dimension, amount, period) {
+        if let Some(l) = learned(dimension, amount, period) {
             if !facts.learned.contains(&l) {
                 facts.learned.push(l);
             }
@@ -186,7 +202,7 @@ fn read_gemini_details(details: &[Value], facts: &mut BodyFacts) {
                     q.as_u64()
                         .or_else(|| q.as_str().and_then(|s| s.parse().ok()))
                 });
-                if let Some(l) = value.and_then(|n| Limit::new(dimension, n, period).ok()) {
+                if let Some(l) = value.and_then(|n| learned(dimension, n, period)) {
                     facts.learned.push(l);
                 }
             }

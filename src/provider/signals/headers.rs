@@ -6,12 +6,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::header::HeaderMap;
 
-use crate::quota::{Dimension, Limit, Remaining};
+use crate::quota::time::{ONE_DAY, clamp_wait, wait_from_secs_f64};
+use crate::quota::{Dimension, Limit, MAX_LEARNED_AMOUNT, Remaining};
 
 use super::Dialect;
 
 const MINUTE: Duration = Duration::from_secs(60);
-const DAY: Duration = Duration::from_secs(86_400);
+const DAY: Duration = ONE_DAY;
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
@@ -24,27 +25,53 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     header(headers, name).and_then(|v| v.parse().ok())
 }
 
+/// A limit header: zero or absurd values are ignored with a warning.
+fn header_limit(headers: &HeaderMap, name: &str) -> Option<u64> {
+    let value = header_u64(headers, name)?;
+    if value == 0 || value > MAX_LEARNED_AMOUNT {
+        tracing::warn!(
+            header = name,
+            value,
+            "implausible rate-limit header ignored"
+        );
+        return None;
+    }
+    Some(value)
+}
+
+/// The time from `now` until `at`, zero for a past instant, clamped to
+/// [`MAX_PROVIDER_WAIT`](crate::quota::time::MAX_PROVIDER_WAIT).
+fn until(at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+    clamp_wait(
+        at.signed_duration_since(now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
 /// The wait the provider asked for: `retry-after-ms` (milliseconds, may be fractional) wins over
 /// `Retry-After` (whole or fractional seconds, or an HTTP date compared with `now`). A date in
-/// the past means "now" (zero).
+/// the past means "now" (zero). Negative, NaN and unreadable values are ignored; huge ones are
+/// clamped to [`MAX_PROVIDER_WAIT`](crate::quota::time::MAX_PROVIDER_WAIT).
 pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    if let Some(ms) = header(headers, "retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
-        }
+    let ms = header(headers, "retry-after-ms").and_then(|v| v.parse::<f64>().ok());
+    if let Some(wait) = ms.and_then(|ms| wait_from_secs_f64(ms / 1000.0)) {
+        return Some(wait);
     }
     let value = header(headers, "retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return wait_from_secs_f64(secs);
     }
     let at = DateTime::parse_from_rfc2822(value)
         .ok()?
         .with_timezone(&Utc);
-    Some((at - now).to_std().unwrap_or(Duration::ZERO))
+    Some(until(at, now))
 }
 
 /// Parses a Go duration as OpenAI and Groq send it: `6m0s`, `1.5s`, `12ms`, `2m59.56s`, `1h2m`,
-/// `7.66s`, `500us`. Returns `None` for anything else (including an empty string).
+/// `7.66s`, `500us`. Returns `None` for anything else (an empty string, a sign, an unknown
+/// unit); a value longer than [`MAX_PROVIDER_WAIT`](crate::quota::time::MAX_PROVIDER_WAIT)
+/// (`99999999999999999999h`) is clamped to it.
 pub fn parse_go_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if s.is_empty() {
@@ -79,9 +106,7 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         total += value * scale;
         rest = &rest[unit_len..];
     }
-    total
-        .is_finite()
-        .then(|| Duration::from_secs_f64(total.max(0.0)))
+    wait_from_secs_f64(total)
 }
 
 /// What headers on one answer revealed: limits to learn and remaining capacity.
@@ -110,28 +135,62 @@ pub fn limits(dialect: Dialect, headers: &HeaderMap, now: DateTime<Utc>) -> Head
     }
 }
 
+/// A reset is clamped to a day for a per-day limit (it resets within a day), to a week otherwise.
+fn clamp_reset(reset: Duration, period: Duration) -> Duration {
+    if period >= DAY {
+        reset.min(DAY)
+    } else {
+        clamp_wait(reset)
+    }
+}
+
+/// Adds a report, and the limit it teaches (see [`Remaining::learned_limit`]).
+fn push(out: &mut HeaderLimits, r: Remaining) {
+    if let Some(l) = r.learned_limit() {
+        if !out.learned.contains(&l) {
+            out.learned.push(l);
+        }
+    }
+    out.remaining.push(r);
+}
+
 /// OpenAI-style `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`. Tokens count per minute;
-/// requests per `requests_period` (a minute for OpenAI, a day for Groq).
+/// requests per `requests_period` (a minute for OpenAI, a day for Groq). A limit is learned with
+/// a period that agrees with the reset the same answer gives ([`Remaining::learned_limit`]).
 fn x_ratelimit(headers: &HeaderMap, requests_period: Duration) -> HeaderLimits {
     let mut out = HeaderLimits::default();
     for (dimension, suffix, period) in [
         (Dimension::Requests, "requests", requests_period),
         (Dimension::Tokens, "tokens", MINUTE),
     ] {
-        let limit = header_u64(headers, &format!("x-ratelimit-limit-{suffix}"));
-        if let Some(l) = limit.and_then(|l| Limit::new(dimension, l, period).ok()) {
-            out.learned.push(l);
-        }
-        if let Some(remaining) = header_u64(headers, &format!("x-ratelimit-remaining-{suffix}")) {
-            let reset_after =
-                header(headers, &format!("x-ratelimit-reset-{suffix}")).and_then(parse_go_duration);
-            out.remaining.push(Remaining {
-                dimension,
-                limit,
-                remaining,
-                reset_after,
-                period: Some(period),
-            });
+        let limit = header_limit(headers, &format!("x-ratelimit-limit-{suffix}"));
+        let reset_after = header(headers, &format!("x-ratelimit-reset-{suffix}"))
+            .and_then(parse_go_duration)
+            .map(|d| clamp_reset(d, period));
+        match header_u64(headers, &format!("x-ratelimit-remaining-{suffix}")) {
+            Some(remaining) => push(
+                &mut out,
+                Remaining {
+                    dimension,
+                    limit,
+                    remaining,
+                    reset_after,
+                    period: Some(period),
+                },
+            ),
+            None => {
+                // A limit alone: its documented period, nothing to contradict it.
+                let r = Remaining {
+                    dimension,
+                    limit,
+                    remaining: 0,
+                    reset_after: None,
+                    period: Some(period),
+                };
+                if let Some(l) = limit.and(r.learned_limit()) {
+                    out.learned.push(l);
+                }
+            }
         }
     }
     out
@@ -145,14 +204,10 @@ fn anthropic(headers: &HeaderMap, now: DateTime<Utc>) -> HeaderLimits {
     let mut out = HeaderLimits::default();
     let read = |kind: &str| -> Option<Remaining> {
         let remaining = header_u64(headers, &format!("anthropic-ratelimit-{kind}-remaining"))?;
-        let limit = header_u64(headers, &format!("anthropic-ratelimit-{kind}-limit"));
+        let limit = header_limit(headers, &format!("anthropic-ratelimit-{kind}-limit"));
         let reset_after = header(headers, &format!("anthropic-ratelimit-{kind}-reset"))
             .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-            .map(|at| {
-                (at.with_timezone(&Utc) - now)
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-            });
+            .map(|at| until(at.with_timezone(&Utc), now));
         let dimension = if kind == "requests" {
             Dimension::Requests
         } else {
@@ -168,13 +223,7 @@ fn anthropic(headers: &HeaderMap, now: DateTime<Utc>) -> HeaderLimits {
     };
     for kind in ["requests", "tokens"] {
         if let Some(r) = read(kind) {
-            if let Some(l) = r
-                .limit
-                .and_then(|l| Limit::new(r.dimension, l, MINUTE).ok())
-            {
-                out.learned.push(l);
-            }
-            out.remaining.push(r);
+            push(&mut out, r);
         }
     }
     if !out
@@ -248,6 +297,43 @@ mod tests {
         assert_eq!(retry_after(&past, n), Some(Duration::ZERO));
         assert_eq!(retry_after(&map(&[("retry-after", "later")]), n), None);
         assert_eq!(retry_after(&HeaderMap::new(), n), None);
+    }
+
+    #[test]
+    fn hostile_values_are_ignored_or_clamped() {
+        let n = now();
+        let week = crate::quota::time::MAX_PROVIDER_WAIT;
+        let ra = |v: &str| retry_after(&map(&[("retry-after", v)]), n);
+        assert_eq!(ra("99999999999999999999"), Some(week));
+        assert_eq!(ra("1e400"), Some(week));
+        assert_eq!(ra("-5"), None);
+        assert_eq!(ra("NaN"), None);
+        assert_eq!(ra(""), None);
+        assert_eq!(ra("Fri, 31 Dec 9999 23:59:59 GMT"), Some(week));
+        let ms = map(&[("retry-after-ms", "-1"), ("retry-after", "3")]);
+        assert_eq!(retry_after(&ms, n), Some(Duration::from_secs(3)));
+        assert_eq!(parse_go_duration("99999999999999999999h"), Some(week));
+        assert_eq!(parse_go_duration("-1s"), None);
+        assert_eq!(parse_go_duration("."), None);
+        assert_eq!(parse_go_duration("1..5s"), None);
+        // A zero limit is ignored; the remaining count still reports.
+        let zero = map(&[
+            ("x-ratelimit-limit-requests", "0"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "99999999999999999999h"),
+        ]);
+        let got = limits(Dialect::OpenAi, &zero, n);
+        assert!(got.learned.is_empty());
+        assert_eq!(got.remaining[0].limit, None);
+        assert_eq!(got.remaining[0].reset_after, Some(week));
+        let groq = limits(Dialect::Groq, &zero, n);
+        assert_eq!(groq.remaining[0].reset_after, Some(DAY));
+        let far = map(&[
+            ("anthropic-ratelimit-requests-remaining", "0"),
+            ("anthropic-ratelimit-requests-reset", "9999-12-31T23:59:59Z"),
+        ]);
+        let got = limits(Dialect::Anthropic, &far, n);
+        assert_eq!(got.remaining[0].reset_after, Some(week));
     }
 
     #[test]

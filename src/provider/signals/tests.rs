@@ -153,8 +153,16 @@ fn anthropic_rate_limit_with_headers() {
     assert_eq!(e.kind, ProviderErrorKind::RateLimited);
     let s = e.signal.unwrap();
     assert_eq!(s.retry_after, Some(secs(12)));
+    // No request left and all 50 back in 12 s: the window is no longer than 12 s, whatever the
+    // documented minute says (a per-minute limit could not be whole again that soon).
+    let requests = Limit::new(Dimension::Requests, 50, secs(12)).unwrap();
     assert!(
+        s.learned_limits.contains(&requests),
+        "{:?}",
         s.learned_limits
+    );
+    assert!(
+        !s.learned_limits
             .contains(&Limit::rpm(50.try_into().unwrap()))
     );
     assert!(

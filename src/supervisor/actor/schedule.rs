@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::QuotaSupervisor;
-use crate::quota::{Blocker, Reservation, Verdict};
+use crate::quota::{Blocker, CandidateCheck, Dimension, Ledger, Reservation, Verdict};
 use crate::supervisor::error::AcquireError;
 use crate::supervisor::events::{QuotaEvent, millis};
 use crate::supervisor::queue::{Key, Waiter};
@@ -60,6 +60,7 @@ impl QuotaSupervisor {
         let mut drops: Vec<Key> = Vec::new();
         let mut denials: Vec<(Key, usize, AcquireError)> = Vec::new();
         let mut announce: Vec<(Key, usize, Blocker, Option<Instant>)> = Vec::new();
+        let mut late: Vec<Key> = Vec::new();
         for (key, w) in &self.queue.order {
             // Once every scope some waiter wants is held for an earlier waiter, nobody further
             // down can go: each of their candidates names a held scope.
@@ -74,12 +75,18 @@ impl QuotaSupervisor {
             let mut dead = None;
             let mut queued_behind = None;
             let mut granted = None;
+            // Whether no candidate can go before the waiter's deadline (a time-bound wait that
+            // ends after it, or a dead candidate): then it is refused at once and holds nothing.
+            let mut all_late = true;
             for (ci, cand) in w.candidates.iter().enumerate() {
                 if let Some(&s) = cand.iter().find(|&&s| blocked.get(s) == Some(&true)) {
                     queued_behind.get_or_insert(s);
                     continue;
                 }
                 let check = self.ledger.check(cand, now, w.est, &w.requester);
+                if !misses_deadline(&check, w.deadline, &self.ledger) {
+                    all_late = false;
+                }
                 let (ready, blocker) = match check.verdict {
                     Verdict::Admit => {
                         granted = Some(ci);
@@ -104,6 +111,8 @@ impl QuotaSupervisor {
                     let r = self.ledger.reserve(cand, now, w.est, &w.requester);
                     grants.push((*key, ci, r));
                 }
+            } else if target.is_some() && all_late && queued_behind.is_none() {
+                late.push(*key);
             } else if let Some(((class, at), ci, scope, blocker)) = target {
                 for &s in w.candidates.get(ci).into_iter().flatten() {
                     if let Some(b) = blocked.get_mut(s) {
@@ -133,6 +142,12 @@ impl QuotaSupervisor {
         }
         for key in drops {
             self.queue.remove(&key);
+        }
+        for key in late {
+            if let Some(w) = self.queue.remove(&key) {
+                let (scope, err) = self.describe_deadline(&w, now);
+                self.deny(w, scope, err);
+            }
         }
         for (key, scope, err) in denials {
             if let Some(w) = self.queue.remove(&key) {
@@ -165,7 +180,7 @@ impl QuotaSupervisor {
     }
 
     /// The error for a waiter whose deadline passed: the scope and limit that held it back.
-    fn describe_deadline(&mut self, w: &Waiter, now: Instant) -> (usize, AcquireError) {
+    pub(super) fn describe_deadline(&mut self, w: &Waiter, now: Instant) -> (usize, AcquireError) {
         let waited = now.saturating_duration_since(w.enqueued);
         let mut best: Option<(Readiness, usize, Option<Instant>, Blocker)> = None;
         let mut fallback = w.candidates.iter().flatten().next().copied().unwrap_or(0);
@@ -230,5 +245,27 @@ pub(super) fn dead_error(
             scope,
             reason: "no candidate can be admitted".to_owned(),
         },
+    }
+}
+
+/// Whether a candidate cannot go at or before `deadline`: it is dead, or the earliest instant
+/// it could go (a lower bound: nothing else admitted first) is after it. Only waits that nothing
+/// but time can shorten count: a wait on a token limit of a scope with calls in flight may end
+/// early when one settles below its estimate, and a wait for a free slot ends when a call
+/// finishes; those wait for their deadline as before.
+pub(super) fn misses_deadline(check: &CandidateCheck, deadline: Instant, ledger: &Ledger) -> bool {
+    match &check.verdict {
+        Verdict::Admit | Verdict::WaitForEvent { .. } => false,
+        Verdict::WaitUntil { at, blocker } => {
+            let refundable = matches!(
+                blocker,
+                Blocker::Limit { limit, .. } if limit.dimension == Dimension::Tokens
+            ) && check
+                .scope
+                .and_then(|i| ledger.scope(i))
+                .is_some_and(|s| s.in_flight() > 0);
+            *at > deadline && !refundable
+        }
+        Verdict::Never { .. } | Verdict::Closed { .. } => true,
     }
 }
