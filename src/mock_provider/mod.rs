@@ -9,21 +9,34 @@
 //! `x-goog-api-key` (or `?key=`) and `x-api-key`; the stats name keys by
 //! [`ApiKey::short_id`](crate::keys::ApiKey::short_id), never by the secret.
 
+mod convo;
 mod faults;
+mod headers;
+mod hostile;
 mod limits;
 mod refuse;
 mod render;
 mod script;
 mod server;
+mod tokens;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use convo::{MockDialect, MockRequest, Part, Role, ToolDecl, Turn, read_request};
 pub use faults::{Fault, FaultRule, FaultSpec, FaultSpecError, Trigger};
-pub use limits::{MockLimits, MockLimitsError};
-pub use script::{MockDialect, count_tokens, first_answer_id};
-pub use server::{MockEvent, MockOutcome, MockServerHandle, serve};
+pub use headers::go_duration;
+pub use hostile::Hostile;
+pub use limits::{Charge, MockDimension, MockLimit, MockLimits, MockLimitsError};
+pub use script::{Feedback, MockAnswer, ShownAnswer, answers_shown, classify, first_answer_id};
+pub use server::{MockAdmission, MockEvent, MockOutcome, MockServerHandle, serve};
+pub use tokens::{Tokenizer, model_max_output, quarter_tokens};
+
+/// A quarter of the characters, rounded up: the mock's count for Gemini and Anthropic.
+pub fn count_tokens(text: &str) -> u64 {
+    quarter_tokens(text)
+}
 
 /// How the mock server runs.
 #[derive(Debug, Clone)]
@@ -41,6 +54,9 @@ pub struct MockOptions {
     /// Count every key in one window per model, as Gemini counts per project (default: each key
     /// has its own windows, as OpenAI-compatible providers count per key).
     pub keys_share_limits: bool,
+    /// Groq's headers on the OpenAI-compatible route: `x-ratelimit-*-requests` describe the
+    /// per-day request limit (also on for any model whose name contains `groq`).
+    pub groq: bool,
 }
 
 impl Default for MockOptions {
@@ -52,6 +68,7 @@ impl Default for MockOptions {
             faults: FaultSpec::none(),
             record_events: false,
             keys_share_limits: false,
+            groq: false,
         }
     }
 }
@@ -87,6 +104,7 @@ impl MockOptions {
             faults,
             record_events: false,
             keys_share_limits: false,
+            groq: false,
         })
     }
 }
@@ -118,6 +136,42 @@ impl MockCounts {
     }
 }
 
+/// What one dialect's route saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MockDialectCounts {
+    /// Requests received (readable ones).
+    pub requests: u64,
+    /// Requests admitted by the limits.
+    pub admitted: u64,
+    /// Requests refused by a limit (429, or 413/400 when they can never fit).
+    pub refused: u64,
+    /// Requests answered with an injected fault.
+    pub faulted: u64,
+    /// Tokens charged against token windows (after settlement).
+    pub tokens: u64,
+    /// Input tokens of admitted requests.
+    pub input_tokens: u64,
+    /// Output tokens of admitted requests' answers.
+    pub output_tokens: u64,
+    /// Native tool results received in the last user-side content of a request.
+    pub tool_results: u64,
+    /// Requests that retry a rejected turn: the last user-side content rejects the previous
+    /// reply, as a native tool result or as a prose user message.
+    pub rejections: u64,
+    /// Of those, rejections sent as native tool results.
+    pub native_rejections: u64,
+    /// Requests whose history holds a model reply written as prose (`[called name(...)]`).
+    pub prose_calls: u64,
+    /// Native tool calls replayed in requests' histories.
+    pub replayed_calls: u64,
+    /// Answers that voted.
+    pub votes: u64,
+    /// Answers that called `new_answer`.
+    pub new_answers: u64,
+    /// Answers in plain text.
+    pub texts: u64,
+}
+
 /// What `GET /stats` reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MockStats {
@@ -125,6 +179,8 @@ pub struct MockStats {
     pub total: MockCounts,
     /// Per `key:<short id>/<model>` (`key:none/<model>` for requests without a key).
     pub by_key_model: BTreeMap<String, MockCounts>,
+    /// Per dialect: `openai`, `gemini`, `anthropic`.
+    pub by_dialect: BTreeMap<String, MockDialectCounts>,
 }
 
 impl MockStats {
