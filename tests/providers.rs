@@ -296,3 +296,5 @@ async fn stats_endpoint_serves_json() {
 mod routing;
 #[path = "providers/team.rs"]
 mod team;
+#[path = "providers/fidelity.rs"]
+mod fidelity;
