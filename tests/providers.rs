@@ -292,9 +292,9 @@ async fn stats_endpoint_serves_json() {
     server.shutdown().await;
 }
 
+#[path = "providers/fidelity.rs"]
+mod fidelity;
 #[path = "providers/routing.rs"]
 mod routing;
 #[path = "providers/team.rs"]
 mod team;
-#[path = "providers/fidelity.rs"]
-mod fidelity;

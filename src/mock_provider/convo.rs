@@ -193,7 +193,7 @@ fn name_of_call(turns: &[Turn], id: &str) -> String {
         .unwrap_or_default()
 }
 
-fn array<'a>(v: Option<&'a Value>) -> impl Iterator<Item = &'a Value> {
+fn array(v: Option<&Value>) -> impl Iterator<Item = &Value> {
     v.and_then(Value::as_array).into_iter().flatten()
 }
 

@@ -1,24 +1,41 @@
-//! The mock provider server: speaks the OpenAI-compatible, Gemini and Anthropic dialects over
-//! loopback, answers with tool calls that drive the MassGen protocol, **enforces exact limits**
-//! per (key, model) with each provider's real 429 shapes and headers, injects faults on request,
-//! and counts what it admitted and refused (`GET /stats`).
+//! The mock provider server: the project's stand-in for the real APIs, written from their
+//! documented wire formats. It speaks the OpenAI-compatible, Gemini and Anthropic dialects over
+//! loopback and
+//!
+//! - reads each request natively, tool calls and tool results included ([`convo`]), and replies
+//!   as a model following MassGen's protocol would ([`script`]): it votes when the first user
+//!   message shows answers, answers otherwise (content that depends on the system text and
+//!   model), acts on rejecting tool results, and treats prose calls as text;
+//! - counts tokens as each provider does ([`tokens`]): OpenAI-compatible input with the model's
+//!   tokenizer plus the sent output cap (the model's largest output when none was sent) at
+//!   arrival, never refunded; Gemini the actual usage; Anthropic requests and input tokens at
+//!   arrival and output tokens at `max_tokens`, adjusted to the actual output at completion;
+//! - **enforces exact sliding-window limits** per (key, model) in requests, tokens, input and
+//!   output tokens ([`limits`]), and answers with each provider's real headers ([`headers`]:
+//!   Go-duration resets, Groq's per-day request headers, Anthropic's RFC 3339 instants) and 429
+//!   shapes (`refuse.rs`);
+//! - injects faults, hostile replies with absurd rate-limit values among them ([`faults`],
+//!   [`hostile`]);
+//! - reports what it saw (`GET /stats`: per key and model, per dialect, with the rejections it
+//!   received) and every admission (`GET /admissions`, [`MockServerHandle::admissions`]), so a
+//!   test can check from the server's side that no trailing window held more than its limit.
 //!
 //! Routes: `POST /v1/chat/completions`, `POST /v1beta/models/{model}:generateContent`,
 //! `POST /v1beta/models/{model}:streamGenerateContent` (SSE with `?alt=sse`),
-//! `POST /v1/messages`, `GET /stats`. Keys are read from `Authorization: Bearer`,
-//! `x-goog-api-key` (or `?key=`) and `x-api-key`; the stats name keys by
-//! [`ApiKey::short_id`](crate::keys::ApiKey::short_id), never by the secret.
+//! `POST /v1/messages`, `GET /stats`, `GET /admissions`. Keys are read from
+//! `Authorization: Bearer`, `x-goog-api-key` (or `?key=`) and `x-api-key`; the stats name keys
+//! by [`ApiKey::short_id`](crate::keys::ApiKey::short_id), never by the secret.
 
-mod convo;
-mod faults;
-mod headers;
-mod hostile;
-mod limits;
+pub mod convo;
+pub mod faults;
+pub mod headers;
+pub mod hostile;
+pub mod limits;
 mod refuse;
 mod render;
-mod script;
+pub mod script;
 mod server;
-mod tokens;
+pub mod tokens;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,7 +47,9 @@ pub use headers::go_duration;
 pub use hostile::Hostile;
 pub use limits::{Charge, MockDimension, MockLimit, MockLimits, MockLimitsError};
 pub use script::{Feedback, MockAnswer, ShownAnswer, answers_shown, classify, first_answer_id};
-pub use server::{MockAdmission, MockEvent, MockOutcome, MockServerHandle, serve};
+pub use server::{
+    ADMISSION_LOG_CAP, MockAdmission, MockEvent, MockOutcome, MockServerHandle, serve,
+};
 pub use tokens::{Tokenizer, model_max_output, quarter_tokens};
 
 /// A quarter of the characters, rounded up: the mock's count for Gemini and Anthropic.

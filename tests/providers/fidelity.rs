@@ -141,14 +141,16 @@ async fn groq_mode_describes_the_daily_request_limit() {
     .await;
     let url = format!("{}/chat/completions", server.v1_url());
     let auth = [("authorization", "Bearer k-0123456789")];
-    let r = post(url.clone(), &auth, &openai_body("groq/llama-3.3-70b", Some(10))).await;
+    let r = post(
+        url.clone(),
+        &auth,
+        &openai_body("groq/llama-3.3-70b", Some(10)),
+    )
+    .await;
     assert_eq!(header(&r, "x-ratelimit-limit-requests"), "1000");
     assert_eq!(header(&r, "x-ratelimit-remaining-requests"), "999");
     let reset = header(&r, "x-ratelimit-reset-requests");
-    assert!(
-        reset.starts_with("23h59m") || reset == "24h0m0s",
-        "{reset}"
-    );
+    assert!(reset.starts_with("23h59m") || reset == "24h0m0s", "{reset}");
     assert_eq!(header(&r, "x-ratelimit-limit-tokens"), "6000");
     let r = post(url, &auth, &openai_body("llama-3.3-70b", Some(10))).await;
     assert_eq!(header(&r, "x-ratelimit-limit-requests"), "30");
@@ -181,7 +183,10 @@ async fn anthropic_counts_itpm_and_otpm_and_adjusts_output_at_completion() {
         "{reset}"
     );
     // Charged 900 at arrival, so the header says 100 left...
-    assert_eq!(header(&r, "anthropic-ratelimit-output-tokens-remaining"), "100");
+    assert_eq!(
+        header(&r, "anthropic-ratelimit-output-tokens-remaining"),
+        "100"
+    );
     let v: Value = r.json().await.unwrap();
     let out = v["usage"]["output_tokens"].as_u64().unwrap();
     assert!(out > 0 && out < 100, "{out}");
@@ -217,13 +222,23 @@ async fn gemini_refusals_name_minute_or_day_quotas_and_charge_actual_usage() {
     let body = json!({"contents": [{"role": "user", "parts": [{"text": FIRST}]}],
         "generationConfig": {"maxOutputTokens": 500}});
     for (model, quota) in [
-        ("per-day", "GenerateRequestsPerDayPerProjectPerModel-FreeTier"),
-        ("per-minute", "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"),
+        (
+            "per-day",
+            "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        ),
+        (
+            "per-minute",
+            "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+        ),
     ] {
         let url = format!("{}/models/{model}:generateContent", server.gemini_url());
         let r = post(url.clone(), &h, &body).await;
         assert_eq!(r.status(), 200);
-        assert!(r.headers().keys().all(|k| !k.as_str().contains("ratelimit")));
+        assert!(
+            r.headers()
+                .keys()
+                .all(|k| !k.as_str().contains("ratelimit"))
+        );
         let v: Value = r.json().await.unwrap();
         let usage = &v["usageMetadata"];
         let total = usage["totalTokenCount"].as_u64().unwrap();
@@ -241,7 +256,10 @@ async fn gemini_refusals_name_minute_or_day_quotas_and_charge_actual_usage() {
             .unwrap()
             .charged
             .tokens;
-        assert_eq!(charged, total, "Gemini is charged what it used, not the cap");
+        assert_eq!(
+            charged, total,
+            "Gemini is charged what it used, not the cap"
+        );
     }
 }
 
@@ -400,7 +418,10 @@ async fn team_against_the_mock(kind: BackendKind, n: usize) {
     for scope in scopes {
         for l in &mock_limits {
             let held = max_in_window(&log, scope, l);
-            assert!(held <= l.amount.get(), "{ctx}: {scope} held {held} of {l:?}");
+            assert!(
+                held <= l.amount.get(),
+                "{ctx}: {scope} held {held} of {l:?}"
+            );
         }
     }
     assert_eq!(
