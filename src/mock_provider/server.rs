@@ -85,6 +85,13 @@ pub struct MockAdmission {
     /// What it weighs now (Anthropic's output tokens are adjusted at completion; otherwise the
     /// same as at arrival).
     pub charged: Charge,
+    /// When the charge was adjusted to `charged` (`None`: never; it weighs
+    /// `charged_at_arrival` throughout). Before that instant the windows held
+    /// `charged_at_arrival`.
+    #[serde(skip)]
+    pub settled_at: Option<Instant>,
+    /// Microseconds from the server's start to `settled_at`.
+    pub settled_us: Option<u64>,
     /// The output cap the request sent, if any.
     pub max_output_sent: Option<u64>,
     /// `vote`, `new_answer` or `text`: what the mock answered.
@@ -136,6 +143,16 @@ impl std::fmt::Debug for MockServerHandle {
         f.debug_struct("MockServerHandle")
             .field("addr", &self.addr)
             .finish_non_exhaustive()
+    }
+}
+
+impl MockAdmission {
+    /// What it weighed in the windows at `t` (its arrival weight until it was settled).
+    pub fn weight_at(&self, t: Instant) -> Charge {
+        match self.settled_at {
+            Some(at) if at <= t => self.charged,
+            _ => self.charged_at_arrival,
+        }
     }
 }
 
@@ -482,6 +499,8 @@ async fn handle(
                             scope: format!("{}/{}", window.0, window.1),
                             charged_at_arrival: arrival,
                             charged: arrival,
+                            settled_at: None,
+                            settled_us: None,
                             max_output_sent: request.max_output,
                             reply: reply_name(&scripted).to_owned(),
                             tool_results: reading.tool_results,
@@ -552,7 +571,10 @@ fn complete(s: &Shared, c: &Completion) {
         w.settle(c.ticket, &c.done);
     }
     if let Some(a) = inner.admissions.iter_mut().rev().find(|a| a.id == c.id) {
+        let now = Instant::now();
         a.charged = c.done;
+        a.settled_at = Some(now);
+        a.settled_us = u64::try_from(now.saturating_duration_since(s.started).as_micros()).ok();
         let label = format!("{}/{}", a.key, a.model);
         let (before, after) = (c.arrival.tokens, c.done.tokens);
         if let Some(counts) = inner.stats.by_key_model.get_mut(&label) {

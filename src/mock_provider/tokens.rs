@@ -10,7 +10,9 @@
 //! - **Gemini and Anthropic**: neither tokenizer is public, so the mock uses one documented
 //!   count for both: a quarter of the characters, rounded up ([`quarter_tokens`]), over the same
 //!   pieces (system text, every part's text, function calls and responses / tool uses and
-//!   results as JSON, and each declared tool's name, description and parameters JSON).
+//!   results as JSON, and each declared tool's name, description and parameters JSON), each
+//!   piece rounded up on its own (so the sum is at most the whole text's quarter plus one per
+//!   piece).
 //!
 //! The output cap a request is charged for and cut at: the one it sent (`max_tokens` or
 //! `max_completion_tokens`; `generationConfig.maxOutputTokens`; Anthropic's required

@@ -196,6 +196,9 @@ async fn anthropic_counts_itpm_and_otpm_and_adjusts_output_at_completion() {
     let log = server.admissions();
     assert_eq!(log[0].charged_at_arrival.output_tokens, 900);
     assert_eq!(log[0].charged.output_tokens, out);
+    let settled = log[0].settled_at.unwrap();
+    assert_eq!(log[0].weight_at(log[0].at).output_tokens, 900);
+    assert_eq!(log[0].weight_at(settled).output_tokens, out);
     // Without max_tokens the API refuses the request.
     let mut no_cap = body(1);
     no_cap.as_object_mut().unwrap().remove("max_tokens");
@@ -337,8 +340,8 @@ fn agent(id: &str, kind: BackendKind, server: &MockServerHandle) -> AgentConfig 
     }
 }
 
-/// The most any trailing window of `limit` held, replaying the admission log at the weights
-/// charged on arrival (the weights the server checked).
+/// The most any trailing window of `limit` held at an admission, replaying the admission log
+/// with each earlier admission at the weight it had then (arrival weight until settled).
 fn max_in_window(log: &[MockAdmission], scope: &str, limit: &MockLimit) -> u64 {
     let of_scope: Vec<&MockAdmission> = log.iter().filter(|a| a.scope == scope).collect();
     let mut worst = 0;
@@ -346,7 +349,7 @@ fn max_in_window(log: &[MockAdmission], scope: &str, limit: &MockLimit) -> u64 {
         let held: u64 = of_scope[..=j]
             .iter()
             .filter(|a| last.at.duration_since(a.at) < limit.period)
-            .map(|a| a.charged_at_arrival.weight(limit.dimension))
+            .map(|a| a.weight_at(last.at).weight(limit.dimension))
             .sum();
         worst = worst.max(held);
     }
