@@ -385,16 +385,15 @@ async fn team_against_the_mock(kind: BackendKind, n: usize) {
     );
     let ids = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
     let agents = ids[..n].iter().map(|id| agent(id, kind, &server)).collect();
+    let quota = QuotaHandle::start(SupervisorSettings {
+        stagger: Duration::from_millis(50),
+        ..SupervisorSettings::default()
+    })
+    .unwrap();
     let options = RuntimeOptions {
         rate_limit: true,
         limits: Some(Arc::new(table)),
-        quota: Some(
-            QuotaHandle::start(SupervisorSettings {
-                stagger: Duration::from_millis(50),
-                ..SupervisorSettings::default()
-            })
-            .unwrap(),
-        ),
+        quota: Some(quota.clone()),
         ..RuntimeOptions::default()
     };
     let run = tokio::time::timeout(
@@ -406,9 +405,15 @@ async fn team_against_the_mock(kind: BackendKind, n: usize) {
     .await;
     let stats = server.stats();
     let log = server.admissions();
-    let out = run
-        .unwrap_or_else(|_| panic!("{ctx}: the run did not end in 30 s; mock saw {stats:?}"))
-        .unwrap_or_else(|e| panic!("{ctx}: the run failed: {e}; mock saw {stats:?}"));
+    let Ok(run) = run else {
+        let limits: Vec<_> = quota
+            .snapshot()
+            .await
+            .map(|s| s.scopes.into_iter().map(|s| format!("{s:?}")).collect())
+            .unwrap_or_default();
+        panic!("{ctx}: the run did not end in 30 s; mock saw {stats:?}; supervisor: {limits:?}");
+    };
+    let out = run.unwrap_or_else(|e| panic!("{ctx}: the run failed: {e}; mock saw {stats:?}"));
 
     // The server's side first: no 429, no window over its limit, no retried turn.
     let seen = &stats.by_dialect[match kind {
