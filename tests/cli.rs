@@ -130,6 +130,29 @@ fn help_has_examples_and_exit_codes() {
 }
 
 #[test]
+fn mock_provider_help_documents_the_hostile_kinds() {
+    let out = run(&["mock-provider", "--help"]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    for needle in [
+        "--faults",
+        "hostile-huge",
+        "99999999999999999999",
+        "hostile-nan",
+        "hostile-negative",
+        "hostile-empty",
+        "hostile-garbage",
+        "hostile-exponent",
+        "hostile-far-future",
+        "hostile-past",
+        "hostile-limits",
+        "--groq",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle}: {stdout}");
+    }
+}
+
+#[test]
 fn list_backends_names_every_supported_type() {
     let out = run(&["--list-backends"]);
     assert!(out.status.success());

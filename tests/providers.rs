@@ -294,6 +294,8 @@ async fn stats_endpoint_serves_json() {
 
 #[path = "providers/conversation.rs"]
 mod conversation;
+#[path = "providers/fidelity.rs"]
+mod fidelity;
 #[path = "providers/routing.rs"]
 mod routing;
 #[path = "providers/team.rs"]

@@ -188,15 +188,29 @@ pub struct MockProviderArgs {
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency: u64,
 
-    /// Faults to inject, e.g. `500:0.1,reset:0.05,slow:0.1,truncate:0.05,malformed:0.05`
+    /// Faults to inject: comma-separated KIND:TRIGGER rules, e.g.
+    /// `500:0.1,reset:0.05,slow:0.1,truncate:0.05,malformed:0.05,hostile:every=5`.
+    /// KIND: an HTTP status, reset, slow, truncate, malformed, or a hostile reply with absurd
+    /// rate-limit values: `hostile` (a different kind each time) or `hostile-huge`
+    /// (Retry-After 99999999999999999999, "try again in 99999999999999999999h"),
+    /// `hostile-nan`, `hostile-negative`, `hostile-empty`, `hostile-garbage`,
+    /// `hostile-exponent` (1e30, retryDelay "1e30s"), `hostile-far-future` (year 9999 resets),
+    /// `hostile-past` (1970 resets), `hostile-limits` (a 200 with limit 0, remaining -3).
+    /// TRIGGER: a probability, key=K, first=N or every=N; `slow_ms:N` sets the slow delay
     /// (grammar in docs/providers.md).
-    #[arg(long, value_name = "SPEC")]
+    #[arg(long, value_name = "SPEC", verbatim_doc_comment)]
     pub faults: Option<String>,
 
     /// Count all keys of a model in one window, as Gemini counts per project (default: each
     /// key has its own windows, as OpenAI-compatible providers count).
     #[arg(long)]
     pub keys_share_limits: bool,
+
+    /// Answer the OpenAI-compatible route as Groq does: `x-ratelimit-*-requests` describe the
+    /// per-day request limit, `-tokens` the per-minute one (also on for any model whose name
+    /// contains `groq`).
+    #[arg(long)]
+    pub groq: bool,
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub fn run(args: MockProviderArgs) -> u8 {
         }
     };
     options.keys_share_limits = args.keys_share_limits;
+    options.groq = args.groq;
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,6 +62,7 @@ pub fn run(args: MockProviderArgs) -> u8 {
         say!("  Anthropic:         base_url http://{addr}/v1  (POST /v1/messages)");
         say!("  Gemini:            base_url http://{addr}/v1beta");
         say!("  counts:            GET http://{addr}/stats");
+        say!("  admission log:     GET http://{addr}/admissions");
         match &args.limits {
             Some(file) => say!(
                 "  limits:            from {} (exact, per key and model)",

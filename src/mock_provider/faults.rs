@@ -7,16 +7,24 @@
 //!   in the dialect's error shape; `429` here carries no retry information or headers), `reset`
 //!   (the connection is dropped right after the status line, before any body byte), `slow`
 //!   (the answer is delayed by the spec's slow delay), `truncate` (the body or stream is cut
-//!   half-way), `malformed` (a 200 whose body, or one stream event, is not JSON).
+//!   half-way), `malformed` (a 200 whose body, or one stream event, is not JSON), `hostile`
+//!   (a reply with absurd rate-limit values, a different kind each time the rule fires) and
+//!   `hostile-KIND` for one kind: `huge`, `nan`, `negative`, `empty`, `garbage`, `exponent`,
+//!   `far-future`, `past` (429s whose Retry-After, reset headers, "try again in" text or
+//!   `retryDelay` hold that value) and `limits` (a 200 answer with absurd limit headers); see
+//!   [`super::hostile`].
 //! - TRIGGER: a probability `0.1` (drawn from the seeded generator), `key=K` (every request sent
 //!   with key `K`), `first=N` (the first N requests that reach this rule), `every=N` (every Nth).
 //! - One extra item `slow_ms:N` sets the slow delay (default 2000 ms).
 //!
-//! Example: `500:0.1,reset:0.05,slow:0.1,truncate:0.05,malformed:0.05,401:key=badkey`.
+//! Example: `500:0.1,reset:0.05,slow:0.1,truncate:0.05,malformed:0.05,401:key=badkey`, or
+//! `hostile:every=2,hostile-huge:key=k1`.
 //! Auth faults (`401`, `403`) are checked before the limits (a refused key is not counted);
 //! the others apply to admitted requests.
 
 use std::time::Duration;
+
+use super::hostile::Hostile;
 
 /// How a request is answered badly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +39,10 @@ pub enum Fault {
     Truncate,
     /// Send a body (or stream event) that is not JSON.
     Malformed,
+    /// A reply with absurd rate-limit values.
+    Hostile(Hostile),
+    /// In a rule: the next hostile kind each time it fires (drawn as [`Fault::Hostile`]).
+    HostileRotation,
 }
 
 impl Fault {
@@ -122,11 +134,22 @@ impl FaultSpec {
                 "slow" => Fault::Slow,
                 "truncate" => Fault::Truncate,
                 "malformed" => Fault::Malformed,
+                "hostile" => Fault::HostileRotation,
+                k if k.starts_with("hostile-") => {
+                    match Hostile::from_name(&k["hostile-".len()..]) {
+                        Some(h) => Fault::Hostile(h),
+                        None => {
+                            return Err(err(
+                                "hostile kinds: huge, nan, negative, empty, garbage, exponent, far-future, past, limits",
+                            ));
+                        }
+                    }
+                }
                 k => match k.parse::<u16>() {
                     Ok(s) if (400..=599).contains(&s) => Fault::Status(s),
                     _ => {
                         return Err(err(
-                            "KIND must be an HTTP status 400..=599, reset, slow, truncate or malformed",
+                            "KIND must be an HTTP status 400..=599, reset, slow, truncate, malformed, hostile or hostile-KIND",
                         ));
                     }
                 },
@@ -165,6 +188,7 @@ pub struct FaultDice {
     spec: FaultSpec,
     seen: Vec<u64>,
     rng: fastrand::Rng,
+    hostile_turn: usize,
 }
 
 impl FaultDice {
@@ -173,6 +197,7 @@ impl FaultDice {
         Self {
             seen: vec![0; spec.rules.len()],
             rng: fastrand::Rng::with_seed(spec.seed),
+            hostile_turn: 0,
             spec,
         }
     }
@@ -201,6 +226,11 @@ impl FaultDice {
                 }
             };
             if fires {
+                if rule.fault == Fault::HostileRotation {
+                    let kind = Hostile::ALL[self.hostile_turn % Hostile::ALL.len()];
+                    self.hostile_turn += 1;
+                    return Some(Fault::Hostile(kind));
+                }
                 return Some(rule.fault);
             }
         }
@@ -235,6 +265,7 @@ mod tests {
             "500:1.5",
             "500:first=0",
             "slow_ms:x",
+            "hostile-bogus:0.1",
         ] {
             assert!(FaultSpec::parse(bad).is_err(), "{bad}");
         }
@@ -258,6 +289,19 @@ mod tests {
                 None
             ]
         );
+    }
+
+    #[test]
+    fn hostile_kinds_rotate_or_stay() {
+        let mut d = FaultDice::new(FaultSpec::parse("hostile-nan:key=n,hostile:1.0").unwrap());
+        assert_eq!(d.draw("n", false), Some(Fault::Hostile(Hostile::Nan)));
+        let got: Vec<_> = (0..10).map(|_| d.draw("k", false)).collect();
+        let mut want: Vec<_> = Hostile::ALL
+            .iter()
+            .map(|h| Some(Fault::Hostile(*h)))
+            .collect();
+        want.push(Some(Fault::Hostile(Hostile::Huge)));
+        assert_eq!(got, want);
     }
 
     #[test]

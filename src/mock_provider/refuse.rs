@@ -1,130 +1,144 @@
 //! Refusals and errors in each provider's real shapes: rate-limit answers (status, headers,
 //! body), "request too large", and error bodies for injected statuses.
+//!
+//! Every 429 says exactly when the request would fit (the time until enough of the window has
+//! left it): OpenAI-compatible as "Please try again in 644ms." (a Go duration rounded up to the
+//! millisecond) plus `retry-after` (whole seconds, rounded up) and `retry-after-ms`; Anthropic
+//! as `retry-after`; Gemini as `RetryInfo.retryDelay` (whole seconds, rounded up) with a
+//! `QuotaFailure` whose `quotaId` says `PerDay` for windows of a day or more and `PerMinute`
+//! for shorter ones.
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::convo::MockDialect;
+use super::headers::{go_duration, limit_headers};
+use super::limits::{MockDimension, MockLimit, WindowState};
 use super::render::Rendered;
-use super::script::MockDialect;
-use crate::quota::{Dimension, Limit};
 
-/// A duration as a Go duration string (`644ms`, `1.5s`), the way OpenAI writes resets.
-pub fn go_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{}ms", ms.max(1))
-    } else {
-        format!("{}s", d.as_secs_f64())
-    }
+/// Whole seconds, rounded up.
+pub fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
-/// Rate-limit headers of a successful answer or a refusal, for limits counted per minute (the
-/// only window the real headers describe; others are left out rather than misdescribed).
-pub fn limit_headers(
-    dialect: MockDialect,
-    remaining: &[(Limit, u64, Duration)],
-) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (limit, left, reset) in remaining
-        .iter()
-        .filter(|(l, _, _)| l.period.as_secs() == 60)
-    {
-        let dim = limit.dimension.as_str();
-        match dialect {
-            MockDialect::OpenAi => {
-                out.push((format!("x-ratelimit-limit-{dim}"), limit.amount.to_string()));
-                out.push((format!("x-ratelimit-remaining-{dim}"), left.to_string()));
-                out.push((format!("x-ratelimit-reset-{dim}"), go_duration(*reset)));
-            }
-            MockDialect::Anthropic => {
-                let at = Utc::now() + chrono::Duration::from_std(*reset).unwrap_or_default();
-                let base = format!("anthropic-ratelimit-{dim}");
-                out.push((format!("{base}-limit"), limit.amount.to_string()));
-                out.push((format!("{base}-remaining"), left.to_string()));
-                out.push((
-                    format!("{base}-reset"),
-                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                ));
-            }
-            MockDialect::Gemini => {}
-        }
-    }
-    out
+/// Milliseconds, rounded up.
+pub fn ceil_millis(d: Duration) -> u128 {
+    d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 > 0)
 }
 
-fn window_words(limit: &Limit) -> String {
+fn window_words(limit: &MockLimit) -> String {
+    let short = match limit.dimension {
+        MockDimension::Requests => "R",
+        MockDimension::Tokens => "T",
+        MockDimension::InputTokens => "IT",
+        MockDimension::OutputTokens => "OT",
+    };
     match limit.period.as_secs() {
-        60 => "min".to_owned(),
-        86_400 => "day".to_owned(),
+        60 if limit.period.subsec_nanos() == 0 => format!("min ({short}PM)"),
+        86_400 if limit.period.subsec_nanos() == 0 => format!("day ({short}PD)"),
         _ => go_duration(limit.period),
     }
 }
 
-/// The refusal of an over-limit request in `dialect`'s real shape. `retry_after: None` means the
-/// request can never fit (too large).
-pub fn refusal(
-    dialect: MockDialect,
-    model: &str,
-    limit: &Limit,
-    used: u64,
-    requested: u64,
-    retry_after: Option<Duration>,
-    remaining: &[(Limit, u64, Duration)],
-) -> Rendered {
-    let dim = limit.dimension.as_str();
-    let amount = limit.amount.get();
-    let Some(wait) = retry_after else {
-        return too_large(dialect, model, limit, requested);
+fn openai_type(limit: &MockLimit) -> &'static str {
+    match limit.dimension {
+        MockDimension::Requests => "requests",
+        _ => "tokens",
+    }
+}
+
+/// What a refusal is about.
+#[derive(Debug, Clone)]
+pub struct Over<'a> {
+    /// The dialect.
+    pub dialect: MockDialect,
+    /// Groq's wording and headers.
+    pub groq: bool,
+    /// The model.
+    pub model: &'a str,
+    /// The limit that refused.
+    pub limit: MockLimit,
+    /// How much of it is in use.
+    pub used: u64,
+    /// What the request asked for.
+    pub requested: u64,
+    /// When it would fit (`None`: never).
+    pub retry_after: Option<Duration>,
+}
+
+/// The refusal of an over-limit request in its dialect's real shape.
+pub fn refusal(o: &Over<'_>, states: &[WindowState], now: DateTime<Utc>) -> Rendered {
+    let amount = o.limit.amount.get();
+    let (used, requested, model) = (o.used, o.requested, o.model);
+    let Some(wait) = o.retry_after else {
+        return too_large(o.dialect, model, &o.limit, requested);
     };
-    let mut headers = limit_headers(dialect, remaining);
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    match dialect {
+    let mut headers = limit_headers(o.dialect, o.groq, states, now);
+    let secs = ceil_secs(wait);
+    match o.dialect {
         MockDialect::OpenAi => {
             headers.push(("retry-after".into(), secs.to_string()));
-            let ms = wait.as_millis() + u128::from(wait.subsec_nanos() % 1_000_000 > 0);
-            headers.push(("retry-after-ms".into(), ms.to_string()));
-            let message = format!(
-                "Rate limit reached for {model} in organization org-mock on {dim} per {}: Limit {amount}, Used {used}, Requested {requested}. Please try again in {}.",
-                window_words(limit),
-                go_duration(wait)
-            );
-            let body = json!({"error": {"message": message, "type": dim, "param": null, "code": "rate_limit_exceeded"}});
+            headers.push(("retry-after-ms".into(), ceil_millis(wait).to_string()));
+            let kind = openai_type(&o.limit);
+            let per = window_words(&o.limit);
+            let message = if o.groq {
+                format!(
+                    "Rate limit reached for model `{model}` in organization `org_mock` service tier `on_demand` on {kind} per {per}: Limit {amount}, Used {used}, Requested {requested}. Please try again in {}.",
+                    go_duration(wait)
+                )
+            } else {
+                format!(
+                    "Rate limit reached for {model} in organization org-mock on {kind} per {per}: Limit {amount}, Used {used}, Requested {requested}. Please try again in {}.",
+                    go_duration(wait)
+                )
+            };
+            let body = json!({"error": {"message": message, "type": kind, "param": null, "code": "rate_limit_exceeded"}});
             Rendered::json(429, headers, &body)
         }
         MockDialect::Gemini => {
-            let per = match limit.period.as_secs() {
-                60 => "Minute".to_owned(),
-                86_400 => "Day".to_owned(),
-                _ => go_duration(limit.period),
+            let per = if o.limit.period >= Duration::from_secs(86_400) {
+                "Day"
+            } else {
+                "Minute"
             };
-            let what = match limit.dimension {
-                Dimension::Requests => "GenerateRequests",
-                Dimension::Tokens | Dimension::InputTokens | Dimension::OutputTokens => {
-                    "GenerateContentInputTokens"
-                }
+            let (metric, id) = match o.limit.dimension {
+                MockDimension::Requests => (
+                    "generate_content_free_tier_requests",
+                    format!("GenerateRequestsPer{per}PerProjectPerModel-FreeTier"),
+                ),
+                _ => (
+                    "generate_content_free_tier_input_token_count",
+                    format!("GenerateContentInputTokensPerModelPer{per}-FreeTier"),
+                ),
             };
             let body = json!({"error": {
             "code": 429,
-            "message": "You exceeded your current quota, please check your plan and billing details.",
+            "message": format!("You exceeded your current quota, please check your plan and billing details. * Quota exceeded for metric: generativelanguage.googleapis.com/{metric}, limit: {amount}, model: {model}\nPlease retry in {:.3}s.", wait.as_secs_f64()),
             "status": "RESOURCE_EXHAUSTED",
             "details": [
                 {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-                    "quotaMetric": format!("generativelanguage.googleapis.com/generate_content_{dim}"),
-                    "quotaId": format!("{what}Per{per}PerProjectPerModel-Mock"),
+                    "quotaMetric": format!("generativelanguage.googleapis.com/{metric}"),
+                    "quotaId": id,
                     "quotaDimensions": {"location": "global", "model": model},
                     "quotaValue": amount.to_string()}]},
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo",
-                 "retryDelay": format!("{}s", wait.as_secs_f64())}
+                 "retryDelay": format!("{secs}s")}
             ]}});
             Rendered::json(429, headers, &body)
         }
         MockDialect::Anthropic => {
             headers.push(("retry-after".into(), secs.to_string()));
+            let what = match o.limit.dimension {
+                MockDimension::Requests => "requests",
+                MockDimension::Tokens => "tokens",
+                MockDimension::InputTokens => "input tokens",
+                MockDimension::OutputTokens => "output tokens",
+            };
             let message = format!(
-                "This request would exceed the rate limit for your organization of {amount} {dim} per {}. For details, refer to the rate limits documentation.",
-                window_words(limit)
+                "This request would exceed the rate limit for your organization of {amount} {what} per {}. For details, refer to the rate limits documentation.",
+                window_words(&o.limit)
             );
             let body =
                 json!({"type": "error", "error": {"type": "rate_limit_error", "message": message}});
@@ -133,7 +147,7 @@ pub fn refusal(
     }
 }
 
-fn too_large(dialect: MockDialect, model: &str, limit: &Limit, requested: u64) -> Rendered {
+fn too_large(dialect: MockDialect, model: &str, limit: &MockLimit, requested: u64) -> Rendered {
     let amount = limit.amount.get();
     let dim = limit.dimension.as_str();
     match dialect {

@@ -3,7 +3,8 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::script::{MockAnswer, MockRequest};
+use super::convo::{MockDialect, MockRequest};
+use super::script::{Finish, MockAnswer};
 
 /// A rendered answer before faults are applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,14 +53,14 @@ pub fn success(
     id: u64,
 ) -> Rendered {
     let pieces = match (request.dialect, request.stream) {
-        (super::script::MockDialect::OpenAi, false) => {
+        (MockDialect::OpenAi, false) => {
             vec![openai_whole(request, a, id).to_string()]
         }
-        (super::script::MockDialect::OpenAi, true) => openai_stream(request, a, id),
-        (super::script::MockDialect::Gemini, false) => {
+        (MockDialect::OpenAi, true) => openai_stream(request, a, id),
+        (MockDialect::Gemini, false) => {
             vec![gemini_chunk(request, a, &a.text, true).to_string()]
         }
-        (super::script::MockDialect::Gemini, true) => {
+        (MockDialect::Gemini, true) => {
             let mut out = Vec::new();
             for part in halves(&a.text).into_iter().filter(|p| !p.is_empty()) {
                 out.push(sse(None, &gemini_chunk(request, a, part, false)));
@@ -67,16 +68,32 @@ pub fn success(
             out.push(sse(None, &gemini_chunk(request, a, "", true)));
             out
         }
-        (super::script::MockDialect::Anthropic, false) => {
+        (MockDialect::Anthropic, false) => {
             vec![anthropic_whole(request, a, id).to_string()]
         }
-        (super::script::MockDialect::Anthropic, true) => anthropic_stream(request, a, id),
+        (MockDialect::Anthropic, true) => anthropic_stream(request, a, id),
     };
     Rendered {
         status: 200,
         headers,
         pieces,
         sse: request.stream,
+    }
+}
+
+fn openai_finish(a: &MockAnswer) -> &'static str {
+    match a.finish {
+        Finish::Stop => "stop",
+        Finish::Tool => "tool_calls",
+        Finish::Length => "length",
+    }
+}
+
+fn anthropic_finish(a: &MockAnswer) -> &'static str {
+    match a.finish {
+        Finish::Stop => "end_turn",
+        Finish::Tool => "tool_use",
+        Finish::Length => "max_tokens",
     }
 }
 
@@ -92,7 +109,7 @@ fn openai_whole(r: &MockRequest, a: &MockAnswer, id: u64) -> Value {
     }
     json!({"id": format!("chatcmpl-mock{id}"), "object": "chat.completion", "created": Utc::now().timestamp(),
         "model": r.model, "choices": [{"index": 0, "message": message,
-        "finish_reason": if a.tool.is_some() { "tool_calls" } else { "stop" }}],
+        "finish_reason": openai_finish(a)}],
         "usage": openai_usage(a)})
 }
 
@@ -124,14 +141,7 @@ fn openai_stream(r: &MockRequest, a: &MockAnswer, id: u64) -> Vec<String> {
             ));
         }
     }
-    out.push(chunk(
-        json!({}),
-        json!(if a.tool.is_some() {
-            "tool_calls"
-        } else {
-            "stop"
-        }),
-    ));
+    out.push(chunk(json!({}), json!(openai_finish(a))));
     if r.include_usage {
         out.push(sse(
             None,
@@ -153,7 +163,11 @@ fn gemini_chunk(r: &MockRequest, a: &MockAnswer, text: &str, last: bool) -> Valu
         if let Some((name, args)) = &a.tool {
             parts.push(json!({"functionCall": {"name": name, "args": args}}));
         }
-        candidate["finishReason"] = json!("STOP");
+        candidate["finishReason"] = json!(if a.finish == Finish::Length {
+            "MAX_TOKENS"
+        } else {
+            "STOP"
+        });
     }
     candidate["content"] = json!({"role": "model", "parts": parts});
     let mut out = json!({"candidates": [candidate], "modelVersion": r.model});
@@ -173,7 +187,7 @@ fn anthropic_whole(r: &MockRequest, a: &MockAnswer, id: u64) -> Value {
         content.push(json!({"type": "tool_use", "id": format!("toolu_mock{id}"), "name": name, "input": args}));
     }
     json!({"id": format!("msg_mock{id}"), "type": "message", "role": "assistant", "model": r.model,
-        "content": content, "stop_reason": if a.tool.is_some() { "tool_use" } else { "end_turn" },
+        "content": content, "stop_reason": anthropic_finish(a),
         "stop_sequence": null, "usage": {"input_tokens": a.input_tokens, "output_tokens": a.output_tokens}})
 }
 
@@ -219,9 +233,12 @@ fn anthropic_stream(r: &MockRequest, a: &MockAnswer, id: u64) -> Vec<String> {
             &json!({"type": "content_block_stop", "index": index}),
         ));
     }
-    out.push(sse(Some("message_delta"), &json!({"type": "message_delta",
-        "delta": {"stop_reason": if a.tool.is_some() { "tool_use" } else { "end_turn" }, "stop_sequence": null},
-        "usage": {"output_tokens": a.output_tokens}})));
+    out.push(sse(
+        Some("message_delta"),
+        &json!({"type": "message_delta",
+        "delta": {"stop_reason": anthropic_finish(a), "stop_sequence": null},
+        "usage": {"output_tokens": a.output_tokens}}),
+    ));
     out.push(sse(Some("message_stop"), &json!({"type": "message_stop"})));
     out
 }

@@ -1,7 +1,8 @@
 //! The HTTP side of the mock: routes, the shared state behind one lock (never held across an
-//! await), and turning a rendered answer plus a fault into a response.
+//! await), charging each request the way its dialect's provider counts, the admission log, and
+//! turning a rendered answer plus a fault into a response.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -13,17 +14,24 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
+use chrono::Utc;
 use futures_util::stream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::convo::{MockDialect, MockRequest, read_request};
 use super::faults::{Fault, FaultDice};
-use super::limits::{Verdict, Windows};
-use super::refuse::{error_status, limit_headers, refusal};
+use super::headers::limit_headers;
+use super::hostile;
+use super::limits::{Charge, Verdict, Windows};
+use super::refuse::{Over, error_status, refusal};
 use super::render::{Rendered, success};
-use super::script::{MockDialect, answer, read_request};
+use super::script::{self, MockAnswer, Reading};
 use super::{MockOptions, MockStats};
 use crate::keys::ApiKey;
+
+/// Admissions kept in the log; older ones are dropped first.
+pub const ADMISSION_LOG_CAP: usize = 100_000;
 
 /// How the mock answered one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +53,60 @@ pub struct MockEvent {
     pub key: String,
     /// The model asked for.
     pub model: String,
-    /// Tokens charged (zero unless admitted).
+    /// Tokens charged at arrival (zero unless admitted).
     pub tokens: u64,
     /// What the mock did.
     pub outcome: MockOutcome,
+}
+
+/// One admitted request, as charged against the windows (`GET /admissions`,
+/// [`MockServerHandle::admissions`]). With the limits in force, a test can replay these to
+/// check that no trailing window ever held more than its limit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MockAdmission {
+    /// Arrival order, from 1.
+    pub id: u64,
+    /// When it arrived.
+    #[serde(skip)]
+    pub at: Instant,
+    /// Microseconds from the server's start to its arrival.
+    pub at_us: u64,
+    /// The dialect.
+    pub dialect: MockDialect,
+    /// `key:<short id>` or `key:none`.
+    pub key: String,
+    /// The model.
+    pub model: String,
+    /// The windows it was charged in: `<key>/<model>`, or `project/<model>` when keys share
+    /// limits.
+    pub scope: String,
+    /// What it weighed in each dimension when it was admitted.
+    pub charged_at_arrival: Charge,
+    /// What it weighs now (Anthropic's output tokens are adjusted at completion; otherwise the
+    /// same as at arrival).
+    pub charged: Charge,
+    /// When the charge was adjusted to `charged` (`None`: never; it weighs
+    /// `charged_at_arrival` throughout). Before that instant the windows held
+    /// `charged_at_arrival`.
+    #[serde(skip)]
+    pub settled_at: Option<Instant>,
+    /// Microseconds from the server's start to `settled_at`.
+    pub settled_us: Option<u64>,
+    /// The output cap the request sent, if any.
+    pub max_output_sent: Option<u64>,
+    /// `vote`, `new_answer` or `text`: what the mock answered.
+    pub reply: String,
+    /// Native tool results in the request's last user-side content.
+    pub tool_results: u64,
+    /// The rejection the request answers, if it retries a rejected turn (`duplicate`,
+    /// `no_tool`, ...), and whether it came as a native tool result.
+    pub rejection: Option<String>,
+    /// Whether that rejection was a native tool result.
+    pub native_rejection: bool,
+    /// Model replies written as prose calls in its history.
+    pub prose_calls: u64,
+    /// The fault it was answered with, if any (`Debug` form).
+    pub fault: Option<String>,
 }
 
 struct Inner {
@@ -56,11 +114,13 @@ struct Inner {
     dice: FaultDice,
     stats: MockStats,
     events: Vec<MockEvent>,
+    admissions: VecDeque<MockAdmission>,
     next_id: u64,
 }
 
 struct Shared {
     opts: MockOptions,
+    started: Instant,
     inner: Mutex<Inner>,
 }
 
@@ -83,6 +143,16 @@ impl std::fmt::Debug for MockServerHandle {
         f.debug_struct("MockServerHandle")
             .field("addr", &self.addr)
             .finish_non_exhaustive()
+    }
+}
+
+impl MockAdmission {
+    /// What it weighed in the windows at `t` (its arrival weight until it was settled).
+    pub fn weight_at(&self, t: Instant) -> Charge {
+        match self.settled_at {
+            Some(at) if at <= t => self.charged,
+            _ => self.charged_at_arrival,
+        }
     }
 }
 
@@ -110,6 +180,16 @@ impl MockServerHandle {
     /// Every request so far, in arrival order (empty unless `record_events` was set).
     pub fn events(&self) -> Vec<MockEvent> {
         self.shared.lock().events.clone()
+    }
+
+    /// The admission log, oldest first (the last [`ADMISSION_LOG_CAP`]).
+    pub fn admissions(&self) -> Vec<MockAdmission> {
+        self.shared.lock().admissions.iter().cloned().collect()
+    }
+
+    /// The options it runs with (its limits, among others).
+    pub fn options(&self) -> &MockOptions {
+        &self.shared.opts
     }
 
     /// Stops accepting and ends the server.
@@ -141,8 +221,10 @@ pub async fn serve(opts: MockOptions) -> std::io::Result<MockServerHandle> {
             dice: FaultDice::new(opts.faults.clone()),
             stats: MockStats::default(),
             events: Vec::new(),
+            admissions: VecDeque::new(),
             next_id: 0,
         }),
+        started: Instant::now(),
         opts,
     });
     let app = Router::new()
@@ -150,6 +232,7 @@ pub async fn serve(opts: MockOptions) -> std::io::Result<MockServerHandle> {
         .route("/v1/messages", post(anthropic))
         .route("/v1beta/models/{action}", post(gemini))
         .route("/stats", get(stats))
+        .route("/admissions", get(admissions))
         .with_state(shared.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -170,6 +253,11 @@ pub async fn serve(opts: MockOptions) -> std::io::Result<MockServerHandle> {
 async fn stats(State(s): State<Arc<Shared>>) -> Response {
     let stats = s.lock().stats.clone();
     axum::Json(stats).into_response()
+}
+
+async fn admissions(State(s): State<Arc<Shared>>) -> Response {
+    let log: Vec<MockAdmission> = s.lock().admissions.iter().cloned().collect();
+    axum::Json(log).into_response()
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -221,6 +309,60 @@ fn plain(status: StatusCode, text: &str) -> Response {
     (status, text.to_owned()).into_response()
 }
 
+/// What a request weighs at arrival and once answered, as its dialect's provider counts:
+/// OpenAI-compatible input + the sent cap (else the model's largest output) at arrival, never
+/// refunded; Gemini the actual input + output (known at arrival: the answer is scripted);
+/// Anthropic input + `max_tokens` at arrival, the output adjusted to the actual at completion.
+fn charges(dialect: MockDialect, a: &MockAnswer) -> (Charge, Charge) {
+    let used = Charge {
+        requests: 1,
+        tokens: a.total_tokens(),
+        input_tokens: a.input_tokens,
+        output_tokens: a.output_tokens,
+    };
+    let capped = Charge {
+        requests: 1,
+        tokens: a.input_tokens.saturating_add(a.output_cap),
+        input_tokens: a.input_tokens,
+        output_tokens: a.output_cap,
+    };
+    match dialect {
+        MockDialect::OpenAi => (capped, capped),
+        MockDialect::Gemini => (used, used),
+        MockDialect::Anthropic => (capped, used),
+    }
+}
+
+fn reply_name(a: &MockAnswer) -> &'static str {
+    match a.tool.as_ref().map(|(n, _)| n.as_str()) {
+        Some("vote") => "vote",
+        Some("new_answer") => "new_answer",
+        Some(_) => "tool",
+        None => "text",
+    }
+}
+
+fn feedback_name(f: &script::Feedback) -> &'static str {
+    match f {
+        script::Feedback::Duplicate => "duplicate",
+        script::Feedback::AnswerCap => "answer_cap",
+        script::Feedback::Overlap => "overlap",
+        script::Feedback::BadVote(_) => "bad_vote",
+        script::Feedback::NothingToVote => "nothing_to_vote",
+        script::Feedback::NoTool => "no_tool",
+        script::Feedback::Other => "other",
+    }
+}
+
+/// After the answer went out: what to re-weigh (Anthropic's output tokens).
+struct Completion {
+    window: (String, String),
+    ticket: u64,
+    id: u64,
+    arrival: Charge,
+    done: Charge,
+}
+
 async fn handle(
     s: &Shared,
     dialect: MockDialect,
@@ -240,30 +382,41 @@ async fn handle(
     };
     let request = match read_request(dialect, &json, path_model, stream_path) {
         Ok(r) => r,
-        Err(e) => return plain(StatusCode::BAD_REQUEST, &e),
+        Err(e) => return respond(error_message(dialect, 400, &e), None),
     };
     let key_label = key.as_deref().map_or_else(
         || "key:none".to_owned(),
         |k| format!("key:{}", ApiKey::new(k, "mock").short_id()),
     );
-    let label = format!("{key_label}/{}", request.model);
-    let scripted = answer(&request);
+    let reading = script::read(&request);
+    let scripted = script::answer(&request, &reading);
+    let (arrival, done) = charges(dialect, &scripted);
+    let groq = dialect == MockDialect::OpenAi
+        && (s.opts.groq || request.model.to_ascii_lowercase().contains("groq"));
     let now = Instant::now();
+    let now_utc = Utc::now();
     let raw_key = key.unwrap_or_default();
+    let window_key = if s.opts.keys_share_limits {
+        "project".to_owned()
+    } else {
+        key_label.clone()
+    };
+    let window = (window_key, request.model.clone());
 
-    let (rendered, fault) = {
+    let (rendered, fault, completion) = {
         let mut inner = s.lock();
         let inner = &mut *inner;
+        let label = format!("{key_label}/{}", request.model);
+        let d = inner
+            .stats
+            .by_dialect
+            .entry(dialect.as_str().to_owned())
+            .or_default();
+        d.requests += 1;
         let record = s.opts.record_events;
-        let log = |inner: &mut Inner, outcome| {
+        let log = |inner: &mut Inner, outcome, tokens| {
             if record {
-                let charged = match outcome {
-                    MockOutcome::Admitted => true,
-                    MockOutcome::Refused => false,
-                    MockOutcome::Faulted(f) => !f.is_auth(),
-                };
-                let tokens = if charged { scripted.total_tokens() } else { 0 };
-                inner.events.push(super::MockEvent {
+                inner.events.push(MockEvent {
                     at: now,
                     key: key_label.clone(),
                     model: request.model.clone(),
@@ -274,63 +427,186 @@ async fn handle(
         };
         if let Some(f) = inner.dice.draw(&raw_key, true) {
             inner.stats.record(label, |c| c.faulted += 1);
-            log(inner, MockOutcome::Faulted(f));
-            (None, Some(f))
+            if let Some(d) = inner.stats.by_dialect.get_mut(dialect.as_str()) {
+                d.faulted += 1;
+            }
+            log(inner, MockOutcome::Faulted(f), 0);
+            (None, Some(f), None)
         } else {
             let limits = s.opts.limits.for_model(&request.model);
-            let window_key = if s.opts.keys_share_limits {
-                "project".to_owned()
-            } else {
-                key_label.clone()
-            };
             let windows = inner
                 .windows
-                .entry((window_key, request.model.clone()))
+                .entry(window.clone())
                 .or_insert_with(|| Windows::new(limits));
-            match windows.try_admit(scripted.total_tokens(), now) {
+            match windows.try_admit(&arrival, now) {
                 Verdict::Refused {
                     limit,
                     used,
                     requested,
                     retry_after,
                 } => {
-                    let remaining = windows.remaining(now);
-                    let r = refusal(
+                    let states = windows.states(now);
+                    let over = Over {
                         dialect,
-                        &request.model,
-                        &limit,
+                        groq,
+                        model: &request.model,
+                        limit,
                         used,
                         requested,
                         retry_after,
-                        &remaining,
-                    );
+                    };
+                    let r = refusal(&over, &states, now_utc);
                     inner.stats.record(label, |c| c.refused += 1);
-                    log(inner, MockOutcome::Refused);
-                    (Some(r), None)
+                    if let Some(d) = inner.stats.by_dialect.get_mut(dialect.as_str()) {
+                        d.refused += 1;
+                    }
+                    log(inner, MockOutcome::Refused, 0);
+                    (Some(r), None, None)
                 }
-                Verdict::Admitted => {
-                    let headers = limit_headers(dialect, &windows.remaining(now));
+                Verdict::Admitted(ticket) => {
+                    let mut headers = limit_headers(dialect, groq, &windows.states(now), now_utc);
                     let fault = inner.dice.draw(&raw_key, false);
-                    let tokens = scripted.total_tokens();
+                    if let Some(Fault::Hostile(h)) = fault {
+                        headers = hostile::headers(dialect, h);
+                    }
                     inner.stats.record(label, |c| {
                         c.admitted += 1;
-                        c.tokens += tokens;
+                        c.tokens += arrival.tokens;
                         c.faulted += u64::from(fault.is_some());
                     });
+                    if let Some(d) = inner.stats.by_dialect.get_mut(dialect.as_str()) {
+                        count_admitted(d, &scripted, &reading, arrival.tokens, fault.is_some());
+                    }
                     log(
                         inner,
                         fault.map_or(MockOutcome::Admitted, MockOutcome::Faulted),
+                        arrival.tokens,
                     );
                     inner.next_id += 1;
+                    let id = inner.next_id;
+                    push_admission(
+                        inner,
+                        MockAdmission {
+                            id,
+                            at: now,
+                            at_us: u64::try_from(
+                                now.saturating_duration_since(s.started).as_micros(),
+                            )
+                            .unwrap_or(u64::MAX),
+                            dialect,
+                            key: key_label.clone(),
+                            model: request.model.clone(),
+                            scope: format!("{}/{}", window.0, window.1),
+                            charged_at_arrival: arrival,
+                            charged: arrival,
+                            settled_at: None,
+                            settled_us: None,
+                            max_output_sent: request.max_output,
+                            reply: reply_name(&scripted).to_owned(),
+                            tool_results: reading.tool_results,
+                            rejection: reading
+                                .rejection
+                                .as_ref()
+                                .map(|f| feedback_name(f).to_owned()),
+                            native_rejection: reading.native_rejection,
+                            prose_calls: reading.prose_calls,
+                            fault: fault.map(|f| format!("{f:?}")),
+                        },
+                    );
+                    let completion = (arrival != done && fault.is_none()).then(|| Completion {
+                        window: window.clone(),
+                        ticket,
+                        id,
+                        arrival,
+                        done,
+                    });
                     (
-                        Some(success(&request, &scripted, headers, inner.next_id)),
+                        Some(success(&request, &scripted, headers, id)),
                         fault,
+                        completion,
                     )
                 }
             }
         }
     };
-    if fault.is_some_and(|f| f != Fault::Slow) {
+    answer_with(s, dialect, &request, rendered, fault, completion).await
+}
+
+fn count_admitted(
+    d: &mut super::MockDialectCounts,
+    a: &MockAnswer,
+    reading: &Reading,
+    tokens: u64,
+    faulted: bool,
+) {
+    d.admitted += 1;
+    d.faulted += u64::from(faulted);
+    d.tokens += tokens;
+    d.input_tokens += a.input_tokens;
+    d.output_tokens += a.output_tokens;
+    d.tool_results += reading.tool_results;
+    d.rejections += u64::from(reading.rejection.is_some());
+    d.native_rejections += u64::from(reading.native_rejection);
+    d.prose_calls += u64::from(reading.prose_calls > 0);
+    d.replayed_calls += reading.replayed_calls;
+    match reply_name(a) {
+        "vote" => d.votes += 1,
+        "new_answer" => d.new_answers += 1,
+        _ => d.texts += 1,
+    }
+}
+
+fn push_admission(inner: &mut Inner, a: MockAdmission) {
+    if inner.admissions.len() >= ADMISSION_LOG_CAP {
+        inner.admissions.pop_front();
+    }
+    inner.admissions.push_back(a);
+}
+
+/// Re-weighs an admission once its answer has gone out.
+fn complete(s: &Shared, c: &Completion) {
+    let mut inner = s.lock();
+    let inner = &mut *inner;
+    if let Some(w) = inner.windows.get_mut(&c.window) {
+        w.settle(c.ticket, &c.done);
+    }
+    if let Some(a) = inner.admissions.iter_mut().rev().find(|a| a.id == c.id) {
+        let now = Instant::now();
+        a.charged = c.done;
+        a.settled_at = Some(now);
+        a.settled_us = u64::try_from(now.saturating_duration_since(s.started).as_micros()).ok();
+        let label = format!("{}/{}", a.key, a.model);
+        let (before, after) = (c.arrival.tokens, c.done.tokens);
+        if let Some(counts) = inner.stats.by_key_model.get_mut(&label) {
+            counts.tokens = counts.tokens.saturating_sub(before).saturating_add(after);
+        }
+        inner.stats.total.tokens = inner
+            .stats
+            .total
+            .tokens
+            .saturating_sub(before)
+            .saturating_add(after);
+        if let Some(d) = inner.stats.by_dialect.get_mut(a.dialect.as_str()) {
+            d.tokens = d.tokens.saturating_sub(before).saturating_add(after);
+        }
+    }
+}
+
+async fn answer_with(
+    s: &Shared,
+    dialect: MockDialect,
+    request: &MockRequest,
+    rendered: Option<Rendered>,
+    fault: Option<Fault>,
+    completion: Option<Completion>,
+) -> Response {
+    if let Some(Fault::Hostile(h)) = fault {
+        if !h.is_answer() {
+            return respond(hostile::refusal(dialect, &request.model, h), None);
+        }
+    }
+    let passes = |f: Fault| matches!(f, Fault::Slow | Fault::Hostile(_));
+    if fault.is_some_and(|f| !passes(f)) {
         // Auth faults and injected faults on admitted requests.
         return faulted(s, dialect, fault, rendered).await;
     }
@@ -348,7 +624,25 @@ async fn handle(
         )
         .await;
     }
+    if let Some(c) = &completion {
+        complete(s, c);
+    }
     respond(rendered, None)
+}
+
+/// A request the dialect's API would refuse as invalid, in its error shape.
+fn error_message(dialect: MockDialect, status: u16, message: &str) -> Rendered {
+    let mut r = error_status(dialect, status);
+    if let Some(body) = r
+        .pieces
+        .first()
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+    {
+        let mut body = body;
+        body["error"]["message"] = message.into();
+        r.pieces = vec![body.to_string()];
+    }
+    r
 }
 
 fn slow(s: &Shared) -> Duration {

@@ -29,7 +29,7 @@ fn agent(id: &str, kind: BackendKind, base_url: String) -> AgentConfig {
             enable_rate_limit: Some(true),
             simulated: SimulatedSettings::default(),
         },
-        system_message: None,
+        system_message: Some(format!("You are agent {id}.")),
         priority: 0,
         profile: None,
     }
