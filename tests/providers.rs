@@ -50,6 +50,7 @@ fn provider(kind: BackendKind, server: &MockServerHandle) -> Arc<dyn Provider> {
         max_tokens: Some(256),
         enable_rate_limit: None,
         simulated: SimulatedSettings::default(),
+        options: Default::default(),
     };
     let client = build_client(HttpSettings {
         connect_timeout: Duration::from_secs(2),
@@ -84,6 +85,7 @@ fn request(prompt: &str, with_tools: bool, stream: bool) -> ChatRequest {
         temperature: Some(0.2),
         max_tokens: Some(256),
         stream,
+        options: Default::default(),
     }
 }
 

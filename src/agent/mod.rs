@@ -253,6 +253,7 @@ impl AgentActor {
             temperature: backend.temperature,
             max_tokens: backend.max_tokens,
             stream: false,
+            options: backend.options.clone(),
         }
     }
 

@@ -73,26 +73,36 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
     // `--validate` checks the file on a machine that may not hold the secrets: a missing key is
     // reported as a warning there, and is an error only when the team is about to run.
     let mut warnings = Vec::new();
-    let mut team = match config::load_team(path, &LoadOptions::default()) {
-        Ok(team) => team,
+    let opts = LoadOptions {
+        strict: args.strict,
+        ..LoadOptions::default()
+    };
+    let checked = match config::check_team(path, &opts) {
+        Ok(checked) => checked,
         Err(e) if LimitsTable::load_file(path).is_ok() => {
             return Err(format!(
-                "{e}\n  {} is a limits file, not a team file: pass it with --limits {0} \
+                "{}\n  {} is a limits file, not a team file: pass it with --limits {1} \
                  (or rate_limit.limits_file in the team file) next to --config TEAM.yaml",
+                e.render(),
                 path.display()
             ));
         }
         Err(strict) if args.validate => {
             let lenient = LoadOptions {
                 allow_missing_keys: true,
-                ..LoadOptions::default()
+                ..opts
             };
-            let team = config::load_team(path, &lenient).map_err(|e| e.to_string())?;
-            warnings.push(format!("{strict} (a run fails until it is set)"));
-            team
+            let checked = config::check_team(path, &lenient).map_err(|e| e.render())?;
+            for e in &strict.errors {
+                warnings.push(format!("{e} (a run fails until it is set)"));
+            }
+            checked
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.render()),
     };
+    let mut team = checked.team;
+    let file_warnings: Vec<String> = checked.warnings.iter().map(|w| w.to_string()).collect();
+    warnings.splice(0..0, file_warnings);
     let table = LimitsTable::for_team(&team, args.limits.as_deref()).map_err(|e| e.to_string())?;
     let (rate_limit, why) = effective_rate_limit(args.rate_limit_flag(), &team);
     if args.rate_limit_flag().is_some() {
@@ -157,11 +167,22 @@ fn run_team(args: RunArgs) -> u8 {
     }
     let loaded = match load(&args) {
         Ok(l) => l,
+        Err(message) if message.starts_with("error: ") => {
+            // Every problem of the file, one per line, already labelled.
+            eprintln!("{message}");
+            return EXIT_CONFIG;
+        }
         Err(message) => {
             eprintln!("error: {message}");
             return EXIT_CONFIG;
         }
     };
+    if !args.validate && args.verbosity() > -2 {
+        // What the team will lack, said once before it runs.
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
     if args.validate {
         let summary =
             validate::summary(&loaded.team, &loaded.table, loaded.rate_limit, &loaded.why);

@@ -1,6 +1,22 @@
 //! [`ConfigError`]: what went wrong in a configuration file, and exactly where.
 
+use std::borrow::Cow;
 use std::fmt;
+
+/// How many characters of a value from the file an error message echoes.
+pub(crate) const ECHO_CHARS: usize = 200;
+
+/// Longest message an error keeps (a safety net behind [`shown`]).
+const MESSAGE_CHARS: usize = 4000;
+
+/// `text` as an error message may echo it: whole when short, else its first [`ECHO_CHARS`]
+/// characters followed by `… (N bytes)`.
+pub(crate) fn shown(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(ECHO_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}… ({} bytes)", &text[..cut], text.len())),
+    }
+}
 
 /// One step of a key path: a map key or a list index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,11 +70,12 @@ impl fmt::Display for KeyPath {
                     if i > 0 {
                         f.write_str(".")?;
                     }
+                    let k = shown(k);
                     let plain = !k.is_empty()
                         && k.chars()
                             .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '/' | ':'));
                     if plain {
-                        f.write_str(k)?;
+                        f.write_str(&k)?;
                     } else {
                         write!(f, "\"{}\"", k.replace('"', "\\\""))?;
                     }
@@ -82,6 +99,8 @@ pub struct ConfigError {
     line: Option<usize>,
     column: Option<usize>,
     message: String,
+    /// Further errors of the same file, shown after this one.
+    more: Vec<ConfigError>,
 }
 
 impl ConfigError {
@@ -93,13 +112,30 @@ impl ConfigError {
         position: Option<(usize, usize)>,
         message: impl Into<String>,
     ) -> Self {
+        let message = message.into();
+        let message = match shown_long(&message) {
+            Cow::Borrowed(_) => message,
+            Cow::Owned(cut) => cut,
+        };
         Self {
             file: file.into(),
             path: path.into(),
             line: position.map(|p| p.0),
             column: position.map(|p| p.1),
-            message: message.into(),
+            message,
+            more: Vec::new(),
         }
+    }
+
+    /// This error carrying `more` errors of the same file (shown after it).
+    pub fn with_more(mut self, more: Vec<ConfigError>) -> Self {
+        self.more.extend(more);
+        self
+    }
+
+    /// This error and the further ones it carries, in file order.
+    pub fn all(&self) -> impl Iterator<Item = &ConfigError> {
+        std::iter::once(self).chain(self.more.iter())
     }
 
     /// The file as it was named (e.g. `configs/team.yaml`, or `<builtin>/rate_limits.yaml`).
@@ -141,12 +177,30 @@ impl ConfigError {
             out.push_str(": ");
         }
         out.push_str(&self.message);
+        for more in &self.more {
+            out.push('\n');
+            out.push_str(&more.render());
+        }
         out
+    }
+}
+
+/// A whole message cut at [`MESSAGE_CHARS`] characters.
+fn shown_long(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(MESSAGE_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}… ({} bytes)", &text[..cut], text.len())),
     }
 }
 
 /// The closest of `candidates` to `word`, when it is close enough to be a likely typo.
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    // A typo is about as long as the word it misspells: a long value is no candidate's typo,
+    // and the edit distance below would cost its length times each candidate's.
+    let longest = candidates.iter().map(|c| c.len()).max().unwrap_or(0);
+    if word.len() > 2 * longest + 8 {
+        return None;
+    }
     let lower = word.to_lowercase();
     let mut best: Option<(f64, &'a str)> = None;
     for &cand in candidates {

@@ -109,6 +109,7 @@ mod tests {
             temperature: None,
             max_tokens: Some(100),
             stream: false,
+            options: Default::default(),
         };
         assert_eq!(estimate_request(&request), 2 + PER_MESSAGE_OVERHEAD + 100);
         let unset = ChatRequest {

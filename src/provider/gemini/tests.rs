@@ -81,6 +81,7 @@ fn request_body_shape() {
         temperature: None,
         max_tokens: Some(64),
         stream: false,
+        options: Default::default(),
     };
     let b = request_body(&req);
     assert_eq!(b["systemInstruction"]["parts"][0]["text"], "be brief");
