@@ -72,14 +72,16 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
     };
     // `--validate` checks the file on a machine that may not hold the secrets: a missing key is
     // reported as a warning there, and is an error only when the team is about to run.
-    let mut warnings = Vec::new();
     let opts = LoadOptions {
         strict: args.strict,
+        allow_missing_keys: args.validate,
         ..LoadOptions::default()
     };
+    // One parse, whatever the outcome: the file may be large.
     let checked = match config::check_team(path, &opts) {
         Ok(checked) => checked,
-        Err(e) if LimitsTable::load_file(path).is_ok() => {
+        // A limits file has providers at its top level: only then is it worth reading again.
+        Err(e) if unknown_top_level_key(&e) && LimitsTable::load_file(path).is_ok() => {
             return Err(format!(
                 "{}\n  {} is a limits file, not a team file: pass it with --limits {1} \
                  (or rate_limit.limits_file in the team file) next to --config TEAM.yaml",
@@ -87,22 +89,10 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
                 path.display()
             ));
         }
-        Err(strict) if args.validate => {
-            let lenient = LoadOptions {
-                allow_missing_keys: true,
-                ..opts
-            };
-            let checked = config::check_team(path, &lenient).map_err(|e| e.render())?;
-            for e in &strict.errors {
-                warnings.push(format!("{e} (a run fails until it is set)"));
-            }
-            checked
-        }
         Err(e) => return Err(e.render()),
     };
     let mut team = checked.team;
-    let file_warnings: Vec<String> = checked.warnings.iter().map(|w| w.to_string()).collect();
-    warnings.splice(0..0, file_warnings);
+    let mut warnings: Vec<String> = checked.warnings.iter().map(|w| w.to_string()).collect();
     let table = LimitsTable::for_team(&team, args.limits.as_deref()).map_err(|e| e.to_string())?;
     let (rate_limit, why) = effective_rate_limit(args.rate_limit_flag(), &team);
     if args.rate_limit_flag().is_some() {
@@ -125,6 +115,13 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
         rate_limit,
         why,
         warnings,
+    })
+}
+
+/// Whether one of `problems` is an unknown key at the top level of the file.
+fn unknown_top_level_key(problems: &config::ConfigProblems) -> bool {
+    problems.errors.iter().any(|e| {
+        e.message().starts_with("unknown key") && !e.path().contains(['.', '['])
     })
 }
 

@@ -168,7 +168,15 @@ fn backend(
     }
 
     let base_url = base_url(cx, path, kind, raw.base_url)?;
-    let api_keys = keys(cx, path, kind, base_url.as_deref(), raw.api_key, raw.api_keys)?;
+    let api_keys = keys(
+        cx,
+        path,
+        kind,
+        base_url.as_deref(),
+        raw.api_key,
+        raw.api_keys,
+        diags,
+    )?;
     if let Some(t) = raw.temperature {
         if !(0.0..=2.0).contains(&t) {
             return Err(doc.error(
@@ -267,6 +275,7 @@ fn keys(
     base_url: Option<&str>,
     one: Option<String>,
     many: Option<Vec<String>>,
+    diags: &mut Diagnostics<'_>,
 ) -> Result<Vec<ApiKey>, ConfigError> {
     let doc = cx.doc;
     let entries: Vec<(KeyPath, String)> = match (one, many) {
@@ -303,15 +312,20 @@ fn keys(
             let found = vars
                 .iter()
                 .find_map(|v| cx.env.get(v).map(|secret| (*v, secret)));
+            let missing = format!(
+                "no API key: set {var} in the environment, or give `api_key: ${{NAME}}` (or `api_keys: [...]`) naming the variable that holds it"
+            );
             return match found {
                 Some((v, secret)) => Ok(vec![ApiKey::new(secret, format!("env {v}"))]),
-                None if cx.allow_missing_keys || !required => Ok(Vec::new()),
-                None => Err(doc.error(
-                    &path.key("api_key"),
-                    format!(
-                        "no API key: set {var} in the environment, or give `api_key: ${{NAME}}` (or `api_keys: [...]`) naming the variable that holds it"
-                    ),
-                )),
+                None if !required => Ok(Vec::new()),
+                None if cx.allow_missing_keys => {
+                    diags.note(
+                        &path.key("api_key"),
+                        format!("{missing} (a run fails until it is set)"),
+                    );
+                    Ok(Vec::new())
+                }
+                None => Err(doc.error(&path.key("api_key"), missing)),
             };
         }
     };
@@ -320,7 +334,10 @@ fn keys(
         let secret = match interpolate(&text, cx.env) {
             Ok(secret) => secret,
             // Nothing will run with this key: leave it out (summaries without secrets).
-            Err(InterpolateError::Unset(_)) if cx.allow_missing_keys => continue,
+            Err(e @ InterpolateError::Unset(_)) if cx.allow_missing_keys => {
+                diags.note(&p, format!("{e} (a run fails until it is set)"));
+                continue;
+            }
             Err(e) => return Err(doc.error(&p, e.to_string())),
         };
         if secret.trim().is_empty() {

@@ -60,6 +60,8 @@ pub(crate) struct Diagnostics<'a> {
     errors: Vec<ConfigError>,
     warnings: Vec<Warning>,
     groups: HashMap<String, usize>,
+    /// Warnings `--strict` leaves as warnings (keys missing from this environment).
+    notes: Vec<ConfigError>,
 }
 
 impl<'a> Diagnostics<'a> {
@@ -69,6 +71,7 @@ impl<'a> Diagnostics<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             groups: HashMap::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -91,6 +94,13 @@ impl<'a> Diagnostics<'a> {
     /// Whether any error was recorded.
     pub(crate) fn has_errors(&self) -> bool {
         !self.errors.is_empty()
+    }
+
+    /// Records a warning about this environment rather than the file (a key variable that is
+    /// not set): a warning even under `--strict`.
+    pub(crate) fn note(&mut self, path: &KeyPath, message: impl Into<String>) {
+        let note = self.doc.error(path, message);
+        self.notes.push(note);
     }
 
     /// Records a warning at `path`. Warnings of the same `group` (e.g. `backend.cwd`) are one
@@ -148,6 +158,7 @@ impl<'a> Diagnostics<'a> {
                 )
             }));
         }
+        warnings.extend(self.notes);
         let order = |e: &ConfigError| (e.line().unwrap_or(0), e.column().unwrap_or(0));
         errors.sort_by_key(order);
         warnings.sort_by_key(order);

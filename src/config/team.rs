@@ -29,8 +29,8 @@ pub struct LoadOptions {
     /// directory, then `agents/` beside that directory; the built-in profiles come last.
     pub profiles_dir: Option<PathBuf>,
     /// Load agents whose keys are not available (a default key variable or a `${VAR}` named
-    /// in `api_key`/`api_keys` that is unset): such keys are left out, so an agent may end up
-    /// with no keys. For checks and summaries that run no agent, e.g. `--validate` on a
+    /// in `api_key`/`api_keys` that is unset): such keys are left out, with a warning naming
+    /// the variable (a warning even under `strict`), so an agent may end up with no keys. For checks and summaries that run no agent, e.g. `--validate` on a
     /// machine without the secrets. Malformed references are still errors. Default `false`:
     /// every missing key is an error naming the variable and the key path.
     pub allow_missing_keys: bool,
