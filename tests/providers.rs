@@ -294,6 +294,8 @@ async fn stats_endpoint_serves_json() {
     server.shutdown().await;
 }
 
+#[path = "providers/options.rs"]
+mod options;
 #[path = "providers/routing.rs"]
 mod routing;
 #[path = "providers/team.rs"]
