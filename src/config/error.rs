@@ -265,6 +265,27 @@ mod tests {
     }
 
     #[test]
+    fn long_values_are_cut_where_echoed() {
+        assert_eq!(shown("gemini"), "gemini");
+        let long = "é".repeat(300);
+        let cut = shown(&long);
+        assert_eq!(cut.chars().filter(|c| *c == 'é').count(), ECHO_CHARS);
+        assert!(cut.ends_with("… (600 bytes)"), "{cut}");
+        let key = KeyPath::root().key("agents").key(&"k".repeat(1000));
+        assert!(key.to_string().len() < 260, "{key}");
+        let e = ConfigError::new("t.yaml", "", None, "m".repeat(10_000));
+        assert!(e.message().len() < 4100);
+    }
+
+    #[test]
+    fn a_value_far_longer_than_every_candidate_is_no_typo() {
+        // The edit distance would cost the value's length times each candidate's: never run.
+        let long = "gemini".repeat(1 << 20);
+        assert_eq!(did_you_mean(&long, &["gemini", "claude"]), None);
+        assert_eq!(did_you_mean("geminii", &["gemini", "claude"]), Some("gemini"));
+    }
+
+    #[test]
     fn suggestions_catch_typos_only() {
         assert_eq!(did_you_mean("modle", &["type", "model"]), Some("model"));
         assert_eq!(did_you_mean("gemni", &["gemini", "claude"]), Some("gemini"));

@@ -70,7 +70,7 @@ const TOP: &[(&str, &str)] = &[
     ),
     (
         "task",
-        "MassGen 0.1.97 does not read this key either; the question comes from the command line",
+        "MassGen 0.1.97 does not read this key either; no effect (the question comes from the command line)",
     ),
 ];
 
