@@ -451,16 +451,25 @@ fn massgen_keys_warn_and_strict_refuses_them() {
         .collect();
     assert_eq!(web.len(), 1, "one warning for the key: {stderr}");
     assert!(
-        web[0].starts_with(&format!("warning: {file}:9:7: agents[0].backend.enable_web_search:")),
+        web[0].starts_with(&format!(
+            "warning: {file}:9:7: agents[0].backend.enable_web_search:"
+        )),
         "{stderr}"
     );
     assert!(web[0].contains("cannot search the web"), "{stderr}");
     let out = run(&["--config", file, "--validate", "--strict"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 4, "every refused key at once: {stderr}");
-    assert!(errors.iter().all(|l| l.ends_with("(an error under --strict)")));
+    assert!(
+        errors
+            .iter()
+            .all(|l| l.ends_with("(an error under --strict)"))
+    );
 }
 
 #[test]
@@ -481,5 +490,8 @@ fn every_problem_of_a_file_is_printed_errors_first() {
         .collect();
     assert_eq!(kinds, ["error", "error", "warning"], "{stderr}");
     assert!(stderr.contains("Did you mean `temperature`?"), "{stderr}");
-    assert!(stderr.contains("backend type `codex` is not supported"), "{stderr}");
+    assert!(
+        stderr.contains("backend type `codex` is not supported"),
+        "{stderr}"
+    );
 }

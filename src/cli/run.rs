@@ -120,9 +120,10 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
 
 /// Whether one of `problems` is an unknown key at the top level of the file.
 fn unknown_top_level_key(problems: &config::ConfigProblems) -> bool {
-    problems.errors.iter().any(|e| {
-        e.message().starts_with("unknown key") && !e.path().contains(['.', '['])
-    })
+    problems
+        .errors
+        .iter()
+        .any(|e| e.message().starts_with("unknown key") && !e.path().contains(['.', '[']))
 }
 
 /// Whether rate limiting is on, and why: the CLI flag when given, else the team file's

@@ -150,12 +150,7 @@ impl<'a> Diagnostics<'a> {
         if strict {
             errors.extend(warnings.drain(..).map(|w| {
                 let message = format!("{} (an error under --strict)", w.message());
-                ConfigError::new(
-                    w.file(),
-                    w.path(),
-                    w.line().zip(w.column()),
-                    message,
-                )
+                ConfigError::new(w.file(), w.path(), w.line().zip(w.column()), message)
             }));
         }
         warnings.extend(self.notes);

@@ -282,7 +282,10 @@ mod tests {
         // The edit distance would cost the value's length times each candidate's: never run.
         let long = "gemini".repeat(1 << 20);
         assert_eq!(did_you_mean(&long, &["gemini", "claude"]), None);
-        assert_eq!(did_you_mean("geminii", &["gemini", "claude"]), Some("gemini"));
+        assert_eq!(
+            did_you_mean("geminii", &["gemini", "claude"]),
+            Some("gemini")
+        );
     }
 
     #[test]

@@ -55,7 +55,14 @@ pub(crate) fn check_team_keys(doc: &Document, value: &mut Value, diags: &mut Dia
         if let Some(Value::Mapping(c)) = m.get_mut("coordination") {
             // None of it is implemented: each key is MassGen's (one warning for the section)
             // or unknown (an error).
-            check_map(doc, c, &at.key("coordination"), Section::Coordination, &[], diags);
+            check_map(
+                doc,
+                c,
+                &at.key("coordination"),
+                Section::Coordination,
+                &[],
+                diags,
+            );
             if c.is_empty() {
                 m.remove("coordination");
             }
@@ -138,7 +145,10 @@ fn check_map(
         } else {
             let hint = suggestion(name, read);
             let message = if read.is_empty() {
-                format!("unknown key `{}`: not one of MassGen's keys for this section", shown(name))
+                format!(
+                    "unknown key `{}`: not one of MassGen's keys for this section",
+                    shown(name)
+                )
             } else {
                 format!(
                     "unknown key `{}`.{hint} Valid keys here: {}",
@@ -199,7 +209,11 @@ mod tests {
         check_team_keys(&doc, &mut value, &mut diags);
         let problems = diags.finish(false);
         assert_eq!(problems.errors.len(), 2, "{problems}");
-        assert!(problems.errors[0].message().contains("Did you mean `model`?"));
+        assert!(
+            problems.errors[0]
+                .message()
+                .contains("Did you mean `model`?")
+        );
         assert_eq!(problems.errors[1].path(), "bogus");
         assert_eq!(problems.warnings.len(), 1, "{problems}");
         let w = &problems.warnings[0];

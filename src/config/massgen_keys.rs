@@ -38,18 +38,17 @@ const MEDIA: &str = "media tools are not implemented: the agent cannot create or
 const CLI_AGENT: &str =
     "settings of MassGen's CLI and framework agents (Claude Code, Codex, AG2) have no effect here";
 const DEBUG: &str = "MassGen's debugging aids are not implemented; no effect";
-const TRANSPORT: &str =
-    "MassGen's WebSocket transport is not implemented: requests go over HTTPS";
+const TRANSPORT: &str = "MassGen's WebSocket transport is not implemented: requests go over HTTPS";
 const NLIP: &str = "NLIP messaging is not implemented; no effect";
 const MEMORY: &str = "memory (conversation memory, persistent memory, compression) is not implemented: agents keep no memory between runs";
 const HOOKS: &str = "hooks are not implemented: no hook runs";
-const SNAPSHOTS: &str = "workspace snapshots are not implemented: agents do not see each other's workspaces";
+const SNAPSHOTS: &str =
+    "workspace snapshots are not implemented: agents do not see each other's workspaces";
 const CONTEXT: &str = "context paths are not implemented: agents cannot read these paths";
 const CHECKPOINT: &str = "checkpoints are not implemented";
 const SUBAGENTS: &str = "subagents are not implemented: each agent works alone";
 const COORDINATION: &str = "MassGen's extended coordination (planning, skills, subagents, broadcasts, checklists, evaluators, restarts) is not implemented: the team runs the answer-and-vote loop only";
-const ORCH_TUNING: &str =
-    "this coordination setting is not implemented: the team runs the answer-and-vote loop with massgen-rs's defaults";
+const ORCH_TUNING: &str = "this coordination setting is not implemented: the team runs the answer-and-vote loop with massgen-rs's defaults";
 const ROUND_TIMEOUTS: &str = "per-round timeouts are not implemented: only the whole-run limit (orchestrator_timeout_seconds) applies";
 const UI_ONLY: &str = "a setting of MassGen's terminal display; no effect here";
 const LEGACY: &str = "MassGen 0.1.97 does not read this key either; no effect";
@@ -77,7 +76,10 @@ const TOP: &[(&str, &str)] = &[
 /// Agent-level MassGen keys.
 const AGENT: &[(&str, &str)] = &[
     ("append_system_prompt", CLI_AGENT),
-    ("subtask", "task decomposition is not implemented: every agent answers the whole question"),
+    (
+        "subtask",
+        "task decomposition is not implemented: every agent answers the whole question",
+    ),
     ("subagent_agents", SUBAGENTS),
     ("main_agent", CHECKPOINT),
     ("memory", MEMORY),
@@ -167,7 +169,10 @@ const ORCHESTRATOR: &[(&str, &str)] = &[
     ("max_midstream_injections_per_round", ORCH_TUNING),
     ("defer_peer_updates_until_restart", ORCH_TUNING),
     ("defer_voting_until_all_answered", ORCH_TUNING),
-    ("allow_midstream_peer_updates_before_checklist_submit", ORCH_TUNING),
+    (
+        "allow_midstream_peer_updates_before_checklist_submit",
+        ORCH_TUNING,
+    ),
     ("disable_injection", ORCH_TUNING),
     ("voting_threshold", ORCH_TUNING),
     ("skip_voting", ORCH_TUNING),
@@ -185,7 +190,10 @@ const ORCHESTRATOR: &[(&str, &str)] = &[
     ("type", ORCH_TUNING),
     ("timeout", ORCH_TUNING),
     ("debug_final_answer", DEBUG),
-    ("dspy", "question paraphrasing (DSPy) is not implemented: every agent gets the question as written"),
+    (
+        "dspy",
+        "question paraphrasing (DSPy) is not implemented: every agent gets the question as written",
+    ),
     ("skills_directory", COORDINATION),
     ("docker", CODE),
     ("enable_multimodal_tools", MEDIA),
@@ -317,16 +325,40 @@ pub(crate) fn lacking(section: Section, key: &str) -> Option<&'static str> {
 
 /// MassGen backend types massgen-rs cannot run, with why.
 pub(crate) const UNSUPPORTED_BACKENDS: [(&str, &str); 10] = [
-    ("azure_openai", "Azure OpenAI's deployment API is not implemented"),
-    ("claude_code", "it wraps the Claude Code CLI; massgen-rs speaks provider APIs only"),
-    ("codex", "it wraps the Codex CLI; massgen-rs speaks provider APIs only"),
-    ("gemini_cli", "it wraps the Gemini CLI; massgen-rs speaks provider APIs only"),
-    ("antigravity_cli", "it wraps the Antigravity CLI; massgen-rs speaks provider APIs only"),
-    ("copilot", "it wraps the GitHub Copilot SDK; massgen-rs speaks provider APIs only"),
+    (
+        "azure_openai",
+        "Azure OpenAI's deployment API is not implemented",
+    ),
+    (
+        "claude_code",
+        "it wraps the Claude Code CLI; massgen-rs speaks provider APIs only",
+    ),
+    (
+        "codex",
+        "it wraps the Codex CLI; massgen-rs speaks provider APIs only",
+    ),
+    (
+        "gemini_cli",
+        "it wraps the Gemini CLI; massgen-rs speaks provider APIs only",
+    ),
+    (
+        "antigravity_cli",
+        "it wraps the Antigravity CLI; massgen-rs speaks provider APIs only",
+    ),
+    (
+        "copilot",
+        "it wraps the GitHub Copilot SDK; massgen-rs speaks provider APIs only",
+    ),
     ("ag2", "framework agents (AG2) are not implemented"),
     ("autogen", "framework agents (AG2) are not implemented"),
-    ("uitars", "the UI-TARS computer-use backend is not implemented"),
-    ("inference", "use `type: vllm` or `type: sglang` with its base_url"),
+    (
+        "uitars",
+        "the UI-TARS computer-use backend is not implemented",
+    ),
+    (
+        "inference",
+        "use `type: vllm` or `type: sglang` with its base_url",
+    ),
 ];
 
 #[cfg(test)]
@@ -336,8 +368,14 @@ mod tests {
     #[test]
     fn sections_know_their_keys() {
         assert_eq!(lacking(Section::Backend, "cwd"), Some(WORKSPACE));
-        assert_eq!(lacking(Section::Orchestrator, "snapshot_storage"), Some(SNAPSHOTS));
-        assert_eq!(lacking(Section::Coordination, "use_skills"), Some(COORDINATION));
+        assert_eq!(
+            lacking(Section::Orchestrator, "snapshot_storage"),
+            Some(SNAPSHOTS)
+        );
+        assert_eq!(
+            lacking(Section::Coordination, "use_skills"),
+            Some(COORDINATION)
+        );
         assert_eq!(lacking(Section::Backend, "snapshot_storage"), None);
         assert_eq!(lacking(Section::Top, "modle"), None);
     }

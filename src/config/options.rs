@@ -44,7 +44,9 @@ fn takes(kind: BackendKind, name: &str) -> bool {
         "text" | "chat_template_kwargs" | "extra_body" => {
             matches!(api, Api::OpenAi | Api::OpenAiCompatible)
         }
-        "parallel_tool_calls" => matches!(api, Api::OpenAi | Api::OpenAiCompatible | Api::Anthropic),
+        "parallel_tool_calls" => {
+            matches!(api, Api::OpenAi | Api::OpenAiCompatible | Api::Anthropic)
+        }
         "betas" => api == Api::Anthropic,
         _ => false,
     }
@@ -157,13 +159,21 @@ fn drop_untaken(
     if drop("text", "text", o.verbosity.is_some()) {
         o.verbosity = None;
     }
-    if drop("parallel_tool_calls", "parallel_tool_calls", o.parallel_tool_calls.is_some()) {
+    if drop(
+        "parallel_tool_calls",
+        "parallel_tool_calls",
+        o.parallel_tool_calls.is_some(),
+    ) {
         o.parallel_tool_calls = None;
     }
     if drop("betas", "betas", !o.betas.is_empty()) {
         o.betas.clear();
     }
-    if drop("chat_template_kwargs", "chat_template_kwargs", o.chat_template_kwargs.is_some()) {
+    if drop(
+        "chat_template_kwargs",
+        "chat_template_kwargs",
+        o.chat_template_kwargs.is_some(),
+    ) {
         o.chat_template_kwargs = None;
     }
     if drop("extra_body", "extra_body", o.extra_body.is_some()) {

@@ -442,8 +442,9 @@ fn orchestrator(
     let levels = [("lenient", 0u8), ("balanced", 1u8), ("strict", 2u8)];
     let voting_sensitivity = match raw.voting_sensitivity.as_deref() {
         None => VotingSensitivity::default(),
-        Some(v) => voting_sensitivity(doc, &base.key("voting_sensitivity"), v, diags)?
-            .unwrap_or_default(),
+        Some(v) => {
+            voting_sensitivity(doc, &base.key("voting_sensitivity"), v, diags)?.unwrap_or_default()
+        }
     };
     let answer_novelty_requirement = match raw.answer_novelty_requirement.as_deref() {
         None => NoveltyRequirement::default(),

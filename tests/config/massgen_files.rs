@@ -134,9 +134,16 @@ orchestrator:
     );
     let cwd = &checked.warnings[0];
     assert!(cwd.message().contains("no working directory"), "{cwd}");
-    assert!(cwd.message().contains("also at agents[1].backend.cwd"), "{cwd}");
+    assert!(
+        cwd.message().contains("also at agents[1].backend.cwd"),
+        "{cwd}"
+    );
     assert_eq!((cwd.line(), cwd.column()), (Some(3), Some(43)), "{cwd}");
-    assert!(checked.warnings[2].message().contains("cannot search the web"));
+    assert!(
+        checked.warnings[2]
+            .message()
+            .contains("cannot search the web")
+    );
 
     let strict = LoadOptions {
         strict: true,
@@ -156,8 +163,8 @@ orchestrator:
 #[test]
 fn unknown_keys_stay_errors_with_a_suggestion() {
     let text = "agents:\n  - id: a\n    backend: {type: gemini, model: m, temprature: 0.2}\n";
-    let problems = check_team_text(text, "t.yaml", &env(&[("GEMINI_API_KEY", "k-0123456789")]))
-        .unwrap_err();
+    let problems =
+        check_team_text(text, "t.yaml", &env(&[("GEMINI_API_KEY", "k-0123456789")])).unwrap_err();
     assert_eq!(problems.errors.len(), 1, "{problems}");
     let e = &problems.errors[0];
     assert_eq!(e.path(), "agents[0].backend.temprature");
@@ -245,8 +252,16 @@ fn massgens_openai_compatible_types_have_their_urls_and_key_variables() {
         ("grok", "https://api.x.ai/v1", "XAI_API_KEY"),
         ("zai", "https://api.z.ai/api/paas/v4", "ZAI_API_KEY"),
         ("moonshot", "https://api.moonshot.cn/v1", "MOONSHOT_API_KEY"),
-        ("nvidia_nim", "https://integrate.api.nvidia.com/v1", "NGC_API_KEY"),
-        ("nebius", "https://api.studio.nebius.ai/v1", "NEBIUS_API_KEY"),
+        (
+            "nvidia_nim",
+            "https://integrate.api.nvidia.com/v1",
+            "NGC_API_KEY",
+        ),
+        (
+            "nebius",
+            "https://api.studio.nebius.ai/v1",
+            "NEBIUS_API_KEY",
+        ),
         (
             "qwen",
             "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
@@ -260,14 +275,20 @@ fn massgens_openai_compatible_types_have_their_urls_and_key_variables() {
         let team = check_team_text(&text, "t.yaml", &env(&[(var, "k-0123456789")]))
             .unwrap()
             .team;
-        assert_eq!(team.agents[0].backend.api_keys[0].origin(), format!("env {var}"));
+        assert_eq!(
+            team.agents[0].backend.api_keys[0].origin(),
+            format!("env {var}")
+        );
     }
     // MassGen's fallbacks: KIMI_API_KEY for Moonshot, GOOGLE_API_KEY for Gemini.
     let text = "agent:\n  backend: {type: moonshot, model: m}\n";
     let team = check_team_text(text, "t.yaml", &env(&[("KIMI_API_KEY", "k-0123456789")]))
         .unwrap()
         .team;
-    assert_eq!(team.agents[0].backend.api_keys[0].origin(), "env KIMI_API_KEY");
+    assert_eq!(
+        team.agents[0].backend.api_keys[0].origin(),
+        "env KIMI_API_KEY"
+    );
 }
 
 #[test]
@@ -287,7 +308,10 @@ agents:
     voting_sensitivity: checklist_gated
     backend: {type: claude, model: m, betas: [computer-use-2025-01-24], text: {verbosity: high}}
 ";
-    let opts = env(&[("OPENAI_API_KEY", "k-0123456789"), ("ANTHROPIC_API_KEY", "k-0123456789")]);
+    let opts = env(&[
+        ("OPENAI_API_KEY", "k-0123456789"),
+        ("ANTHROPIC_API_KEY", "k-0123456789"),
+    ]);
     let checked = check_team_text(text, "t.yaml", &opts).unwrap();
     let a = &checked.team.agents[0];
     assert_eq!(a.voting_sensitivity, Some(VotingSensitivity::Strict));
@@ -299,7 +323,10 @@ agents:
     let b = &checked.team.agents[1];
     assert_eq!(b.voting_sensitivity, None);
     assert_eq!(b.backend.options.betas, ["computer-use-2025-01-24"]);
-    assert_eq!(b.backend.options.verbosity, None, "Anthropic takes no verbosity");
+    assert_eq!(
+        b.backend.options.verbosity, None,
+        "Anthropic takes no verbosity"
+    );
     let warned: Vec<&str> = checked.warnings.iter().map(|w| w.path()).collect();
     assert_eq!(
         warned,
@@ -312,7 +339,9 @@ agents:
     let bad = "agent:\n  backend: {type: openai, model: m, reasoning: {effort: hgih}}\n";
     let problems = check_team_text(bad, "t.yaml", &validate_opts()).unwrap_err();
     assert!(
-        problems.errors[0].message().contains("Did you mean `high`?"),
+        problems.errors[0]
+            .message()
+            .contains("Did you mean `high`?"),
         "{problems}"
     );
 }
@@ -324,7 +353,9 @@ fn a_5_mib_value_is_never_echoed_whole() {
         format!("agent:\n  backend: {{type: {big}, model: m}}\n"),
         format!("agent:\n  backend: {{type: gemini, model: m, temperature: {big}}}\n"),
         format!("agent:\n  backend: {{type: gemini, model: m, base_url: {big}}}\n"),
-        format!("orchestrator: {{voting_sensitivity: {big}}}\nagent:\n  backend: {{type: gemini, model: m}}\n"),
+        format!(
+            "orchestrator: {{voting_sensitivity: {big}}}\nagent:\n  backend: {{type: gemini, model: m}}\n"
+        ),
         format!("agent:\n  id: \"{big} y\"\n  backend: {{type: gemini, model: m}}\n"),
     ];
     for text in &cases {
@@ -332,8 +363,18 @@ fn a_5_mib_value_is_never_echoed_whole() {
             panic!("loaded: {}", &text[..200]);
         };
         let shown = problems.render();
-        assert_eq!(problems.errors.len(), 1, "{}", &shown[..shown.len().min(600)]);
-        assert!(shown.len() < 1200, "{} bytes: {}", shown.len(), &shown[..600]);
+        assert_eq!(
+            problems.errors.len(),
+            1,
+            "{}",
+            &shown[..shown.len().min(600)]
+        );
+        assert!(
+            shown.len() < 1200,
+            "{} bytes: {}",
+            shown.len(),
+            &shown[..600]
+        );
         // Cut where it is echoed, saying how long it was (5 MiB, plus quotes or a suffix).
         assert!(shown.contains("… (524288"), "{shown}");
     }

@@ -32,7 +32,10 @@ fn every_option() -> RequestOptions {
         reasoning_effort: Some("high".into()),
         verbosity: Some("low".into()),
         parallel_tool_calls: Some(false),
-        betas: vec!["computer-use-2025-01-24".into(), "files-api-2025-04-14".into()],
+        betas: vec![
+            "computer-use-2025-01-24".into(),
+            "files-api-2025-04-14".into(),
+        ],
         chat_template_kwargs: Some(json!({"enable_thinking": true})),
         extra_body: Some(extra),
     }
@@ -67,7 +70,11 @@ fn chat_completions_take_the_options_in_their_own_names() {
     // Without tools, the API refuses `parallel_tool_calls`: it is left out.
     let mut no_tools = request(every_option());
     no_tools.tools.clear();
-    assert!(openai::request_body(&no_tools).get("parallel_tool_calls").is_none());
+    assert!(
+        openai::request_body(&no_tools)
+            .get("parallel_tool_calls")
+            .is_none()
+    );
 }
 
 #[test]
@@ -82,7 +89,12 @@ fn gemini_takes_them_in_generation_config() {
             "thinkingConfig": {"thinkingBudget": 24576},
         })
     );
-    for absent in ["verbosity", "parallel_tool_calls", "chat_template_kwargs", "top_p"] {
+    for absent in [
+        "verbosity",
+        "parallel_tool_calls",
+        "chat_template_kwargs",
+        "top_p",
+    ] {
         assert!(body.get(absent).is_none(), "{absent}: {body}");
     }
     assert_eq!(gemini::thinking_budget("low"), Some(1024));
@@ -113,7 +125,13 @@ fn anthropic_takes_sampling_tool_choice_and_the_beta_header() {
 fn a_request_without_options_sends_none_of_them() {
     let req = request(RequestOptions::default());
     let openai = openai::request_body(&req);
-    for k in ["top_p", "top_k", "reasoning_effort", "verbosity", "parallel_tool_calls"] {
+    for k in [
+        "top_p",
+        "top_k",
+        "reasoning_effort",
+        "verbosity",
+        "parallel_tool_calls",
+    ] {
         assert!(openai.get(k).is_none(), "{k}: {openai}");
     }
     assert_eq!(
