@@ -99,8 +99,8 @@ pub struct ConfigError {
     line: Option<usize>,
     column: Option<usize>,
     message: String,
-    /// Further errors of the same file, shown after this one.
-    more: Vec<ConfigError>,
+    /// Further errors of the same file, shown after this one (boxed: errors stay small).
+    more: Box<[ConfigError]>,
 }
 
 impl ConfigError {
@@ -123,13 +123,15 @@ impl ConfigError {
             line: position.map(|p| p.0),
             column: position.map(|p| p.1),
             message,
-            more: Vec::new(),
+            more: Box::default(),
         }
     }
 
     /// This error carrying `more` errors of the same file (shown after it).
     pub fn with_more(mut self, more: Vec<ConfigError>) -> Self {
-        self.more.extend(more);
+        let mut all = std::mem::take(&mut self.more).into_vec();
+        all.extend(more);
+        self.more = all.into_boxed_slice();
         self
     }
 
