@@ -294,6 +294,8 @@ async fn stats_endpoint_serves_json() {
     server.shutdown().await;
 }
 
+#[path = "providers/massgen_team.rs"]
+mod massgen_team;
 #[path = "providers/options.rs"]
 mod options;
 #[path = "providers/routing.rs"]
