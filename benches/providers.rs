@@ -69,6 +69,7 @@ fn request() -> ChatRequest {
         temperature: None,
         max_tokens: Some(48),
         stream: false,
+        options: Default::default(),
     }
 }
 
@@ -82,6 +83,7 @@ fn provider(base_url: String) -> Arc<dyn massgen::provider::Provider> {
         max_tokens: None,
         enable_rate_limit: None,
         simulated: SimulatedSettings::default(),
+        options: Default::default(),
     };
     build_provider_with(
         &backend,

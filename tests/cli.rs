@@ -595,3 +595,61 @@ fn quota_waits_show_once_and_info_logs_need_verbose() {
         text(&verbose.stderr)
     );
 }
+
+#[test]
+fn massgen_keys_warn_and_strict_refuses_them() {
+    // One of MassGen's own example files: web search and code execution are MassGen features.
+    let file = "tests/fixtures/massgen/basic/multi/gemini_gpt5nano_claude.yaml";
+    let out = run(&["--config", file, "--validate"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let web: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("enable_web_search"))
+        .collect();
+    assert_eq!(web.len(), 1, "one warning for the key: {stderr}");
+    assert!(
+        web[0].starts_with(&format!(
+            "warning: {file}:9:7: agents[0].backend.enable_web_search:"
+        )),
+        "{stderr}"
+    );
+    assert!(web[0].contains("cannot search the web"), "{stderr}");
+    let out = run(&["--config", file, "--validate", "--strict"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 4, "every refused key at once: {stderr}");
+    assert!(
+        errors
+            .iter()
+            .all(|l| l.ends_with("(an error under --strict)"))
+    );
+}
+
+#[test]
+fn every_problem_of_a_file_is_printed_errors_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("team.yaml");
+    std::fs::write(
+        &path,
+        "agents:\n  - id: a\n    backend: {type: gemini, model: m, temprature: 1, cwd: w}\n  - id: b\n    backend: {type: codex, model: m}\n",
+    )
+    .unwrap();
+    let out = run(&["--config", path.to_str().unwrap(), "--validate"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let kinds: Vec<&str> = stderr
+        .lines()
+        .map(|l| l.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["error", "error", "warning"], "{stderr}");
+    assert!(stderr.contains("Did you mean `temperature`?"), "{stderr}");
+    assert!(
+        stderr.contains("backend type `codex` is not supported"),
+        "{stderr}"
+    );
+}

@@ -50,6 +50,7 @@ fn provider(kind: BackendKind, server: &MockServerHandle) -> Arc<dyn Provider> {
         max_tokens: Some(256),
         enable_rate_limit: None,
         simulated: SimulatedSettings::default(),
+        options: Default::default(),
     };
     let client = build_client(HttpSettings {
         connect_timeout: Duration::from_secs(2),
@@ -84,6 +85,7 @@ fn request(prompt: &str, with_tools: bool, stream: bool) -> ChatRequest {
         temperature: Some(0.2),
         max_tokens: Some(256),
         stream,
+        options: Default::default(),
     }
 }
 
@@ -296,6 +298,10 @@ async fn stats_endpoint_serves_json() {
 mod conversation;
 #[path = "providers/fidelity.rs"]
 mod fidelity;
+#[path = "providers/massgen_team.rs"]
+mod massgen_team;
+#[path = "providers/options.rs"]
+mod options;
 #[path = "providers/routing.rs"]
 mod routing;
 #[path = "providers/team.rs"]

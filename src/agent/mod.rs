@@ -256,6 +256,7 @@ impl AgentActor {
             temperature: backend.temperature,
             max_tokens: backend.max_tokens,
             stream: false,
+            options: backend.options.clone(),
         }
     }
 
@@ -312,7 +313,7 @@ impl AgentActor {
         let board = self.board.borrow_and_update().clone();
         let system = system_message(
             self.spec.config.system_message.as_deref(),
-            self.spec.orchestrator.voting_sensitivity,
+            voting_sensitivity(&self.spec.config, &self.spec.orchestrator),
         );
         let state = Mutex::new(TurnState {
             board,
@@ -431,3 +432,14 @@ impl AgentActor {
 
 #[cfg(test)]
 mod tests;
+
+/// The bar an agent votes by: its own `voting_sensitivity` (MassGen lets an agent set one), else
+/// the orchestrator's.
+pub fn voting_sensitivity(
+    agent: &AgentConfig,
+    orchestrator: &OrchestratorConfig,
+) -> crate::config::VotingSensitivity {
+    agent
+        .voting_sensitivity
+        .unwrap_or(orchestrator.voting_sensitivity)
+}

@@ -351,3 +351,26 @@ async fn an_answer_repeating_one_that_arrived_while_it_was_out_is_refused() {
     // Checked against the answers it then saw: no "answers changed" note.
     assert!(!retry[3].content.contains(conversation::NEWER_ANSWERS));
 }
+
+#[test]
+fn an_agents_own_voting_sensitivity_wins_over_the_orchestrators() {
+    use crate::config::VotingSensitivity;
+    let orchestrator = OrchestratorConfig {
+        voting_sensitivity: VotingSensitivity::Lenient,
+        ..OrchestratorConfig::default()
+    };
+    let mut agent = AgentConfig::simulated("a", Default::default());
+    assert_eq!(
+        super::voting_sensitivity(&agent, &orchestrator),
+        VotingSensitivity::Lenient
+    );
+    agent.voting_sensitivity = Some(VotingSensitivity::Strict);
+    assert_eq!(
+        super::voting_sensitivity(&agent, &orchestrator),
+        VotingSensitivity::Strict
+    );
+    let strict =
+        super::board::system_message(None, super::voting_sensitivity(&agent, &orchestrator));
+    let lenient = super::board::system_message(None, VotingSensitivity::Lenient);
+    assert_ne!(strict.content, lenient.content);
+}

@@ -87,6 +87,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub validate: bool,
 
+    /// Refuse MassGen keys whose feature massgen-rs does not have (and options a backend does
+    /// not take) instead of running without them with a warning.
+    #[arg(long)]
+    pub strict: bool,
+
     /// List the supported backend types and exit.
     #[arg(long)]
     pub list_backends: bool,

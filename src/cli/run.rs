@@ -74,27 +74,27 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
     };
     // `--validate` checks the file on a machine that may not hold the secrets: a missing key is
     // reported as a warning there, and is an error only when the team is about to run.
-    let mut warnings = Vec::new();
-    let mut team = match config::load_team(path, &LoadOptions::default()) {
-        Ok(team) => team,
-        Err(e) if LimitsTable::load_file(path).is_ok() => {
+    let opts = LoadOptions {
+        strict: args.strict,
+        allow_missing_keys: args.validate,
+        ..LoadOptions::default()
+    };
+    // One parse, whatever the outcome: the file may be large.
+    let checked = match config::check_team(path, &opts) {
+        Ok(checked) => checked,
+        // A limits file has providers at its top level: only then is it worth reading again.
+        Err(e) if unknown_top_level_key(&e) && LimitsTable::load_file(path).is_ok() => {
             return Err(format!(
-                "{e}\n  {} is a limits file, not a team file: pass it with --limits {0} \
+                "{}\n  {} is a limits file, not a team file: pass it with --limits {1} \
                  (or rate_limit.limits_file in the team file) next to --config TEAM.yaml",
+                e.render(),
                 path.display()
             ));
         }
-        Err(strict) if args.validate => {
-            let lenient = LoadOptions {
-                allow_missing_keys: true,
-                ..LoadOptions::default()
-            };
-            let team = config::load_team(path, &lenient).map_err(|e| e.to_string())?;
-            warnings.push(format!("{strict} (a run fails until it is set)"));
-            team
-        }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.render()),
     };
+    let mut team = checked.team;
+    let mut warnings: Vec<String> = checked.warnings.iter().map(|w| w.to_string()).collect();
     let table = LimitsTable::for_team(&team, args.limits.as_deref()).map_err(|e| e.to_string())?;
     let (rate_limit, why) = effective_rate_limit(args.rate_limit_flag(), &team);
     if args.rate_limit_flag().is_some() {
@@ -118,6 +118,14 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
         why,
         warnings,
     })
+}
+
+/// Whether one of `problems` is an unknown key at the top level of the file.
+fn unknown_top_level_key(problems: &config::ConfigProblems) -> bool {
+    problems
+        .errors
+        .iter()
+        .any(|e| e.message().starts_with("unknown key") && !e.path().contains(['.', '[']))
 }
 
 /// Whether rate limiting is on, and why: the CLI flag when given, else the team file's
@@ -159,11 +167,22 @@ fn run_team(args: RunArgs) -> u8 {
     }
     let loaded = match load(&args) {
         Ok(l) => l,
+        Err(message) if message.starts_with("error: ") => {
+            // Every problem of the file, one per line, already labelled.
+            eprintln!("{message}");
+            return EXIT_CONFIG;
+        }
         Err(message) => {
             eprintln!("error: {message}");
             return EXIT_CONFIG;
         }
     };
+    if !args.validate && args.verbosity() > -2 {
+        // What the team will lack, said once before it runs.
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
     if args.validate {
         let summary =
             validate::summary(&loaded.team, &loaded.table, loaded.rate_limit, &loaded.why);

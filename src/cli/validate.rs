@@ -19,13 +19,20 @@ pub fn list_backends() -> String {
             out,
             "  {:<15} {:<20} {}",
             kind.as_str(),
-            kind.default_key_env().unwrap_or("(none)"),
+            match kind {
+                BackendKind::ChatCompletion => "OPENAI_API_KEY *",
+                _ => kind.default_key_env().unwrap_or("(none)"),
+            },
             kind.default_base_url().unwrap_or(match kind {
                 BackendKind::Simulated => "(in-process, no network)",
                 _ => "(base_url required)",
             })
         );
     }
+    out.push_str(
+        "  * chatcompletion reads the key variable of the provider its base_url names \
+         (e.g. CEREBRAS_API_KEY for api.cerebras.ai), else OPENAI_API_KEY when set\n",
+    );
     out
 }
 

@@ -3,27 +3,16 @@
 
 use std::time::Duration;
 
+use super::diagnostics::Diagnostics;
 use super::document::Document;
-use super::error::{ConfigError, KeyPath, suggestion};
+use super::error::{ConfigError, KeyPath, shown, suggestion};
+use super::massgen_keys::UNSUPPORTED_BACKENDS;
+use super::options::options;
 use super::secrets::{EnvLookup, InterpolateError, interpolate, whole_reference};
+use super::team::voting_sensitivity;
 use super::team_raw::{RawAgent, RawBackend, RawFail, RawSimulated};
 use super::types::{AgentConfig, BackendConfig, BackendKind, SimFailure, SimulatedSettings};
 use crate::keys::ApiKey;
-
-/// MassGen backend types massgen-rs cannot run (yet), with what to do instead.
-const MASSGEN_ONLY: [(&str, &str); 11] = [
-    ("grok", "it uses the Responses API"),
-    ("azure_openai", "Azure's API is not implemented"),
-    ("claude_code", "CLI wrappers are not supported"),
-    ("codex", "CLI wrappers are not supported"),
-    ("gemini_cli", "CLI wrappers are not supported"),
-    ("ag2", "framework agents are not supported"),
-    ("zai", "use `type: chatcompletion` with its base_url"),
-    ("moonshot", "use `type: chatcompletion` with its base_url"),
-    ("nvidia_nim", "use `type: chatcompletion` with its base_url"),
-    ("nebius", "use `type: chatcompletion` with its base_url"),
-    ("qwen", "use `type: chatcompletion` with its base_url"),
-];
 
 /// Settings that shape how agents are validated.
 pub(crate) struct AgentCtx<'a> {
@@ -51,10 +40,17 @@ fn example_model(kind: BackendKind) -> &'static str {
         BackendKind::OpenRouter => "openai/gpt-4o-mini",
         BackendKind::Cerebras => "llama3.1-8b",
         BackendKind::Fireworks => "accounts/fireworks/models/llama-v3p1-8b-instruct",
+        BackendKind::Grok => "grok-4",
+        BackendKind::Zai => "glm-4.5",
+        BackendKind::Moonshot => "kimi-k2-0905-preview",
+        BackendKind::NvidiaNim => "meta/llama-3.3-70b-instruct",
+        BackendKind::Nebius => "meta-llama/Llama-3.3-70B-Instruct",
+        BackendKind::Qwen => "qwen-plus",
         BackendKind::ChatCompletion
         | BackendKind::Vllm
         | BackendKind::LmStudio
-        | BackendKind::Sglang => "the model name your server serves",
+        | BackendKind::Sglang
+        | BackendKind::Poe => "the model name your server serves",
     }
 }
 
@@ -65,6 +61,7 @@ pub(crate) fn agent(
     path: &KeyPath,
     raw: RawAgent,
     default_id: Option<&str>,
+    diags: &mut Diagnostics<'_>,
 ) -> Result<AgentConfig, ConfigError> {
     let doc = cx.doc;
     let id = match (raw.id, default_id) {
@@ -84,7 +81,10 @@ pub(crate) fn agent(
     if !id_ok {
         return Err(doc.error(
             &path.key("id"),
-            format!("`{id}` is not a valid id: use letters, digits, `_`, `-` and `.` only"),
+            format!(
+                "`{}` is not a valid id: use letters, digits, `_`, `-` and `.` only",
+                shown(&id)
+            ),
         ));
     }
     let priority = match raw.priority {
@@ -102,24 +102,30 @@ pub(crate) fn agent(
             "missing; every agent needs a backend, e.g. `backend: {type: simulated, model: sim-fast}`",
         ));
     };
-    let backend = self::backend(cx, &path.key("backend"), backend)?;
+    let voting_sensitivity = match raw.voting_sensitivity.as_deref() {
+        None => None,
+        Some(v) => voting_sensitivity(doc, &path.key("voting_sensitivity"), v, diags)?,
+    };
+    let backend = self::backend(cx, &path.key("backend"), backend, diags)?;
     Ok(AgentConfig {
         id,
         backend,
         system_message: raw.system_message,
         priority,
         profile: raw.profile,
+        voting_sensitivity,
     })
 }
 
 fn backend(
     cx: &AgentCtx<'_>,
     path: &KeyPath,
-    raw: RawBackend,
+    mut raw: RawBackend,
+    diags: &mut Diagnostics<'_>,
 ) -> Result<BackendConfig, ConfigError> {
     let doc = cx.doc;
     let tpath = path.key("type");
-    let Some(type_name) = raw.kind else {
+    let Some(type_name) = raw.kind.take() else {
         return Err(doc.error(
             &tpath,
             format!(
@@ -129,11 +135,11 @@ fn backend(
         ));
     };
     let Some(kind) = BackendKind::parse(&type_name) else {
-        if let Some((_, why)) = MASSGEN_ONLY.iter().find(|(n, _)| *n == type_name) {
+        if let Some((_, why)) = UNSUPPORTED_BACKENDS.iter().find(|(n, _)| *n == type_name) {
             return Err(doc.error(
                 &tpath,
                 format!(
-                    "`{type_name}` is a MassGen backend massgen-rs cannot run yet ({why}). Supported: {}",
+                    "backend type `{type_name}` is not supported: {why}. Supported: {}",
                     supported_list()
                 ),
             ));
@@ -143,11 +149,13 @@ fn backend(
         return Err(doc.error(
             &tpath,
             format!(
-                "unknown backend type `{type_name}`.{hint} Supported: {}",
+                "unknown backend type `{}`.{hint} Supported: {}",
+                shown(&type_name),
                 supported_list()
             ),
         ));
     };
+    let options = options(doc, path, kind, &mut raw, diags)?;
     let model = raw.model.unwrap_or_default();
     if model.trim().is_empty() {
         return Err(doc.error(
@@ -158,8 +166,17 @@ fn backend(
             ),
         ));
     }
+
     let base_url = base_url(cx, path, kind, raw.base_url)?;
-    let api_keys = keys(cx, path, kind, raw.api_key, raw.api_keys)?;
+    let api_keys = keys(
+        cx,
+        path,
+        kind,
+        base_url.as_deref(),
+        raw.api_key,
+        raw.api_keys,
+        diags,
+    )?;
     if let Some(t) = raw.temperature {
         if !(0.0..=2.0).contains(&t) {
             return Err(doc.error(
@@ -196,6 +213,7 @@ fn backend(
         max_tokens,
         enable_rate_limit: raw.enable_rate_limit,
         simulated,
+        options,
     })
 }
 
@@ -207,10 +225,13 @@ fn base_url(
 ) -> Result<Option<String>, ConfigError> {
     let p = path.key("base_url");
     let Some(text) = raw else {
-        if kind == BackendKind::ChatCompletion {
+        if kind != BackendKind::Simulated && kind.default_base_url().is_none() {
             return Err(cx.doc.error(
                 &p,
-                "missing; a chatcompletion backend needs the server's base_url (e.g. http://127.0.0.1:8000/v1)",
+                format!(
+                    "missing; a {} backend needs the server's base_url (e.g. http://127.0.0.1:8000/v1)",
+                    kind.as_str()
+                ),
             ));
         }
         return Ok(None);
@@ -238,7 +259,10 @@ fn base_url(
     if !host_ok || url.chars().any(char::is_whitespace) {
         return Err(cx.doc.error(
             &p,
-            format!("`{url}` is not a valid base_url: write http(s)://host[:port]/path, e.g. http://127.0.0.1:8000/v1"),
+            format!(
+                "`{}` is not a valid base_url: write http(s)://host[:port]/path, e.g. http://127.0.0.1:8000/v1",
+                shown(&url)
+            ),
         ));
     }
     Ok(Some(url.trim_end_matches('/').to_owned()))
@@ -248,8 +272,10 @@ fn keys(
     cx: &AgentCtx<'_>,
     path: &KeyPath,
     kind: BackendKind,
+    base_url: Option<&str>,
     one: Option<String>,
     many: Option<Vec<String>>,
+    diags: &mut Diagnostics<'_>,
 ) -> Result<Vec<ApiKey>, ConfigError> {
     let doc = cx.doc;
     let entries: Vec<(KeyPath, String)> = match (one, many) {
@@ -273,18 +299,33 @@ fn keys(
                 .collect()
         }
         (None, None) => {
-            let Some(var) = kind.default_key_env() else {
+            let (vars, required): (Vec<&str>, bool) = match (kind, base_url) {
+                (BackendKind::ChatCompletion, Some(url)) => {
+                    let (var, required) = BackendKind::chatcompletion_key_env(url);
+                    (vec![var], required)
+                }
+                _ => (kind.key_envs().to_vec(), true),
+            };
+            let Some(&var) = vars.first() else {
                 return Ok(Vec::new());
             };
-            return match cx.env.get(var) {
-                Some(secret) => Ok(vec![ApiKey::new(secret, format!("env {var}"))]),
-                None if cx.allow_missing_keys => Ok(Vec::new()),
-                None => Err(doc.error(
-                    &path.key("api_key"),
-                    format!(
-                        "no API key: set {var} in the environment, or give `api_key: ${{NAME}}` (or `api_keys: [...]`) naming the variable that holds it"
-                    ),
-                )),
+            let found = vars
+                .iter()
+                .find_map(|v| cx.env.get(v).map(|secret| (*v, secret)));
+            let missing = format!(
+                "no API key: set {var} in the environment, or give `api_key: ${{NAME}}` (or `api_keys: [...]`) naming the variable that holds it"
+            );
+            return match found {
+                Some((v, secret)) => Ok(vec![ApiKey::new(secret, format!("env {v}"))]),
+                None if !required => Ok(Vec::new()),
+                None if cx.allow_missing_keys => {
+                    diags.note(
+                        &path.key("api_key"),
+                        format!("{missing} (a run fails until it is set)"),
+                    );
+                    Ok(Vec::new())
+                }
+                None => Err(doc.error(&path.key("api_key"), missing)),
             };
         }
     };
@@ -293,7 +334,10 @@ fn keys(
         let secret = match interpolate(&text, cx.env) {
             Ok(secret) => secret,
             // Nothing will run with this key: leave it out (summaries without secrets).
-            Err(InterpolateError::Unset(_)) if cx.allow_missing_keys => continue,
+            Err(e @ InterpolateError::Unset(_)) if cx.allow_missing_keys => {
+                diags.note(&p, format!("{e} (a run fails until it is set)"));
+                continue;
+            }
             Err(e) => return Err(doc.error(&p, e.to_string())),
         };
         if secret.trim().is_empty() {

@@ -9,7 +9,7 @@ use serde_yaml::Value;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
 
-use super::error::{ConfigError, KeyPath, Seg, suggestion};
+use super::error::{ConfigError, KeyPath, Seg, shown, suggestion};
 
 /// A parsed YAML file: name, value and the position of every key and list item.
 #[derive(Debug, Clone)]
@@ -133,32 +133,11 @@ impl Document {
                     serde_path_to_error::Segment::Unknown => {}
                 }
             }
-            let message = explain_serde(&e.into_inner().to_string());
+            let message = cut_quoted(&explain_serde(&e.into_inner().to_string()));
             self.error(&path, message)
         })
     }
 }
-
-/// MassGen keys for features massgen-rs does not have: refused (never silently ignored, since
-/// they change what an agent can do), with a message saying so.
-const MASSGEN_UNSUPPORTED: [&str; 16] = [
-    "enable_web_search",
-    "enable_code_execution",
-    "enable_code_interpreter",
-    "mcp_servers",
-    "cwd",
-    "allowed_tools",
-    "disallowed_tools",
-    "reasoning",
-    "text",
-    "top_p",
-    "memory",
-    "hooks",
-    "skip_voting",
-    "context_paths",
-    "agent_temporary_workspace",
-    "snapshot_storage",
-];
 
 /// Rewrites serde's messages into ours: unknown keys get a did-you-mean and the valid list,
 /// type names become words.
@@ -166,11 +145,7 @@ fn explain_serde(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let (word, tail) = rest.split_once('`').unwrap_or((rest, ""));
         let valid = backticked(tail);
-        let hint = if MASSGEN_UNSUPPORTED.contains(&word) {
-            " It is a MassGen option massgen-rs does not support; remove it.".to_owned()
-        } else {
-            suggestion(word, &valid)
-        };
+        let hint = suggestion(word, &valid);
         return if valid.is_empty() {
             format!("unknown key `{word}`: no keys are allowed here")
         } else {
@@ -209,6 +184,34 @@ fn explain_serde(msg: &str) -> String {
     }
     out.replace("invalid type: sequence", "invalid type: a list")
         .replace("invalid type: map", "invalid type: a map")
+}
+
+/// `msg` with every quoted or backticked value cut to what an error may echo (serde's
+/// messages quote the offending value whole).
+fn cut_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(4096));
+    let mut rest = msg;
+    while let Some(i) = rest.find(['"', '`']) {
+        let (head, tail) = rest.split_at(i);
+        out.push_str(head);
+        let quote = &tail[..1];
+        let body = &tail[1..];
+        match body.find(quote) {
+            Some(end) => {
+                out.push_str(quote);
+                out.push_str(&shown(&body[..end]));
+                out.push_str(quote);
+                rest = &body[end + 1..];
+            }
+            None => {
+                out.push_str(quote);
+                out.push_str(&shown(body));
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The backticked words of `text`: "expected one of `a`, `b`" -> [a, b].

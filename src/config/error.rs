@@ -1,6 +1,22 @@
 //! [`ConfigError`]: what went wrong in a configuration file, and exactly where.
 
+use std::borrow::Cow;
 use std::fmt;
+
+/// How many characters of a value from the file an error message echoes.
+pub(crate) const ECHO_CHARS: usize = 200;
+
+/// Longest message an error keeps (a safety net behind [`shown`]).
+const MESSAGE_CHARS: usize = 4000;
+
+/// `text` as an error message may echo it: whole when short, else its first [`ECHO_CHARS`]
+/// characters followed by `… (N bytes)`.
+pub(crate) fn shown(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(ECHO_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}… ({} bytes)", &text[..cut], text.len())),
+    }
+}
 
 /// One step of a key path: a map key or a list index.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,11 +70,12 @@ impl fmt::Display for KeyPath {
                     if i > 0 {
                         f.write_str(".")?;
                     }
+                    let k = shown(k);
                     let plain = !k.is_empty()
                         && k.chars()
                             .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '/' | ':'));
                     if plain {
-                        f.write_str(k)?;
+                        f.write_str(&k)?;
                     } else {
                         write!(f, "\"{}\"", k.replace('"', "\\\""))?;
                     }
@@ -82,6 +99,8 @@ pub struct ConfigError {
     line: Option<usize>,
     column: Option<usize>,
     message: String,
+    /// Further errors of the same file, shown after this one (boxed: errors stay small).
+    more: Box<[ConfigError]>,
 }
 
 impl ConfigError {
@@ -93,13 +112,32 @@ impl ConfigError {
         position: Option<(usize, usize)>,
         message: impl Into<String>,
     ) -> Self {
+        let message = message.into();
+        let message = match shown_long(&message) {
+            Cow::Borrowed(_) => message,
+            Cow::Owned(cut) => cut,
+        };
         Self {
             file: file.into(),
             path: path.into(),
             line: position.map(|p| p.0),
             column: position.map(|p| p.1),
-            message: message.into(),
+            message,
+            more: Box::default(),
         }
+    }
+
+    /// This error carrying `more` errors of the same file (shown after it).
+    pub fn with_more(mut self, more: Vec<ConfigError>) -> Self {
+        let mut all = std::mem::take(&mut self.more).into_vec();
+        all.extend(more);
+        self.more = all.into_boxed_slice();
+        self
+    }
+
+    /// This error and the further ones it carries, in file order.
+    pub fn all(&self) -> impl Iterator<Item = &ConfigError> {
+        std::iter::once(self).chain(self.more.iter())
     }
 
     /// The file as it was named (e.g. `configs/team.yaml`, or `<builtin>/rate_limits.yaml`).
@@ -141,12 +179,30 @@ impl ConfigError {
             out.push_str(": ");
         }
         out.push_str(&self.message);
+        for more in &self.more {
+            out.push('\n');
+            out.push_str(&more.render());
+        }
         out
+    }
+}
+
+/// A whole message cut at [`MESSAGE_CHARS`] characters.
+fn shown_long(text: &str) -> Cow<'_, str> {
+    match text.char_indices().nth(MESSAGE_CHARS) {
+        None => Cow::Borrowed(text),
+        Some((cut, _)) => Cow::Owned(format!("{}… ({} bytes)", &text[..cut], text.len())),
     }
 }
 
 /// The closest of `candidates` to `word`, when it is close enough to be a likely typo.
 pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    // A typo is about as long as the word it misspells: a long value is no candidate's typo,
+    // and the edit distance below would cost its length times each candidate's.
+    let longest = candidates.iter().map(|c| c.len()).max().unwrap_or(0);
+    if word.len() > 2 * longest + 8 {
+        return None;
+    }
     let lower = word.to_lowercase();
     let mut best: Option<(f64, &'a str)> = None;
     for &cand in candidates {
@@ -208,6 +264,30 @@ mod tests {
         );
         let e = ConfigError::new("t.yaml", "", None, "empty file");
         assert_eq!(e.to_string(), "t.yaml: empty file");
+    }
+
+    #[test]
+    fn long_values_are_cut_where_echoed() {
+        assert_eq!(shown("gemini"), "gemini");
+        let long = "é".repeat(300);
+        let cut = shown(&long);
+        assert_eq!(cut.chars().filter(|c| *c == 'é').count(), ECHO_CHARS);
+        assert!(cut.ends_with("… (600 bytes)"), "{cut}");
+        let key = KeyPath::root().key("agents").key(&"k".repeat(1000));
+        assert!(key.to_string().len() < 260, "{key}");
+        let e = ConfigError::new("t.yaml", "", None, "m".repeat(10_000));
+        assert!(e.message().len() < 4100);
+    }
+
+    #[test]
+    fn a_value_far_longer_than_every_candidate_is_no_typo() {
+        // The edit distance would cost the value's length times each candidate's: never run.
+        let long = "gemini".repeat(1 << 20);
+        assert_eq!(did_you_mean(&long, &["gemini", "claude"]), None);
+        assert_eq!(
+            did_you_mean("geminii", &["gemini", "claude"]),
+            Some("gemini")
+        );
     }
 
     #[test]

@@ -3,17 +3,25 @@
 //! then validated runtime types. Every error names the file, the key path and the line, and says
 //! what would be valid.
 //!
+//! MassGen's own keys whose feature massgen-rs does not have load with a warning (an error
+//! with [`LoadOptions::strict`]); every problem of a file is reported at once
+//! ([`check_team`] returns them all as [`ConfigProblems`]).
+//!
 //! Entry points: [`load_team`] / [`parse_team`] (team file, with [`LoadOptions`]),
 //! [`LimitsTable`] (limits files and lookup), [`validate_limits_against_team`] (checks that need
 //! both). Every key is described in `docs/configuration.md`.
 
 mod agent;
 mod crosscheck;
+mod diagnostics;
 mod document;
 mod duration;
 mod error;
+mod keycheck;
 mod limits;
 mod limits_parse;
+mod massgen_keys;
+mod options;
 mod profiles;
 mod secrets;
 mod team;
@@ -21,11 +29,12 @@ mod team_raw;
 mod types;
 
 pub use crosscheck::validate_limits_against_team;
+pub use diagnostics::{CheckedTeam, ConfigProblems};
 pub use error::ConfigError;
 pub use limits::LimitsTable;
 pub use profiles::builtin_profile_names;
 pub use secrets::EnvLookup;
-pub use team::{LoadOptions, load_team, parse_team};
+pub use team::{LoadOptions, check_team, check_team_text, load_team, parse_team};
 pub use types::{
     AgentConfig, BackendConfig, BackendKind, DEFAULT_CALL_TIMEOUT, DisplayType, ModelLimits,
     NoveltyRequirement, OrchestratorConfig, RateLimitSettings, SimFailure, SimulatedSettings,

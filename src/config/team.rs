@@ -8,11 +8,13 @@ use std::time::Duration;
 use serde_yaml::Value;
 
 use super::agent::{AgentCtx, agent};
+use super::diagnostics::{CheckedTeam, ConfigProblems, Diagnostics};
 use super::document::Document;
-use super::error::{ConfigError, KeyPath, suggestion};
+use super::error::{ConfigError, KeyPath, shown, suggestion};
+use super::keycheck::check_team_keys;
 use super::profiles::{empty_map, load_profile, overlay, search_dirs};
 use super::secrets::EnvLookup;
-use super::team_raw::{RawOrchestrator, RawRateLimit, RawTeam, RawTimeouts, RawUi};
+use super::team_raw::{RawAgent, RawOrchestrator, RawRateLimit, RawTeam, RawTimeouts, RawUi};
 use super::types::{
     AgentConfig, DisplayType, NoveltyRequirement, OrchestratorConfig, RateLimitSettings,
     TeamConfig, TimeoutConfig, UiConfig, VotingSensitivity,
@@ -27,32 +29,46 @@ pub struct LoadOptions {
     /// directory, then `agents/` beside that directory; the built-in profiles come last.
     pub profiles_dir: Option<PathBuf>,
     /// Load agents whose keys are not available (a default key variable or a `${VAR}` named
-    /// in `api_key`/`api_keys` that is unset): such keys are left out, so an agent may end up
-    /// with no keys. For checks and summaries that run no agent, e.g. `--validate` on a
+    /// in `api_key`/`api_keys` that is unset): such keys are left out, with a warning naming
+    /// the variable (a warning even under `strict`), so an agent may end up with no keys. For checks and summaries that run no agent, e.g. `--validate` on a
     /// machine without the secrets. Malformed references are still errors. Default `false`:
     /// every missing key is an error naming the variable and the key path.
     pub allow_missing_keys: bool,
+    /// Refuse MassGen keys whose feature massgen-rs does not have (and options a backend does
+    /// not take) instead of loading with a warning (`--strict`). Default `false`.
+    pub strict: bool,
 }
 
 /// Reads, validates and returns the team in `path`. Relative paths inside it
 /// (`rate_limit.limits_file`, the profile search) are taken relative to the file's directory.
+/// The error carries every error of the file ([`ConfigError::all`]); warnings are dropped
+/// (see [`check_team`] for them).
 pub fn load_team(path: &Path, opts: &LoadOptions) -> Result<TeamConfig, ConfigError> {
+    check_team(path, opts)
+        .map(|checked| checked.team)
+        .map_err(problems_error)
+}
+
+/// Like [`load_team`], returning the warnings too, and on failure every problem of the file
+/// (errors, then warnings).
+pub fn check_team(path: &Path, opts: &LoadOptions) -> Result<CheckedTeam, ConfigProblems> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new(
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigProblems {
+        errors: vec![ConfigError::new(
             name.clone(),
             "",
             None,
             format!("cannot read the team file: {e}"),
-        )
+        )],
+        warnings: Vec::new(),
     })?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut team = parse_in(&text, &name, opts, Some(&dir))?;
-    team.source = Some(path.to_path_buf());
-    Ok(team)
+    let mut checked = parse_in(&text, &name, opts, Some(&dir))?;
+    checked.team.source = Some(path.to_path_buf());
+    Ok(checked)
 }
 
 /// Validates team-file text; `file_name` is used in errors. Profiles come from
@@ -62,7 +78,36 @@ pub fn parse_team(
     file_name: &str,
     opts: &LoadOptions,
 ) -> Result<TeamConfig, ConfigError> {
+    check_team_text(text, file_name, opts)
+        .map(|checked| checked.team)
+        .map_err(problems_error)
+}
+
+/// Like [`parse_team`], returning the warnings too, and on failure every problem.
+pub fn check_team_text(
+    text: &str,
+    file_name: &str,
+    opts: &LoadOptions,
+) -> Result<CheckedTeam, ConfigProblems> {
     parse_in(text, file_name, opts, None)
+}
+
+fn problems_error(problems: ConfigProblems) -> ConfigError {
+    let file = problems
+        .warnings
+        .first()
+        .map(|w| w.file().to_owned())
+        .unwrap_or_default();
+    problems
+        .into_error()
+        .unwrap_or_else(|| ConfigError::new(file, "", None, "the file has problems"))
+}
+
+fn fatal(error: ConfigError) -> ConfigProblems {
+    ConfigProblems {
+        errors: vec![error],
+        warnings: Vec::new(),
+    }
 }
 
 const TOP_KEYS: &str = "agents, agent, orchestrator, timeout_settings, ui, rate_limit";
@@ -72,51 +117,87 @@ fn parse_in(
     file: &str,
     opts: &LoadOptions,
     dir: Option<&Path>,
-) -> Result<TeamConfig, ConfigError> {
-    let doc = Document::parse(text, file)?;
+) -> Result<CheckedTeam, ConfigProblems> {
+    let doc = Document::parse(text, file).map_err(fatal)?;
     let root = KeyPath::root();
     match &doc.value {
         Value::Null => {
-            return Err(doc.error(
+            return Err(fatal(doc.error(
                 &root,
                 format!(
                     "the team file is empty; it needs at least `agents:` (sections: {TOP_KEYS})"
                 ),
-            ));
+            )));
         }
         Value::Mapping(_) => {}
         Value::Sequence(_) => {
-            return Err(doc.error(
+            return Err(fatal(doc.error(
                 &root,
                 format!("found a list where the team file needs a map of sections ({TOP_KEYS}); put the agents under `agents:`"),
-            ));
+            )));
         }
         _ => {
-            return Err(doc.error(
+            return Err(fatal(doc.error(
                 &root,
                 format!(
                     "found a single value where the team file needs a map of sections ({TOP_KEYS})"
                 ),
-            ));
+            )));
         }
     }
     let dirs = search_dirs(opts.profiles_dir.as_deref(), dir);
-    let value = apply_profiles(&doc, &dirs)?;
-    let raw: RawTeam = doc.deserialize(value, &root)?;
+    let mut value = apply_profiles(&doc, &dirs).map_err(fatal)?;
+    let mut diags = Diagnostics::new(&doc);
+    check_team_keys(&doc, &mut value, &mut diags);
+    let team = build(&doc, value, opts, dir, &mut diags);
+    let problems = diags.finish(opts.strict);
+    match team {
+        Some(team) if problems.errors.is_empty() => Ok(CheckedTeam {
+            team,
+            warnings: problems.warnings,
+        }),
+        _ => Err(problems),
+    }
+}
 
+/// Deserializes and validates every section (each agent on its own), recording every problem;
+/// the team when there was none.
+fn build(
+    doc: &Document,
+    value: Value,
+    opts: &LoadOptions,
+    dir: Option<&Path>,
+    diags: &mut Diagnostics<'_>,
+) -> Option<TeamConfig> {
+    let root = KeyPath::root();
+    let raw: RawTeam = diags.take(doc.deserialize(value, &root))?;
+    let orchestrator_raw: Option<RawOrchestrator> =
+        section(doc, diags, raw.orchestrator, "orchestrator");
+    let timeouts_raw: Option<RawTimeouts> =
+        section(doc, diags, raw.timeout_settings, "timeout_settings");
+    let ui_raw: Option<RawUi> = section(doc, diags, raw.ui, "ui");
+    let rate_raw: Option<RawRateLimit> = section(doc, diags, raw.rate_limit, "rate_limit");
     let cx = AgentCtx {
-        doc: &doc,
+        doc,
         env: &opts.env,
         allow_missing_keys: opts.allow_missing_keys,
     };
-    let agents = agents(&cx, raw.agents, raw.agent)?;
-    Ok(TeamConfig {
+    let agents = agents(&cx, raw.agents, raw.agent, diags);
+    let orchestrator = orchestrator(doc, orchestrator_raw, diags);
+    let orchestrator = diags.take(orchestrator);
+    let timeouts = diags.take(timeouts(doc, timeouts_raw));
+    let ui = diags.take(ui(doc, ui_raw));
+    let rate_limit = diags.take(rate_limit(doc, rate_raw, raw.enable_rate_limit, dir));
+    if diags.has_errors() {
+        return None;
+    }
+    Some(TeamConfig {
         source: None,
-        agents,
-        orchestrator: orchestrator(&doc, raw.orchestrator)?,
-        timeouts: timeouts(&doc, raw.timeout_settings)?,
-        ui: ui(&doc, raw.ui)?,
-        rate_limit: rate_limit(&doc, raw.rate_limit, raw.enable_rate_limit, dir)?,
+        agents: agents?,
+        orchestrator: orchestrator?,
+        timeouts: timeouts?,
+        ui: ui?,
+        rate_limit: rate_limit?,
     })
 }
 
@@ -154,40 +235,95 @@ fn merge_one(
     Ok(())
 }
 
+/// The top-level section `key` as its raw type (`None` when absent or malformed).
+fn section<T: serde::de::DeserializeOwned>(
+    doc: &Document,
+    diags: &mut Diagnostics<'_>,
+    value: Option<Value>,
+    key: &str,
+) -> Option<T> {
+    value.and_then(|v| diags.take(doc.deserialize(v, &KeyPath::root().key(key))))
+}
+
+/// Every agent, each deserialized and validated on its own; `None` when any failed (the
+/// problems are in `diags`).
 fn agents(
     cx: &AgentCtx<'_>,
-    list: Option<Vec<super::team_raw::RawAgent>>,
-    single: Option<super::team_raw::RawAgent>,
-) -> Result<Vec<AgentConfig>, ConfigError> {
+    list: Option<Vec<Value>>,
+    single: Option<Value>,
+    diags: &mut Diagnostics<'_>,
+) -> Option<Vec<AgentConfig>> {
     let doc = cx.doc;
     let root = KeyPath::root();
-    let mut out = Vec::new();
-    match (list, single) {
+    let items: Vec<(KeyPath, Value, Option<&str>)> = match (list, single) {
         (Some(_), Some(_)) => {
-            return Err(doc.error(
+            diags.error(doc.error(
                 &root.key("agent"),
                 "give either `agents` (a list) or `agent` (one agent), not both",
             ));
+            return None;
         }
         (None, None) => {
-            return Err(doc.error(
+            diags.error(doc.error(
                 &root,
                 "no agents: add `agents:` with a list of agents (or `agent:` for a single one)",
             ));
+            return None;
         }
         (Some(list), None) => {
             if list.is_empty() {
-                return Err(doc.error(
+                diags.error(doc.error(
                     &root.key("agents"),
                     "the team is empty: list at least one agent (id and backend)",
                 ));
+                return None;
             }
-            for (i, raw) in list.into_iter().enumerate() {
-                out.push(agent(cx, &root.key("agents").index(i), raw, None)?);
+            list.into_iter()
+                .enumerate()
+                .map(|(i, v)| (root.key("agents").index(i), v, None))
+                .collect()
+        }
+        (None, Some(v)) => vec![(root.key("agent"), v, Some("agent"))],
+    };
+    let mut out = Vec::new();
+    let mut failed = false;
+    for (path, value, default_id) in items {
+        let built = doc
+            .deserialize::<RawAgent>(value, &path)
+            .and_then(|raw| agent(cx, &path, raw, default_id, diags));
+        match built {
+            Ok(a) => out.push(a),
+            Err(e) => {
+                diags.error(e);
+                failed = true;
             }
         }
-        (None, Some(raw)) => out.push(agent(cx, &root.key("agent"), raw, Some("agent"))?),
     }
+    if failed {
+        return None;
+    }
+    agents_agree(doc, &out, diags).then_some(out)
+}
+
+/// Checks across agents (unique ids, `vote_for` targets); `false` when one failed.
+fn agents_agree(doc: &Document, out: &[AgentConfig], diags: &mut Diagnostics<'_>) -> bool {
+    let root = KeyPath::root();
+    let before = diags.has_errors();
+    let result = agents_agree_inner(doc, out, &root);
+    match result {
+        Ok(()) => !before,
+        Err(e) => {
+            diags.error(e);
+            false
+        }
+    }
+}
+
+fn agents_agree_inner(
+    doc: &Document,
+    out: &[AgentConfig],
+    root: &KeyPath,
+) -> Result<(), ConfigError> {
     let agent_path = |i: usize| {
         if doc.value.get("agent").is_some() {
             root.key("agent")
@@ -219,14 +355,15 @@ fn agents(
                         .key("simulated")
                         .key("vote_for"),
                     format!(
-                        "no agent has id `{target}`.{hint} Agents: {}",
+                        "no agent has id `{}`.{hint} Agents: {}",
+                        shown(target),
                         ids.join(", ")
                     ),
                 ));
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Parses one of a fixed set of words, with did-you-mean.
@@ -244,15 +381,59 @@ fn choice<T: Copy>(
     Err(doc.error(
         path,
         format!(
-            "unknown value `{value}`.{hint} Valid values: {}",
+            "unknown value `{}`.{hint} Valid values: {}",
+            shown(value),
             names.join(", ")
         ),
     ))
 }
 
+/// MassGen's voting modes beyond the three levels massgen-rs has.
+const MASSGEN_VOTING_MODES: [&str; 12] = [
+    "roi",
+    "roi_conservative",
+    "roi_balanced",
+    "roi_aggressive",
+    "sequential",
+    "adversarial",
+    "consistency",
+    "diversity",
+    "reflective",
+    "checklist",
+    "checklist_scored",
+    "checklist_gated",
+];
+
+/// A `voting_sensitivity` value at `path`: one of the three levels; one of MassGen's other
+/// voting modes is accepted with a warning (`None`: the default applies).
+pub(crate) fn voting_sensitivity(
+    doc: &Document,
+    path: &KeyPath,
+    value: &str,
+    diags: &mut Diagnostics<'_>,
+) -> Result<Option<VotingSensitivity>, ConfigError> {
+    if MASSGEN_VOTING_MODES.contains(&value) {
+        diags.warn(
+            &format!("voting mode {value}"),
+            path,
+            format!(
+                "MassGen's voting mode `{value}` has no effect here — it is not implemented: agents vote at the `lenient` level (massgen-rs has lenient, balanced and strict)"
+            ),
+        );
+        return Ok(None);
+    }
+    let levels = [
+        ("lenient", VotingSensitivity::Lenient),
+        ("balanced", VotingSensitivity::Balanced),
+        ("strict", VotingSensitivity::Strict),
+    ];
+    choice(doc, path, value, &levels).map(Some)
+}
+
 fn orchestrator(
     doc: &Document,
     raw: Option<RawOrchestrator>,
+    diags: &mut Diagnostics<'_>,
 ) -> Result<OrchestratorConfig, ConfigError> {
     let Some(raw) = raw else {
         return Ok(OrchestratorConfig::default());
@@ -261,11 +442,9 @@ fn orchestrator(
     let levels = [("lenient", 0u8), ("balanced", 1u8), ("strict", 2u8)];
     let voting_sensitivity = match raw.voting_sensitivity.as_deref() {
         None => VotingSensitivity::default(),
-        Some(v) => match choice(doc, &base.key("voting_sensitivity"), v, &levels)? {
-            0 => VotingSensitivity::Lenient,
-            1 => VotingSensitivity::Balanced,
-            _ => VotingSensitivity::Strict,
-        },
+        Some(v) => {
+            voting_sensitivity(doc, &base.key("voting_sensitivity"), v, diags)?.unwrap_or_default()
+        }
     };
     let answer_novelty_requirement = match raw.answer_novelty_requirement.as_deref() {
         None => NoveltyRequirement::default(),

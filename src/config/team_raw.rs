@@ -4,16 +4,17 @@
 use serde::Deserialize;
 use serde_yaml::Value;
 
-/// The whole team file.
+/// The whole team file. Its sections are deserialized one by one (each agent on its own), so
+/// that a problem in one does not hide the problems of the others.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTeam {
-    pub(crate) agents: Option<Vec<RawAgent>>,
-    pub(crate) agent: Option<RawAgent>,
-    pub(crate) orchestrator: Option<RawOrchestrator>,
-    pub(crate) timeout_settings: Option<RawTimeouts>,
-    pub(crate) ui: Option<RawUi>,
-    pub(crate) rate_limit: Option<RawRateLimit>,
+    pub(crate) agents: Option<Vec<Value>>,
+    pub(crate) agent: Option<Value>,
+    pub(crate) orchestrator: Option<Value>,
+    pub(crate) timeout_settings: Option<Value>,
+    pub(crate) ui: Option<Value>,
+    pub(crate) rate_limit: Option<Value>,
     /// MassGen-style top-level switch; same as `rate_limit.enable_rate_limit`.
     pub(crate) enable_rate_limit: Option<bool>,
 }
@@ -30,6 +31,8 @@ pub(crate) struct RawAgent {
     /// Free text, used by profiles to say what they are for.
     #[serde(rename = "description")]
     pub(crate) _description: Option<String>,
+    /// MassGen's per-agent override of `orchestrator.voting_sensitivity`.
+    pub(crate) voting_sensitivity: Option<String>,
 }
 
 /// `agents[i].backend`.
@@ -46,6 +49,37 @@ pub(crate) struct RawBackend {
     pub(crate) max_tokens: Option<i64>,
     pub(crate) enable_rate_limit: Option<bool>,
     pub(crate) simulated: Option<RawSimulated>,
+    /// Provider options passed through to requests (see `provider::RequestOptions`).
+    pub(crate) top_p: Option<f64>,
+    pub(crate) top_k: Option<i64>,
+    /// MassGen's (Responses API) form: `{effort: medium, summary: auto}`.
+    pub(crate) reasoning: Option<RawReasoning>,
+    /// The chat completions form of `reasoning.effort`.
+    pub(crate) reasoning_effort: Option<String>,
+    /// MassGen's (Responses API) form: `{verbosity: medium}`.
+    pub(crate) text: Option<RawText>,
+    /// The chat completions form of `text.verbosity`.
+    pub(crate) verbosity: Option<String>,
+    pub(crate) parallel_tool_calls: Option<bool>,
+    pub(crate) betas: Option<Vec<String>>,
+    pub(crate) chat_template_kwargs: Option<Value>,
+    pub(crate) extra_body: Option<Value>,
+}
+
+/// `agents[i].backend.reasoning`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReasoning {
+    pub(crate) effort: Option<String>,
+    /// Reasoning summaries exist in the Responses API only: accepted, with a warning.
+    pub(crate) summary: Option<Value>,
+}
+
+/// `agents[i].backend.text`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawText {
+    pub(crate) verbosity: Option<String>,
 }
 
 /// `agents[i].backend.simulated`.
@@ -79,12 +113,6 @@ pub(crate) struct RawOrchestrator {
     pub(crate) max_new_answers_per_agent: Option<i64>,
     pub(crate) answer_novelty_requirement: Option<String>,
     pub(crate) skip_final_presentation: Option<bool>,
-    /// MassGen's restart settings: accepted and ignored (documented).
-    #[serde(rename = "coordination")]
-    pub(crate) _coordination: Option<Value>,
-    /// MassGen's fairness cap: accepted and ignored (documented).
-    #[serde(rename = "fairness_lead_cap_answers")]
-    pub(crate) _fairness_lead_cap_answers: Option<Value>,
 }
 
 /// `timeout_settings:`.
@@ -94,15 +122,6 @@ pub(crate) struct RawTimeouts {
     pub(crate) orchestrator_timeout_seconds: Option<f64>,
     /// Our addition: the whole-call limit of one provider call.
     pub(crate) call_timeout_seconds: Option<f64>,
-    /// MassGen's per-round timeouts: accepted and ignored (documented).
-    #[serde(rename = "initial_round_timeout_seconds")]
-    pub(crate) _initial_round_timeout_seconds: Option<Value>,
-    /// MassGen's per-round timeouts: accepted and ignored (documented).
-    #[serde(rename = "subsequent_round_timeout_seconds")]
-    pub(crate) _subsequent_round_timeout_seconds: Option<Value>,
-    /// MassGen's per-round timeouts: accepted and ignored (documented).
-    #[serde(rename = "round_timeout_grace_seconds")]
-    pub(crate) _round_timeout_grace_seconds: Option<Value>,
 }
 
 /// `ui:`.

@@ -15,8 +15,8 @@ use super::openai::{send, tool_call};
 use super::signals::{Dialect, classify_error};
 use super::sse::{SseEvent, drive};
 use super::{
-    ChatRequest, ChatResponse, Message, Provider, ProviderError, Role, StreamEvent, StreamSink,
-    ToolCall, Usage,
+    ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, Role,
+    StreamEvent, StreamSink, ToolCall, Usage,
 };
 use crate::keys::ApiKey;
 
@@ -52,6 +52,15 @@ impl Anthropic {
         headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
         if let Some(key) = key {
             headers.insert("x-api-key", super::http::key_header(key, "")?);
+        }
+        if let Some(betas) = beta_header(request) {
+            let value = HeaderValue::from_str(&betas).map_err(|_| {
+                ProviderError::new(
+                    ProviderErrorKind::BadRequest,
+                    "a `betas` entry holds a character a header cannot carry",
+                )
+            })?;
+            headers.insert("anthropic-beta", value);
         }
         let body = request_body(request);
         let answer = post_json(
@@ -190,7 +199,35 @@ pub fn request_body(request: &ChatRequest) -> Value {
     if request.stream {
         body["stream"] = json!(true);
     }
+    write_options(&mut body, request);
     body
+}
+
+/// The `anthropic-beta` header value for the request's `betas` (comma-separated), if any.
+pub fn beta_header(request: &ChatRequest) -> Option<String> {
+    let betas: Vec<&str> = request
+        .options
+        .betas
+        .iter()
+        .map(|b| b.trim())
+        .filter(|b| !b.is_empty())
+        .collect();
+    (!betas.is_empty()).then(|| betas.join(","))
+}
+
+/// Writes the pass-through options the Messages API takes: `top_p`, `top_k`, and
+/// `parallel_tool_calls: false` as `tool_choice.disable_parallel_tool_use` (only with tools).
+fn write_options(body: &mut Value, request: &ChatRequest) {
+    let o = &request.options;
+    if let Some(p) = o.top_p {
+        body["top_p"] = json!(p);
+    }
+    if let Some(k) = o.top_k {
+        body["top_k"] = json!(k);
+    }
+    if o.parallel_tool_calls == Some(false) && !request.tools.is_empty() {
+        body["tool_choice"] = json!({"type": "auto", "disable_parallel_tool_use": true});
+    }
 }
 
 #[derive(Deserialize)]

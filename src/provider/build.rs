@@ -55,7 +55,14 @@ pub fn build_provider_with(
         | BackendKind::Fireworks
         | BackendKind::Vllm
         | BackendKind::LmStudio
-        | BackendKind::Sglang => Arc::new(OpenAiCompatible::new(
+        | BackendKind::Sglang
+        | BackendKind::Grok
+        | BackendKind::Zai
+        | BackendKind::Moonshot
+        | BackendKind::NvidiaNim
+        | BackendKind::Nebius
+        | BackendKind::Qwen
+        | BackendKind::Poe => Arc::new(OpenAiCompatible::new(
             kind.as_str(),
             base_url,
             Dialect::OpenAi,

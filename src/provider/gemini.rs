@@ -173,10 +173,37 @@ pub fn request_body(request: &ChatRequest) -> Value {
     if let Some(m) = request.max_tokens {
         config.insert("maxOutputTokens".into(), json!(m));
     }
+    write_options(&mut config, &request.options);
     if !config.is_empty() {
         body["generationConfig"] = Value::Object(config);
     }
     body
+}
+
+/// The thinking budget (tokens) Gemini is given for a reasoning effort, as Google maps the
+/// efforts of its OpenAI-compatible endpoint; `None` for an effort it does not name.
+pub fn thinking_budget(effort: &str) -> Option<u32> {
+    match effort {
+        "none" => Some(0),
+        "minimal" | "low" => Some(1024),
+        "medium" => Some(8192),
+        "high" => Some(24576),
+        _ => None,
+    }
+}
+
+/// Writes the pass-through options `generationConfig` takes: `topP`, `topK`, and a reasoning
+/// effort as `thinkingConfig.thinkingBudget`.
+fn write_options(config: &mut serde_json::Map<String, Value>, o: &super::RequestOptions) {
+    if let Some(p) = o.top_p {
+        config.insert("topP".into(), json!(p));
+    }
+    if let Some(k) = o.top_k {
+        config.insert("topK".into(), json!(k));
+    }
+    if let Some(budget) = o.reasoning_effort.as_deref().and_then(thinking_budget) {
+        config.insert("thinkingConfig".into(), json!({"thinkingBudget": budget}));
+    }
 }
 
 #[derive(Deserialize)]

@@ -27,8 +27,8 @@ use std::sync::Arc;
 pub use build::{build_provider, build_provider_with, dialect_of};
 pub use simulated::SimulatedProvider;
 pub use types::{
-    ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, Role,
-    StreamEvent, StreamSink, ToolCall, ToolResult, ToolSpec, Usage,
+    ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, RequestOptions,
+    Role, StreamEvent, StreamSink, ToolCall, ToolResult, ToolSpec, Usage,
 };
 
 /// The provider serving `agent_id` for its configured backend: the simulated backend in-process,

@@ -142,7 +142,38 @@ pub fn request_body(request: &ChatRequest) -> Value {
     if request.stream {
         body["stream_options"] = json!({"include_usage": true});
     }
+    write_options(&mut body, request);
     body
+}
+
+/// Writes the pass-through options chat completions take: `top_p`, `top_k` (servers that take
+/// it, e.g. vLLM), `reasoning_effort`, `verbosity`, `parallel_tool_calls` (only with tools, as
+/// the API requires), `chat_template_kwargs`, and `extra_body` fields the request does not set.
+fn write_options(body: &mut Value, request: &ChatRequest) {
+    let o = &request.options;
+    if let Some(p) = o.top_p {
+        body["top_p"] = json!(p);
+    }
+    if let Some(k) = o.top_k {
+        body["top_k"] = json!(k);
+    }
+    if let Some(e) = &o.reasoning_effort {
+        body["reasoning_effort"] = json!(e);
+    }
+    if let Some(v) = &o.verbosity {
+        body["verbosity"] = json!(v);
+    }
+    if let Some(p) = o.parallel_tool_calls.filter(|_| !request.tools.is_empty()) {
+        body["parallel_tool_calls"] = json!(p);
+    }
+    if let Some(k) = &o.chat_template_kwargs {
+        body["chat_template_kwargs"] = k.clone();
+    }
+    if let (Some(extra), Value::Object(map)) = (&o.extra_body, body) {
+        for (k, v) in extra {
+            map.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -20,6 +20,7 @@ pub(crate) fn retried_turn(model: &str) -> ChatRequest {
         json!({"agent_id": "agent1", "reason": "s"}),
     );
     ChatRequest {
+        options: Default::default(),
         model: model.into(),
         messages: vec![
             Message::system("Coordinate."),
@@ -52,6 +53,7 @@ pub(crate) fn same_role_runs(model: &str) -> ChatRequest {
         json!({"agent_id": "agent1", "reason": "r"}),
     );
     ChatRequest {
+        options: Default::default(),
         model: model.into(),
         messages: vec![
             Message::user("Q?"),

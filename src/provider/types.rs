@@ -203,8 +203,33 @@ impl Usage {
     }
 }
 
+/// Provider options passed through from the team file (`backend.top_p`, `reasoning`, `text`,
+/// `parallel_tool_calls`, `betas`, ...). Each adapter writes the ones its API takes, in the
+/// API's own shape, and leaves out the rest (`docs/configuration.md` lists which go where).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestOptions {
+    /// Nucleus sampling (`top_p`; Gemini `generationConfig.topP`).
+    pub top_p: Option<f32>,
+    /// Top-k sampling (`top_k`; Gemini `generationConfig.topK`). Not sent to OpenAI itself.
+    pub top_k: Option<u32>,
+    /// Reasoning effort (`low`, `medium`, `high`, ...): chat completions `reasoning_effort`.
+    pub reasoning_effort: Option<String>,
+    /// Answer verbosity (`low`, `medium`, `high`): chat completions `verbosity`.
+    pub verbosity: Option<String>,
+    /// Whether the model may call several tools in one turn (OpenAI `parallel_tool_calls`;
+    /// Anthropic `tool_choice.disable_parallel_tool_use` = the opposite).
+    pub parallel_tool_calls: Option<bool>,
+    /// Anthropic beta features, sent in the `anthropic-beta` header.
+    pub betas: Vec<String>,
+    /// Chat template arguments of vLLM / SGLang servers (`chat_template_kwargs`).
+    pub chat_template_kwargs: Option<serde_json::Value>,
+    /// Extra top-level fields merged into an OpenAI-compatible request body (`extra_body`);
+    /// fields the request already sets are not overwritten.
+    pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
 /// A chat request with tools.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatRequest {
     /// The model name as the provider knows it.
     pub model: String,
@@ -218,6 +243,8 @@ pub struct ChatRequest {
     pub max_tokens: Option<u32>,
     /// Ask the provider to stream (events go to the [`StreamSink`] given with the call).
     pub stream: bool,
+    /// Provider options from the team file, passed through as each API takes them.
+    pub options: RequestOptions,
 }
 
 /// A whole answer: text, tool calls and usage.

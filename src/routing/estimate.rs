@@ -276,6 +276,7 @@ mod tests {
 
     fn request(text: &str, max_tokens: Option<u32>) -> ChatRequest {
         ChatRequest {
+            options: Default::default(),
             model: "m".into(),
             messages: vec![Message::user(text)],
             tools: Vec::new(),

@@ -324,6 +324,7 @@ mod tests {
             temperature: None,
             max_tokens: None,
             stream: false,
+            options: Default::default(),
         }
     }
 

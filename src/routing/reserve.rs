@@ -211,6 +211,7 @@ mod tests {
             pool: None,
         };
         let request = |max_tokens| ChatRequest {
+            options: Default::default(),
             model: "m".into(),
             messages: vec![Message::user("hi")],
             tools: Vec::new(),

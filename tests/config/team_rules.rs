@@ -269,7 +269,7 @@ fn display_type_aliases() {
 #[test]
 fn every_backend_type_is_accepted() {
     for kind in BackendKind::ALL {
-        let url = if kind == BackendKind::ChatCompletion {
+        let url = if kind.default_base_url().is_none() && kind != BackendKind::Simulated {
             ", base_url: 'http://127.0.0.1:9/v1'"
         } else {
             ""

@@ -21,8 +21,10 @@ use super::{KINDS, key, mock};
 
 fn agent(id: &str, kind: BackendKind, base_url: String) -> AgentConfig {
     AgentConfig {
+        voting_sensitivity: None,
         id: id.to_owned(),
         backend: BackendConfig {
+            options: Default::default(),
             kind,
             model: "mock-model".to_owned(),
             base_url: Some(base_url),

@@ -323,8 +323,10 @@ fn agent(id: &str, kind: BackendKind, server: &MockServerHandle) -> AgentConfig 
         server.v1_url()
     };
     AgentConfig {
+        voting_sensitivity: None,
         id: id.to_owned(),
         backend: BackendConfig {
+            options: Default::default(),
             kind,
             model: "gpt-4o-mini".to_owned(),
             base_url: Some(base_url),

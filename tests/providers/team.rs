@@ -28,10 +28,12 @@ fn agent(id: &str, kind: BackendKind, base_url: String) -> AgentConfig {
             max_tokens: Some(200),
             enable_rate_limit: Some(true),
             simulated: SimulatedSettings::default(),
+            options: Default::default(),
         },
         system_message: Some(format!("You are agent {id}.")),
         priority: 0,
         profile: None,
+        voting_sensitivity: None,
     }
 }
 

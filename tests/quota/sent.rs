@@ -205,6 +205,7 @@ fn tool() -> ToolSpec {
 
 fn chat(model: &str, system: &str, user: String, max_tokens: Option<u32>) -> ChatRequest {
     ChatRequest {
+        options: Default::default(),
         model: model.into(),
         messages: vec![Message::system(system), Message::user(user)],
         tools: vec![tool()],

@@ -84,6 +84,7 @@ fn request_body_merges_turns_and_sets_max_tokens() {
         temperature: None,
         max_tokens: None,
         stream: true,
+        options: Default::default(),
     };
     let b = request_body(&req);
     assert_eq!(b["system"], "a\n\nb");

@@ -81,6 +81,7 @@ fn request_body_shape() {
         temperature: None,
         max_tokens: Some(64),
         stream: false,
+        options: Default::default(),
     };
     let b = request_body(&req);
     assert_eq!(b["systemInstruction"]["parts"][0]["text"], "be brief");
@@ -145,6 +146,7 @@ fn a_thought_signature_is_kept_and_sent_back() {
     let r = parse_response(raw).unwrap();
     assert_eq!(r.tool_calls[0].signature.as_deref(), Some("c2lnbmF0dXJl"));
     let req = ChatRequest {
+        options: Default::default(),
         model: "gemini-2.5-flash".into(),
         messages: vec![
             Message::user("Q?"),

@@ -98,6 +98,7 @@ fn request_body_shape() {
         temperature: Some(0.5),
         max_tokens: Some(100),
         stream: true,
+        options: Default::default(),
     };
     let b = request_body(&req);
     assert_eq!(b["messages"][0]["role"], "system");

@@ -289,6 +289,7 @@ mod tests {
             temperature: None,
             max_tokens: None,
             stream: false,
+            options: Default::default(),
         }
     }
 
