@@ -129,12 +129,32 @@ async fn run_case(case: &Case, given: bool, latency: Duration) -> Measured {
     };
     let runtime = Runtime::new(TeamConfig::new(agents), options).unwrap();
     let started = Instant::now();
+    if std::env::var_os("FIDELITY_BENCH_TRACE").is_some() {
+        let mut events = runtime.subscribe();
+        tokio::spawn(async move {
+            while let Ok(e) = events.recv().await {
+                if let massgen::RunEvent::Quota { quota } = e {
+                    println!("  {:>8.3}s {quota:?}", started.elapsed().as_secs_f64());
+                }
+            }
+        });
+    }
     let outcome = runtime.run("Which is larger, 2^10 or 10^3?").await;
     let wall = started.elapsed();
     if let Err(e) = &outcome {
         eprintln!("{} ({}): the run failed: {e}", case.name, mode(given));
     }
     let stats = server.stats();
+    if std::env::var_os("FIDELITY_BENCH_TRACE").is_some() {
+        for a in server.admissions() {
+            println!(
+                "  {:>8.3}s {:<10} {}",
+                a.at.duration_since(started).as_secs_f64(),
+                a.key,
+                a.reply
+            );
+        }
+    }
     let admitted = stats.total.admitted;
     let windows = u32::try_from(admitted.saturating_sub(1) / case.requests).unwrap();
     let minimum = case.window * windows + latency;

@@ -313,26 +313,20 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
             report_interrupted(&args, &question, &outcome)
         }
         Ok(outcome) => report_success(&args, &question, &outcome),
-        Err(err @ RunError::Interrupted { .. }) => {
-            if args.automation {
-                let _ = print_stdout(&render(&AutomationReport {
-                    status: "interrupted",
-                    question: &question,
-                    ..AutomationReport::default()
-                }));
-            }
-            eprintln!("{err}");
-            EXIT_INTERRUPTED
-        }
         Err(err) => {
+            let interrupted = matches!(err, RunError::Interrupted { .. });
             if args.automation {
                 let _ = print_stdout(&render(&AutomationReport {
-                    status: "failed",
+                    status: if interrupted { "interrupted" } else { "failed" },
                     question: &question,
                     ..AutomationReport::default()
                 }));
             }
-            eprintln!("error: {err}");
+            if interrupted {
+                eprintln!("{err}");
+            } else {
+                eprintln!("error: {err}");
+            }
             u8::try_from(err.exit_code()).unwrap_or(EXIT_INTERNAL)
         }
     };

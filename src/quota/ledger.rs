@@ -345,6 +345,14 @@ impl Ledger {
             SignalKind::RequestTooLarge { .. } => {}
             SignalKind::Observed => {
                 for r in &signal.remaining {
+                    // The scope's own log already holds what the provider counted and is full:
+                    // the ledger holds the next request until the oldest of those frees (no
+                    // later than the provider frees one), while the reset is when the newest
+                    // frees. A cooldown until then would only idle the scope.
+                    let counted = r.limit.map(|l| l.saturating_sub(r.remaining));
+                    if counted.is_some_and(|used| s.holds_all_of(r.dimension, used, now)) {
+                        continue;
+                    }
                     if r.remaining == 0 {
                         if let Some(d) = r.reset_after.filter(|d| !d.is_zero()) {
                             let d = match r.period {

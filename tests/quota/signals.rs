@@ -135,6 +135,76 @@ async fn an_exhausted_limit_learns_the_window_its_reset_shows_4_per_10_s() {
     assert_eq!(at, vec![9_500, 9_500, 9_500, 9_500, 19_500]);
 }
 
+/// Four grants at 0, 250, 500 and 500 ms under a configured 4 per 10 s, then the fourth
+/// answer's headers at 550 ms: `used`, the requests the provider counted beyond the scope's own.
+async fn full_window_then_report(used_elsewhere: u64) -> (QuotaHandle, Instant) {
+    let spec = limits(vec![
+        Limit::new(Dimension::Requests, 4, Duration::from_secs(10)).unwrap(),
+    ]);
+    let q = start(&[("s", spec)]).await;
+    let t0 = Instant::now();
+    let ours = 4 - used_elsewhere;
+    for (i, at_ms) in [0u64, 250, 500, 500]
+        .into_iter()
+        .take(ours as usize)
+        .enumerate()
+    {
+        tokio::time::sleep_until(t0 + Duration::from_millis(at_ms)).await;
+        q.acquire(req("s", 1, &format!("a{i}")))
+            .await
+            .unwrap()
+            .settle(1);
+    }
+    tokio::time::sleep_until(t0 + Duration::from_millis(550)).await;
+    let h = headers(&[
+        ("x-ratelimit-limit-requests", "4"),
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-reset-requests", "10s"),
+    ]);
+    q.feedback(
+        ScopeId::from("s"),
+        observe(Dialect::OpenAi, &h, wall()).unwrap(),
+    );
+    (q, t0)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_window_the_scope_already_holds_waits_for_its_oldest_not_the_full_reset() {
+    // The provider frees one slot when the oldest of its four leaves (10 s), all four when the
+    // newest leaves (the reset): waiting for the reset would idle the scope half a second.
+    let (q, t0) = full_window_then_report(0).await;
+    let snap = scope_snapshot(&q, "s").await;
+    assert!(snap.cooldown_remaining_ms.is_none(), "{snap:?}");
+    let at = spawn_timed(&q, req("s", 1, "next"), t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at, 10_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn usage_the_scope_did_not_see_is_booked_to_free_at_the_reset() {
+    // Two of the provider's four came from elsewhere: they are booked to free at the reset
+    // (10.55 s); the scope's own two free at 10 s and 10.25 s, so the next request waits for
+    // the first of the four to leave, never earlier than the provider frees a slot.
+    let (q, t0) = full_window_then_report(2).await;
+    let snap = scope_snapshot(&q, "s").await;
+    assert_eq!(snap.limits[0].used, 4, "{snap:?}");
+    let first = spawn_timed(&q, req("s", 1, "x"), t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, 10_000);
+    let tasks: Vec<_> = (0..2)
+        .map(|i| spawn_timed(&q, req("s", 1, &format!("y{i}")), t0))
+        .collect();
+    let mut at = Vec::new();
+    for t in tasks {
+        at.push(t.await.unwrap().unwrap());
+    }
+    assert_eq!(at, vec![10_250, 10_550]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_scopes_own_history_widens_a_reset_counted_from_the_oldest_request() {
     // A provider whose reset counts from the oldest request in its window: requests at 0 and

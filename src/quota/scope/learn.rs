@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{LimitState, ScopeState};
-use crate::quota::signal::plausible_limit;
+use crate::quota::signal::{RESET_TOLERANCE, plausible_limit};
 use crate::quota::time::ceil_secs;
 use crate::quota::window::SlidingLog;
 use crate::quota::{Limit, Remaining};
@@ -65,19 +65,21 @@ impl ScopeState {
     /// [`learn`](Self::learn), except that it is the provider's latest word on a limit it
     /// already taught: a learned-only limit of the same dimension and amount takes the new
     /// period (`4 per 60 s` taught before the reset showed the window, `4 per 10 s` after).
-    /// A configured limit that implies it still wins.
+    /// A configured limit that implies it, or of the same amount over a period within the window
+    /// guard and [`RESET_TOLERANCE`] of it (the report's period is an upper estimate), still
+    /// wins.
     pub fn learn_reported(&mut self, limit: Limit, now: Instant) -> bool {
         if !plausible_limit(&limit) {
             return false;
         }
+        let guard = self.spec.window_guard;
         if self.limits.iter().any(|l| {
             l.configured.is_some()
                 && l.effective.dimension == limit.dimension
-                && implies(&l.effective, &limit)
+                && (implies(&l.effective, &limit) || explains(&l.effective, &limit, guard))
         }) {
             return false;
         }
-        let guard = self.spec.window_guard;
         if let Some(l) = self.limits.iter_mut().find(|l| {
             l.configured.is_none()
                 && l.effective.dimension == limit.dimension
@@ -120,6 +122,26 @@ impl ScopeState {
         Limit::new(base.dimension, base.amount.get(), period).unwrap_or(base)
     }
 
+    /// Whether an enforced limit of `dimension` is full in its own window at `now` and holds at
+    /// least `used`, what the provider says it counted: then nothing the provider counts is
+    /// unknown here, and the ledger already holds the next request until that limit's oldest
+    /// admission frees, which is no later than the provider frees one.
+    pub fn holds_all_of(
+        &mut self,
+        dimension: crate::quota::Dimension,
+        used: u64,
+        now: Instant,
+    ) -> bool {
+        self.limits
+            .iter_mut()
+            .filter(|l| l.effective.dimension == dimension)
+            .any(|l| {
+                l.log.expire(now);
+                let held = l.log.used();
+                held >= used && held >= l.effective.amount.get()
+            })
+    }
+
     /// Makes the enforced limit of `limit`'s dimension and period hold at least what the
     /// provider reports as `used`, all freeing `reset` from `now`: what others sent with the
     /// same key, or what this scope admitted before it knew the limit, then counts here too.
@@ -143,6 +165,19 @@ impl ScopeState {
             }
         }
     }
+}
+
+/// Whether a configured limit `a` already explains a report that taught `b`: the same amount
+/// over a period that differs by no more than the window guard and [`RESET_TOLERANCE`]. A
+/// report's period is inferred from a reset read one response later and widened by the scope's
+/// history, so it comes out a little longer than the true window; that is no reason to distrust
+/// the configured one.
+fn explains(a: &Limit, b: &Limit, guard: Duration) -> bool {
+    a.amount == b.amount
+        && b.period
+            <= a.period
+                .saturating_add(guard)
+                .saturating_add(RESET_TOLERANCE)
 }
 
 /// Whether enforcing `a` guarantees `b` (same dimension): in any window of `b`'s period, `a`
