@@ -275,6 +275,9 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
         rate_limit,
         ..
     } = loaded;
+    // Listen for Ctrl-C and SIGTERM before anything else starts, so even an early one ends the
+    // run the orderly way rather than killing it before its status is written.
+    let stop = interrupted();
     let agent_ids: Vec<String> = team.agents.iter().map(|a| a.id.clone()).collect();
     let options = RuntimeOptions {
         rate_limit,
@@ -305,7 +308,7 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     ));
     // Ctrl-C or SIGTERM ends the run the orderly way: calls in flight are cancelled and the
     // run directory gets its status.json and final event like any other end.
-    let outcome = runtime.run_until(&question, interrupted()).await;
+    let outcome = runtime.run_until(&question, stop).await;
     // The run's last event ends the display task; give it a moment to draw the final state.
     let _ = tokio::time::timeout(Duration::from_secs(2), display).await;
     let code = match outcome {
@@ -334,14 +337,25 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     code
 }
 
-/// Completes at the first Ctrl-C or SIGTERM; a second one ends the process at once.
-async fn interrupted() {
-    shutdown_signal().await;
-    eprintln!("\ninterrupted: stopping the agents and saving the run (Ctrl-C again quits at once)");
-    tokio::spawn(async {
+/// Starts listening for Ctrl-C and SIGTERM now; the returned future completes at the first
+/// one. A second one ends the process at once.
+fn interrupted() -> impl std::future::Future<Output = ()> + Send {
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!(
+            "\ninterrupted: stopping the agents and saving the run (Ctrl-C again quits at once)"
+        );
+        let _ = tx.send(true);
         shutdown_signal().await;
         std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
+    async move {
+        if rx.wait_for(|stopped| *stopped).await.is_err() {
+            // The listener is gone without a signal: nothing will ever stop the run.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// The next Ctrl-C (SIGINT) or, on Unix, SIGTERM. Never completes when no handler could be set.

@@ -52,6 +52,22 @@ fn takes(kind: BackendKind, name: &str) -> bool {
     }
 }
 
+/// Request fields `extra_body` may not set: each changes what a provider counts against its
+/// limits (the output cap, several completions, predicted output) or replaces what massgen-rs
+/// builds and reserves for (the conversation, the tools, streaming).
+const COUNTED_KEYS: [&str; 10] = [
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "best_of",
+    "prediction",
+    "messages",
+    "tools",
+    "model",
+    "stream",
+    "stream_options",
+];
+
 /// Takes the provider options out of `raw` (the backend at `path`), validated; options the
 /// backend's API does not take are dropped with a warning.
 pub(crate) fn options(
@@ -119,6 +135,17 @@ pub(crate) fn options(
     if let Some(v) = raw.extra_body.take() {
         let value = json_map(doc, &path.key("extra_body"), v)?;
         if let serde_json::Value::Object(map) = value {
+            if let Some(key) = map.keys().find(|k| COUNTED_KEYS.contains(&k.as_str())) {
+                return Err(doc.error(
+                    &path.key("extra_body").key(key),
+                    format!(
+                        "`{key}` cannot go through extra_body: it changes what the provider \
+                         counts against the quota ({}) or what massgen-rs sends, so the \
+                         reservation could not cover it; set the cap with max_tokens",
+                        COUNTED_KEYS.join(", ")
+                    ),
+                ));
+            }
             o.extra_body = Some(map);
         }
     }

@@ -235,8 +235,29 @@ fn model(body: &Value) -> Result<String, String> {
         .ok_or_else(|| "missing `model`".to_owned())
 }
 
+/// OpenAI's reasoning models (o1, o3, o4 and gpt-5 families), which refuse `max_tokens`.
+fn reasoning_model(model: &str) -> bool {
+    let m = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    ["o1", "o3", "o4", "gpt-5"].iter().any(|p| {
+        m.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '.']))
+    })
+}
+
 fn read_openai(body: &Value, r: &mut MockRequest) -> Result<(), String> {
     r.model = model(body)?;
+    if reasoning_model(&r.model) && body.get("max_tokens").is_some() {
+        // What OpenAI answers (400) for these models.
+        return Err(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. \
+                    Use 'max_completion_tokens' instead."
+                .to_owned(),
+        );
+    }
     r.max_output = cap(body.get("max_completion_tokens")).or(cap(body.get("max_tokens")));
     let messages = body
         .get("messages")

@@ -210,6 +210,9 @@ impl Drop for MockServerHandle {
 
 /// Starts the mock server on `opts.listen` (port 0 picks one) and returns at once.
 pub async fn serve(opts: MockOptions) -> std::io::Result<MockServerHandle> {
+    // A provider stamps a request when it arrives; building a tokenizer on the first request
+    // would stamp it a quarter of a second late (and shift its window), so build them now.
+    let _ = tokio::task::spawn_blocking(super::tokens::warm_up).await;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {

@@ -24,6 +24,11 @@ use tiktoken_rs::CoreBPE;
 
 use super::convo::{MockDialect, MockRequest, Part};
 
+/// Builds both BPE tokenizers (a fraction of a second each, once per process).
+pub fn warm_up() {
+    let _ = (o200k(), cl100k());
+}
+
 /// Tokens OpenAI's chat format adds per message (role and separators).
 pub const OPENAI_PER_MESSAGE: u64 = 3;
 

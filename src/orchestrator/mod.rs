@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 pub use records::{AgentStats, AnswerRecord, FinalAgentState, RunStatus, VoteRecord};
@@ -97,12 +97,15 @@ pub async fn coordinate(
         emitter,
     };
     let deadline = crate::quota::time::tokio_instant_after(started, timeout);
-    let status = tokio::select! {
+    // One stop for the whole run: the rounds, then the presentation.
+    let stop = stop.fuse();
+    tokio::pin!(stop);
+    let mut status = tokio::select! {
         rounds = tokio::time::timeout_at(deadline, state.run_rounds()) => match rounds {
             Ok(()) => RunStatus::Completed,
             Err(_) => RunStatus::TimedOut,
         },
-        () = stop => RunStatus::Interrupted,
+        () = &mut stop => RunStatus::Interrupted,
     };
     let finished = status == RunStatus::Completed;
     let mut notes = Vec::new();
@@ -129,7 +132,22 @@ pub async fn coordinate(
             by: by.to_owned(),
         });
         let presentation = if finished && !config.skip_final_presentation {
-            state.present(*w, deadline, &mut notes).await
+            let presented = tokio::select! {
+                p = state.present(*w, deadline, &mut notes) => Some(p),
+                () = &mut stop => None,
+            };
+            presented.unwrap_or_else(|| {
+                for slot in &state.slots {
+                    slot.handle.stop();
+                }
+                status = RunStatus::Interrupted;
+                notes.push(
+                    "the run was interrupted during the final presentation: the winner's \
+                     latest answer is the final answer"
+                        .to_owned(),
+                );
+                None
+            })
         } else {
             None
         };

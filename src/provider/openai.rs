@@ -55,7 +55,10 @@ impl OpenAiCompatible {
         if let Some(key) = key {
             headers.insert(AUTHORIZATION, super::http::key_header(key, "Bearer ")?);
         }
-        let body = request_body(request);
+        let mut body = request_body(request);
+        if self.name == "openai" {
+            completion_cap(&mut body);
+        }
         let answer = post_json(&self.client, self.dialect, &self.endpoint, headers, &body).await?;
         if request.stream {
             let observed = answer.observed.clone();
@@ -115,6 +118,15 @@ fn wire_message(m: &Message) -> Value {
             json!({"role": "assistant", "content": content, "tool_calls": calls})
         }
         (role, _) => json!({"role": role, "content": m.content}),
+    }
+}
+
+/// OpenAI's own API takes the output cap as `max_completion_tokens` (its reasoning models
+/// refuse `max_tokens` with a 400; every other model takes both); other OpenAI-compatible servers
+/// keep `max_tokens`, which they all read.
+pub fn completion_cap(body: &mut Value) {
+    if let Some(cap) = body.as_object_mut().and_then(|o| o.remove("max_tokens")) {
+        body["max_completion_tokens"] = cap;
     }
 }
 

@@ -65,6 +65,15 @@ impl TokenCounter {
         }
     }
 
+    /// Builds this counter's tokenizer now (a fraction of a second, once per process), so the
+    /// first request's estimate does not wait for it.
+    pub fn warm_up(self) {
+        let _ = match self {
+            TokenCounter::O200k => o200k(),
+            TokenCounter::Cl100k | TokenCounter::UpperBound => cl100k(),
+        };
+    }
+
     fn index(self) -> usize {
         match self {
             TokenCounter::O200k => 0,
@@ -217,7 +226,17 @@ pub fn estimate_input(request: &ChatRequest, counter: TokenCounter) -> u64 {
             counter.count_cached(&function.to_string())
         })
         .sum();
-    PER_REQUEST_OVERHEAD + messages + tools
+    // Pass-through fields a server may fold into the prompt (a chat template's arguments) or
+    // that carry text of their own: counted as their JSON, an upper bound of what they add.
+    let o = &request.options;
+    let options = o
+        .chat_template_kwargs
+        .as_ref()
+        .map_or(0, |v| counter.count_cached(&v.to_string()))
+        + o.extra_body.as_ref().map_or(0, |m| {
+            counter.count_cached(&serde_json::to_string(m).unwrap_or_default())
+        });
+    PER_REQUEST_OVERHEAD + messages + tools + options
 }
 
 fn message_tokens(m: &crate::provider::Message, counter: TokenCounter) -> u64 {
@@ -284,6 +303,19 @@ mod tests {
             max_tokens,
             stream: false,
         }
+    }
+
+    #[test]
+    fn pass_through_fields_that_can_carry_text_are_counted() {
+        let plain = request("hello world", Some(10));
+        let mut with = plain.clone();
+        with.options.chat_template_kwargs = Some(serde_json::json!({"enable_thinking": true}));
+        let mut extra = serde_json::Map::new();
+        extra.insert("guided_choice".into(), serde_json::json!(["yes", "no"]));
+        with.options.extra_body = Some(extra);
+        let base = estimate_input(&plain, TokenCounter::Cl100k);
+        let more = estimate_input(&with, TokenCounter::Cl100k);
+        assert!(more >= base + 10, "{base} -> {more}");
     }
 
     #[test]

@@ -41,6 +41,7 @@ where
     let mut failures: u32 = 0;
     let mut quota_wait = Duration::ZERO;
     let mut regrowths = 0;
+    let mut ceiling = None;
     let max_attempts = route.retry.max_attempts.max(1);
     let hard_cap = max_attempts
         .saturating_mul(u32::try_from(pool.keys().len()).unwrap_or(u32::MAX).max(1) + 1);
@@ -59,7 +60,9 @@ where
                 quota_wait,
             });
         }
-        let request = reserve::capped(route, build());
+        let own = build();
+        let own_cap = own.max_tokens;
+        let request = reserve::capped(route, own, ceiling);
         let (chosen, permit) = match &route.quota {
             Some(q) => {
                 let tokens = reserve::tokens(route, &request);
@@ -82,6 +85,16 @@ where
                         (candidates[i].clone(), Some(p))
                     }
                     Err(error) => {
+                        if let Some(lower) = reserve::fitting_cap(own_cap, &request, &error) {
+                            tracing::info!(
+                                requester = %route.requester,
+                                cap = lower,
+                                %error,
+                                "lowering the output cap of this call so it fits"
+                            );
+                            ceiling = Some(lower);
+                            continue;
+                        }
                         return Err(CallError::Quota {
                             error,
                             calls,
@@ -97,7 +110,7 @@ where
         // permit goes back uncounted and the call acquires again.
         let (request, permit) = match permit {
             Some(mut p) => {
-                match reserve::refresh(route, &mut p, request, &build, regrowths).await {
+                match reserve::refresh(route, &mut p, request, &build, regrowths, ceiling).await {
                     Some(request) => (request, Some(p)),
                     None => {
                         p.release_uncounted();

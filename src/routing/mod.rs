@@ -204,13 +204,16 @@ where
     let mut quota_wait = Duration::ZERO;
     let max_attempts = route.retry.max_attempts.max(1);
     let mut regrowths = 0;
+    let mut ceiling = None;
     loop {
-        let granted = reserve::capped(route, build());
+        let own = build();
+        let own_cap = own.max_tokens;
+        let granted = reserve::capped(route, own, ceiling);
         let (request, permit) = match admit(route, &granted, priority).await {
             Ok(Some(mut p)) => {
                 // Even a permit granted at once crossed to the supervisor and back, time in
                 // which answers may have arrived: rebuilding is cheap, a stale vote wastes quota.
-                match reserve::refresh(route, &mut p, granted, &build, regrowths).await {
+                match reserve::refresh(route, &mut p, granted, &build, regrowths, ceiling).await {
                     Some(request) => (request, Some(p)),
                     None => {
                         // It grew past what fits now: never sent, never counted; wait again.
@@ -223,6 +226,16 @@ where
             }
             Ok(None) => (granted, None),
             Err(error) => {
+                if let Some(lower) = reserve::fitting_cap(own_cap, &granted, &error) {
+                    tracing::info!(
+                        requester = %route.requester,
+                        cap = lower,
+                        %error,
+                        "lowering the output cap of this call so it fits"
+                    );
+                    ceiling = Some(lower);
+                    continue;
+                }
                 return Err(CallError::Quota {
                     error,
                     calls,

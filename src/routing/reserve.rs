@@ -45,13 +45,48 @@ impl Counting {
 
 /// `request` with the route's output cap filled in when it names none and the route reserves
 /// quota (the cap reserved must be the cap sent).
-pub fn capped(route: &Route, mut request: ChatRequest) -> ChatRequest {
+///
+/// `ceiling` lowers the route's cap for this call ([`fitting_cap`]); a cap the agent set itself
+/// is never changed.
+pub fn capped(route: &Route, mut request: ChatRequest, ceiling: Option<u32>) -> ChatRequest {
     if let Some(q) = &route.quota {
         if request.max_tokens.is_none() {
-            request.max_tokens = Some(q.output_cap.unwrap_or(estimate::DEFAULT_MAX_TOKENS));
+            let cap = q.output_cap.unwrap_or(estimate::DEFAULT_MAX_TOKENS);
+            request.max_tokens = Some(ceiling.map_or(cap, |c| c.min(cap)));
         }
     }
     request
+}
+
+/// After `error` refused `granted` as one that can never fit: a lower output cap that lets it
+/// fit, when the cap came from the route (the agent's own request, `own_cap`, named none) and
+/// the limit that refused it counts output tokens. The limits a route's default cap was chosen
+/// against can tighten later: a token limit learned from the provider, or a shared group's.
+/// Half of what the limit leaves beside the prompt, so other requests still fit beside it;
+/// `None` when even a cap of one token cannot fit, or the cap was the agent's.
+pub fn fitting_cap(
+    own_cap: Option<u32>,
+    granted: &ChatRequest,
+    error: &crate::supervisor::AcquireError,
+) -> Option<u32> {
+    if own_cap.is_some() {
+        return None;
+    }
+    let crate::supervisor::AcquireError::NeverFits {
+        limit, requested, ..
+    } = error
+    else {
+        return None;
+    };
+    let cap = u64::from(granted.max_tokens?);
+    let prompt = match limit.dimension {
+        crate::quota::Dimension::Tokens => requested.saturating_sub(cap),
+        crate::quota::Dimension::OutputTokens => 0,
+        _ => return None,
+    };
+    let room = limit.amount.get().checked_sub(prompt).filter(|r| *r > 0)?;
+    let lower = (room / 2).max(1);
+    (lower < cap).then(|| u32::try_from(lower).ok()).flatten()
 }
 
 /// What `request` reserves on `route`: its prompt counted with the model family's tokenizer,
@@ -76,6 +111,7 @@ pub async fn refresh<F>(
     granted: ChatRequest,
     build: &F,
     regrowths: u32,
+    ceiling: Option<u32>,
 ) -> Option<ChatRequest>
 where
     F: Fn() -> ChatRequest,
@@ -83,7 +119,7 @@ where
     let Some(q) = &route.quota else {
         return Some(granted);
     };
-    let fresh = capped(route, build());
+    let fresh = capped(route, build(), ceiling);
     let needed = tokens(route, &fresh);
     if q.handle.top_up(permit, needed).await {
         return Some(fresh);
@@ -117,7 +153,9 @@ pub fn settlement(
     // Never below what the provider says it read.
     let input = reserved.input.max(usage.input_tokens);
     Some(match counting {
-        Counting::AtArrival => TokenCount::new(input, reserved.output),
+        // Counted at arrival; a provider reporting more output than the cap it was sent is
+        // charged what it says.
+        Counting::AtArrival => TokenCount::new(input, reserved.output.max(usage.output_tokens)),
         Counting::ActualUsage => TokenCount::new(usage.input_tokens, usage.output_tokens),
         Counting::InputThenOutput => TokenCount::new(input, usage.output_tokens),
     })
@@ -149,6 +187,37 @@ mod tests {
             }),
             ..ChatResponse::default()
         })
+    }
+
+    #[test]
+    fn a_cap_from_the_route_is_lowered_to_fit_a_limit_that_refused_it() {
+        use crate::quota::{Limit, ScopeId};
+        use crate::supervisor::AcquireError;
+        use std::num::NonZeroU64;
+        let never = |limit: Limit, requested: u64| AcquireError::NeverFits {
+            scope: ScopeId::from("s"),
+            limit,
+            requested,
+        };
+        let mut granted = ChatRequest {
+            max_tokens: Some(4096),
+            ..ChatRequest::default()
+        };
+        let tpm = Limit::tpm(NonZeroU64::new(1000).unwrap());
+        // 300 of prompt beside the 4,096 cap: half of the 700 left.
+        assert_eq!(fitting_cap(None, &granted, &never(tpm, 4396)), Some(350));
+        // Output-only limits leave the prompt out.
+        let otpm = Limit::otpm(NonZeroU64::new(500).unwrap());
+        assert_eq!(fitting_cap(None, &granted, &never(otpm, 4096)), Some(250));
+        // The agent's own cap stays, a prompt alone over the limit cannot be helped, and a
+        // request limit is not about the cap.
+        assert_eq!(fitting_cap(Some(4096), &granted, &never(tpm, 4396)), None);
+        assert_eq!(fitting_cap(None, &granted, &never(tpm, 5200)), None);
+        let rpm = Limit::rpm(NonZeroU64::new(1).unwrap());
+        assert_eq!(fitting_cap(None, &granted, &never(rpm, 2)), None);
+        // Never raised: a cap already at or below the fitting one stays refused.
+        granted.max_tokens = Some(300);
+        assert_eq!(fitting_cap(None, &granted, &never(tpm, 1400)), None);
     }
 
     #[test]
@@ -220,7 +289,7 @@ mod tests {
             stream: false,
         };
         // No quota: nothing is reserved, nothing is added.
-        assert_eq!(capped(&route, request(None)).max_tokens, None);
+        assert_eq!(capped(&route, request(None), None).max_tokens, None);
         let handle = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
         route.quota = Some(super::super::QuotaRoute {
             handle,
@@ -229,16 +298,16 @@ mod tests {
             run_deadline: None,
             output_cap: Some(300),
         });
-        assert_eq!(capped(&route, request(None)).max_tokens, Some(300));
+        assert_eq!(capped(&route, request(None), None).max_tokens, Some(300));
         // The agent's own cap wins, and is what is reserved.
-        let own = capped(&route, request(Some(77)));
+        let own = capped(&route, request(Some(77)), None);
         assert_eq!(own.max_tokens, Some(77));
         assert_eq!(tokens(&route, &own).output, 77);
         if let Some(q) = &mut route.quota {
             q.output_cap = None;
         }
         assert_eq!(
-            capped(&route, request(None)).max_tokens,
+            capped(&route, request(None), None).max_tokens,
             Some(estimate::DEFAULT_MAX_TOKENS)
         );
     }

@@ -100,7 +100,7 @@ pub async fn attach(
             candidates,
             deadline: team.rate_limit.acquire_timeout,
             run_deadline,
-            output_cap: Some(model_limits.output_cap(provider)),
+            output_cap: Some(output_cap(&model_limits, provider, limits)),
         });
     }
     let scope_names: HashSet<String> = scopes_seen.iter().map(|s| s.to_string()).collect();
@@ -125,6 +125,26 @@ pub async fn attach(
         }
     });
     Ok(Forwarder { task })
+}
+
+/// The output cap of an agent's requests: its model's, lowered by its shared group's token
+/// limits too (every request also reserves in the group's scope).
+fn output_cap(model: &ModelLimits, provider: &str, limits: Option<&dyn LimitsSource>) -> u32 {
+    let own = model.output_cap(provider);
+    if model.default_max_tokens.is_some() {
+        return own;
+    }
+    let group = model
+        .shared_key
+        .as_deref()
+        .and_then(|g| limits.and_then(|l| l.shared_group(g)));
+    match group {
+        Some(mut g) => {
+            g.default_max_tokens = None;
+            own.min(g.output_cap(provider))
+        }
+        None => own,
+    }
 }
 
 fn ours(event: &QuotaEvent, agents: &HashSet<String>, scopes: &HashSet<String>) -> bool {
@@ -163,4 +183,49 @@ fn forward(emitter: &Emitter, event: QuotaEvent) {
         _ => {}
     }
     emitter.emit(RunEvent::Quota { quota: event });
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::num::{NonZeroU32, NonZeroU64};
+
+    use super::*;
+    use crate::quota::Limit;
+
+    struct Grouped(ModelLimits);
+
+    impl LimitsSource for Grouped {
+        fn lookup(&self, _: &str, _: &str) -> ModelLimits {
+            ModelLimits::default()
+        }
+
+        fn shared_group(&self, name: &str) -> Option<ModelLimits> {
+            (name == "pool").then(|| self.0.clone())
+        }
+    }
+
+    #[test]
+    fn a_shared_groups_token_limit_lowers_the_output_cap() {
+        let model = ModelLimits {
+            limits: vec![Limit::rpm(NonZeroU64::new(10).unwrap())],
+            shared_key: Some("pool".into()),
+            ..ModelLimits::default()
+        };
+        let alone = output_cap(&model, "openai", None);
+        assert_eq!(alone, model.output_cap("openai"));
+        let group = Grouped(ModelLimits {
+            limits: vec![Limit::tpm(NonZeroU64::new(3000).unwrap())],
+            ..ModelLimits::default()
+        });
+        // A quarter of the group's 3,000 tokens per minute, not the built-in 4,096.
+        assert_eq!(output_cap(&model, "openai", Some(&group)), 750);
+        // A cap the limits file names is kept as given.
+        let named = ModelLimits {
+            default_max_tokens: NonZeroU32::new(2000),
+            ..model
+        };
+        assert_eq!(output_cap(&named, "openai", Some(&group)), 2000);
+    }
 }

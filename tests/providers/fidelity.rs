@@ -503,3 +503,24 @@ async fn anthropic_team_of_three_holds_protocol_and_limits() {
 async fn anthropic_team_of_six_holds_protocol_and_limits() {
     team_against_the_mock(BackendKind::Claude, 6).await;
 }
+
+#[tokio::test]
+async fn openais_reasoning_models_get_the_cap_as_max_completion_tokens() {
+    let server = mock_with(MockOptions::default()).await;
+    let mut r = request(FIRST, true, false);
+    r.model = "gpt-5-mini".into();
+    r.max_tokens = Some(200);
+    // OpenAI's own API: the cap goes as max_completion_tokens, which every model takes.
+    provider(BackendKind::OpenAi, &server)
+        .chat(&r, Some(&key("r")), None)
+        .await
+        .unwrap();
+    assert_eq!(server.admissions()[0].max_output_sent, Some(200));
+    // The same request as max_tokens is what OpenAI refuses for these models (400).
+    let err = provider(BackendKind::Vllm, &server)
+        .chat(&r, Some(&key("r")), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status, Some(400), "{err}");
+    assert!(err.message.contains("max_completion_tokens"), "{err}");
+}

@@ -344,6 +344,48 @@ async fn requests_of_111_to_301_tokens_fit_1000_tpm_with_the_default_cap() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_token_limit_tighter_than_the_routes_cap_lowers_the_cap_instead_of_refusing() {
+    // The route's cap was chosen before a tighter limit was known (a provider's TPM learned
+    // from its headers, or a shared group's): 4,096 can never fit 1,000 TPM, half of what the
+    // limit leaves beside the prompt can, and that is both reserved and sent.
+    let tpm = [Limit::tpm(std::num::NonZeroU64::new(1000).unwrap())];
+    let fake = Fake::new("openai", vec![(Duration::from_secs(1), 40); 2]);
+    let q = supervised(&tpm).await;
+    let r = route(&fake, &q, "agent", 4096);
+    let user = words(7, 25);
+    call(
+        &r,
+        || chat("gpt-4o-mini", "Be brief.", user.clone(), None),
+        None,
+        0,
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    let caps = fake.caps();
+    let cap = caps[0].unwrap();
+    assert!((300..500).contains(&cap), "{caps:?}");
+    let counted: Vec<(Instant, u64)> = fake
+        .sent()
+        .iter()
+        .map(|(t, b)| (*t, provider_count(b).unwrap()))
+        .collect();
+    assert_eq!(first_overrun(&counted, &tpm), None);
+    // A cap the agent set itself is not changed: the refusal stands.
+    let err = call(
+        &r,
+        || chat("gpt-4o-mini", "Be brief.", user.clone(), Some(4096)),
+        None,
+        0,
+        &Quiet,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("max_tokens"), "{err}");
+    assert_eq!(fake.caps().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_prompt_that_grew_after_the_grant_is_topped_up_or_waits() {
     let tpm = [Limit::tpm(std::num::NonZeroU64::new(1000).unwrap())];
     let fake = Fake::new("openai", vec![(Duration::from_secs(1), 10); 4]);

@@ -183,3 +183,22 @@ async fn a_token_wait_that_a_settlement_can_shorten_is_not_refused_at_once() {
     in_flight.settle(100);
     assert_eq!(waiting.await.unwrap().unwrap(), 2_000);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_output_token_wait_that_a_settlement_can_shorten_is_not_refused_at_once() {
+    // Anthropic's OTPM: 6,000 output reserved for a call in flight, 4,000 more asked with a 30 s
+    // deadline. By the window alone they fit at 60 s, but the call settles its output to what it
+    // wrote (300) at 2 s, and then they fit.
+    let q = start(&[("s", limits(vec![Limit::otpm(nz(8000))]))]).await;
+    let t0 = Instant::now();
+    let in_flight = q
+        .acquire(req("s", 0, "a").with_tokens(massgen::quota::TokenCount::new(0, 6000)))
+        .await
+        .unwrap();
+    let mut r = req("s", 0, "b").with_tokens(massgen::quota::TokenCount::new(0, 4000));
+    r.deadline = Some(Duration::from_secs(30));
+    let waiting = spawn_timed(&q, r, t0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    in_flight.settle_tokens(massgen::quota::TokenCount::new(0, 300));
+    assert_eq!(waiting.await.unwrap().unwrap(), 2_000);
+}

@@ -110,3 +110,35 @@ async fn a_run_interrupted_before_any_answer_says_so_and_exits_130() {
     let last: serde_json::Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "run_finished");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupt_during_the_final_presentation_ends_the_run_at_once() {
+    // Answers at 1 s, votes at 2 s, the presentation would take until 3 s: stop at 2.5 s.
+    let t = team(vec![agent("a", latency(1000)), agent("b", latency(1000))]);
+    let rt = Runtime::new(t, RuntimeOptions::default()).unwrap();
+    let start = tokio::time::Instant::now();
+    let out = rt
+        .run_until(
+            "Stop the presentation?",
+            tokio::time::sleep(Duration::from_millis(2500)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(2500));
+    assert_eq!(out.status, RunStatus::Interrupted);
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.contains("during the final presentation")),
+        "{:?}",
+        out.notes
+    );
+    assert_eq!(
+        Some(out.final_answer.as_str()),
+        out.answers
+            .iter()
+            .rev()
+            .find(|a| Some(&a.agent) == out.winner.as_ref())
+            .map(|a| a.content.as_str())
+    );
+}

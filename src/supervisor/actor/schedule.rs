@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use super::QuotaSupervisor;
-use crate::quota::{Blocker, CandidateCheck, Dimension, Ledger, Reservation, Verdict};
+use crate::quota::{Blocker, CandidateCheck, Ledger, Reservation, Verdict};
 use crate::supervisor::error::AcquireError;
 use crate::supervisor::events::{QuotaEvent, millis};
 use crate::supervisor::queue::{Key, Waiter};
@@ -257,9 +257,11 @@ pub(super) fn misses_deadline(check: &CandidateCheck, deadline: Instant, ledger:
     match &check.verdict {
         Verdict::Admit | Verdict::WaitForEvent { .. } => false,
         Verdict::WaitUntil { at, blocker } => {
+            // Any token dimension: Gemini settles every token to usage and Anthropic its
+            // output, both below the estimate (input and output tokens alike).
             let refundable = matches!(
                 blocker,
-                Blocker::Limit { limit, .. } if limit.dimension == Dimension::Tokens
+                Blocker::Limit { limit, .. } if limit.dimension.is_tokens()
             ) && check
                 .scope
                 .and_then(|i| ledger.scope(i))
