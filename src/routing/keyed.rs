@@ -113,7 +113,7 @@ where
                 match reserve::refresh(route, &mut p, request, &build, regrowths, ceiling).await {
                     Some(request) => (request, Some(p)),
                     None => {
-                        p.release_uncounted();
+                        p.release_unsent();
                         regrowths += 1;
                         continue;
                     }

@@ -218,7 +218,7 @@ where
                     None => {
                         // It grew past what fits now: never sent, never counted; wait again.
                         quota_wait += p.waited();
-                        p.release_uncounted();
+                        p.release_unsent();
                         regrowths += 1;
                         continue;
                     }

@@ -64,6 +64,11 @@ pub(crate) enum Control {
     Uncount {
         id: u64,
     },
+    /// The permit's request was never sent: undo it as if it had never been granted (windows,
+    /// pacing, stagger).
+    Unsent {
+        id: u64,
+    },
 }
 
 /// Hashes the supervisor's own sequential permit ids (a multiply spreads them over the table;
@@ -226,6 +231,17 @@ impl QuotaSupervisor {
                 if let Some((r, names)) = self.reservations.remove(&id) {
                     self.ledger.uncount(&r);
                     self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
+                    self.emit(|| QuotaEvent::Settled {
+                        scopes: names.iter().map(ToString::to_string).collect(),
+                        estimate: r.est.total(),
+                        actual: 0,
+                    });
+                }
+            }
+            Control::Unsent { id } => {
+                if let Some((r, names)) = self.reservations.remove(&id) {
+                    self.ledger.rollback(&r);
+                    self.dirty = true;
                     self.emit(|| QuotaEvent::Settled {
                         scopes: names.iter().map(ToString::to_string).collect(),
                         estimate: r.est.total(),

@@ -151,6 +151,16 @@ impl Permit {
         }
     }
 
+    /// Gives the permit back unused: its request was never sent (it grew past the permit after
+    /// the grant), so the grant is undone as if it had never been made — windows, concurrency,
+    /// pacing and the stagger of first requests alike.
+    pub fn release_unsent(mut self) {
+        if let Some(tx) = self.tx.take() {
+            // A closed channel means the supervisor is gone: nothing is left to release.
+            let _ = tx.send(Control::Unsent { id: self.id });
+        }
+    }
+
     /// Forgets the permit without settling (it was never delivered and is rolled back).
     pub(crate) fn disarm(mut self) {
         self.tx = None;

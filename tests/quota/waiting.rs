@@ -202,3 +202,34 @@ async fn an_output_token_wait_that_a_settlement_can_shorten_is_not_refused_at_on
     in_flight.settle_tokens(massgen::quota::TokenCount::new(0, 300));
     assert_eq!(waiting.await.unwrap().unwrap(), 2_000);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_permit_given_back_unsent_leaves_no_pacing_behind_but_an_uncounted_one_does() {
+    // Pacing at 6 per minute: one every 10 s.
+    let paced = ScopeSpec {
+        limits: vec![Limit::rpm(nz(6))],
+        pacing: true,
+        ..ScopeSpec::default()
+    };
+    let q = start(&[("s", paced)]).await;
+    let t0 = Instant::now();
+    // A request that grew past its permit before it was sent gives it back unsent: the next
+    // one goes at once.
+    q.acquire(req("s", 1, "a")).await.unwrap().release_unsent();
+    let at = spawn_timed(&q, req("s", 1, "a"), t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at, 0);
+    // A call the provider did not count (a 529) was still sent: pacing keeps its place.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    q.acquire(req("s", 1, "a"))
+        .await
+        .unwrap()
+        .release_uncounted();
+    let at = spawn_timed(&q, req("s", 1, "a"), t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at, 20_000);
+}
