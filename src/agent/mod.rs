@@ -176,11 +176,42 @@ impl Drop for AgentHandle {
     }
 }
 
-/// A turn so far: the board its latest request was built from (the one sent, since routing
-/// sends the request it built last) and the replies refused so far.
+/// A turn so far: the board the request that was sent was built from, the replies refused so
+/// far, and the latest builds with their boards (routing may build again after a grant and,
+/// when that grew past the permit too often, send the earlier build).
 struct TurnState {
     board: Arc<AnswerBoard>,
     rejected: Vec<Rejected>,
+    builds: std::collections::VecDeque<(Vec<Message>, Arc<AnswerBoard>)>,
+}
+
+/// Builds remembered per turn: the one routing may fall back to and the latest.
+const BUILDS_KEPT: usize = 2;
+
+impl TurnState {
+    fn new(board: Arc<AnswerBoard>) -> Self {
+        Self {
+            board,
+            rejected: Vec::new(),
+            builds: std::collections::VecDeque::with_capacity(BUILDS_KEPT),
+        }
+    }
+
+    fn built(&mut self, messages: &[Message], board: Arc<AnswerBoard>) {
+        if self.builds.len() == BUILDS_KEPT {
+            self.builds.pop_front();
+        }
+        self.builds
+            .push_back((messages.to_vec(), Arc::clone(&board)));
+        self.board = board;
+    }
+
+    /// Makes `board` the one `sent` was built from.
+    fn sent(&mut self, sent: &ChatRequest) {
+        if let Some((_, board)) = self.builds.iter().rev().find(|(m, _)| *m == sent.messages) {
+            self.board = Arc::clone(board);
+        }
+    }
 }
 
 struct AgentActor {
@@ -264,7 +295,7 @@ impl AgentActor {
         &self,
         build: F,
         priority: u8,
-    ) -> Result<crate::provider::ChatResponse, CallError>
+    ) -> Result<(crate::provider::ChatResponse, ChatRequest), CallError>
     where
         F: Fn() -> ChatRequest,
     {
@@ -286,7 +317,7 @@ impl AgentActor {
                 stats.quota_wait += e.quota_wait();
             }
         }
-        result.map(|r| r.response)
+        result.map(|r| (r.response, r.sent))
     }
 
     /// The next request of a turn, built from the board as it is now (routing calls this again
@@ -304,7 +335,7 @@ impl AgentActor {
             &self.spec.orchestrator,
             !st.rejected.is_empty(),
         );
-        st.board = latest;
+        st.built(&messages, latest);
         self.request(messages, tools)
     }
 
@@ -315,10 +346,7 @@ impl AgentActor {
             self.spec.config.system_message.as_deref(),
             voting_sensitivity(&self.spec.config, &self.spec.orchestrator),
         );
-        let state = Mutex::new(TurnState {
-            board,
-            rejected: Vec::new(),
-        });
+        let state = Mutex::new(TurnState::new(board));
         let priority = self.spec.config.priority.min(MAX_TURN_PRIORITY);
         let mut last_feedback = String::new();
         for attempt in 1..=MAX_TURN_ATTEMPTS {
@@ -327,9 +355,12 @@ impl AgentActor {
                 .call(|| self.turn_request(&system, &state), priority)
                 .await;
             let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Ok((_, sent)) = &result {
+                st.sent(sent);
+            }
             let generation = st.board.generation;
             let response = match result {
-                Ok(r) => r,
+                Ok((r, _)) => r,
                 Err(e) => {
                     return TurnReport {
                         generation,
@@ -418,7 +449,7 @@ impl AgentActor {
                 Vec::new(),
             )
         };
-        let response = self
+        let (response, _) = self
             .call(build, PRESENTATION_PRIORITY)
             .await
             .map_err(|e| e.to_string())?;

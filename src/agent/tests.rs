@@ -374,3 +374,31 @@ fn an_agents_own_voting_sensitivity_wins_over_the_orchestrators() {
     let lenient = super::board::system_message(None, VotingSensitivity::Lenient);
     assert_ne!(strict.content, lenient.content);
 }
+
+#[test]
+fn a_turn_is_judged_against_the_board_of_the_request_that_was_sent() {
+    // Routing built twice (the second grew past its permit too often) and sent the first: the
+    // reply answers the first board, not the latest.
+    let ids = Arc::new(AnonIds::new(&["a".to_owned(), "b".to_owned()]));
+    let first = Arc::new(AnswerBoard::new(ids.clone()));
+    let mut second = AnswerBoard::new(ids);
+    second.generation = 1;
+    let second = Arc::new(second);
+    let mut st = super::TurnState::new(first.clone());
+    let m1 = vec![Message::user("built from the first board")];
+    let m2 = vec![Message::user("built from the second board")];
+    st.built(&m1, first.clone());
+    st.built(&m2, second.clone());
+    assert_eq!(st.board.generation, 1);
+    let sent = ChatRequest {
+        messages: m1,
+        ..ChatRequest::default()
+    };
+    st.sent(&sent);
+    assert_eq!(st.board.generation, 0);
+    st.sent(&ChatRequest {
+        messages: m2,
+        ..ChatRequest::default()
+    });
+    assert_eq!(st.board.generation, 1);
+}

@@ -152,6 +152,7 @@ where
                     response,
                     calls,
                     quota_wait,
+                    sent: request,
                 });
             }
             Err(e) => e,

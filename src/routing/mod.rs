@@ -90,6 +90,9 @@ pub struct CallReport {
     pub usage: Usage,
     /// Time spent waiting for quota permits.
     pub quota_wait: Duration,
+    /// The request the answer is to, as sent (the caller's `build` may have made others that
+    /// were not sent: one that outgrew its permit, say).
+    pub sent: ChatRequest,
 }
 
 /// Why a call gave up.
@@ -271,6 +274,7 @@ where
                     response,
                     calls,
                     quota_wait,
+                    sent: request,
                 });
             }
             Err(error) if error.is_retryable() && calls < max_attempts => {
