@@ -205,6 +205,48 @@ async fn anthropic_input_and_output_headers_teach_their_own_dimensions() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn none_left_without_a_reset_is_booked_for_a_whole_period_not_admitted_at_once() {
+    let q = start(&[("s", ScopeSpec::default())]).await;
+    let t0 = Instant::now();
+    q.acquire(req("s", 10, "a")).await.unwrap().settle(10);
+    // 4 requests (per minute, OpenAI documents), none left, and no word on when they free.
+    let h = headers(&[
+        ("x-ratelimit-limit-requests", "4"),
+        ("x-ratelimit-remaining-requests", "0"),
+    ]);
+    q.feedback(
+        ScopeId::from("s"),
+        observe(Dialect::OpenAi, &h, wall()).unwrap(),
+    );
+    let tasks: Vec<_> = (0..5)
+        .map(|i| spawn_timed(&q, req("s", 10, &format!("w{i}")), t0))
+        .collect();
+    let mut at = Vec::new();
+    for t in tasks {
+        at.push(t.await.unwrap().unwrap());
+    }
+    assert_eq!(at, vec![60_000, 60_000, 60_000, 60_000, 120_000]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn none_left_without_a_limit_or_a_reset_cools_down_for_the_default_wait() {
+    let q = start(&[("s", ScopeSpec::default())]).await;
+    let t0 = Instant::now();
+    let h = headers(&[("x-ratelimit-remaining-requests", "0")]);
+    q.feedback(
+        ScopeId::from("s"),
+        observe(Dialect::OpenAi, &h, wall()).unwrap(),
+    );
+    let snap = scope_snapshot(&q, "s").await;
+    assert_eq!(snap.cooldown_remaining_ms, Some(60_000), "{snap:?}");
+    let at = spawn_timed(&q, req("s", 10, "next"), t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at, 60_000);
+}
+
 /// Four grants at 0, 250, 500 and 500 ms under a configured 4 per 10 s, then the fourth
 /// answer's headers at 550 ms: `used`, the requests the provider counted beyond the scope's own.
 async fn full_window_then_report(used_elsewhere: u64) -> (QuotaHandle, Instant) {
