@@ -246,23 +246,28 @@ struct WireFunctionCall {
     args: Value,
 }
 
+/// `usageMetadata`: a count the answer leaves out is unknown, not 0 (settlement keeps the
+/// reservation for it).
 #[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "camelCase")]
 struct WireUsage {
     #[serde(default)]
-    prompt_token_count: u64,
+    prompt_token_count: Option<u64>,
     #[serde(default)]
-    candidates_token_count: u64,
+    candidates_token_count: Option<u64>,
     #[serde(default)]
-    thoughts_token_count: u64,
+    thoughts_token_count: Option<u64>,
 }
 
 impl From<WireUsage> for Usage {
     fn from(u: WireUsage) -> Self {
-        Usage {
-            input_tokens: u.prompt_token_count,
-            output_tokens: u.candidates_token_count + u.thoughts_token_count,
-        }
+        // Output is the answer's tokens plus the thinking ones; an answer that reports neither
+        // leaves its output unknown.
+        let output = match (u.candidates_token_count, u.thoughts_token_count) {
+            (None, None) => None,
+            (c, t) => Some(c.unwrap_or(0).saturating_add(t.unwrap_or(0))),
+        };
+        Usage::partial(u.prompt_token_count, output)
     }
 }
 

@@ -216,10 +216,7 @@ struct WireUsage {
 
 impl From<WireUsage> for Usage {
     fn from(u: WireUsage) -> Self {
-        Usage {
-            input_tokens: u.prompt_tokens,
-            output_tokens: u.completion_tokens,
-        }
+        Usage::new(u.prompt_tokens, u.completion_tokens)
     }
 }
 

@@ -151,10 +151,16 @@ async fn anthropic_input_and_output_limits_are_learned_per_dimension_and_stay_ad
         ("anthropic-ratelimit-requests-reset", "2026-06-01T12:00:02Z"),
         ("anthropic-ratelimit-input-tokens-limit", "30000"),
         ("anthropic-ratelimit-input-tokens-remaining", "24000"),
-        ("anthropic-ratelimit-input-tokens-reset", "2026-06-01T12:00:12Z"),
+        (
+            "anthropic-ratelimit-input-tokens-reset",
+            "2026-06-01T12:00:12Z",
+        ),
         ("anthropic-ratelimit-output-tokens-limit", "8000"),
         ("anthropic-ratelimit-output-tokens-remaining", "3904"),
-        ("anthropic-ratelimit-output-tokens-reset", "2026-06-01T12:00:31Z"),
+        (
+            "anthropic-ratelimit-output-tokens-reset",
+            "2026-06-01T12:00:31Z",
+        ),
         ("anthropic-ratelimit-tokens-limit", "8000"),
         ("anthropic-ratelimit-tokens-remaining", "3904"),
         ("anthropic-ratelimit-tokens-reset", "2026-06-01T12:00:31Z"),
@@ -201,7 +207,10 @@ async fn anthropic_input_and_output_headers_teach_their_own_dimensions() {
     got.sort_by(|a, b| a.0.cmp(b.0));
     assert_eq!(
         got,
-        vec![("input_tokens", 30_000, 60.0), ("output_tokens", 8_000, 60.0)]
+        vec![
+            ("input_tokens", 30_000, 60.0),
+            ("output_tokens", 8_000, 60.0)
+        ]
     );
 }
 

@@ -25,13 +25,7 @@ fn whole_answer_with_function_call_and_thoughts_counted() {
         r.tool_calls[0].arguments,
         json!({"content": "Paris is the capital of France."})
     );
-    assert_eq!(
-        r.usage,
-        Some(Usage {
-            input_tokens: 310,
-            output_tokens: 35
-        })
-    );
+    assert_eq!(r.usage, Some(Usage::new(310, 35)));
     assert_eq!(r.finish_reason.as_deref(), Some("STOP"));
 }
 
@@ -163,4 +157,46 @@ fn a_thought_signature_is_kept_and_sent_back() {
             {"functionCall": {"name": "vote", "args": {"agent_id": "agent1", "reason": "r"}},
              "thoughtSignature": "c2lnbmF0dXJl"}]})
     );
+}
+
+/// A usage report that leaves out the prompt tokens does not say the prompt was free: the
+/// settlement keeps the input reservation (and takes the reported output).
+#[test]
+fn usage_without_prompt_tokens_keeps_the_input_reservation() {
+    use crate::quota::TokenCount;
+    use crate::routing::reserve::{Counting, settlement};
+
+    let raw = r#"{"candidates":[{"content":{"parts":[{"text":"hi"}]},"finishReason":"STOP"}],
+        "usageMetadata":{"candidatesTokenCount":5}}"#;
+    let r = parse_response(raw).unwrap();
+    let usage = r.usage.unwrap();
+    assert!(usage.input_unreported);
+    assert!(!usage.output_unreported);
+    assert_eq!(usage.output_tokens, 5);
+    let reserved = TokenCount::new(6_000, 4_096);
+    assert_eq!(
+        settlement(Counting::ActualUsage, reserved, &Ok(r)),
+        Some(TokenCount::new(6_000, 5))
+    );
+    // Neither output count: the output reservation stays too.
+    let raw = r#"{"candidates":[{"content":{"parts":[{"text":"hi"}]},"finishReason":"STOP"}],
+        "usageMetadata":{"promptTokenCount":5800}}"#;
+    let r = parse_response(raw).unwrap();
+    assert_eq!(
+        settlement(Counting::ActualUsage, reserved, &Ok(r)),
+        Some(TokenCount::new(5_800, 4_096))
+    );
+}
+
+/// Absurd reported counts saturate instead of overflowing.
+#[test]
+fn absurd_usage_counts_saturate() {
+    let raw = format!(
+        r#"{{"candidates":[{{"content":{{"parts":[{{"text":"hi"}}]}},"finishReason":"STOP"}}],
+        "usageMetadata":{{"promptTokenCount":{max},"candidatesTokenCount":{max},"thoughtsTokenCount":7}}}}"#,
+        max = u64::MAX
+    );
+    let usage = parse_response(&raw).unwrap().usage.unwrap();
+    assert_eq!(usage.output_tokens, u64::MAX);
+    assert_eq!(usage.total(), u64::MAX);
 }

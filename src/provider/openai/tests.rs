@@ -23,13 +23,7 @@ fn whole_answer_with_tool_call() {
     assert_eq!(r.tool_calls[0].id, "call_q0Xk2bMGr3WcVzRuyc0pTD0B");
     assert_eq!(r.tool_calls[0].name, "vote");
     assert_eq!(r.tool_calls[0].arguments["agent_id"], "agent2");
-    assert_eq!(
-        r.usage,
-        Some(Usage {
-            input_tokens: 812,
-            output_tokens: 24
-        })
-    );
+    assert_eq!(r.usage, Some(Usage::new(812, 24)));
 }
 
 #[test]
