@@ -378,8 +378,7 @@ impl StreamAssembler {
             }
             "content_block_stop" => {
                 if let Some(t) = self.tools.remove(&index) {
-                    let n = usize::try_from(index).unwrap_or(usize::MAX);
-                    let call = tool_call(Some(t.id), n, t.name, t.json);
+                    let call = tool_call(Some(t.id), t.name, t.json);
                     send(sink, StreamEvent::ToolCall(call.clone()));
                     self.calls.push(call);
                 }

@@ -271,13 +271,13 @@ impl From<WireUsage> for Usage {
     }
 }
 
-fn function_call(f: WireFunctionCall, index: usize, signature: Option<String>) -> ToolCall {
+fn function_call(f: WireFunctionCall, signature: Option<String>) -> ToolCall {
     let args = if f.args.is_null() { json!({}) } else { f.args };
     ToolCall {
         id: f
             .id
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| format!("call_{index}")),
+            .unwrap_or_else(ToolCall::generated_id),
         name: f.name,
         raw_arguments: args.to_string(),
         arguments: args,
@@ -331,7 +331,7 @@ impl StreamAssembler {
                     send(sink, StreamEvent::TextDelta(text));
                 }
                 if let Some(f) = part.function_call {
-                    let call = function_call(f, self.calls.len(), part.thought_signature);
+                    let call = function_call(f, part.thought_signature);
                     send(sink, StreamEvent::ToolCall(call.clone()));
                     self.calls.push(call);
                 }

@@ -151,7 +151,18 @@ pub struct ToolCall {
     pub signature: Option<String>,
 }
 
+/// How many tool-call ids this process has generated (see [`ToolCall::generated_id`]).
+static GENERATED_CALL_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl ToolCall {
+    /// An id for a tool call the provider sent without one: `call_mg_<n>`, unique in the
+    /// process, so the calls of a retried turn never share an id with earlier ones in the same
+    /// conversation (each result is matched to its call by id).
+    pub fn generated_id() -> String {
+        let n = GENERATED_CALL_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("call_mg_{n}")
+    }
+
     /// A call of `name` with id `id` and the arguments object `arguments`.
     pub fn new(
         id: impl Into<String>,

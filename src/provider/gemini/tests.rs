@@ -20,7 +20,7 @@ fn whole_answer_with_function_call_and_thoughts_counted() {
     let r = parse_response(&fixture("function_call.json")).unwrap();
     assert_eq!(r.text, "I will submit my answer.");
     assert_eq!(r.tool_calls[0].name, "new_answer");
-    assert_eq!(r.tool_calls[0].id, "call_0");
+    assert!(r.tool_calls[0].id.starts_with("call_mg_"));
     assert_eq!(
         r.tool_calls[0].arguments,
         json!({"content": "Paris is the capital of France."})
@@ -199,4 +199,13 @@ fn absurd_usage_counts_saturate() {
     let usage = parse_response(&raw).unwrap().usage.unwrap();
     assert_eq!(usage.output_tokens, u64::MAX);
     assert_eq!(usage.total(), u64::MAX);
+}
+
+/// Gemini function calls come without ids: the same answer parsed twice (a turn and its retry)
+/// gets different ids, so the retried conversation never holds two calls with the same id.
+#[test]
+fn generated_function_call_ids_never_repeat_across_attempts() {
+    let first = parse_response(&fixture("function_call.json")).unwrap();
+    let again = parse_response(&fixture("function_call.json")).unwrap();
+    assert_ne!(first.tool_calls[0].id, again.tool_calls[0].id);
 }
