@@ -182,6 +182,54 @@ async fn anthropic_input_and_output_limits_are_learned_per_dimension_and_stay_ad
     assert!(at.is_ok(), "{at:?}");
 }
 
+/// The output tokens are used up, but the scope's own OTPM log holds all the provider counted:
+/// the ledger holds the next request until they free, so neither the output headers nor the
+/// combined `tokens` headers (which then say the same) close the scope until the reset.
+#[tokio::test(start_paused = true)]
+async fn anthropic_used_up_output_the_scope_holds_is_no_cooldown_despite_combined_tokens() {
+    let spec = limits(vec![Limit::itpm(nz(30_000)), Limit::otpm(nz(8_000))]);
+    let q = start(&[("s", spec)]).await;
+    q.acquire(req("s", 8_100, "a").with_tokens(TokenCount::new(100, 8_000)))
+        .await
+        .unwrap()
+        .settle_tokens(TokenCount::new(100, 8_000));
+    let h = headers(&[
+        ("anthropic-ratelimit-input-tokens-limit", "30000"),
+        ("anthropic-ratelimit-input-tokens-remaining", "29900"),
+        (
+            "anthropic-ratelimit-input-tokens-reset",
+            "2026-06-01T12:00:01Z",
+        ),
+        ("anthropic-ratelimit-output-tokens-limit", "8000"),
+        ("anthropic-ratelimit-output-tokens-remaining", "0"),
+        (
+            "anthropic-ratelimit-output-tokens-reset",
+            "2026-06-01T12:01:00Z",
+        ),
+        ("anthropic-ratelimit-tokens-limit", "8000"),
+        ("anthropic-ratelimit-tokens-remaining", "0"),
+        ("anthropic-ratelimit-tokens-reset", "2026-06-01T12:01:00Z"),
+    ]);
+    q.feedback(
+        ScopeId::from("s"),
+        observe(Dialect::Anthropic, &h, wall()).unwrap(),
+    );
+    let snap = scope_snapshot(&q, "s").await;
+    assert!(snap.cooldown_remaining_ms.is_none(), "{snap:?}");
+    // Alone, the combined headers still close the scope until their reset when none is left.
+    let h = headers(&[
+        ("anthropic-ratelimit-tokens-limit", "8000"),
+        ("anthropic-ratelimit-tokens-remaining", "0"),
+        ("anthropic-ratelimit-tokens-reset", "2026-06-01T12:00:20Z"),
+    ]);
+    q.feedback(
+        ScopeId::from("s"),
+        observe(Dialect::Anthropic, &h, wall()).unwrap(),
+    );
+    let snap = scope_snapshot(&q, "s").await;
+    assert_eq!(snap.cooldown_remaining_ms, Some(20_000), "{snap:?}");
+}
+
 /// Anthropic's input- and output-token headers teach limits of their own dimension.
 #[tokio::test(start_paused = true)]
 async fn anthropic_input_and_output_headers_teach_their_own_dimensions() {

@@ -200,8 +200,9 @@ fn x_ratelimit(headers: &HeaderMap, requests_period: Duration) -> HeaderLimits {
 /// resets as RFC 3339 times). Requests, input tokens and output tokens are each a limit of their
 /// own dimension (RPM, ITPM, OTPM). The combined `tokens-*` headers describe whichever of the
 /// token limits is the most restrictive at the moment (usually the OTPM), not a limit on input
-/// plus output: they are reported without a limit, so they teach nothing and seed nothing, and
-/// only a `remaining` of 0 with a reset cools the scope down.
+/// plus output. They say nothing the input and output headers do not, so they are read only when
+/// those are absent, and then without a limit: they teach nothing and seed nothing, and only a
+/// `remaining` of 0 cools the scope down.
 fn anthropic(headers: &HeaderMap, now: DateTime<Utc>) -> HeaderLimits {
     let mut out = HeaderLimits::default();
     for (dimension, kind) in [
@@ -214,6 +215,9 @@ fn anthropic(headers: &HeaderMap, now: DateTime<Utc>) -> HeaderLimits {
         else {
             continue;
         };
+        if dimension == Dimension::Tokens && out.remaining.iter().any(|r| r.dimension.is_tokens()) {
+            continue;
+        }
         let limit = match dimension {
             Dimension::Tokens => None,
             _ => header_limit(headers, &format!("anthropic-ratelimit-{kind}-limit")),
@@ -374,6 +378,9 @@ mod tests {
                 "anthropic-ratelimit-output-tokens-reset",
                 "2025-06-01T12:00:08Z",
             ),
+            ("anthropic-ratelimit-tokens-limit", "8000"),
+            ("anthropic-ratelimit-tokens-remaining", "7000"),
+            ("anthropic-ratelimit-tokens-reset", "2025-06-01T12:00:08Z"),
         ]);
         let got = limits(Dialect::Anthropic, &h, now());
         assert_eq!(
