@@ -122,16 +122,6 @@ pub fn turn_message(question: &str, board: &AnswerBoard) -> Message {
     ))
 }
 
-/// MassGen's notice to an agent whose answer is streaming in when new answers arrive. Only a
-/// call already in flight needs it (a call not yet sent is simply built from the current
-/// answers); turns are not streamed, so the agent never sends it today.
-pub fn update_message(board: &AnswerBoard) -> Message {
-    Message::user(format!(
-        "UPDATE: new answers are available. Take them into account before you answer or vote.\n\n{}",
-        board.answers_block()
-    ))
-}
-
 /// The system message: the agent's own plus MassGen's coordination instructions.
 pub fn system_message(own: Option<&str>, sensitivity: VotingSensitivity) -> Message {
     let bar = match sensitivity {

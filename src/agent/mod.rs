@@ -308,8 +308,10 @@ impl AgentActor {
         match &result {
             Ok(report) => {
                 stats.calls += report.calls;
-                stats.input_tokens += report.usage.input_tokens;
-                stats.output_tokens += report.usage.output_tokens;
+                stats.input_tokens = stats.input_tokens.saturating_add(report.usage.input_tokens);
+                stats.output_tokens = stats
+                    .output_tokens
+                    .saturating_add(report.usage.output_tokens);
                 stats.quota_wait += report.quota_wait;
             }
             Err(e) => {

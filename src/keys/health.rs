@@ -111,8 +111,8 @@ impl KeyHandle {
         s.usage.calls += 1;
         s.usage.successes += 1;
         if let Some(u) = usage {
-            s.usage.input_tokens += u.input_tokens;
-            s.usage.output_tokens += u.output_tokens;
+            s.usage.input_tokens = s.usage.input_tokens.saturating_add(u.input_tokens);
+            s.usage.output_tokens = s.usage.output_tokens.saturating_add(u.output_tokens);
         }
     }
 
@@ -170,10 +170,7 @@ mod tests {
     #[test]
     fn usage_counts() {
         let k = KeyHandle::new(ApiKey::new("k", "t"));
-        k.record_success(Some(Usage {
-            input_tokens: 10,
-            output_tokens: 5,
-        }));
+        k.record_success(Some(Usage::new(10, 5)));
         k.record_error(&ProviderError::new(ProviderErrorKind::RateLimited, "429"));
         let u = k.usage();
         assert_eq!(

@@ -283,10 +283,9 @@ pub fn parse_response(raw: &str) -> Result<ChatResponse, ProviderError> {
     Ok(ChatResponse {
         text,
         tool_calls,
-        usage: wire.usage.map(|u| Usage {
-            input_tokens: u.input_tokens.unwrap_or(0),
-            output_tokens: u.output_tokens.unwrap_or(0),
-        }),
+        usage: wire
+            .usage
+            .map(|u| Usage::partial(u.input_tokens, u.output_tokens)),
         finish_reason: wire.stop_reason,
         observed: None,
     })
@@ -307,9 +306,8 @@ pub struct StreamAssembler {
     text: String,
     tools: BTreeMap<u64, PartialTool>,
     calls: Vec<ToolCall>,
-    input_tokens: u64,
-    output_tokens: u64,
-    saw_usage: bool,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
     stop_reason: Option<String>,
 }
 
@@ -380,8 +378,7 @@ impl StreamAssembler {
             }
             "content_block_stop" => {
                 if let Some(t) = self.tools.remove(&index) {
-                    let n = usize::try_from(index).unwrap_or(usize::MAX);
-                    let call = tool_call(Some(t.id), n, t.name, t.json);
+                    let call = tool_call(Some(t.id), t.name, t.json);
                     send(sink, StreamEvent::ToolCall(call.clone()));
                     self.calls.push(call);
                 }
@@ -419,21 +416,17 @@ impl StreamAssembler {
 
     fn read_usage(&mut self, usage: &Value) {
         if let Some(n) = usage.get("input_tokens").and_then(Value::as_u64) {
-            self.input_tokens = n;
-            self.saw_usage = true;
+            self.input_tokens = Some(n);
         }
         if let Some(n) = usage.get("output_tokens").and_then(Value::as_u64) {
-            self.output_tokens = n;
-            self.saw_usage = true;
+            self.output_tokens = Some(n);
         }
     }
 
     /// The whole answer (usage sent to `sink`).
     pub fn finish(self, sink: Option<&StreamSink>) -> ChatResponse {
-        let usage = self.saw_usage.then_some(Usage {
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-        });
+        let usage = (self.input_tokens.is_some() || self.output_tokens.is_some())
+            .then(|| Usage::partial(self.input_tokens, self.output_tokens));
         if let Some(u) = usage {
             send(sink, StreamEvent::Usage(u));
         }

@@ -246,33 +246,38 @@ struct WireFunctionCall {
     args: Value,
 }
 
+/// `usageMetadata`: a count the answer leaves out is unknown, not 0 (settlement keeps the
+/// reservation for it).
 #[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "camelCase")]
 struct WireUsage {
     #[serde(default)]
-    prompt_token_count: u64,
+    prompt_token_count: Option<u64>,
     #[serde(default)]
-    candidates_token_count: u64,
+    candidates_token_count: Option<u64>,
     #[serde(default)]
-    thoughts_token_count: u64,
+    thoughts_token_count: Option<u64>,
 }
 
 impl From<WireUsage> for Usage {
     fn from(u: WireUsage) -> Self {
-        Usage {
-            input_tokens: u.prompt_token_count,
-            output_tokens: u.candidates_token_count + u.thoughts_token_count,
-        }
+        // Output is the answer's tokens plus the thinking ones; an answer that reports neither
+        // leaves its output unknown.
+        let output = match (u.candidates_token_count, u.thoughts_token_count) {
+            (None, None) => None,
+            (c, t) => Some(c.unwrap_or(0).saturating_add(t.unwrap_or(0))),
+        };
+        Usage::partial(u.prompt_token_count, output)
     }
 }
 
-fn function_call(f: WireFunctionCall, index: usize, signature: Option<String>) -> ToolCall {
+fn function_call(f: WireFunctionCall, signature: Option<String>) -> ToolCall {
     let args = if f.args.is_null() { json!({}) } else { f.args };
     ToolCall {
         id: f
             .id
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| format!("call_{index}")),
+            .unwrap_or_else(ToolCall::generated_id),
         name: f.name,
         raw_arguments: args.to_string(),
         arguments: args,
@@ -326,7 +331,7 @@ impl StreamAssembler {
                     send(sink, StreamEvent::TextDelta(text));
                 }
                 if let Some(f) = part.function_call {
-                    let call = function_call(f, self.calls.len(), part.thought_signature);
+                    let call = function_call(f, part.thought_signature);
                     send(sink, StreamEvent::ToolCall(call.clone()));
                     self.calls.push(call);
                 }

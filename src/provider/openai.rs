@@ -228,15 +228,13 @@ struct WireUsage {
 
 impl From<WireUsage> for Usage {
     fn from(u: WireUsage) -> Self {
-        Usage {
-            input_tokens: u.prompt_tokens,
-            output_tokens: u.completion_tokens,
-        }
+        Usage::new(u.prompt_tokens, u.completion_tokens)
     }
 }
 
-/// A tool call from its id (generated when missing), name and raw argument text.
-pub(crate) fn tool_call(id: Option<String>, index: usize, name: String, raw: String) -> ToolCall {
+/// A tool call from its id (generated, unique in the process, when missing: see
+/// [`ToolCall::generated_id`]), name and raw argument text.
+pub(crate) fn tool_call(id: Option<String>, name: String, raw: String) -> ToolCall {
     let arguments = if raw.trim().is_empty() {
         json!({})
     } else {
@@ -245,7 +243,7 @@ pub(crate) fn tool_call(id: Option<String>, index: usize, name: String, raw: Str
     ToolCall {
         id: id
             .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| format!("call_{index}")),
+            .unwrap_or_else(ToolCall::generated_id),
         name,
         arguments,
         raw_arguments: raw,
@@ -267,8 +265,7 @@ pub fn parse_response(raw: &str) -> Result<ChatResponse, ProviderError> {
             .message
             .tool_calls
             .into_iter()
-            .enumerate()
-            .map(|(i, c)| tool_call(c.id, i, c.function.name, c.function.arguments))
+            .map(|c| tool_call(c.id, c.function.name, c.function.arguments))
             .collect(),
         usage: wire.usage.map(Usage::from),
         finish_reason: choice.finish_reason,
@@ -386,8 +383,8 @@ impl StreamAssembler {
     pub fn finish(self, sink: Option<&StreamSink>) -> Result<ChatResponse, ProviderError> {
         let tool_calls: Vec<ToolCall> = self
             .calls
-            .into_iter()
-            .map(|(i, c)| tool_call(c.id, i, c.name, c.arguments))
+            .into_values()
+            .map(|c| tool_call(c.id, c.name, c.arguments))
             .collect();
         for c in &tool_calls {
             send(sink, StreamEvent::ToolCall(c.clone()));

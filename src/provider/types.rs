@@ -103,7 +103,8 @@ impl Message {
     }
 
     /// Every piece of text the message sends: its content, and each tool call's name and
-    /// arguments (for token estimates and for reading a prompt the way a model would).
+    /// arguments (for reading a prompt the way a model would; token estimates serialize the
+    /// whole message instead).
     pub fn all_text(&self) -> std::borrow::Cow<'_, str> {
         if self.tool_calls.is_empty() {
             return std::borrow::Cow::Borrowed(&self.content);
@@ -150,7 +151,18 @@ pub struct ToolCall {
     pub signature: Option<String>,
 }
 
+/// How many tool-call ids this process has generated (see [`ToolCall::generated_id`]).
+static GENERATED_CALL_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl ToolCall {
+    /// An id for a tool call the provider sent without one: `call_mg_<n>`, unique in the
+    /// process, so the calls of a retried turn never share an id with earlier ones in the same
+    /// conversation (each result is matched to its call by id).
+    pub fn generated_id() -> String {
+        let n = GENERATED_CALL_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("call_mg_{n}")
+    }
+
     /// A call of `name` with id `id` and the arguments object `arguments`.
     pub fn new(
         id: impl Into<String>,
@@ -194,12 +206,56 @@ pub struct Usage {
     pub input_tokens: u64,
     /// Completion tokens.
     pub output_tokens: u64,
+    /// The provider's report left out the prompt tokens: `input_tokens` is 0 and says nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub input_unreported: bool,
+    /// The provider's report left out the completion tokens: `output_tokens` is 0 and says
+    /// nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_unreported: bool,
 }
 
 impl Usage {
-    /// Input plus output.
+    /// A report of both parts.
+    pub const fn new(input_tokens: u64, output_tokens: u64) -> Self {
+        Usage {
+            input_tokens,
+            output_tokens,
+            input_unreported: false,
+            output_unreported: false,
+        }
+    }
+
+    /// A report that may leave out either part (`None`: not reported).
+    pub fn partial(input_tokens: Option<u64>, output_tokens: Option<u64>) -> Self {
+        Usage {
+            input_tokens: input_tokens.unwrap_or(0),
+            output_tokens: output_tokens.unwrap_or(0),
+            input_unreported: input_tokens.is_none(),
+            output_unreported: output_tokens.is_none(),
+        }
+    }
+
+    /// This usage with each part the provider left out taken from `input` and `output` (what
+    /// was reserved for it): a part nobody reported is never taken for 0.
+    pub fn or_reserved(self, input: u64, output: u64) -> Self {
+        Usage::new(
+            if self.input_unreported {
+                input
+            } else {
+                self.input_tokens
+            },
+            if self.output_unreported {
+                output
+            } else {
+                self.output_tokens
+            },
+        )
+    }
+
+    /// Input plus output (saturating: an absurd report cannot overflow).
     pub fn total(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens.saturating_add(self.output_tokens)
     }
 }
 

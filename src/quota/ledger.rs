@@ -287,9 +287,17 @@ impl Ledger {
             if s.learn_reported(limit, now) {
                 effects.push(SignalEffect::Learned(limit));
             }
-            if let (Some(reset), Some(amount)) = (r.reset_after, r.limit) {
+            if let Some(amount) = r.limit {
                 let used = amount.saturating_sub(r.remaining);
-                s.seed_reported(&limit, used, clamp_wait(reset), now);
+                match r.reset_after {
+                    Some(reset) => s.seed_reported(&limit, used, clamp_wait(reset), now),
+                    // Used up, and no word on when it frees: what the provider counted may all
+                    // have arrived just now, so it is booked to free a whole period from now.
+                    None if r.remaining == 0 => {
+                        s.seed_reported(&limit, used, clamp_wait(limit.period), now);
+                    }
+                    None => {}
+                }
             }
         }
         for limit in &signal.learned_limits {
@@ -354,13 +362,17 @@ impl Ledger {
                         continue;
                     }
                     if r.remaining == 0 {
-                        if let Some(d) = r.reset_after.filter(|d| !d.is_zero()) {
-                            let d = match r.period {
+                        let d = match r.reset_after {
+                            Some(d) if d.is_zero() => continue,
+                            Some(d) => match r.period {
                                 Some(p) if p >= ONE_DAY => d.min(ONE_DAY),
                                 _ => clamp_wait(d),
-                            };
-                            cool(s, d, format!("provider reports no {} left", r.dimension));
-                        }
+                            },
+                            // Used up with no reset and nothing booked above (no limit given,
+                            // or one a configured limit already implies): wait the default.
+                            None => DEFAULT_RETRY_AFTER,
+                        };
+                        cool(s, d, format!("provider reports no {} left", r.dimension));
                     }
                 }
             }

@@ -150,6 +150,8 @@ pub fn settlement(
     let Some(usage) = response.usage else {
         return Some(reserved);
     };
+    // A part the provider did not report keeps its reservation.
+    let usage = usage.or_reserved(reserved.input, reserved.output);
     // Never below what the provider says it read.
     let input = reserved.input.max(usage.input_tokens);
     Some(match counting {
@@ -181,10 +183,7 @@ mod tests {
 
     fn ok(input: u64, output: u64) -> Result<ChatResponse, ProviderError> {
         Ok(ChatResponse {
-            usage: Some(Usage {
-                input_tokens: input,
-                output_tokens: output,
-            }),
+            usage: Some(Usage::new(input, output)),
             ..ChatResponse::default()
         })
     }

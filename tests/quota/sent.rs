@@ -91,10 +91,7 @@ impl Provider for Fake {
             let output = wanted.min(request.max_tokens.map_or(u64::MAX, u64::from));
             Ok(ChatResponse {
                 text: "ok".into(),
-                usage: Some(Usage {
-                    input_tokens: input,
-                    output_tokens: output,
-                }),
+                usage: Some(Usage::new(input, output)),
                 ..ChatResponse::default()
             })
         })

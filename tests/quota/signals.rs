@@ -11,7 +11,7 @@ use massgen::provider::signals::{Dialect, classify_error, observe, parse_go_dura
 use massgen::quota::time::MAX_PROVIDER_WAIT;
 use massgen::quota::{
     Dimension, Limit, MAX_LEARNED_AMOUNT, RateLimitSignal, Remaining, ScopeId, ScopeSpec,
-    SignalKind,
+    SignalKind, TokenCount,
 };
 use massgen::supervisor::{
     AcquireError, AcquireRequest, QuotaHandle, ScopeSnapshot, SupervisorSettings,
@@ -133,6 +133,175 @@ async fn an_exhausted_limit_learns_the_window_its_reset_shows_4_per_10_s() {
         at.push(t.await.unwrap().unwrap());
     }
     assert_eq!(at, vec![9_500, 9_500, 9_500, 9_500, 19_500]);
+}
+
+/// Anthropic's headers after one ordinary answer to a request of 6000 input tokens and a
+/// 4096 output cap, under an ITPM of 30000 and an OTPM of 8000: the combined `tokens-*` headers
+/// report the most restrictive limit of the moment (the OTPM), not a limit on input plus output.
+#[tokio::test(start_paused = true)]
+async fn anthropic_input_and_output_limits_are_learned_per_dimension_and_stay_admissible() {
+    let spec = limits(vec![Limit::itpm(nz(30_000)), Limit::otpm(nz(8_000))]);
+    let q = start(&[("s", spec)]).await;
+    let t0 = Instant::now();
+    let big = || req("s", 10_096, "a").with_tokens(TokenCount::new(6_000, 4_096));
+    q.acquire(big()).await.unwrap().settle(10_096);
+    let h = headers(&[
+        ("anthropic-ratelimit-requests-limit", "50"),
+        ("anthropic-ratelimit-requests-remaining", "49"),
+        ("anthropic-ratelimit-requests-reset", "2026-06-01T12:00:02Z"),
+        ("anthropic-ratelimit-input-tokens-limit", "30000"),
+        ("anthropic-ratelimit-input-tokens-remaining", "24000"),
+        (
+            "anthropic-ratelimit-input-tokens-reset",
+            "2026-06-01T12:00:12Z",
+        ),
+        ("anthropic-ratelimit-output-tokens-limit", "8000"),
+        ("anthropic-ratelimit-output-tokens-remaining", "3904"),
+        (
+            "anthropic-ratelimit-output-tokens-reset",
+            "2026-06-01T12:00:31Z",
+        ),
+        ("anthropic-ratelimit-tokens-limit", "8000"),
+        ("anthropic-ratelimit-tokens-remaining", "3904"),
+        ("anthropic-ratelimit-tokens-reset", "2026-06-01T12:00:31Z"),
+    ]);
+    q.feedback(
+        ScopeId::from("s"),
+        observe(Dialect::Anthropic, &h, wall()).unwrap(),
+    );
+    let snap = scope_snapshot(&q, "s").await;
+    assert!(
+        snap.limits.iter().all(|l| l.dimension != "tokens"),
+        "combined tokens learned as a limit on input + output: {:?}",
+        snap.limits
+    );
+    let dims: Vec<_> = snap.limits.iter().map(|l| l.dimension).collect();
+    assert!(dims.contains(&"input_tokens") && dims.contains(&"output_tokens"));
+    // The same request again fits the limits: it waits for output tokens to free, never fails.
+    let at = spawn_timed(&q, big(), t0).await.unwrap();
+    assert!(at.is_ok(), "{at:?}");
+}
+
+/// The output tokens are used up, but the scope's own OTPM log holds all the provider counted:
+/// the ledger holds the next request until they free, so neither the output headers nor the
+/// combined `tokens` headers (which then say the same) close the scope until the reset.
+#[tokio::test(start_paused = true)]
+async fn anthropic_used_up_output_the_scope_holds_is_no_cooldown_despite_combined_tokens() {
+    let spec = limits(vec![Limit::itpm(nz(30_000)), Limit::otpm(nz(8_000))]);
+    let q = start(&[("s", spec)]).await;
+    q.acquire(req("s", 8_100, "a").with_tokens(TokenCount::new(100, 8_000)))
+        .await
+        .unwrap()
+        .settle_tokens(TokenCount::new(100, 8_000));
+    let h = headers(&[
+        ("anthropic-ratelimit-input-tokens-limit", "30000"),
+        ("anthropic-ratelimit-input-tokens-remaining", "29900"),
+        (
+            "anthropic-ratelimit-input-tokens-reset",
+            "2026-06-01T12:00:01Z",
+        ),
+        ("anthropic-ratelimit-output-tokens-limit", "8000"),
+        ("anthropic-ratelimit-output-tokens-remaining", "0"),
+        (
+            "anthropic-ratelimit-output-tokens-reset",
+            "2026-06-01T12:01:00Z",
+        ),
+        ("anthropic-ratelimit-tokens-limit", "8000"),
+        ("anthropic-ratelimit-tokens-remaining", "0"),
+        ("anthropic-ratelimit-tokens-reset", "2026-06-01T12:01:00Z"),
+    ]);
+    q.feedback(
+        ScopeId::from("s"),
+        observe(Dialect::Anthropic, &h, wall()).unwrap(),
+    );
+    let snap = scope_snapshot(&q, "s").await;
+    assert!(snap.cooldown_remaining_ms.is_none(), "{snap:?}");
+    // Alone, the combined headers still close the scope until their reset when none is left.
+    let h = headers(&[
+        ("anthropic-ratelimit-tokens-limit", "8000"),
+        ("anthropic-ratelimit-tokens-remaining", "0"),
+        ("anthropic-ratelimit-tokens-reset", "2026-06-01T12:00:20Z"),
+    ]);
+    q.feedback(
+        ScopeId::from("s"),
+        observe(Dialect::Anthropic, &h, wall()).unwrap(),
+    );
+    let snap = scope_snapshot(&q, "s").await;
+    assert_eq!(snap.cooldown_remaining_ms, Some(20_000), "{snap:?}");
+}
+
+/// Anthropic's input- and output-token headers teach limits of their own dimension.
+#[tokio::test(start_paused = true)]
+async fn anthropic_input_and_output_headers_teach_their_own_dimensions() {
+    let q = start(&[("s", ScopeSpec::default())]).await;
+    let h = headers(&[
+        ("anthropic-ratelimit-input-tokens-limit", "30000"),
+        ("anthropic-ratelimit-input-tokens-remaining", "30000"),
+        ("anthropic-ratelimit-output-tokens-limit", "8000"),
+        ("anthropic-ratelimit-output-tokens-remaining", "8000"),
+        ("anthropic-ratelimit-tokens-limit", "8000"),
+        ("anthropic-ratelimit-tokens-remaining", "8000"),
+    ]);
+    q.feedback(
+        ScopeId::from("s"),
+        observe(Dialect::Anthropic, &h, wall()).unwrap(),
+    );
+    let snap = scope_snapshot(&q, "s").await;
+    let mut got: Vec<_> = snap
+        .limits
+        .iter()
+        .map(|l| (l.dimension, l.limit, l.period_secs))
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(
+        got,
+        vec![
+            ("input_tokens", 30_000, 60.0),
+            ("output_tokens", 8_000, 60.0)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn none_left_without_a_reset_is_booked_for_a_whole_period_not_admitted_at_once() {
+    let q = start(&[("s", ScopeSpec::default())]).await;
+    let t0 = Instant::now();
+    q.acquire(req("s", 10, "a")).await.unwrap().settle(10);
+    // 4 requests (per minute, OpenAI documents), none left, and no word on when they free.
+    let h = headers(&[
+        ("x-ratelimit-limit-requests", "4"),
+        ("x-ratelimit-remaining-requests", "0"),
+    ]);
+    q.feedback(
+        ScopeId::from("s"),
+        observe(Dialect::OpenAi, &h, wall()).unwrap(),
+    );
+    let tasks: Vec<_> = (0..5)
+        .map(|i| spawn_timed(&q, req("s", 10, &format!("w{i}")), t0))
+        .collect();
+    let mut at = Vec::new();
+    for t in tasks {
+        at.push(t.await.unwrap().unwrap());
+    }
+    assert_eq!(at, vec![60_000, 60_000, 60_000, 60_000, 120_000]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn none_left_without_a_limit_or_a_reset_cools_down_for_the_default_wait() {
+    let q = start(&[("s", ScopeSpec::default())]).await;
+    let t0 = Instant::now();
+    let h = headers(&[("x-ratelimit-remaining-requests", "0")]);
+    q.feedback(
+        ScopeId::from("s"),
+        observe(Dialect::OpenAi, &h, wall()).unwrap(),
+    );
+    let snap = scope_snapshot(&q, "s").await;
+    assert_eq!(snap.cooldown_remaining_ms, Some(60_000), "{snap:?}");
+    let at = spawn_timed(&q, req("s", 10, "next"), t0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(at, 60_000);
 }
 
 /// Four grants at 0, 250, 500 and 500 ms under a configured 4 per 10 s, then the fourth

@@ -32,10 +32,7 @@ fn record_realistic_sequence() {
     quota::permit_denied(scope, quota::DenyReason::DeadlineExceeded);
 
     let ok = Ok(ChatResponse {
-        usage: Some(Usage {
-            input_tokens: 1200,
-            output_tokens: 300,
-        }),
+        usage: Some(Usage::new(1200, 300)),
         ..ChatResponse::default()
     });
     provider::call_finished("gemini", "gemini-2.5-pro", Duration::from_millis(800), &ok);
@@ -252,10 +249,7 @@ fn simulated_backend_is_not_priced_and_observed_headers_are_not_429s() {
     let recorder = telemetry::local_recorder().unwrap();
     metrics::with_local_recorder(&recorder, || {
         let ok = Ok(ChatResponse {
-            usage: Some(Usage {
-                input_tokens: 10,
-                output_tokens: 5,
-            }),
+            usage: Some(Usage::new(10, 5)),
             observed: Some(RateLimitSignal::new(SignalKind::Observed)),
             ..ChatResponse::default()
         });

@@ -39,13 +39,7 @@ fn stream_with_input_json_deltas() {
     assert_eq!(r.text, "Here is my answer.");
     assert_eq!(r.tool_calls[0].name, "new_answer");
     assert_eq!(r.tool_calls[0].arguments, json!({"content": "Paris."}));
-    assert_eq!(
-        r.usage,
-        Some(Usage {
-            input_tokens: 472,
-            output_tokens: 89
-        })
-    );
+    assert_eq!(r.usage, Some(Usage::new(472, 89)));
     let mut n = 0;
     while rx.try_recv().is_ok() {
         n += 1;
@@ -146,4 +140,22 @@ fn consecutive_messages_of_one_role_are_merged_with_tool_results_first() {
         ]
     });
     assert_eq!(request_body(&req), expected);
+}
+
+/// A message whose usage leaves out the output tokens keeps the output reservation when it is
+/// settled, instead of refunding it as if nothing was written.
+#[test]
+fn usage_without_output_tokens_keeps_the_output_reservation() {
+    use crate::quota::TokenCount;
+    use crate::routing::reserve::{Counting, settlement};
+
+    let raw = r#"{"content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn",
+        "usage":{"input_tokens":100}}"#;
+    let r = parse_response(raw).unwrap();
+    let usage = r.usage.unwrap();
+    assert!(usage.output_unreported && !usage.input_unreported);
+    assert_eq!(
+        settlement(Counting::InputThenOutput, TokenCount::new(120, 500), &Ok(r)),
+        Some(TokenCount::new(120, 500))
+    );
 }

@@ -20,18 +20,12 @@ fn whole_answer_with_function_call_and_thoughts_counted() {
     let r = parse_response(&fixture("function_call.json")).unwrap();
     assert_eq!(r.text, "I will submit my answer.");
     assert_eq!(r.tool_calls[0].name, "new_answer");
-    assert_eq!(r.tool_calls[0].id, "call_0");
+    assert!(r.tool_calls[0].id.starts_with("call_mg_"));
     assert_eq!(
         r.tool_calls[0].arguments,
         json!({"content": "Paris is the capital of France."})
     );
-    assert_eq!(
-        r.usage,
-        Some(Usage {
-            input_tokens: 310,
-            output_tokens: 35
-        })
-    );
+    assert_eq!(r.usage, Some(Usage::new(310, 35)));
     assert_eq!(r.finish_reason.as_deref(), Some("STOP"));
 }
 
@@ -163,4 +157,55 @@ fn a_thought_signature_is_kept_and_sent_back() {
             {"functionCall": {"name": "vote", "args": {"agent_id": "agent1", "reason": "r"}},
              "thoughtSignature": "c2lnbmF0dXJl"}]})
     );
+}
+
+/// A usage report that leaves out the prompt tokens does not say the prompt was free: the
+/// settlement keeps the input reservation (and takes the reported output).
+#[test]
+fn usage_without_prompt_tokens_keeps_the_input_reservation() {
+    use crate::quota::TokenCount;
+    use crate::routing::reserve::{Counting, settlement};
+
+    let raw = r#"{"candidates":[{"content":{"parts":[{"text":"hi"}]},"finishReason":"STOP"}],
+        "usageMetadata":{"candidatesTokenCount":5}}"#;
+    let r = parse_response(raw).unwrap();
+    let usage = r.usage.unwrap();
+    assert!(usage.input_unreported);
+    assert!(!usage.output_unreported);
+    assert_eq!(usage.output_tokens, 5);
+    let reserved = TokenCount::new(6_000, 4_096);
+    assert_eq!(
+        settlement(Counting::ActualUsage, reserved, &Ok(r)),
+        Some(TokenCount::new(6_000, 5))
+    );
+    // Neither output count: the output reservation stays too.
+    let raw = r#"{"candidates":[{"content":{"parts":[{"text":"hi"}]},"finishReason":"STOP"}],
+        "usageMetadata":{"promptTokenCount":5800}}"#;
+    let r = parse_response(raw).unwrap();
+    assert_eq!(
+        settlement(Counting::ActualUsage, reserved, &Ok(r)),
+        Some(TokenCount::new(5_800, 4_096))
+    );
+}
+
+/// Absurd reported counts saturate instead of overflowing.
+#[test]
+fn absurd_usage_counts_saturate() {
+    let raw = format!(
+        r#"{{"candidates":[{{"content":{{"parts":[{{"text":"hi"}}]}},"finishReason":"STOP"}}],
+        "usageMetadata":{{"promptTokenCount":{max},"candidatesTokenCount":{max},"thoughtsTokenCount":7}}}}"#,
+        max = u64::MAX
+    );
+    let usage = parse_response(&raw).unwrap().usage.unwrap();
+    assert_eq!(usage.output_tokens, u64::MAX);
+    assert_eq!(usage.total(), u64::MAX);
+}
+
+/// Gemini function calls come without ids: the same answer parsed twice (a turn and its retry)
+/// gets different ids, so the retried conversation never holds two calls with the same id.
+#[test]
+fn generated_function_call_ids_never_repeat_across_attempts() {
+    let first = parse_response(&fixture("function_call.json")).unwrap();
+    let again = parse_response(&fixture("function_call.json")).unwrap();
+    assert_ne!(first.tool_calls[0].id, again.tool_calls[0].id);
 }

@@ -23,13 +23,7 @@ fn whole_answer_with_tool_call() {
     assert_eq!(r.tool_calls[0].id, "call_q0Xk2bMGr3WcVzRuyc0pTD0B");
     assert_eq!(r.tool_calls[0].name, "vote");
     assert_eq!(r.tool_calls[0].arguments["agent_id"], "agent2");
-    assert_eq!(
-        r.usage,
-        Some(Usage {
-            input_tokens: 812,
-            output_tokens: 24
-        })
-    );
+    assert_eq!(r.usage, Some(Usage::new(812, 24)));
 }
 
 #[test]
@@ -79,8 +73,8 @@ fn stream_assembles_interleaved_tool_calls_and_usage() {
 
 #[test]
 fn unparseable_arguments_keep_the_raw_text() {
-    let c = tool_call(None, 3, "vote".into(), "{\"agent_id\": ".into());
-    assert_eq!(c.id, "call_3");
+    let c = tool_call(None, "vote".into(), "{\"agent_id\": ".into());
+    assert!(c.id.starts_with("call_mg_"), "{}", c.id);
     assert_eq!(c.arguments, Value::Null);
     assert_eq!(c.raw_arguments, "{\"agent_id\": ");
 }
@@ -141,12 +135,7 @@ fn tool_calls_and_results_go_back_as_tool_calls_and_tool_messages() {
 fn replayed_arguments_are_the_text_the_model_sent() {
     // Unparseable arguments go back exactly as they came; OpenAI keeps consecutive user
     // messages as they are.
-    let call = tool_call(
-        Some("c9".into()),
-        0,
-        "vote".into(),
-        "{\"agent_id\": ".into(),
-    );
+    let call = tool_call(Some("c9".into()), "vote".into(), "{\"agent_id\": ".into());
     let mut req = crate::provider::test_conversations::same_role_runs("gpt-4o-mini");
     req.messages = vec![
         Message::user("Q?"),
@@ -164,4 +153,42 @@ fn replayed_arguments_are_the_text_the_model_sent() {
         b["messages"][3],
         json!({"role": "tool", "tool_call_id": "c9", "content": "ok"})
     );
+}
+
+/// A server that sends tool calls without ids, answering a turn and its retry alike: every
+/// generated id differs, within one answer, between the whole and the streamed form, and across
+/// attempts, so a conversation never holds two calls (or two results) with the same id.
+#[test]
+fn generated_tool_call_ids_never_repeat_across_attempts() {
+    let raw = r#"{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[
+        {"type":"function","function":{"name":"vote","arguments":"{}"}},
+        {"type":"function","function":{"name":"new_answer","arguments":"{}"}}]},
+        "finish_reason":"tool_calls"}]}"#;
+    let sse = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,",
+        "\"type\":\"function\",\"function\":{\"name\":\"vote\",\"arguments\":\"{}\"}}]}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let mut ids = Vec::new();
+    for _attempt in 0..2 {
+        let r = parse_response(raw).unwrap();
+        ids.extend(r.tool_calls.into_iter().map(|c| c.id));
+        let mut parser = SseParser::new();
+        let mut asm = StreamAssembler::default();
+        for event in parser.push(sse.as_bytes()) {
+            asm.push(&event, None).unwrap();
+        }
+        ids.extend(
+            asm.finish(None)
+                .unwrap()
+                .tool_calls
+                .into_iter()
+                .map(|c| c.id),
+        );
+    }
+    assert_eq!(ids.len(), 6);
+    let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+    assert!(ids.iter().all(|id| id.starts_with("call_mg_")), "{ids:?}");
 }

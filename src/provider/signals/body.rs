@@ -193,7 +193,10 @@ fn read_gemini_details(details: &[Value], facts: &mut BodyFacts) {
                 } else {
                     continue;
                 };
-                let dimension = if id.contains("Token") {
+                // Gemini's TPM counts input tokens (`...InputTokensPerModelPerMinute...`).
+                let dimension = if id.contains("InputToken") {
+                    Dimension::InputTokens
+                } else if id.contains("Token") {
                     Dimension::Tokens
                 } else {
                     Dimension::Requests
@@ -238,6 +241,21 @@ mod tests {
         );
         assert_eq!(w("on tokens per fortnight"), None);
         assert_eq!(w("Limit 5"), None);
+    }
+
+    /// Gemini's TPM counts input tokens: its quota id teaches an input-token limit, not one
+    /// on input plus output.
+    #[test]
+    fn gemini_input_token_quota_teaches_input_tokens() {
+        let body = r#"{"error":{"code":429,"message":"x","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateContentInputTokensPerModelPerMinute-FreeTier","quotaValue":"250000"},{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier","quotaValue":"10"}]}]}}"#;
+        let f = parse(body);
+        assert_eq!(
+            f.learned,
+            vec![
+                Limit::new(Dimension::InputTokens, 250_000, Duration::from_secs(60)).unwrap(),
+                Limit::new(Dimension::Requests, 10, Duration::from_secs(60)).unwrap(),
+            ]
+        );
     }
 
     #[test]

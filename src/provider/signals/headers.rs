@@ -196,49 +196,45 @@ fn x_ratelimit(headers: &HeaderMap, requests_period: Duration) -> HeaderLimits {
     out
 }
 
-/// Anthropic `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-*` (per minute,
-/// resets as RFC 3339 times). Input-only and output-only token limits count a part of the
-/// tokens, so they are reported as remaining capacity (the lowest one, when no combined
-/// `tokens` header came) but never learned as a limit on all tokens.
+/// Anthropic `anthropic-ratelimit-{requests,input-tokens,output-tokens,tokens}-*` (per minute,
+/// resets as RFC 3339 times). Requests, input tokens and output tokens are each a limit of their
+/// own dimension (RPM, ITPM, OTPM). The combined `tokens-*` headers describe whichever of the
+/// token limits is the most restrictive at the moment (usually the OTPM), not a limit on input
+/// plus output. They say nothing the input and output headers do not, so they are read only when
+/// those are absent, and then without a limit: they teach nothing and seed nothing, and only a
+/// `remaining` of 0 cools the scope down.
 fn anthropic(headers: &HeaderMap, now: DateTime<Utc>) -> HeaderLimits {
     let mut out = HeaderLimits::default();
-    let read = |kind: &str| -> Option<Remaining> {
-        let remaining = header_u64(headers, &format!("anthropic-ratelimit-{kind}-remaining"))?;
-        let limit = header_limit(headers, &format!("anthropic-ratelimit-{kind}-limit"));
+    for (dimension, kind) in [
+        (Dimension::Requests, "requests"),
+        (Dimension::InputTokens, "input-tokens"),
+        (Dimension::OutputTokens, "output-tokens"),
+        (Dimension::Tokens, "tokens"),
+    ] {
+        let Some(remaining) = header_u64(headers, &format!("anthropic-ratelimit-{kind}-remaining"))
+        else {
+            continue;
+        };
+        if dimension == Dimension::Tokens && out.remaining.iter().any(|r| r.dimension.is_tokens()) {
+            continue;
+        }
+        let limit = match dimension {
+            Dimension::Tokens => None,
+            _ => header_limit(headers, &format!("anthropic-ratelimit-{kind}-limit")),
+        };
         let reset_after = header(headers, &format!("anthropic-ratelimit-{kind}-reset"))
             .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
             .map(|at| until(at.with_timezone(&Utc), now));
-        let dimension = if kind == "requests" {
-            Dimension::Requests
-        } else {
-            Dimension::Tokens
-        };
-        Some(Remaining {
-            dimension,
-            limit,
-            remaining,
-            reset_after,
-            period: Some(MINUTE),
-        })
-    };
-    for kind in ["requests", "tokens"] {
-        if let Some(r) = read(kind) {
-            push(&mut out, r);
-        }
-    }
-    if !out
-        .remaining
-        .iter()
-        .any(|r| r.dimension == Dimension::Tokens)
-    {
-        let partial = ["input-tokens", "output-tokens"]
-            .into_iter()
-            .filter_map(read)
-            .min_by_key(|r| r.remaining);
-        if let Some(mut r) = partial {
-            r.limit = None;
-            out.remaining.push(r);
-        }
+        push(
+            &mut out,
+            Remaining {
+                dimension,
+                limit,
+                remaining,
+                reset_after,
+                period: Some(MINUTE),
+            },
+        );
     }
     out
 }
@@ -380,16 +376,47 @@ mod tests {
             ("anthropic-ratelimit-output-tokens-remaining", "7000"),
             (
                 "anthropic-ratelimit-output-tokens-reset",
-                "2025-06-01T12:00:05Z",
+                "2025-06-01T12:00:08Z",
             ),
+            ("anthropic-ratelimit-tokens-limit", "8000"),
+            ("anthropic-ratelimit-tokens-remaining", "7000"),
+            ("anthropic-ratelimit-tokens-reset", "2025-06-01T12:00:08Z"),
         ]);
         let got = limits(Dialect::Anthropic, &h, now());
-        assert_eq!(got.learned, vec![Limit::rpm(50.try_into().unwrap())]);
-        assert_eq!(got.remaining.len(), 2);
+        assert_eq!(
+            got.learned,
+            vec![
+                Limit::rpm(50.try_into().unwrap()),
+                Limit::new(Dimension::InputTokens, 40000, MINUTE).unwrap(),
+                Limit::new(Dimension::OutputTokens, 8000, MINUTE).unwrap(),
+            ]
+        );
+        assert_eq!(got.remaining.len(), 3);
         assert_eq!(got.remaining[0].reset_after, Some(Duration::from_secs(1)));
-        assert_eq!(got.remaining[1].dimension, Dimension::Tokens);
-        assert_eq!(got.remaining[1].remaining, 7000);
-        assert_eq!(got.remaining[1].reset_after, Some(Duration::from_secs(5)));
+        assert_eq!(got.remaining[1].dimension, Dimension::InputTokens);
+        assert_eq!(got.remaining[1].remaining, 39000);
+        assert_eq!(got.remaining[2].dimension, Dimension::OutputTokens);
+        assert_eq!(got.remaining[2].remaining, 7000);
+        assert_eq!(got.remaining[2].reset_after, Some(Duration::from_secs(8)));
         assert!(limits(Dialect::Gemini, &h, now()).is_empty());
+    }
+
+    /// The combined `tokens-*` headers name the most restrictive token limit of the moment
+    /// (here the OTPM), not a limit on input plus output: they are reported without a limit.
+    #[test]
+    fn anthropic_combined_tokens_teach_no_limit() {
+        let h = map(&[
+            ("anthropic-ratelimit-tokens-limit", "8000"),
+            ("anthropic-ratelimit-tokens-remaining", "0"),
+            ("anthropic-ratelimit-tokens-reset", "2025-06-01T12:00:07Z"),
+        ]);
+        let got = limits(Dialect::Anthropic, &h, now());
+        assert!(got.learned.is_empty(), "{:?}", got.learned);
+        assert_eq!(got.remaining.len(), 1);
+        let r = &got.remaining[0];
+        assert_eq!(r.dimension, Dimension::Tokens);
+        assert_eq!(r.limit, None);
+        assert_eq!(r.remaining, 0);
+        assert_eq!(r.reset_after, Some(Duration::from_secs(7)));
     }
 }

@@ -116,10 +116,10 @@ impl SimulatedProvider {
             }
             None => self.choose_tool(request, question, &mut rng, call, &mut response),
         }
-        response.usage = Some(Usage {
-            input_tokens: approx_tokens(request),
-            output_tokens: u64::from(self.settings.output_tokens),
-        });
+        response.usage = Some(Usage::new(
+            approx_tokens(request),
+            u64::from(self.settings.output_tokens),
+        ));
         Ok(response)
     }
 
