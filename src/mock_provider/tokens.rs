@@ -81,6 +81,14 @@ impl Tokenizer {
     }
 }
 
+/// Builds both tokenizers now (blocking work, once per process): [`super::serve`] does it on
+/// tokio's blocking pool before it listens, so a request's arrival is never stamped late by
+/// the time a tokenizer takes to build (hundreds of milliseconds in a debug build).
+pub fn build_tokenizers() {
+    o200k();
+    cl100k();
+}
+
 fn o200k() -> Option<&'static CoreBPE> {
     static BPE: OnceLock<Option<CoreBPE>> = OnceLock::new();
     BPE.get_or_init(|| tiktoken_rs::o200k_base().ok()).as_ref()
