@@ -298,6 +298,8 @@ async fn stats_endpoint_serves_json() {
 mod conversation;
 #[path = "providers/fidelity.rs"]
 mod fidelity;
+#[path = "providers/massgen_corpus.rs"]
+mod massgen_corpus;
 #[path = "providers/massgen_team.rs"]
 mod massgen_team;
 #[path = "providers/options.rs"]

@@ -208,11 +208,13 @@ impl Drop for MockServerHandle {
     }
 }
 
-/// Starts the mock server on `opts.listen` (port 0 picks one) and returns at once.
+/// Starts the mock server on `opts.listen` (port 0 picks one) and returns once it listens (the
+/// first start in a process also builds the tokenizers the mock counts with).
 pub async fn serve(opts: MockOptions) -> std::io::Result<MockServerHandle> {
-    // A provider stamps a request when it arrives; building a tokenizer on the first request
-    // would stamp it a quarter of a second late (and shift its window), so build them now.
-    let _ = tokio::task::spawn_blocking(super::tokens::warm_up).await;
+    // Requests are stamped after they are counted: count with tokenizers built beforehand.
+    tokio::task::spawn_blocking(super::tokens::build_tokenizers)
+        .await
+        .map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {

@@ -24,11 +24,6 @@ use tiktoken_rs::CoreBPE;
 
 use super::convo::{MockDialect, MockRequest, Part};
 
-/// Builds both BPE tokenizers (a fraction of a second each, once per process).
-pub fn warm_up() {
-    let _ = (o200k(), cl100k());
-}
-
 /// Tokens OpenAI's chat format adds per message (role and separators).
 pub const OPENAI_PER_MESSAGE: u64 = 3;
 
@@ -84,6 +79,14 @@ impl Tokenizer {
             None => u64::try_from(text.len()).unwrap_or(u64::MAX),
         }
     }
+}
+
+/// Builds both tokenizers now (blocking work, once per process): [`super::serve`] does it on
+/// tokio's blocking pool before it listens, so a request's arrival is never stamped late by
+/// the time a tokenizer takes to build (hundreds of milliseconds in a debug build).
+pub fn build_tokenizers() {
+    o200k();
+    cl100k();
 }
 
 fn o200k() -> Option<&'static CoreBPE> {

@@ -65,21 +65,28 @@ impl TokenCounter {
         }
     }
 
-    /// Builds this counter's tokenizer now (a fraction of a second, once per process), so the
-    /// first request's estimate does not wait for it.
-    pub fn warm_up(self) {
-        let _ = match self {
-            TokenCounter::O200k => o200k(),
-            TokenCounter::Cl100k | TokenCounter::UpperBound => cl100k(),
-        };
-    }
-
     fn index(self) -> usize {
         match self {
             TokenCounter::O200k => 0,
             TokenCounter::Cl100k => 1,
             TokenCounter::UpperBound => 2,
         }
+    }
+
+    /// Whether this counter's tokenizer is built (counting will not block to build it).
+    pub fn is_ready(self) -> bool {
+        match self {
+            TokenCounter::O200k => O200K.get().is_some(),
+            TokenCounter::Cl100k | TokenCounter::UpperBound => CL100K.get().is_some(),
+        }
+    }
+
+    /// Builds this counter's tokenizer if it is not built yet: blocking work (see [`warm`]).
+    pub fn build(self) {
+        match self {
+            TokenCounter::O200k => o200k(),
+            TokenCounter::Cl100k | TokenCounter::UpperBound => cl100k(),
+        };
     }
 
     /// Tokens in `text`, uncached.
@@ -165,14 +172,35 @@ fn uses_o200k(model: &str) -> bool {
     })
 }
 
+static CL100K: OnceLock<Option<CoreBPE>> = OnceLock::new();
+static O200K: OnceLock<Option<CoreBPE>> = OnceLock::new();
+
 fn cl100k() -> Option<&'static CoreBPE> {
-    static BPE: OnceLock<Option<CoreBPE>> = OnceLock::new();
-    BPE.get_or_init(|| tiktoken_rs::cl100k_base().ok()).as_ref()
+    CL100K
+        .get_or_init(|| tiktoken_rs::cl100k_base().ok())
+        .as_ref()
 }
 
 fn o200k() -> Option<&'static CoreBPE> {
-    static BPE: OnceLock<Option<CoreBPE>> = OnceLock::new();
-    BPE.get_or_init(|| tiktoken_rs::o200k_base().ok()).as_ref()
+    O200K
+        .get_or_init(|| tiktoken_rs::o200k_base().ok())
+        .as_ref()
+}
+
+/// Builds the tokenizers of `counters` that are not built yet on tokio's blocking pool. A
+/// tokenizer is built once per process and takes tens of milliseconds to build (hundreds in a
+/// debug build): built inside an async task, it would stall a runtime worker, and with it the
+/// requests of other agents that already hold quota permits, so they would reach the provider
+/// later than the supervisor granted them. A run warms its agents' counters before any of them
+/// asks for a permit.
+pub async fn warm(counters: impl IntoIterator<Item = TokenCounter>) {
+    let cold: Vec<TokenCounter> = counters.into_iter().filter(|c| !c.is_ready()).collect();
+    if cold.is_empty() {
+        return;
+    }
+    // Should the blocking pool fail, the first count builds the tokenizer, as before.
+    let _ =
+        tokio::task::spawn_blocking(move || cold.into_iter().for_each(TokenCounter::build)).await;
 }
 
 /// Exact with the tokenizer; if it could not be built, an upper bound of one token per byte.
@@ -445,5 +473,19 @@ mod tests {
                 "{counter:?}: {estimate} vs {exact}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn warming_builds_the_tokenizers_a_run_will_count_with() {
+        warm([TokenCounter::O200k, TokenCounter::UpperBound]).await;
+        for counter in [
+            TokenCounter::O200k,
+            TokenCounter::Cl100k,
+            TokenCounter::UpperBound,
+        ] {
+            assert!(counter.is_ready(), "{counter:?}");
+        }
+        // Warming what is ready is free: nothing goes to the blocking pool.
+        warm([TokenCounter::O200k]).await;
     }
 }

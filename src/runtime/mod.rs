@@ -142,9 +142,6 @@ impl Runtime {
         if let Some(dup) = ids.iter().find(|id| !seen.insert(id.as_str())) {
             return Err(RuntimeError::DuplicateAgent(dup.clone()));
         }
-        if options.rate_limit {
-            warm_up_tokenizers(&team, &providers);
-        }
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let quota = match (&options.quota, options.rate_limit) {
             (Some(q), true) => Some(q.clone()),
@@ -376,26 +373,6 @@ impl Runtime {
             _ => Ok(None),
         }
     }
-}
-
-/// Builds the tokenizers the team's estimates need on a thread of their own, so the first
-/// request of the first run does not wait a fraction of a second for them after `run` starts.
-fn warm_up_tokenizers(team: &TeamConfig, providers: &HashMap<String, Arc<dyn Provider>>) {
-    let mut counters: Vec<crate::routing::estimate::TokenCounter> = team
-        .agents
-        .iter()
-        .filter_map(|a| {
-            let p = providers.get(&a.id)?;
-            Some(crate::routing::estimate::TokenCounter::for_model(
-                p.name(),
-                &a.backend.model,
-            ))
-        })
-        .collect();
-    counters.dedup();
-    let _ = std::thread::Builder::new()
-        .name("massgen-tokenizers".to_owned())
-        .spawn(move || counters.into_iter().for_each(|c| c.warm_up()));
 }
 
 /// The status word of a run that ended without an answer.

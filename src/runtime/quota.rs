@@ -14,6 +14,7 @@ use super::{LimitsSource, RunError};
 use crate::agent::events::{AgentState, Emitter, RunEvent};
 use crate::config::{AgentConfig, ModelLimits, TeamConfig};
 use crate::quota::{ScopeId, ScopeKind};
+use crate::routing::estimate::TokenCounter;
 use crate::routing::{QuotaRoute, Route};
 use crate::supervisor::{QuotaEvent, QuotaHandle};
 
@@ -103,6 +104,15 @@ pub async fn attach(
             output_cap: Some(output_cap(&model_limits, provider, limits)),
         });
     }
+    // Counting a prompt must never stall a worker to build a tokenizer once permits are out.
+    let counters: Vec<TokenCounter> = team
+        .agents
+        .iter()
+        .zip(routes.iter())
+        .filter(|(_, route)| route.quota.is_some())
+        .map(|(agent, route)| TokenCounter::for_model(route.provider.name(), &agent.backend.model))
+        .collect();
+    crate::routing::estimate::warm(counters).await;
     let scope_names: HashSet<String> = scopes_seen.iter().map(|s| s.to_string()).collect();
     let mut rx = handle.subscribe();
     let emitter = emitter.clone();
