@@ -235,13 +235,14 @@ fn model(body: &Value) -> Result<String, String> {
         .ok_or_else(|| "missing `model`".to_owned())
 }
 
-/// OpenAI's reasoning models (o1, o3, o4 and gpt-5 families), which refuse `max_tokens`.
+/// OpenAI's reasoning models (o1, o3, o4 and gpt-5 families) as OpenAI's own API names them,
+/// which refuse `max_tokens`. A name behind a router's prefix (`openai/gpt-5-mini`) is a router's,
+/// and routers take `max_tokens` for every model.
 fn reasoning_model(model: &str) -> bool {
-    let m = model
-        .rsplit('/')
-        .next()
-        .unwrap_or(model)
-        .to_ascii_lowercase();
+    if model.contains('/') {
+        return false;
+    }
+    let m = model.to_ascii_lowercase();
     ["o1", "o3", "o4", "gpt-5"].iter().any(|p| {
         m.strip_prefix(p)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with(['-', '.']))

@@ -56,7 +56,7 @@ impl OpenAiCompatible {
             headers.insert(AUTHORIZATION, super::http::key_header(key, "Bearer ")?);
         }
         let mut body = request_body(request);
-        if self.name == "openai" {
+        if self.name == "openai" || self.endpoint.contains("://api.openai.com/") {
             completion_cap(&mut body);
         }
         let answer = post_json(&self.client, self.dialect, &self.endpoint, headers, &body).await?;
@@ -121,9 +121,10 @@ fn wire_message(m: &Message) -> Value {
     }
 }
 
-/// OpenAI's own API takes the output cap as `max_completion_tokens` (its reasoning models
-/// refuse `max_tokens` with a 400; every other model takes both); other OpenAI-compatible servers
-/// keep `max_tokens`, which they all read.
+/// OpenAI's own API (the `openai` backend, or any backend whose base URL is OpenAI's) takes the
+/// output cap as `max_completion_tokens` (its reasoning models refuse `max_tokens` with a 400;
+/// every other model takes both); other OpenAI-compatible servers keep `max_tokens`, which they
+/// all read.
 pub fn completion_cap(body: &mut Value) {
     if let Some(cap) = body.as_object_mut().and_then(|o| o.remove("max_tokens")) {
         body["max_completion_tokens"] = cap;
