@@ -182,7 +182,22 @@ impl Drop for AgentHandle {
 struct TurnState {
     board: Arc<AnswerBoard>,
     rejected: Vec<Rejected>,
-    builds: std::collections::VecDeque<(Vec<Message>, Arc<AnswerBoard>)>,
+    builds: std::collections::VecDeque<(u64, Arc<AnswerBoard>)>,
+}
+
+/// A fingerprint of a conversation, to tell which of a turn's builds was sent.
+fn fingerprint(messages: &[Message]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for m in messages {
+        m.content.hash(&mut h);
+        m.tool_calls.len().hash(&mut h);
+        for c in &m.tool_calls {
+            c.id.hash(&mut h);
+            c.raw_arguments.hash(&mut h);
+        }
+    }
+    h.finish()
 }
 
 /// Builds remembered per turn: the one routing may fall back to and the latest.
@@ -202,13 +217,14 @@ impl TurnState {
             self.builds.pop_front();
         }
         self.builds
-            .push_back((messages.to_vec(), Arc::clone(&board)));
+            .push_back((fingerprint(messages), Arc::clone(&board)));
         self.board = board;
     }
 
     /// Makes `board` the one `sent` was built from.
     fn sent(&mut self, sent: &ChatRequest) {
-        if let Some((_, board)) = self.builds.iter().rev().find(|(m, _)| *m == sent.messages) {
+        let sent = fingerprint(&sent.messages);
+        if let Some((_, board)) = self.builds.iter().rev().find(|(f, _)| *f == sent) {
             self.board = Arc::clone(board);
         }
     }

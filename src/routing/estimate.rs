@@ -268,33 +268,29 @@ pub fn estimate_input(request: &ChatRequest, counter: TokenCounter) -> u64 {
 }
 
 fn message_tokens(m: &crate::provider::Message, counter: TokenCounter) -> u64 {
-    let Ok(serde_json::Value::Object(mut fields)) = serde_json::to_value(m) else {
-        // A message that does not serialize to an object: count its debug form, which holds
-        // every field.
-        return counter.estimate_text(&format!("{m:?}"));
-    };
-    fields.remove("role");
-    let content = match fields.remove("content") {
-        Some(serde_json::Value::String(s)) => counter.estimate_text(&s),
-        Some(serde_json::Value::Null) | None => 0,
-        Some(other) => counter.count_cached(&other.to_string()),
-    };
-    fields.retain(|_, v| !is_empty_value(v));
-    let rest = if fields.is_empty() {
+    // Every field is named here, so a field added to `Message` must be counted to compile.
+    let crate::provider::Message {
+        role: _,
+        content,
+        tool_calls,
+        tool_result,
+    } = m;
+    // The text line by line through the cache (prompts repeat answers line by line); tool calls
+    // and results as the JSON they travel as.
+    let calls = if tool_calls.is_empty() {
         0
     } else {
-        counter.count_cached(&serde_json::Value::Object(fields).to_string())
+        json_tokens(tool_calls, counter)
     };
-    content + rest
+    let result = tool_result.as_ref().map_or(0, |r| json_tokens(r, counter));
+    counter.estimate_text(content) + calls + result
 }
 
-fn is_empty_value(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Null => true,
-        serde_json::Value::Array(a) => a.is_empty(),
-        serde_json::Value::Object(o) => o.is_empty(),
-        serde_json::Value::String(s) => s.is_empty(),
-        _ => false,
+/// Tokens of `value` as compact JSON (its debug form if it does not serialize: every field).
+fn json_tokens<T: serde::Serialize + std::fmt::Debug>(value: &T, counter: TokenCounter) -> u64 {
+    match serde_json::to_string(value) {
+        Ok(s) => counter.count_cached(&s),
+        Err(_) => counter.estimate_text(&format!("{value:?}")),
     }
 }
 
