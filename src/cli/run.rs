@@ -380,15 +380,7 @@ async fn shutdown_signal() {
 /// printed as if the run had finished; `final_answer.md` in the run directory holds it.
 fn report_interrupted(args: &RunArgs, question: &str, outcome: &RunOutcome) -> u8 {
     if args.automation {
-        let _ = print_stdout(&render(&AutomationReport {
-            log_dir: None,
-            status: outcome.status.as_str(),
-            question,
-            winner: outcome.winner.as_deref(),
-            answer_file: outcome.answer_file.as_deref(),
-            duration: outcome.duration,
-            answer: &outcome.final_answer,
-        }));
+        let _ = print_stdout(&automation_text(question, outcome));
     }
     let winner = outcome.winner.as_deref().unwrap_or("no agent");
     match &outcome.answer_file {
@@ -399,6 +391,20 @@ fn report_interrupted(args: &RunArgs, question: &str, outcome: &RunOutcome) -> u
         None => eprintln!("interrupted: the best answer so far was {winner}'s"),
     }
     EXIT_INTERRUPTED
+}
+
+/// MassGen's `--automation` lines for a run that produced an answer.
+fn automation_text(question: &str, outcome: &RunOutcome) -> String {
+    render(&AutomationReport {
+        // LOG_DIR: was printed when the run started, as MassGen does.
+        log_dir: None,
+        status: outcome.status.as_str(),
+        question,
+        winner: outcome.winner.as_deref(),
+        answer_file: outcome.answer_file.as_deref(),
+        duration: outcome.duration,
+        answer: &outcome.final_answer,
+    })
 }
 
 fn report_success(args: &RunArgs, question: &str, outcome: &RunOutcome) -> u8 {
@@ -417,16 +423,7 @@ fn report_success(args: &RunArgs, question: &str, outcome: &RunOutcome) -> u8 {
         }
     }
     let text = if args.automation {
-        render(&AutomationReport {
-            // LOG_DIR: was printed when the run started, as MassGen does.
-            log_dir: None,
-            status: outcome.status.as_str(),
-            question,
-            winner: outcome.winner.as_deref(),
-            answer_file: outcome.answer_file.as_deref(),
-            duration: outcome.duration,
-            answer: &outcome.final_answer,
-        })
+        automation_text(question, outcome)
     } else {
         format!("{}\n", outcome.final_answer.trim_end())
     };

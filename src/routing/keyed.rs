@@ -86,12 +86,6 @@ where
                     }
                     Err(error) => {
                         if let Some(lower) = reserve::fitting_cap(own_cap, &request, &error) {
-                            tracing::info!(
-                                requester = %route.requester,
-                                cap = lower,
-                                %error,
-                                "lowering the output cap of this call so it fits"
-                            );
                             ceiling = Some(lower);
                             continue;
                         }

@@ -230,12 +230,6 @@ where
             Ok(None) => (granted, None),
             Err(error) => {
                 if let Some(lower) = reserve::fitting_cap(own_cap, &granted, &error) {
-                    tracing::info!(
-                        requester = %route.requester,
-                        cap = lower,
-                        %error,
-                        "lowering the output cap of this call so it fits"
-                    );
                     ceiling = Some(lower);
                     continue;
                 }

@@ -69,6 +69,16 @@ pub fn fitting_cap(
     granted: &ChatRequest,
     error: &crate::supervisor::AcquireError,
 ) -> Option<u32> {
+    let lower = fitting_cap_of(own_cap, granted, error)?;
+    tracing::info!(cap = lower, %error, "lowering the output cap of this call so it fits");
+    Some(lower)
+}
+
+fn fitting_cap_of(
+    own_cap: Option<u32>,
+    granted: &ChatRequest,
+    error: &crate::supervisor::AcquireError,
+) -> Option<u32> {
     if own_cap.is_some() {
         return None;
     }
