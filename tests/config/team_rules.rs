@@ -114,6 +114,7 @@ fn defaults_when_sections_are_absent() {
         team.timeouts.orchestrator_timeout,
         Duration::from_secs(1800)
     );
+    assert_eq!(team.timeouts.call_timeout, Duration::from_secs(300));
     assert_eq!(team.ui.display_type, DisplayType::Rich);
     assert!(team.ui.logging_enabled);
     assert_eq!(team.rate_limit.enabled, None);
@@ -156,6 +157,7 @@ orchestrator:
   fairness_lead_cap_answers: 2
 timeout_settings:
   orchestrator_timeout_seconds: 90
+  call_timeout_seconds: 45
   initial_round_timeout_seconds: 30
 ui: {display_type: simple, logging_enabled: false}
 enable_rate_limit: true
@@ -186,6 +188,7 @@ rate_limit: {enable_rate_limit: true, limits_file: mine.yaml, acquire_timeout_se
     );
     assert!(team.orchestrator.skip_final_presentation);
     assert_eq!(team.timeouts.orchestrator_timeout, Duration::from_secs(90));
+    assert_eq!(team.timeouts.call_timeout, Duration::from_secs(45));
     assert_eq!(team.ui.display_type, DisplayType::Simple);
     assert!(!team.ui.logging_enabled);
     assert_eq!(team.rate_limit.enabled, Some(true));
