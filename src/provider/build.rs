@@ -41,13 +41,8 @@ pub fn build_provider_with(
         }
         BackendKind::Gemini => Arc::new(Gemini::new(base_url, client)),
         BackendKind::Claude => Arc::new(Anthropic::new(base_url, client)),
-        BackendKind::Groq => Arc::new(OpenAiCompatible::new(
-            kind.as_str(),
-            base_url,
-            Dialect::Groq,
-            client,
-        )),
-        BackendKind::ChatCompletion
+        BackendKind::Groq
+        | BackendKind::ChatCompletion
         | BackendKind::OpenAi
         | BackendKind::Together
         | BackendKind::OpenRouter
@@ -65,10 +60,21 @@ pub fn build_provider_with(
         | BackendKind::Poe => Arc::new(OpenAiCompatible::new(
             kind.as_str(),
             base_url,
-            Dialect::OpenAi,
+            openai_dialect(kind, base_url),
             client,
         )),
     })
+}
+
+/// The rate-limit dialect of an OpenAI-compatible endpoint: Groq's (requests per day) for the
+/// `groq` type and for a generic `chatcompletion` endpoint on Groq's host, OpenAI's otherwise.
+pub fn openai_dialect(kind: BackendKind, base_url: &str) -> Dialect {
+    let on_groq = BackendKind::chatcompletion_key_env(base_url).0 == "GROQ_API_KEY";
+    match kind {
+        BackendKind::Groq => Dialect::Groq,
+        BackendKind::ChatCompletion if on_groq => Dialect::Groq,
+        _ => Dialect::OpenAi,
+    }
 }
 
 /// The rate-limit dialect of a backend kind (which headers and bodies it sends).
@@ -78,5 +84,25 @@ pub fn dialect_of(kind: BackendKind) -> Dialect {
         BackendKind::Claude => Dialect::Anthropic,
         BackendKind::Groq => Dialect::Groq,
         _ => Dialect::OpenAi,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generic_endpoint_on_groqs_host_reads_groqs_headers() {
+        let groq = "https://api.groq.com/openai/v1";
+        assert_eq!(openai_dialect(BackendKind::Groq, groq), Dialect::Groq);
+        assert_eq!(
+            openai_dialect(BackendKind::ChatCompletion, groq),
+            Dialect::Groq
+        );
+        assert_eq!(
+            openai_dialect(BackendKind::ChatCompletion, "http://127.0.0.1:8000/v1"),
+            Dialect::OpenAi
+        );
+        assert_eq!(openai_dialect(BackendKind::OpenAi, groq), Dialect::OpenAi);
     }
 }

@@ -173,7 +173,7 @@ pub fn request_body(request: &ChatRequest) -> Value {
     if let Some(m) = request.max_tokens {
         config.insert("maxOutputTokens".into(), json!(m));
     }
-    write_options(&mut config, &request.options);
+    write_options(&mut config, &request.options, request.max_tokens);
     if !config.is_empty() {
         body["generationConfig"] = Value::Object(config);
     }
@@ -193,8 +193,14 @@ pub fn thinking_budget(effort: &str) -> Option<u32> {
 }
 
 /// Writes the pass-through options `generationConfig` takes: `topP`, `topK`, and a reasoning
-/// effort as `thinkingConfig.thinkingBudget`.
-fn write_options(config: &mut serde_json::Map<String, Value>, o: &super::RequestOptions) {
+/// effort as `thinkingConfig.thinkingBudget`. Gemini counts thinking within `maxOutputTokens`,
+/// so the budget is kept to half of the cap when a cap is sent: a budget as large as the cap
+/// could spend it all on thinking and leave no answer (no tool call, a wasted turn).
+fn write_options(
+    config: &mut serde_json::Map<String, Value>,
+    o: &super::RequestOptions,
+    cap: Option<u32>,
+) {
     if let Some(p) = o.top_p {
         config.insert("topP".into(), json!(p));
     }
@@ -202,6 +208,7 @@ fn write_options(config: &mut serde_json::Map<String, Value>, o: &super::Request
         config.insert("topK".into(), json!(k));
     }
     if let Some(budget) = o.reasoning_effort.as_deref().and_then(thinking_budget) {
+        let budget = cap.map_or(budget, |c| budget.min(c / 2));
         config.insert("thinkingConfig".into(), json!({"thinkingBudget": budget}));
     }
 }

@@ -86,8 +86,16 @@ fn gemini_takes_them_in_generation_config() {
             "maxOutputTokens": 64,
             "topP": 0.5,
             "topK": 40,
-            "thinkingConfig": {"thinkingBudget": 24576},
+            // "high" is 24576, but thinking counts within the cap: half of it is left to the
+            // answer.
+            "thinkingConfig": {"thinkingBudget": 32},
         })
+    );
+    let mut uncapped = request(every_option());
+    uncapped.max_tokens = None;
+    assert_eq!(
+        gemini::request_body(&uncapped)["generationConfig"]["thinkingConfig"],
+        json!({"thinkingBudget": 24576})
     );
     for absent in [
         "verbosity",
