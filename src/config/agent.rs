@@ -155,7 +155,7 @@ fn backend(
             ),
         ));
     };
-    let options = options(doc, path, kind, &mut raw, diags)?;
+    let options = options(doc, path, kind, &mut raw, diags);
     let model = raw.model.unwrap_or_default();
     if model.trim().is_empty() {
         return Err(doc.error(

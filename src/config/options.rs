@@ -76,32 +76,35 @@ pub(crate) fn options(
     kind: BackendKind,
     raw: &mut RawBackend,
     diags: &mut Diagnostics<'_>,
-) -> Result<RequestOptions, ConfigError> {
+) -> RequestOptions {
+    // Every bad value is reported (the file's other problems too); a bad option is left unset.
     let mut o = RequestOptions::default();
     if let Some(p) = raw.top_p.take() {
-        if !(0.0..=1.0).contains(&p) {
-            return Err(doc.error(
+        if (0.0..=1.0).contains(&p) {
+            o.top_p = Some(p as f32);
+        } else {
+            diags.error(doc.error(
                 &path.key("top_p"),
                 format!("{p} is out of range: top_p is 0.0 to 1.0"),
             ));
         }
-        o.top_p = Some(p as f32);
     }
     if let Some(k) = raw.top_k.take() {
-        let k = u32::try_from(k).ok().filter(|k| *k >= 1).ok_or_else(|| {
-            doc.error(
+        match u32::try_from(k).ok().filter(|k| *k >= 1) {
+            Some(k) => o.top_k = Some(k),
+            None => diags.error(doc.error(
                 &path.key("top_k"),
                 format!("{k} is not valid: top_k is a whole number from 1 up"),
-            )
-        })?;
-        o.top_k = Some(k);
+            )),
+        }
     }
     let (effort, effort_key) = match (raw.reasoning.take(), raw.reasoning_effort.take()) {
         (Some(_), Some(_)) => {
-            return Err(doc.error(
+            diags.error(doc.error(
                 &path.key("reasoning_effort"),
                 "give either `reasoning: {effort: ...}` or `reasoning_effort`, not both",
             ));
+            (None, path.key("reasoning_effort"))
         }
         (Some(r), None) => {
             if r.summary.is_some() {
@@ -115,28 +118,34 @@ pub(crate) fn options(
         }
         (None, e) => (e, path.key("reasoning_effort")),
     };
-    o.reasoning_effort = word(doc, &effort_key, effort, &EFFORTS)?;
+    o.reasoning_effort = diags
+        .take(word(doc, &effort_key, effort, &EFFORTS))
+        .flatten();
     let verbosity = match (raw.text.take(), raw.verbosity.take()) {
         (Some(_), Some(_)) => {
-            return Err(doc.error(
+            diags.error(doc.error(
                 &path.key("verbosity"),
                 "give either `text: {verbosity: ...}` or `verbosity`, not both",
             ));
+            (None, path.key("verbosity"))
         }
         (Some(t), None) => (t.verbosity, path.key("text").key("verbosity")),
         (None, v) => (v, path.key("verbosity")),
     };
-    o.verbosity = word(doc, &verbosity.1, verbosity.0, &VERBOSITY)?;
+    o.verbosity = diags
+        .take(word(doc, &verbosity.1, verbosity.0, &VERBOSITY))
+        .flatten();
     o.parallel_tool_calls = raw.parallel_tool_calls.take();
     o.betas = raw.betas.take().unwrap_or_default();
     if let Some(v) = raw.chat_template_kwargs.take() {
-        o.chat_template_kwargs = Some(json_map(doc, &path.key("chat_template_kwargs"), v)?);
+        o.chat_template_kwargs = diags.take(json_map(doc, &path.key("chat_template_kwargs"), v));
     }
     if let Some(v) = raw.extra_body.take() {
-        let value = json_map(doc, &path.key("extra_body"), v)?;
-        if let serde_json::Value::Object(map) = value {
-            if let Some(key) = map.keys().find(|k| COUNTED_KEYS.contains(&k.as_str())) {
-                return Err(doc.error(
+        if let Some(serde_json::Value::Object(map)) =
+            diags.take(json_map(doc, &path.key("extra_body"), v))
+        {
+            match map.keys().find(|k| COUNTED_KEYS.contains(&k.as_str())) {
+                Some(key) => diags.error(doc.error(
                     &path.key("extra_body").key(key),
                     format!(
                         "`{key}` cannot go through extra_body: it changes what the provider \
@@ -144,13 +153,13 @@ pub(crate) fn options(
                          reservation could not cover it; set the cap with max_tokens",
                         COUNTED_KEYS.join(", ")
                     ),
-                ));
+                )),
+                None => o.extra_body = Some(map),
             }
-            o.extra_body = Some(map);
         }
     }
     drop_untaken(path, kind, &mut o, diags);
-    Ok(o)
+    o
 }
 
 /// Removes the options the API of `kind` does not take, each with a warning.

@@ -379,3 +379,31 @@ fn a_5_mib_value_is_never_echoed_whole() {
         assert!(shown.contains("… (524288"), "{shown}");
     }
 }
+
+#[test]
+fn every_bad_provider_option_of_one_backend_is_reported_at_once() {
+    let text = "\
+agents:
+  - id: a
+    backend:
+      type: vllm
+      model: m
+      base_url: http://127.0.0.1:8000/v1
+      top_p: 2
+      top_k: 0
+      reasoning_effort: extreme
+      extra_body: {n: 4}
+";
+    let problems = check_team_text(text, "t.yaml", &env(&[])).unwrap_err();
+    let found: Vec<&str> = problems.errors.iter().map(|e| e.path()).collect();
+    assert_eq!(
+        found,
+        [
+            "agents[0].backend.top_p",
+            "agents[0].backend.top_k",
+            "agents[0].backend.reasoning_effort",
+            "agents[0].backend.extra_body.n",
+        ],
+        "{problems}"
+    );
+}
