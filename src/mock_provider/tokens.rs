@@ -1,7 +1,8 @@
 //! How the mock counts tokens, per dialect, the way each provider documents it.
 //!
 //! - **OpenAI-compatible**: the model family's tokenizer: `o200k_base` for `gpt-4o*`,
-//!   `chatgpt-4o*`, `gpt-4.1*`, `gpt-5*` and the `o1`/`o3`/`o4` series; `cl100k_base` for
+//!   `chatgpt-4o*`, `gpt-4.1*`, `gpt-4.5*`, `gpt-5*` and the `o1`/`o3`/`o4` series (a fine-tuned
+//!   `ft:` model as its base); `cl100k_base` for
 //!   everything else (gpt-4, gpt-3.5 and unknown models). Input = for every message
 //!   [`OPENAI_PER_MESSAGE`] tokens plus the tokens of its text (content, each tool call's name and
 //!   argument string, each tool result's content), plus for every tool offered the tokens of its
@@ -49,11 +50,13 @@ impl Tokenizer {
             .next()
             .unwrap_or(model)
             .to_ascii_lowercase();
+        // A fine-tuned model (`ft:gpt-4o-mini:org::id`) counts as its base model.
+        let m = m.strip_prefix("ft:").unwrap_or(&m).to_owned();
         let o_series = ["o1", "o3", "o4"]
             .iter()
             .any(|p| m == *p || m.starts_with(&format!("{p}-")));
         if o_series
-            || ["gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-5"]
+            || ["gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5"]
                 .iter()
                 .any(|p| m.starts_with(p))
         {
@@ -223,6 +226,8 @@ mod tests {
             "o3-mini",
             "o4-mini",
             "openai/gpt-4o",
+            "gpt-4.5-preview",
+            "ft:gpt-4o-mini:acme::abc123",
         ] {
             assert_eq!(t(m), Tokenizer::O200k, "{m}");
         }
