@@ -43,6 +43,14 @@ pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
     h
 }
 
+/// Feeds the headers `pairs` of an answer in `dialect` to `scope`, as a call that got them would.
+pub(crate) fn report(q: &QuotaHandle, scope: &str, dialect: Dialect, pairs: &[(&str, &str)]) {
+    q.feedback(
+        ScopeId::from(scope),
+        observe(dialect, &headers(pairs), wall()).unwrap(),
+    );
+}
+
 pub(crate) fn settings() -> SupervisorSettings {
     SupervisorSettings {
         stagger: Duration::ZERO,
@@ -110,14 +118,15 @@ async fn an_exhausted_limit_learns_the_window_its_reset_shows_4_per_10_s() {
         q.acquire(req("s", 10, who)).await.unwrap().settle(10);
     }
     // The fourth answer: 4 requests (per minute, OpenAI documents), none left, all back in 9.5 s.
-    let h = headers(&[
-        ("x-ratelimit-limit-requests", "4"),
-        ("x-ratelimit-remaining-requests", "0"),
-        ("x-ratelimit-reset-requests", "9.5s"),
-    ]);
-    q.feedback(
-        ScopeId::from("s"),
-        observe(Dialect::OpenAi, &h, wall()).unwrap(),
+    report(
+        &q,
+        "s",
+        Dialect::OpenAi,
+        &[
+            ("x-ratelimit-limit-requests", "4"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "9.5s"),
+        ],
     );
     let snap = scope_snapshot(&q, "s").await;
     assert_eq!(snap.limits.len(), 1, "{:?}", snap.limits);
@@ -217,14 +226,15 @@ async fn anthropic_used_up_output_the_scope_holds_is_no_cooldown_despite_combine
     let snap = scope_snapshot(&q, "s").await;
     assert!(snap.cooldown_remaining_ms.is_none(), "{snap:?}");
     // Alone, the combined headers still close the scope until their reset when none is left.
-    let h = headers(&[
-        ("anthropic-ratelimit-tokens-limit", "8000"),
-        ("anthropic-ratelimit-tokens-remaining", "0"),
-        ("anthropic-ratelimit-tokens-reset", "2026-06-01T12:00:20Z"),
-    ]);
-    q.feedback(
-        ScopeId::from("s"),
-        observe(Dialect::Anthropic, &h, wall()).unwrap(),
+    report(
+        &q,
+        "s",
+        Dialect::Anthropic,
+        &[
+            ("anthropic-ratelimit-tokens-limit", "8000"),
+            ("anthropic-ratelimit-tokens-remaining", "0"),
+            ("anthropic-ratelimit-tokens-reset", "2026-06-01T12:00:20Z"),
+        ],
     );
     let snap = scope_snapshot(&q, "s").await;
     assert_eq!(snap.cooldown_remaining_ms, Some(20_000), "{snap:?}");
@@ -234,17 +244,18 @@ async fn anthropic_used_up_output_the_scope_holds_is_no_cooldown_despite_combine
 #[tokio::test(start_paused = true)]
 async fn anthropic_input_and_output_headers_teach_their_own_dimensions() {
     let q = start(&[("s", ScopeSpec::default())]).await;
-    let h = headers(&[
-        ("anthropic-ratelimit-input-tokens-limit", "30000"),
-        ("anthropic-ratelimit-input-tokens-remaining", "30000"),
-        ("anthropic-ratelimit-output-tokens-limit", "8000"),
-        ("anthropic-ratelimit-output-tokens-remaining", "8000"),
-        ("anthropic-ratelimit-tokens-limit", "8000"),
-        ("anthropic-ratelimit-tokens-remaining", "8000"),
-    ]);
-    q.feedback(
-        ScopeId::from("s"),
-        observe(Dialect::Anthropic, &h, wall()).unwrap(),
+    report(
+        &q,
+        "s",
+        Dialect::Anthropic,
+        &[
+            ("anthropic-ratelimit-input-tokens-limit", "30000"),
+            ("anthropic-ratelimit-input-tokens-remaining", "30000"),
+            ("anthropic-ratelimit-output-tokens-limit", "8000"),
+            ("anthropic-ratelimit-output-tokens-remaining", "8000"),
+            ("anthropic-ratelimit-tokens-limit", "8000"),
+            ("anthropic-ratelimit-tokens-remaining", "8000"),
+        ],
     );
     let snap = scope_snapshot(&q, "s").await;
     let mut got: Vec<_> = snap
@@ -268,13 +279,14 @@ async fn none_left_without_a_reset_is_booked_for_a_whole_period_not_admitted_at_
     let t0 = Instant::now();
     q.acquire(req("s", 10, "a")).await.unwrap().settle(10);
     // 4 requests (per minute, OpenAI documents), none left, and no word on when they free.
-    let h = headers(&[
-        ("x-ratelimit-limit-requests", "4"),
-        ("x-ratelimit-remaining-requests", "0"),
-    ]);
-    q.feedback(
-        ScopeId::from("s"),
-        observe(Dialect::OpenAi, &h, wall()).unwrap(),
+    report(
+        &q,
+        "s",
+        Dialect::OpenAi,
+        &[
+            ("x-ratelimit-limit-requests", "4"),
+            ("x-ratelimit-remaining-requests", "0"),
+        ],
     );
     let tasks: Vec<_> = (0..5)
         .map(|i| spawn_timed(&q, req("s", 10, &format!("w{i}")), t0))
@@ -325,14 +337,15 @@ async fn full_window_then_report(used_elsewhere: u64) -> (QuotaHandle, Instant) 
             .settle(1);
     }
     tokio::time::sleep_until(t0 + Duration::from_millis(550)).await;
-    let h = headers(&[
-        ("x-ratelimit-limit-requests", "4"),
-        ("x-ratelimit-remaining-requests", "0"),
-        ("x-ratelimit-reset-requests", "10s"),
-    ]);
-    q.feedback(
-        ScopeId::from("s"),
-        observe(Dialect::OpenAi, &h, wall()).unwrap(),
+    report(
+        &q,
+        "s",
+        Dialect::OpenAi,
+        &[
+            ("x-ratelimit-limit-requests", "4"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "10s"),
+        ],
     );
     (q, t0)
 }
@@ -388,14 +401,15 @@ async fn the_scopes_own_history_widens_a_reset_counted_from_the_oldest_request()
     tokio::time::sleep(Duration::from_secs(30)).await;
     q.acquire(req("s", 1, "a")).await.unwrap().settle(1);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let h = headers(&[
-        ("x-ratelimit-limit-requests", "2"),
-        ("x-ratelimit-remaining-requests", "0"),
-        ("x-ratelimit-reset-requests", "29.5s"),
-    ]);
-    q.feedback(
-        ScopeId::from("s"),
-        observe(Dialect::OpenAi, &h, wall()).unwrap(),
+    report(
+        &q,
+        "s",
+        Dialect::OpenAi,
+        &[
+            ("x-ratelimit-limit-requests", "2"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "29.5s"),
+        ],
     );
     let snap = scope_snapshot(&q, "s").await;
     let learned: Vec<_> = snap.limits.iter().filter(|l| l.learned).collect();
@@ -446,14 +460,15 @@ async fn a_learned_limit_stricter_in_effect_is_added_to_a_configured_one() {
     )])
     .await;
     // Two used and back in 30 s: what a limit of 4 per minute refilling as it goes reports.
-    let h = headers(&[
-        ("x-ratelimit-limit-requests", "4"),
-        ("x-ratelimit-remaining-requests", "2"),
-        ("x-ratelimit-reset-requests", "30s"),
-    ]);
-    q.feedback(
-        ScopeId::from("s"),
-        observe(Dialect::OpenAi, &h, wall()).unwrap(),
+    report(
+        &q,
+        "s",
+        Dialect::OpenAi,
+        &[
+            ("x-ratelimit-limit-requests", "4"),
+            ("x-ratelimit-remaining-requests", "2"),
+            ("x-ratelimit-reset-requests", "30s"),
+        ],
     );
     let snap = scope_snapshot(&q, "s").await;
     let periods: Vec<_> = snap
@@ -467,17 +482,18 @@ async fn a_learned_limit_stricter_in_effect_is_added_to_a_configured_one() {
 #[tokio::test(start_paused = true)]
 async fn groq_requests_are_learned_per_day_and_tokens_per_minute() {
     let q = start(&[("groq", ScopeSpec::default())]).await;
-    let h = headers(&[
-        ("x-ratelimit-limit-requests", "14400"),
-        ("x-ratelimit-remaining-requests", "14370"),
-        ("x-ratelimit-reset-requests", "2m59.56s"),
-        ("x-ratelimit-limit-tokens", "6000"),
-        ("x-ratelimit-remaining-tokens", "5997"),
-        ("x-ratelimit-reset-tokens", "7.66s"),
-    ]);
-    q.feedback(
-        ScopeId::from("groq"),
-        observe(Dialect::Groq, &h, wall()).unwrap(),
+    report(
+        &q,
+        "groq",
+        Dialect::Groq,
+        &[
+            ("x-ratelimit-limit-requests", "14400"),
+            ("x-ratelimit-remaining-requests", "14370"),
+            ("x-ratelimit-reset-requests", "2m59.56s"),
+            ("x-ratelimit-limit-tokens", "6000"),
+            ("x-ratelimit-remaining-tokens", "5997"),
+            ("x-ratelimit-reset-tokens", "7.66s"),
+        ],
     );
     let snap = scope_snapshot(&q, "groq").await;
     let got: Vec<_> = snap
