@@ -3,9 +3,11 @@
 
 mod args;
 mod automation;
+mod interrupt;
 mod metrics;
 mod mock;
 mod progress;
+mod report;
 mod run;
 mod validate;
 

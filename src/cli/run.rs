@@ -11,12 +11,12 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::args::{Cli, Command, LogFormatArg, RunArgs};
 use super::automation::{AutomationReport, render};
+use super::interrupt::interrupted;
 use super::progress::{Progress, ProgressMode, fmt_wait};
+use super::report::{report_interrupted, report_success};
 use super::validate;
 use crate::config::{self, DisplayType, LimitsTable, LoadOptions, TeamConfig};
-use crate::runtime::{
-    AgentState, RunError, RunEvent, RunOutcome, RunStatus, Runtime, RuntimeOptions,
-};
+use crate::runtime::{AgentState, RunError, RunEvent, RunStatus, Runtime, RuntimeOptions};
 
 /// Exit code: the team produced an answer.
 pub const EXIT_OK: u8 = 0;
@@ -38,7 +38,7 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Writes `text` to stdout. A closed pipe (`massgen-rs --list-backends | head -1`) is not an
 /// error; any other failure (a full disk) is reported in one line and gives exit code 1.
-fn print_stdout(text: &str) -> Result<(), u8> {
+pub(super) fn print_stdout(text: &str) -> Result<(), u8> {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
@@ -337,103 +337,6 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     code
 }
 
-/// Starts listening for Ctrl-C and SIGTERM now; the returned future completes at the first
-/// one. A second one ends the process at once.
-fn interrupted() -> impl std::future::Future<Output = ()> + Send {
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        eprintln!(
-            "\ninterrupted: stopping the agents and saving the run (Ctrl-C again quits at once)"
-        );
-        let _ = tx.send(true);
-        shutdown_signal().await;
-        std::process::exit(i32::from(EXIT_INTERRUPTED));
-    });
-    async move {
-        if rx.wait_for(|stopped| *stopped).await.is_err() {
-            // The listener is gone without a signal: nothing will ever stop the run.
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// The next Ctrl-C (SIGINT) or, on Unix, SIGTERM. Never completes when no handler could be set.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                r = tokio::signal::ctrl_c() => if r.is_err() { std::future::pending::<()>().await },
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// An interrupted run that had answers: where they are, exit code 130. The answer is not
-/// printed as if the run had finished; `final_answer.md` in the run directory holds it.
-fn report_interrupted(args: &RunArgs, question: &str, outcome: &RunOutcome) -> u8 {
-    if args.automation {
-        let _ = print_stdout(&automation_text(question, outcome));
-    }
-    let winner = outcome.winner.as_deref().unwrap_or("no agent");
-    match &outcome.answer_file {
-        Some(file) => eprintln!(
-            "interrupted: the best answer so far ({winner}'s) is in {}",
-            file.display()
-        ),
-        None => eprintln!("interrupted: the best answer so far was {winner}'s"),
-    }
-    EXIT_INTERRUPTED
-}
-
-/// MassGen's `--automation` lines for a run that produced an answer.
-fn automation_text(question: &str, outcome: &RunOutcome) -> String {
-    render(&AutomationReport {
-        // LOG_DIR: was printed when the run started, as MassGen does.
-        log_dir: None,
-        status: outcome.status.as_str(),
-        question,
-        winner: outcome.winner.as_deref(),
-        answer_file: outcome.answer_file.as_deref(),
-        duration: outcome.duration,
-        answer: &outcome.final_answer,
-    })
-}
-
-fn report_success(args: &RunArgs, question: &str, outcome: &RunOutcome) -> u8 {
-    for note in &outcome.notes {
-        eprintln!("note: {note}");
-    }
-    let mut code = EXIT_OK;
-    if let Some(file) = &args.output_file {
-        let mut text = outcome.final_answer.trim_end().to_owned();
-        text.push('\n');
-        if let Err(e) = std::fs::write(file, text) {
-            // The answer still goes to stdout below (and is in the run directory): nothing is
-            // lost, but the exit code says the file is missing.
-            eprintln!("error: cannot write --output-file {}: {e}", file.display());
-            code = EXIT_INTERNAL;
-        }
-    }
-    let text = if args.automation {
-        automation_text(question, outcome)
-    } else {
-        format!("{}\n", outcome.final_answer.trim_end())
-    };
-    match print_stdout(&text) {
-        Ok(()) => code,
-        Err(EXIT_OK) => code,
-        Err(failed) => failed,
-    }
-}
-
 /// Draws run events until the run finishes (or the stream closes).
 async fn show_progress(
     mut events: tokio::sync::broadcast::Receiver<RunEvent>,
@@ -538,48 +441,4 @@ fn describe_state(state: &AgentState) -> (&'static str, String, Option<Duration>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::parse_team;
-
-    fn team(yaml: &str) -> TeamConfig {
-        let parsed = parse_team(yaml, "team.yaml", &LoadOptions::default());
-        assert!(parsed.is_ok(), "{parsed:?}");
-        parsed.unwrap_or_else(|_| unreachable!())
-    }
-
-    const TWO: &str = "agents:\n  - id: a\n    backend: {type: simulated, model: sim}\n  - id: b\n    backend: {type: simulated, model: sim}\n";
-
-    #[test]
-    fn flag_wins_over_yaml_and_yaml_true_stands_without_flag() {
-        let off_by_default = team(TWO);
-        assert!(!effective_rate_limit(None, &off_by_default).0);
-        let yaml_on = team(&format!("rate_limit:\n  enable_rate_limit: true\n{TWO}"));
-        // MassGen overwrote YAML `true` when the flag was absent; here it stands.
-        assert!(effective_rate_limit(None, &yaml_on).0);
-        assert!(!effective_rate_limit(Some(false), &yaml_on).0);
-        assert!(effective_rate_limit(Some(true), &off_by_default).0);
-    }
-
-    #[test]
-    fn per_agent_enable_rate_limit_turns_it_on() {
-        let t = team(
-            "agents:\n  - id: a\n    backend: {type: simulated, model: sim, enable_rate_limit: true}\n",
-        );
-        let (on, why) = effective_rate_limit(None, &t);
-        assert!(on);
-        assert!(why.contains('a'), "{why}");
-    }
-
-    #[test]
-    fn waiting_state_shows_scope_limit_and_eta() {
-        let (label, detail, eta) = describe_state(&AgentState::WaitingQuota {
-            scope: "gemini/gemini-2.5-pro".into(),
-            limit: Some("rpm".into()),
-            eta_ms: 26_000,
-        });
-        assert_eq!(label, "waiting for quota");
-        assert_eq!(detail, "gemini/gemini-2.5-pro rpm, ETA 26s");
-        assert_eq!(eta, Some(Duration::from_secs(26)));
-    }
-}
+mod tests;

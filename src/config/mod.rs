@@ -12,6 +12,7 @@
 //! both). Every key is described in `docs/configuration.md`.
 
 mod agent;
+mod backend_kind;
 mod crosscheck;
 mod diagnostics;
 mod document;

@@ -31,8 +31,10 @@ pub mod faults;
 pub mod headers;
 pub mod hostile;
 pub mod limits;
+mod records;
 mod refuse;
 mod render;
+mod respond;
 pub mod script;
 mod server;
 pub mod tokens;
@@ -46,10 +48,9 @@ pub use faults::{Fault, FaultRule, FaultSpec, FaultSpecError, Trigger};
 pub use headers::go_duration;
 pub use hostile::Hostile;
 pub use limits::{Charge, MockDimension, MockLimit, MockLimits, MockLimitsError};
+pub use records::{MockAdmission, MockEvent, MockOutcome};
 pub use script::{Feedback, MockAnswer, ShownAnswer, answers_shown, classify, first_answer_id};
-pub use server::{
-    ADMISSION_LOG_CAP, MockAdmission, MockEvent, MockOutcome, MockServerHandle, serve,
-};
+pub use server::{ADMISSION_LOG_CAP, MockServerHandle, serve};
 pub use tokens::{Tokenizer, model_max_output, quarter_tokens};
 
 /// A quarter of the characters, rounded up: the mock's count for Gemini and Anthropic.

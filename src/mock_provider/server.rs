@@ -8,14 +8,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use chrono::Utc;
-use futures_util::stream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -24,90 +23,16 @@ use super::faults::{Fault, FaultDice};
 use super::headers::limit_headers;
 use super::hostile;
 use super::limits::{Charge, Verdict, Windows};
+use super::records::{MockAdmission, MockEvent, MockOutcome};
 use super::refuse::{Over, error_status, refusal};
 use super::render::{Rendered, success};
+use super::respond::{error_message, plain, respond};
 use super::script::{self, MockAnswer, Reading};
 use super::{MockOptions, MockStats};
 use crate::keys::ApiKey;
 
 /// Admissions kept in the log; older ones are dropped first.
 pub const ADMISSION_LOG_CAP: usize = 100_000;
-
-/// How the mock answered one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MockOutcome {
-    /// Admitted and answered normally.
-    Admitted,
-    /// Refused by a limit (429, or 413 when it can never fit).
-    Refused,
-    /// Answered with an injected fault.
-    Faulted(Fault),
-}
-
-/// One request as the mock saw it (kept when [`MockOptions::record_events`] is set).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MockEvent {
-    /// When it arrived.
-    pub at: Instant,
-    /// `key:<short id>` or `key:none`.
-    pub key: String,
-    /// The model asked for.
-    pub model: String,
-    /// Tokens charged at arrival (zero unless admitted).
-    pub tokens: u64,
-    /// What the mock did.
-    pub outcome: MockOutcome,
-}
-
-/// One admitted request, as charged against the windows (`GET /admissions`,
-/// [`MockServerHandle::admissions`]). With the limits in force, a test can replay these to
-/// check that no trailing window ever held more than its limit.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct MockAdmission {
-    /// Arrival order, from 1.
-    pub id: u64,
-    /// When it arrived.
-    #[serde(skip)]
-    pub at: Instant,
-    /// Microseconds from the server's start to its arrival.
-    pub at_us: u64,
-    /// The dialect.
-    pub dialect: MockDialect,
-    /// `key:<short id>` or `key:none`.
-    pub key: String,
-    /// The model.
-    pub model: String,
-    /// The windows it was charged in: `<key>/<model>`, or `project/<model>` when keys share
-    /// limits.
-    pub scope: String,
-    /// What it weighed in each dimension when it was admitted.
-    pub charged_at_arrival: Charge,
-    /// What it weighs now (Anthropic's output tokens are adjusted at completion; otherwise the
-    /// same as at arrival).
-    pub charged: Charge,
-    /// When the charge was adjusted to `charged` (`None`: never; it weighs
-    /// `charged_at_arrival` throughout). Before that instant the windows held
-    /// `charged_at_arrival`.
-    #[serde(skip)]
-    pub settled_at: Option<Instant>,
-    /// Microseconds from the server's start to `settled_at`.
-    pub settled_us: Option<u64>,
-    /// The output cap the request sent, if any.
-    pub max_output_sent: Option<u64>,
-    /// `vote`, `new_answer` or `text`: what the mock answered.
-    pub reply: String,
-    /// Native tool results in the request's last user-side content.
-    pub tool_results: u64,
-    /// The rejection the request answers, if it retries a rejected turn (`duplicate`,
-    /// `no_tool`, ...), and whether it came as a native tool result.
-    pub rejection: Option<String>,
-    /// Whether that rejection was a native tool result.
-    pub native_rejection: bool,
-    /// Model replies written as prose calls in its history.
-    pub prose_calls: u64,
-    /// The fault it was answered with, if any (`Debug` form).
-    pub fault: Option<String>,
-}
 
 struct Inner {
     windows: HashMap<(String, String), Windows>,
@@ -143,16 +68,6 @@ impl std::fmt::Debug for MockServerHandle {
         f.debug_struct("MockServerHandle")
             .field("addr", &self.addr)
             .finish_non_exhaustive()
-    }
-}
-
-impl MockAdmission {
-    /// What it weighed in the windows at `t` (its arrival weight until it was settled).
-    pub fn weight_at(&self, t: Instant) -> Charge {
-        match self.settled_at {
-            Some(at) if at <= t => self.charged,
-            _ => self.charged_at_arrival,
-        }
     }
 }
 
@@ -308,10 +223,6 @@ async fn gemini(
         .map(str::to_owned)
         .or(query_key);
     handle(&s, MockDialect::Gemini, key, Some(model), stream, &body).await
-}
-
-fn plain(status: StatusCode, text: &str) -> Response {
-    (status, text.to_owned()).into_response()
 }
 
 /// What a request weighs at arrival and once answered, as its dialect's provider counts:
@@ -635,21 +546,6 @@ async fn answer_with(
     respond(rendered, None)
 }
 
-/// A request the dialect's API would refuse as invalid, in its error shape.
-fn error_message(dialect: MockDialect, status: u16, message: &str) -> Rendered {
-    let mut r = error_status(dialect, status);
-    if let Some(body) = r
-        .pieces
-        .first()
-        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
-    {
-        let mut body = body;
-        body["error"]["message"] = message.into();
-        r.pieces = vec![body.to_string()];
-    }
-    r
-}
-
 fn slow(s: &Shared) -> Duration {
     s.lock().dice.slow_delay()
 }
@@ -677,52 +573,4 @@ async fn faulted(
             "mock: inconsistent fault",
         ),
     }
-}
-
-/// Builds the response; `Reset` sends no body byte, `Truncate` cuts half-way, `Malformed` breaks
-/// the JSON (the whole body, or the middle stream event).
-fn respond(mut r: Rendered, fault: Option<Fault>) -> Response {
-    let content_type = if r.sse {
-        "text/event-stream"
-    } else {
-        "application/json"
-    };
-    let mut builder = Response::builder()
-        .status(StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-        .header("content-type", content_type);
-    for (k, v) in &r.headers {
-        builder = builder.header(k.as_str(), v.as_str());
-    }
-    let cut = || std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock: connection cut");
-    let body = match fault {
-        Some(Fault::Reset) => Body::from_stream(stream::iter([Err::<Bytes, _>(cut())])),
-        Some(Fault::Truncate) => {
-            let mut text = r.pieces.concat();
-            let mut mid = if r.sse && r.pieces.len() > 1 {
-                r.pieces[..r.pieces.len() / 2].concat().len()
-            } else {
-                text.len() / 2
-            };
-            while !text.is_char_boundary(mid) {
-                mid -= 1;
-            }
-            text.truncate(mid);
-            Body::from_stream(stream::iter([Ok(Bytes::from(text)), Err(cut())]))
-        }
-        Some(Fault::Malformed) => {
-            let i = r.pieces.len() / 2;
-            if let Some(p) = r.pieces.get_mut(i) {
-                *p = if r.sse {
-                    "data: {\"choices\": [{\"delta\": \n\n".to_owned()
-                } else {
-                    "{\"id\": \"broken\", \"choices\": [{\"mess".to_owned()
-                };
-            }
-            Body::from(r.pieces.concat())
-        }
-        _ => Body::from(r.pieces.concat()),
-    };
-    builder
-        .body(body)
-        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "mock: bad response"))
 }
