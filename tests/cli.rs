@@ -27,6 +27,14 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("the binary runs")
 }
 
+/// A temporary directory holding `team.yaml` with `yaml`, and that file's path.
+fn team_file(yaml: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("team.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    (dir, path)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -74,13 +82,8 @@ fn validate_shows_gemini_pro_limits() {
 
 #[test]
 fn config_errors_name_file_path_and_line_and_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("team.yaml");
-    std::fs::write(
-        &file,
-        "agents:\n  - id: a\n    backend:\n      type: simulated\n      modle: sim\n",
-    )
-    .unwrap();
+    let (_dir, file) =
+        team_file("agents:\n  - id: a\n    backend:\n      type: simulated\n      modle: sim\n");
     let out = run(&["--config", file.to_str().unwrap(), "--validate"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
@@ -473,20 +476,14 @@ fn send_signal(pid: u32, signal: &str) {
 /// Starts a slow simulated team (each call takes 2 s) writing into `runs`, waits until its run
 /// directory exists and a first answer was written, then sends `signal`.
 fn interrupt_a_run(signal: &str) -> (Output, tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let team = dir.path().join("team.yaml");
-    std::fs::write(
-        &team,
-        concat!(
-            "agents:\n",
-            "  - id: a\n",
-            "    backend: {type: simulated, model: sim, simulated: {latency_ms: 2000, seed: 1}}\n",
-            "  - id: b\n",
-            "    backend: {type: simulated, model: sim, simulated: {latency_ms: 2000, seed: 2}}\n",
-            "ui: {display_type: simple}\n",
-        ),
-    )
-    .unwrap();
+    let (dir, team) = team_file(concat!(
+        "agents:\n",
+        "  - id: a\n",
+        "    backend: {type: simulated, model: sim, simulated: {latency_ms: 2000, seed: 1}}\n",
+        "  - id: b\n",
+        "    backend: {type: simulated, model: sim, simulated: {latency_ms: 2000, seed: 2}}\n",
+        "ui: {display_type: simple}\n",
+    ));
     let runs = dir.path().join("runs");
     let child = bin()
         .args([
@@ -552,20 +549,14 @@ fn ctrl_c_and_sigterm_write_the_status_and_exit_130() {
 
 #[test]
 fn quota_waits_show_once_and_info_logs_need_verbose() {
-    let dir = tempfile::tempdir().unwrap();
-    let team = dir.path().join("team.yaml");
-    std::fs::write(
-        &team,
-        concat!(
-            "agents:\n",
-            "  - id: a\n",
-            "    backend: {type: simulated, model: sim-fast}\n",
-            "  - id: b\n",
-            "    backend: {type: simulated, model: sim-fast}\n",
-            "ui: {display_type: simple}\n",
-        ),
-    )
-    .unwrap();
+    let (_dir, team) = team_file(concat!(
+        "agents:\n",
+        "  - id: a\n",
+        "    backend: {type: simulated, model: sim-fast}\n",
+        "  - id: b\n",
+        "    backend: {type: simulated, model: sim-fast}\n",
+        "ui: {display_type: simple}\n",
+    ));
     let args = [
         "--config",
         team.to_str().unwrap(),
@@ -632,13 +623,9 @@ fn massgen_keys_warn_and_strict_refuses_them() {
 
 #[test]
 fn every_problem_of_a_file_is_printed_errors_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("team.yaml");
-    std::fs::write(
-        &path,
+    let (_dir, path) = team_file(
         "agents:\n  - id: a\n    backend: {type: gemini, model: m, temprature: 1, cwd: w}\n  - id: b\n    backend: {type: codex, model: m}\n",
-    )
-    .unwrap();
+    );
     let out = run(&["--config", path.to_str().unwrap(), "--validate"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");

@@ -4,27 +4,16 @@
 //! through; every problem of a file is reported at once; long values are never echoed whole.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use massgen::config::{
     BackendKind, ConfigProblems, EnvLookup, LimitsTable, LoadOptions, VotingSensitivity,
     check_team, check_team_text,
 };
 
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/massgen")
-}
-
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            yaml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yaml") {
-            out.push(path);
-        }
-    }
-}
+#[path = "../common/massgen_corpus.rs"]
+mod corpus;
+use corpus::{corpus_dir, yaml_files};
 
 /// What `--validate` uses on a machine without secrets.
 fn validate_opts() -> LoadOptions {

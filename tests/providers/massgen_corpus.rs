@@ -4,7 +4,7 @@
 //! and why, are listed in `tests/fixtures/massgen/mock_runs.txt`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,20 +33,9 @@ const TOKENS: u64 = 10_000;
 /// The orchestrator timeout of each run: short, but far above what a run needs.
 const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/massgen")
-}
-
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            yaml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yaml") {
-            out.push(path);
-        }
-    }
-}
+#[path = "../common/massgen_corpus.rs"]
+mod corpus;
+use corpus::{corpus_dir, yaml_files};
 
 /// `file | reason` lines of a fixture list.
 fn listed(name: &str) -> BTreeMap<String, String> {

@@ -1,22 +1,39 @@
 //! The run directory.
 
+use std::path::Path;
+
 use super::*;
+
+/// A runtime for `t` writing its run directories under `tmp`.
+fn writing_runs(t: massgen::config::TeamConfig, tmp: &tempfile::TempDir) -> Runtime {
+    let opts = RuntimeOptions {
+        run_dir_root: Some(tmp.path().to_path_buf()),
+        ..RuntimeOptions::default()
+    };
+    Runtime::new(t, opts).unwrap()
+}
+
+/// The run directory's `status.json`.
+fn status_of(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap()
+}
+
+/// The last line of the run directory's `events.jsonl`.
+fn last_event(dir: &Path) -> serde_json::Value {
+    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    serde_json::from_str(events.lines().last().unwrap()).unwrap()
+}
 
 #[tokio::test(start_paused = true)]
 async fn run_directory_holds_status_events_and_answers() {
     let tmp = tempfile::tempdir().unwrap();
     // b answers at 5 ms and votes at 10 ms; a answers at 20 ms, which sends b back to vote again.
     let t = team(vec![agent("a", latency(20)), agent("b", latency(5))]);
-    let opts = RuntimeOptions {
-        run_dir_root: Some(tmp.path().to_path_buf()),
-        ..RuntimeOptions::default()
-    };
-    let rt = Runtime::new(t, opts).unwrap();
+    let rt = writing_runs(t, &tmp);
     let out = rt.run("Is water wet?").await.unwrap();
     let dir = out.run_dir.clone().unwrap();
     assert!(dir.starts_with(tmp.path()));
-    let status: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
+    let status = status_of(&dir);
     assert_eq!(status["question"], "Is water wet?");
     assert_eq!(status["status"], "completed");
     assert_eq!(status["winner"], "a");
@@ -54,11 +71,7 @@ async fn an_interrupted_run_keeps_its_answers_status_and_last_event() {
     let tmp = tempfile::tempdir().unwrap();
     // Each call takes 1 s: both agents have answered at 1 s and are voting when the stop comes.
     let t = team(vec![agent("a", latency(1000)), agent("b", latency(1000))]);
-    let opts = RuntimeOptions {
-        run_dir_root: Some(tmp.path().to_path_buf()),
-        ..RuntimeOptions::default()
-    };
-    let rt = Runtime::new(t, opts).unwrap();
+    let rt = writing_runs(t, &tmp);
     let stop = tokio::time::sleep(Duration::from_millis(1500));
     let out = rt.run_until("Stop me?", stop).await.unwrap();
     assert_eq!(out.status, RunStatus::Interrupted);
@@ -70,15 +83,13 @@ async fn an_interrupted_run_keeps_its_answers_status_and_last_event() {
         out.notes
     );
     let dir = out.run_dir.clone().unwrap();
-    let status: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
+    let status = status_of(&dir);
     assert_eq!(status["status"], "interrupted");
     assert_eq!(
         std::fs::read_to_string(dir.join("final_answer.md")).unwrap(),
         out.final_answer
     );
-    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
-    let last: serde_json::Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+    let last = last_event(&dir);
     assert_eq!(last["event"], "run_finished");
     assert_eq!(last["status"], "interrupted");
 }
@@ -87,11 +98,7 @@ async fn an_interrupted_run_keeps_its_answers_status_and_last_event() {
 async fn a_run_interrupted_before_any_answer_says_so_and_exits_130() {
     let tmp = tempfile::tempdir().unwrap();
     let t = team(vec![agent("a", latency(1000)), agent("b", latency(1000))]);
-    let opts = RuntimeOptions {
-        run_dir_root: Some(tmp.path().to_path_buf()),
-        ..RuntimeOptions::default()
-    };
-    let rt = Runtime::new(t, opts).unwrap();
+    let rt = writing_runs(t, &tmp);
     let err = rt
         .run_until(
             "Stop me now?",
@@ -102,12 +109,10 @@ async fn a_run_interrupted_before_any_answer_says_so_and_exits_130() {
     assert!(matches!(err, RunError::Interrupted { .. }), "{err:?}");
     assert_eq!(err.exit_code(), 130);
     let dir = err.run_dir().unwrap();
-    let status: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("status.json")).unwrap()).unwrap();
+    let status = status_of(dir);
     assert_eq!(status["status"], "interrupted");
     assert_eq!(status["exit_code"], 130);
-    let events = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
-    let last: serde_json::Value = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+    let last = last_event(dir);
     assert_eq!(last["event"], "run_finished");
 }
 
