@@ -13,6 +13,7 @@
 //! - [`agent`] — one actor per agent: prompts, tool-call parsing, turn checks.
 //! - [`routing`] — key choice, quota acquisition, retries and failover for one LLM call.
 //! - [`supervisor`] — the `QuotaSupervisor` actor: all quota state, wait queues, wake-ups.
+//! - [`system`] — where the actix actors live: threads of their own or the caller's arbiter.
 //! - [`quota`] — pure quota logic: windows, limits, reservations, settlement, clock.
 //! - [`provider`] — provider adapters (simulated, OpenAI-compatible, Gemini, Anthropic).
 //! - [`keys`] — API keys: secrets that never print, health, usage.
@@ -29,6 +30,7 @@ pub mod quota;
 pub mod routing;
 pub mod runtime;
 pub mod supervisor;
+pub mod system;
 pub mod telemetry;
 
 pub use runtime::{

@@ -35,6 +35,7 @@ use crate::orchestrator::{self, Coordination};
 use crate::provider::Provider;
 use crate::routing::{RetryPolicy, Route};
 use crate::supervisor::{QuotaHandle, QuotaSnapshot, SupervisorSettings};
+use crate::system::{ActorSystem, SystemError};
 
 /// Capacity of the event broadcast: a subscriber further behind than this misses events.
 const EVENT_CAPACITY: usize = 4096;
@@ -78,6 +79,9 @@ pub struct RuntimeOptions {
     /// `QuotaHandle::start_local` in paused-time tests). `None` with `rate_limit` on starts one
     /// on its own thread; ignored when `rate_limit` is off.
     pub quota: Option<QuotaHandle>,
+    /// Where the runtime's actors live (`None`: an [`ActorSystem`] of its own, on threads it
+    /// owns). Paused-time tests and actix applications pass [`ActorSystem::current`].
+    pub actors: Option<ActorSystem>,
 }
 
 impl std::fmt::Debug for RuntimeOptions {
@@ -89,6 +93,7 @@ impl std::fmt::Debug for RuntimeOptions {
             .field("orchestrator_timeout", &self.orchestrator_timeout)
             .field("retry", &self.retry)
             .field("quota", &self.quota)
+            .field("actors", &self.actors)
             .finish()
     }
 }
@@ -108,6 +113,9 @@ pub enum RuntimeError {
     /// The quota supervisor could not start.
     #[error("{0}")]
     Quota(String),
+    /// The actor system could not start.
+    #[error(transparent)]
+    System(#[from] SystemError),
 }
 
 /// A team ready to run questions. Runs may follow one another; events of every run go to every
@@ -119,6 +127,7 @@ pub struct Runtime {
     providers: HashMap<String, Arc<dyn Provider>>,
     events: broadcast::Sender<RunEvent>,
     quota: Option<QuotaHandle>,
+    system: ActorSystem,
 }
 
 impl Runtime {
@@ -143,6 +152,10 @@ impl Runtime {
             return Err(RuntimeError::DuplicateAgent(dup.clone()));
         }
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let system = match &options.actors {
+            Some(system) => system.clone(),
+            None => ActorSystem::start()?,
+        };
         let quota = match (&options.quota, options.rate_limit) {
             (Some(q), true) => Some(q.clone()),
             (None, true) => Some(
@@ -163,6 +176,7 @@ impl Runtime {
             providers,
             events,
             quota,
+            system,
         })
     }
 
@@ -194,6 +208,11 @@ impl Runtime {
     /// for metrics bridges and for sharing one supervisor with another runtime.
     pub fn quota_handle(&self) -> Option<&QuotaHandle> {
         self.quota.as_ref()
+    }
+
+    /// Where this runtime's actors live.
+    pub fn actor_system(&self) -> &ActorSystem {
+        &self.system
     }
 
     /// A stream of every run's events from now on.
