@@ -73,10 +73,9 @@ impl ActorSystem {
         Self::start_with_workers(cores)
     }
 
-    /// Starts an owned system with `workers` worker arbiters (at least one: every actor but
-    /// the supervisor needs a home).
+    /// Starts an owned system with `workers` worker arbiters; with none, every actor shares the
+    /// supervisor's thread (a supervisor alone needs no more).
     pub fn start_with_workers(workers: usize) -> Result<Self, SystemError> {
-        let workers = workers.max(1);
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("massgen-quota".to_owned())
@@ -84,7 +83,10 @@ impl ActorSystem {
                 let runner = actix_rt::System::new();
                 let system = System::current();
                 let arbiters: Vec<Arbiter> = (0..workers).map(|_| Arbiter::new()).collect();
-                let handles = arbiters.iter().map(Arbiter::handle).collect::<Vec<_>>();
+                let mut handles = arbiters.iter().map(Arbiter::handle).collect::<Vec<_>>();
+                if handles.is_empty() {
+                    handles.push(Arbiter::current());
+                }
                 if tx.send((system, Arbiter::current(), handles)).is_err() {
                     return;
                 }

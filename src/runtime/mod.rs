@@ -77,10 +77,11 @@ pub struct RuntimeOptions {
     pub retry: Option<RetryPolicy>,
     /// A quota supervisor to share (with other runtimes, or one started with
     /// `QuotaHandle::start_local` in paused-time tests). `None` with `rate_limit` on starts one
-    /// on its own thread; ignored when `rate_limit` is off.
+    /// on the runtime's actor system; ignored when `rate_limit` is off.
     pub quota: Option<QuotaHandle>,
-    /// Where the runtime's actors live (`None`: an [`ActorSystem`] of its own, on threads it
-    /// owns). Paused-time tests and actix applications pass [`ActorSystem::current`].
+    /// Where the runtime's actors live (`None`: the shared `quota` handle's system when one is
+    /// given, else an [`ActorSystem`] of its own, on threads it owns). Paused-time tests and
+    /// actix applications pass [`ActorSystem::current`].
     pub actors: Option<ActorSystem>,
 }
 
@@ -110,9 +111,6 @@ pub enum RuntimeError {
     /// [`Runtime::with_provider`] named an agent the team does not have.
     #[error("no agent `{0}` in the team")]
     UnknownAgent(String),
-    /// The quota supervisor could not start.
-    #[error("{0}")]
-    Quota(String),
     /// The actor system could not start.
     #[error(transparent)]
     System(#[from] SystemError),
@@ -152,23 +150,27 @@ impl Runtime {
             return Err(RuntimeError::DuplicateAgent(dup.clone()));
         }
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        let system = match &options.actors {
-            Some(system) => system.clone(),
-            None => ActorSystem::start()?,
+        // A runtime given a supervisor lives on the supervisor's actor system unless told
+        // otherwise (a paused-time test's handle brings the test's arbiter).
+        let shared = options.quota.as_ref().filter(|_| options.rate_limit);
+        let system = match (&options.actors, shared) {
+            (Some(system), _) => system.clone(),
+            (None, Some(q)) => q.system().clone(),
+            (None, None) => ActorSystem::start()?,
         };
-        let quota = match (&options.quota, options.rate_limit) {
-            (Some(q), true) => Some(q.clone()),
-            (None, true) => Some(
-                QuotaHandle::start(SupervisorSettings {
+        let quota = match (shared, options.rate_limit) {
+            (Some(q), _) => Some(q.clone()),
+            (None, true) => Some(QuotaHandle::start_in(
+                &system,
+                SupervisorSettings {
                     default_deadline: team
                         .rate_limit
                         .acquire_timeout
                         .unwrap_or(team.timeouts.orchestrator_timeout),
                     ..SupervisorSettings::default()
-                })
-                .map_err(|e| RuntimeError::Quota(e.to_string()))?,
-            ),
-            (_, false) => None,
+                },
+            )),
+            (None, false) => None,
         };
         Ok(Runtime {
             team,

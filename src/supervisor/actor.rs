@@ -3,6 +3,7 @@
 //! and feedback, which must never be lost or block a `Drop`), and sleeps on exactly one timer:
 //! the earliest instant a blocked head could be admitted or a deadline falls.
 
+mod messages;
 mod schedule;
 
 use std::collections::HashMap;
@@ -10,7 +11,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use actix::{Actor, Addr, AsyncContext, Context, SpawnHandle};
+use tokio::sync::{broadcast, oneshot};
 
 use super::error::AcquireError;
 use super::events::{QuotaEvent, millis};
@@ -23,53 +25,8 @@ use crate::quota::{
     Ledger, RateLimitSignal, Reservation, ScopeId, ScopeSpec, SignalEffect, TokenCount, Verdict,
     WallClock,
 };
+pub(crate) use messages::{Acquire, Feedback, GaveUp, Register, Released, Snapshot, TopUp};
 use schedule::{dead_error, misses_deadline};
-
-/// Requests that wait for an answer.
-pub(crate) enum Command {
-    Register {
-        id: ScopeId,
-        spec: ScopeSpec,
-        reply: oneshot::Sender<()>,
-    },
-    Acquire {
-        req: AcquireRequest,
-        reply: oneshot::Sender<Result<Permit, AcquireError>>,
-    },
-    Snapshot {
-        reply: oneshot::Sender<QuotaSnapshot>,
-    },
-    /// Add tokens to a granted permit's reservation if they fit now.
-    TopUp {
-        id: u64,
-        extra: TokenCount,
-        reply: oneshot::Sender<bool>,
-    },
-}
-
-/// Fire-and-forget messages.
-#[derive(Debug)]
-pub(crate) enum Control {
-    Settle {
-        id: u64,
-        actual: TokenCount,
-    },
-    Feedback {
-        scope: ScopeId,
-        signal: RateLimitSignal,
-    },
-    /// A caller gave up while waiting: pass again so those behind it can go.
-    GaveUp,
-    /// The provider did not count the permit's call: take it out of every window.
-    Uncount {
-        id: u64,
-    },
-    /// The permit's request was never sent: undo it as if it had never been granted (windows,
-    /// pacing, stagger).
-    Unsent {
-        id: u64,
-    },
-}
 
 /// Hashes the supervisor's own sequential permit ids (a multiply spreads them over the table;
 /// SipHash's protection against chosen keys is not needed for ids nobody else picks).
@@ -97,46 +54,71 @@ pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// The actor's state.
+/// The actor's state: every scope's ledger, the wait queue, the reservations of permits out,
+/// and the one timer the next wake-up needs.
 pub(crate) struct QuotaSupervisor {
     ledger: Ledger,
     origin: Instant,
     default_deadline: Duration,
+    mailbox_capacity: usize,
     queue: WaitQueue,
     reservations: HashMap<u64, (Reservation, Arc<[ScopeId]>), BuildHasherDefault<IdHasher>>,
     next_id: u64,
     events: broadcast::Sender<QuotaEvent>,
-    control_tx: mpsc::UnboundedSender<Control>,
     precise_wake: bool,
     /// Something a waiter depends on changed since the last scheduling pass.
     dirty: bool,
+    /// A scheduling pass is queued behind the messages now in the mailbox.
+    pass_queued: bool,
     /// The wake-up the last pass computed.
     wake: Option<Instant>,
+    /// The timer set for `wake`.
+    timer: Option<(Instant, SpawnHandle)>,
 }
 
 /// How early a supervisor on its own thread wakes before a deadline to finish the wait with a
 /// precise thread sleep.
 const PRECISE_SLACK: Duration = Duration::from_millis(2);
 
+impl Actor for QuotaSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(self.mailbox_capacity);
+    }
+}
+
+/// How a permit ends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Release {
+    /// Settled to the actual tokens.
+    Settle(TokenCount),
+    /// The provider did not count the call: out of every window.
+    Uncount,
+    /// Never sent: undone as if never granted (windows, pacing, stagger).
+    Unsent,
+}
+
 impl QuotaSupervisor {
     pub(crate) fn new(
         settings: &SupervisorSettings,
         wall: WallClock,
         events: broadcast::Sender<QuotaEvent>,
-        control_tx: mpsc::UnboundedSender<Control>,
     ) -> Self {
         Self {
             ledger: Ledger::new(settings.stagger, wall),
             origin: wall.origin,
             default_deadline: settings.default_deadline,
+            mailbox_capacity: settings.mailbox_capacity.max(1),
             queue: WaitQueue::default(),
             reservations: HashMap::default(),
             next_id: 0,
             events,
-            control_tx,
             precise_wake: false,
             dirty: false,
+            pass_queued: false,
             wake: None,
+            timer: None,
         }
     }
 
@@ -147,59 +129,55 @@ impl QuotaSupervisor {
         self
     }
 
-    /// Serves until every handle is dropped.
-    pub(crate) async fn run(
-        mut self,
-        mut cmd_rx: mpsc::Receiver<Command>,
-        mut control_rx: mpsc::UnboundedReceiver<Control>,
-    ) {
-        let mut wake: Option<Instant> = None;
-        loop {
-            let precise = self.precise_wake;
-            let timer = async move {
-                match wake {
-                    Some(t) => {
-                        // tokio's timer rounds up to the next millisecond; on a thread of its
-                        // own the supervisor wakes a little early and sleeps the rest exactly.
-                        let early = if precise {
-                            PRECISE_SLACK
-                        } else {
-                            Duration::ZERO
-                        };
-                        let at = t.checked_sub(early).unwrap_or(t);
-                        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-                        if precise {
-                            let left = t.saturating_duration_since(Instant::now());
-                            if !left.is_zero() {
-                                std::thread::sleep(left);
-                            }
-                        }
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                biased;
-                Some(c) = control_rx.recv() => self.on_control(c),
-                cmd = cmd_rx.recv() => match cmd {
-                    Some(c) => self.on_command_in_order(c, &mut control_rx),
-                    None => break,
-                },
-                () = timer => self.dirty = true,
-            }
-            // Take whatever else is ready, then schedule once.
-            while let Ok(c) = control_rx.try_recv() {
-                self.on_control(c);
-            }
-            for _ in 0..256 {
-                match cmd_rx.try_recv() {
-                    Ok(c) => self.on_command_in_order(c, &mut control_rx),
-                    Err(_) => break,
-                }
-            }
-            wake = self.schedule();
-            self.wake = wake;
+    /// Queues one scheduling pass behind the messages already in the mailbox when something a
+    /// waiter depends on changed: a burst of settlements and arrivals is scheduled once.
+    fn touch(&mut self, ctx: &mut Context<Self>) {
+        if self.dirty && !self.pass_queued {
+            self.pass_queued = true;
+            ctx.notify(messages::Pass);
         }
+    }
+
+    /// Grants what can go, refuses what expired, and sets the timer for the next wake-up.
+    fn run_pass(&mut self, ctx: &mut Context<Self>) {
+        self.pass_queued = false;
+        let wake = self.schedule(&ctx.address());
+        self.wake = wake;
+        self.set_timer(wake, ctx);
+    }
+
+    /// One timer at a time, at the instant the last pass computed (kept when unchanged).
+    fn set_timer(&mut self, wake: Option<Instant>, ctx: &mut Context<Self>) {
+        if self.timer.as_ref().map(|(at, _)| *at) == wake {
+            return;
+        }
+        if let Some((_, handle)) = self.timer.take() {
+            ctx.cancel_future(handle);
+        }
+        let Some(at) = wake else {
+            return;
+        };
+        // tokio's timer rounds up to the next millisecond; on a thread of its own the
+        // supervisor wakes a little early and sleeps the rest exactly.
+        let early = if self.precise_wake {
+            PRECISE_SLACK
+        } else {
+            Duration::ZERO
+        };
+        let fire = at.checked_sub(early).unwrap_or(at);
+        let after = fire.saturating_duration_since(now());
+        let handle = ctx.run_later(after, move |act, ctx| {
+            act.timer = None;
+            if act.precise_wake {
+                let left = at.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    std::thread::sleep(left);
+                }
+            }
+            act.dirty = true;
+            act.run_pass(ctx);
+        });
+        self.timer = Some((at, handle));
     }
 
     fn emit(&self, event: impl FnOnce() -> QuotaEvent) {
@@ -214,115 +192,89 @@ impl QuotaSupervisor {
             .map_or_else(|| ScopeId::new("?"), |s| s.id().clone())
     }
 
-    fn on_control(&mut self, c: Control) {
-        match c {
-            Control::Settle { id, actual } => {
-                if let Some((r, names)) = self.reservations.remove(&id) {
-                    self.ledger.settle(&r, actual);
-                    self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
-                    self.emit(|| QuotaEvent::Settled {
-                        scopes: names.iter().map(ToString::to_string).collect(),
-                        estimate: r.est.total(),
-                        actual: actual.total(),
-                    });
-                }
+    /// Ends permit `id`'s reservation the way `how` says.
+    fn release(&mut self, id: u64, how: Release) {
+        let Some((r, names)) = self.reservations.remove(&id) else {
+            return;
+        };
+        let actual = match how {
+            Release::Settle(actual) => {
+                self.ledger.settle(&r, actual);
+                self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
+                actual.total()
             }
-            Control::Uncount { id } => {
-                if let Some((r, names)) = self.reservations.remove(&id) {
-                    self.ledger.uncount(&r);
-                    self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
-                    self.emit(|| QuotaEvent::Settled {
-                        scopes: names.iter().map(ToString::to_string).collect(),
-                        estimate: r.est.total(),
-                        actual: 0,
-                    });
-                }
+            Release::Uncount => {
+                self.ledger.uncount(&r);
+                self.dirty |= r.scopes.iter().any(|&s| self.queue.depth(s) > 0);
+                0
             }
-            Control::Unsent { id } => {
-                if let Some((r, names)) = self.reservations.remove(&id) {
-                    self.ledger.rollback(&r);
-                    self.dirty = true;
-                    self.emit(|| QuotaEvent::Settled {
-                        scopes: names.iter().map(ToString::to_string).collect(),
-                        estimate: r.est.total(),
-                        actual: 0,
-                    });
-                }
-            }
-            Control::GaveUp => self.dirty = true,
-            Control::Feedback { scope, signal } => {
-                let Some(i) = self.ledger.lookup(&scope) else {
-                    tracing::warn!(%scope, "quota feedback for an unregistered scope ignored");
-                    return;
-                };
+            Release::Unsent => {
+                self.ledger.rollback(&r);
                 self.dirty = true;
-                for effect in self.ledger.apply_signal(i, &signal, now()) {
-                    let name = scope.to_string();
-                    self.emit(|| match effect {
-                        SignalEffect::Cooldown {
-                            duration, reason, ..
-                        } => QuotaEvent::CooldownStarted {
-                            scope: name,
-                            reason,
-                            duration_ms: millis(duration),
-                        },
-                        SignalEffect::Learned(limit) => QuotaEvent::LimitLearned {
-                            scope: name,
-                            limit: limit.to_string(),
-                        },
-                        SignalEffect::Closed(reason) => QuotaEvent::CooldownStarted {
-                            scope: name,
-                            reason,
-                            duration_ms: u64::MAX,
-                        },
-                    });
-                }
+                0
             }
+        };
+        self.emit(|| QuotaEvent::Settled {
+            scopes: names.iter().map(ToString::to_string).collect(),
+            estimate: r.est.total(),
+            actual,
+        });
+    }
+
+    /// Applies a provider signal to `scope`.
+    fn feedback(&mut self, scope: &ScopeId, signal: &RateLimitSignal) {
+        let Some(i) = self.ledger.lookup(scope) else {
+            tracing::warn!(%scope, "quota feedback for an unregistered scope ignored");
+            return;
+        };
+        self.dirty = true;
+        for effect in self.ledger.apply_signal(i, signal, now()) {
+            let name = scope.to_string();
+            self.emit(|| match effect {
+                SignalEffect::Cooldown {
+                    duration, reason, ..
+                } => QuotaEvent::CooldownStarted {
+                    scope: name,
+                    reason,
+                    duration_ms: millis(duration),
+                },
+                SignalEffect::Learned(limit) => QuotaEvent::LimitLearned {
+                    scope: name,
+                    limit: limit.to_string(),
+                },
+                SignalEffect::Closed(reason) => QuotaEvent::CooldownStarted {
+                    scope: name,
+                    reason,
+                    duration_ms: u64::MAX,
+                },
+            });
         }
     }
 
-    /// Applies every settlement and signal sent before `c` first: a caller that settles and then
-    /// acquires again must see its refund (the two travel on different channels).
-    fn on_command_in_order(
-        &mut self,
-        c: Command,
-        control_rx: &mut mpsc::UnboundedReceiver<Control>,
-    ) {
-        while let Ok(ctl) = control_rx.try_recv() {
-            self.on_control(ctl);
-        }
-        self.on_command(c);
+    fn register(&mut self, id: ScopeId, spec: ScopeSpec) {
+        self.ledger.register(id, spec, now());
+        self.dirty = true;
     }
 
-    fn on_command(&mut self, c: Command) {
+    fn snapshot(&mut self) -> QuotaSnapshot {
         let now = now();
-        match c {
-            Command::Register { id, spec, reply } => {
-                self.ledger.register(id, spec, now);
-                self.dirty = true;
-                let _ = reply.send(());
-            }
-            Command::Snapshot { reply } => {
-                let scopes = (0..self.ledger.len())
-                    .filter_map(|i| {
-                        let depth = self.queue.depth(i);
-                        self.ledger.scope_mut(i).map(|s| {
-                            let mut snap = s.snapshot(now);
-                            snap.queue_depth = depth;
-                            snap
-                        })
-                    })
-                    .collect();
-                let _ = reply.send(QuotaSnapshot { scopes });
-            }
-            Command::Acquire { req, reply } => self.on_acquire(req, reply, now),
-            Command::TopUp { id, extra, reply } => {
-                let grown = match self.reservations.get_mut(&id) {
-                    Some((r, _)) => self.ledger.top_up(r, extra, now),
-                    None => false,
-                };
-                let _ = reply.send(grown);
-            }
+        let scopes = (0..self.ledger.len())
+            .filter_map(|i| {
+                let depth = self.queue.depth(i);
+                self.ledger.scope_mut(i).map(|s| {
+                    let mut snap = s.snapshot(now);
+                    snap.queue_depth = depth;
+                    snap
+                })
+            })
+            .collect();
+        QuotaSnapshot { scopes }
+    }
+
+    fn top_up(&mut self, id: u64, extra: TokenCount) -> bool {
+        match self.reservations.get_mut(&id) {
+            Some((r, _)) => self.ledger.top_up(r, extra, now()),
+            None => false,
         }
     }
 
@@ -330,8 +282,13 @@ impl QuotaSupervisor {
         &mut self,
         req: AcquireRequest,
         reply: oneshot::Sender<Result<Permit, AcquireError>>,
-        now: Instant,
+        me: &Addr<Self>,
     ) {
+        // A caller that gave up while its request sat in the mailbox consumes nothing.
+        if reply.is_closed() {
+            return;
+        }
+        let now = now();
         if req.candidates.is_empty() {
             let _ = reply.send(Err(AcquireError::NoCandidates));
             return;
@@ -400,7 +357,7 @@ impl QuotaSupervisor {
                     let r = self
                         .ledger
                         .reserve(cand, now, waiter.est, &waiter.requester);
-                    self.deliver(waiter, ci, r, now);
+                    self.deliver(waiter, ci, r, now, me);
                     return;
                 }
                 Verdict::Never { .. } | Verdict::Closed { .. } => {
@@ -444,7 +401,14 @@ impl QuotaSupervisor {
 
     /// Hands a permit to a waiter; if the caller already left, rolls the reservation back.
     /// Returns whether the permit was delivered.
-    fn deliver(&mut self, w: Waiter, ci: usize, r: Reservation, now: Instant) -> bool {
+    fn deliver(
+        &mut self,
+        w: Waiter,
+        ci: usize,
+        r: Reservation,
+        now: Instant,
+        me: &Addr<Self>,
+    ) -> bool {
         let id = self.next_id;
         self.next_id += 1;
         let waited = now.saturating_duration_since(w.enqueued);
@@ -460,7 +424,7 @@ impl QuotaSupervisor {
             Arc::clone(&names),
             w.est,
             waited,
-            self.control_tx.clone(),
+            me.clone(),
         );
         self.reservations.insert(id, (r, names));
         match w.reply.send(Ok(permit)) {

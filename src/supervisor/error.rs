@@ -129,9 +129,12 @@ pub enum SupervisorError {
     /// The supervisor task or thread is gone.
     #[error("the quota supervisor has stopped")]
     Stopped,
-    /// `start_local` was called outside a tokio runtime.
-    #[error("no tokio runtime is running here; use QuotaHandle::start instead")]
-    NoRuntime,
+    /// `start_local` was called outside an actix arbiter.
+    #[error(
+        "no actix arbiter is running here (start_local needs one: `#[actix_rt::test]`, an actix \
+         System); use QuotaHandle::start instead"
+    )]
+    NoArbiter,
     /// The supervisor's thread or runtime could not be created.
     #[error("could not start the quota supervisor: {0}")]
     Start(String),

@@ -3,24 +3,28 @@
 
 use std::fmt;
 
+use actix::{Actor, Addr};
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, oneshot};
 
-use super::actor::{Command, Control, QuotaSupervisor, now};
+use super::actor::{
+    Acquire, Feedback, GaveUp, QuotaSupervisor, Register, Snapshot, TopUp, now,
+};
 use super::error::{AcquireError, SupervisorError};
 use super::events::QuotaEvent;
 use super::permit::{AcquireRequest, Permit};
 use super::{QuotaSnapshot, SupervisorSettings};
 use crate::quota::{RateLimitSignal, ScopeId, ScopeSpec, TokenCount, WallClock};
+use crate::system::ActorSystem;
 
 /// Tells the supervisor when an `acquire` future is dropped while it waits, so requests queued
 /// behind it are reconsidered at once instead of at the next timer.
-struct GiveUpGuard<'a>(Option<&'a mpsc::UnboundedSender<Control>>);
+struct GiveUpGuard<'a>(Option<&'a Addr<QuotaSupervisor>>);
 
 impl Drop for GiveUpGuard<'_> {
     fn drop(&mut self) {
-        if let Some(control) = self.0.take() {
-            let _ = control.send(Control::GaveUp);
+        if let Some(addr) = self.0.take() {
+            addr.do_send(GaveUp);
         }
     }
 }
@@ -28,66 +32,54 @@ impl Drop for GiveUpGuard<'_> {
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_BUFFER: usize = 4096;
 
-/// A cheap, cloneable handle to one quota supervisor. The supervisor stops when the last handle
-/// is dropped (permits still alive then settle into nothing).
+/// A cheap, cloneable handle to one quota supervisor actor. `Send + Sync`: usable from any
+/// tokio application (multi-thread or current-thread) and from plain threads. The supervisor
+/// stops when the last handle and the last permit are dropped; an owned actor system's threads
+/// stop when the last handle of it is dropped.
 #[derive(Clone)]
 pub struct QuotaHandle {
-    cmd: mpsc::Sender<Command>,
-    control: mpsc::UnboundedSender<Control>,
+    addr: Addr<QuotaSupervisor>,
     events: broadcast::Sender<QuotaEvent>,
+    system: ActorSystem,
 }
 
 impl fmt::Debug for QuotaHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("QuotaHandle")
-            .field("stopped", &self.cmd.is_closed())
+            .field("stopped", &!self.addr.connected())
+            .field("system", &self.system)
             .finish_non_exhaustive()
     }
 }
 
-type Parts = (
-    QuotaHandle,
-    QuotaSupervisor,
-    mpsc::Receiver<Command>,
-    mpsc::UnboundedReceiver<Control>,
-);
-
-fn build(settings: &SupervisorSettings, wall: WallClock) -> Parts {
-    let (cmd, cmd_rx) = mpsc::channel(settings.mailbox_capacity.max(1));
-    let (control, control_rx) = mpsc::unbounded_channel();
-    let (events, _) = broadcast::channel(EVENT_BUFFER);
-    let sup = QuotaSupervisor::new(settings, wall, events.clone(), control.clone());
-    let handle = QuotaHandle {
-        cmd,
-        control,
-        events,
-    };
-    (handle, sup, cmd_rx, control_rx)
-}
-
 impl QuotaHandle {
-    /// Starts the actor system on a thread the handle owns: works from a plain
-    /// `#[tokio::main]` app, from sync code, anywhere. Time is real time.
+    /// Starts the supervisor on an actor system of its own (one thread the handle owns): works
+    /// from a plain `#[tokio::main]` app, from sync code, anywhere. Time is real time.
     pub fn start(settings: SupervisorSettings) -> Result<QuotaHandle, SupervisorError> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
+        let system = ActorSystem::start_with_workers(0)
             .map_err(|e| SupervisorError::Start(e.to_string()))?;
-        let wall = WallClock {
-            origin: std::time::Instant::now(),
-            origin_wall: Utc::now(),
-        };
-        let (handle, sup, cmd_rx, control_rx) = build(&settings, wall);
-        let sup = sup.with_precise_wake();
-        std::thread::Builder::new()
-            .name("quota-supervisor".to_owned())
-            .spawn(move || rt.block_on(sup.run(cmd_rx, control_rx)))
-            .map_err(|e| SupervisorError::Start(e.to_string()))?;
-        Ok(handle)
+        Ok(Self::start_in(&system, settings))
     }
 
-    /// Starts the supervisor inside the *current* tokio runtime (current-thread, e.g. a test
-    /// with paused time, or an actix System) so tokio's paused/advanced time drives it exactly.
+    /// Starts the supervisor on `system`'s supervisor arbiter (an owned system: its own thread,
+    /// real time, precise wake-ups; the current system: the caller's arbiter and clock).
+    pub fn start_in(system: &ActorSystem, settings: SupervisorSettings) -> QuotaHandle {
+        let wall = if system.is_owned() {
+            WallClock {
+                origin: std::time::Instant::now(),
+                origin_wall: Utc::now(),
+            }
+        } else {
+            WallClock {
+                origin: now(),
+                origin_wall: Utc::now(),
+            }
+        };
+        Self::spawn(system, &settings, wall)
+    }
+
+    /// Starts the supervisor on the *current* actix arbiter (`#[actix_rt::test]`, an actix
+    /// System) so tokio's paused/advanced time drives it exactly.
     pub fn start_local(settings: SupervisorSettings) -> Result<QuotaHandle, SupervisorError> {
         Self::start_local_with_wall_clock(settings, Utc::now())
     }
@@ -98,14 +90,32 @@ impl QuotaHandle {
         settings: SupervisorSettings,
         wall_now: DateTime<Utc>,
     ) -> Result<QuotaHandle, SupervisorError> {
-        tokio::runtime::Handle::try_current().map_err(|_| SupervisorError::NoRuntime)?;
+        let system = ActorSystem::current().map_err(|_| SupervisorError::NoArbiter)?;
         let wall = WallClock {
             origin: now(),
             origin_wall: wall_now,
         };
-        let (handle, sup, cmd_rx, control_rx) = build(&settings, wall);
-        tokio::spawn(sup.run(cmd_rx, control_rx));
-        Ok(handle)
+        Ok(Self::spawn(&system, &settings, wall))
+    }
+
+    fn spawn(system: &ActorSystem, settings: &SupervisorSettings, wall: WallClock) -> Self {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let mut sup = QuotaSupervisor::new(settings, wall, events.clone());
+        if system.is_owned() {
+            sup = sup.with_precise_wake();
+        }
+        let addr = QuotaSupervisor::start_in_arbiter(system.quota_arbiter(), move |_| sup);
+        QuotaHandle {
+            addr,
+            events,
+            system: system.clone(),
+        }
+    }
+
+    /// The actor system the supervisor runs on (a runtime given this handle puts its own
+    /// actors there too).
+    pub fn system(&self) -> &ActorSystem {
+        &self.system
     }
 
     /// Registers (or replaces the spec of) a scope. Idempotent for an equal spec.
@@ -114,26 +124,27 @@ impl QuotaHandle {
         id: ScopeId,
         spec: ScopeSpec,
     ) -> Result<(), SupervisorError> {
-        let (reply, rx) = oneshot::channel();
-        self.cmd
-            .send(Command::Register { id, spec, reply })
+        self.addr
+            .send(Register { id, spec })
             .await
-            .map_err(|_| SupervisorError::Stopped)?;
-        rx.await.map_err(|_| SupervisorError::Stopped)
+            .map_err(|_| SupervisorError::Stopped)
     }
 
     /// Waits for a permit; fails at once for NeverFits/unknown scope, or at the deadline.
-    /// Dropping the returned future gives up: nothing is consumed.
+    /// Dropping the returned future gives up: nothing is consumed, even when the permit was
+    /// granted and on its way.
     pub async fn acquire(&self, req: AcquireRequest) -> Result<Permit, AcquireError> {
         let (reply, rx) = oneshot::channel();
-        self.cmd
-            .send(Command::Acquire { req, reply })
+        self.addr
+            .send(Acquire { req, reply })
             .await
             .map_err(|_| AcquireError::Stopped)?;
-        let mut guard = GiveUpGuard(Some(&self.control));
+        let mut guard = GiveUpGuard(Some(&self.addr));
         let answer = rx.await;
         guard.0 = None;
-        answer.map_err(|_| AcquireError::Stopped)?
+        let mut permit = answer.map_err(|_| AcquireError::Stopped)??;
+        permit.mark_received();
+        Ok(permit)
     }
 
     /// Grows `permit`'s reservation to `needed` (input and output apart) in every scope it
@@ -146,19 +157,14 @@ impl QuotaHandle {
         if extra.is_zero() {
             return true;
         }
-        let (reply, rx) = oneshot::channel();
-        let sent = self
-            .cmd
-            .send(Command::TopUp {
+        let grown = self
+            .addr
+            .send(TopUp {
                 id: permit.id(),
                 extra,
-                reply,
             })
-            .await;
-        if sent.is_err() {
-            return false;
-        }
-        let grown = rx.await.unwrap_or(false);
+            .await
+            .unwrap_or(false);
         if grown {
             permit.grew(extra);
         }
@@ -167,18 +173,16 @@ impl QuotaHandle {
 
     /// Applies a provider signal to a scope (fire and forget).
     pub fn feedback(&self, scope: ScopeId, signal: RateLimitSignal) {
-        // A closed channel means the supervisor is gone: there is nothing left to inform.
-        let _ = self.control.send(Control::Feedback { scope, signal });
+        // A stopped supervisor has nothing left to inform.
+        self.addr.do_send(Feedback { scope, signal });
     }
 
     /// Every scope's limits, usage, queue depth and cooldown.
     pub async fn snapshot(&self) -> Result<QuotaSnapshot, SupervisorError> {
-        let (reply, rx) = oneshot::channel();
-        self.cmd
-            .send(Command::Snapshot { reply })
+        self.addr
+            .send(Snapshot)
             .await
-            .map_err(|_| SupervisorError::Stopped)?;
-        rx.await.map_err(|_| SupervisorError::Stopped)
+            .map_err(|_| SupervisorError::Stopped)
     }
 
     /// Every quota event (waits with ETA and the blocking limit, grants, denials, cooldowns,

@@ -7,8 +7,9 @@
 //! caller that gives up (drops the future) consumes nothing. The [`Permit`] settles to the
 //! actual tokens, or to its estimate when dropped.
 //!
-//! The actor is a single tokio task (one thread, no cross-thread hops inside), so it runs in any
-//! tokio runtime, an actix System included, and under paused time in tests.
+//! The supervisor is an actix actor on the supervisor arbiter of an actor system
+//! ([`crate::system::ActorSystem`]): on a thread of its own by default, or on the caller's arbiter under
+//! paused time in tests. Its messages and replies are listed in `actor/messages.rs`.
 
 mod actor;
 mod error;
@@ -35,7 +36,8 @@ pub struct SupervisorSettings {
     pub default_deadline: Duration,
     /// Spacing of first requests of different requesters per scope (250 ms).
     pub stagger: Duration,
-    /// How many acquire/register/snapshot messages may queue in the mailbox (4096).
+    /// How many messages may queue in the actor's mailbox before `acquire`, `register` and
+    /// `snapshot` callers wait their turn to enqueue (4096; settlements never wait).
     pub mailbox_capacity: usize,
 }
 

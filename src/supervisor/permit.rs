@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use actix::Addr;
 
-use super::actor::Control;
+use super::actor::{QuotaSupervisor, Release, Released};
 use crate::quota::{ScopeId, TokenCount};
 
 /// A request for a permit.
@@ -60,14 +60,31 @@ impl AcquireRequest {
 
 /// The right to make one call. Settle it with the actual tokens when the provider answered;
 /// dropping it unsettled settles at the estimate. Either frees its concurrency slots.
-#[derive(Debug)]
+///
+/// A permit the supervisor granted but its caller never received (the caller gave up between
+/// the grant and reading it) is rolled back when dropped, as if never granted: only a permit
+/// in the caller's hands can have been used for a call.
 pub struct Permit {
     id: u64,
     candidate: usize,
     scopes: Arc<[ScopeId]>,
     estimate: TokenCount,
     waited: Duration,
-    tx: Option<mpsc::UnboundedSender<Control>>,
+    tx: Option<Addr<QuotaSupervisor>>,
+    received: bool,
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("id", &self.id)
+            .field("candidate", &self.candidate)
+            .field("scopes", &self.scopes)
+            .field("estimate", &self.estimate)
+            .field("waited", &self.waited)
+            .field("received", &self.received)
+            .finish()
+    }
 }
 
 impl Permit {
@@ -77,7 +94,7 @@ impl Permit {
         scopes: Arc<[ScopeId]>,
         estimate: TokenCount,
         waited: Duration,
-        tx: mpsc::UnboundedSender<Control>,
+        tx: Addr<QuotaSupervisor>,
     ) -> Self {
         Self {
             id,
@@ -86,7 +103,13 @@ impl Permit {
             estimate,
             waited,
             tx: Some(tx),
+            received: false,
         }
+    }
+
+    /// The caller now holds the permit: from here on dropping it settles at the estimate.
+    pub(crate) fn mark_received(&mut self) {
+        self.received = true;
     }
 
     /// Which alternative of [`AcquireRequest::candidates`] was granted.
@@ -132,33 +155,27 @@ impl Permit {
     /// [`settle_tokens`](Self::settle_tokens) when the split is known.
     pub fn settle(mut self, actual_tokens: u64) {
         let input = actual_tokens.min(self.estimate.input);
-        self.send(TokenCount::new(input, actual_tokens - input));
+        self.send(Release::Settle(TokenCount::new(input, actual_tokens - input)));
     }
 
     /// Settles to what the provider counts, input and output apart (see
     /// [`settle`](Self::settle)).
     pub fn settle_tokens(mut self, actual: TokenCount) {
-        self.send(actual);
+        self.send(Release::Settle(actual));
     }
 
     /// Releases the permit as if the call had never been made: its request and tokens leave
     /// every window and its concurrency slots free. For calls the provider did not count (a 529
     /// overload, a connection that never reached it); a 429 or any answer is settled instead.
     pub fn release_uncounted(mut self) {
-        if let Some(tx) = self.tx.take() {
-            // A closed channel means the supervisor is gone: nothing is left to release.
-            let _ = tx.send(Control::Uncount { id: self.id });
-        }
+        self.send(Release::Uncount);
     }
 
     /// Gives the permit back unused: its request was never sent (it grew past the permit after
     /// the grant), so the grant is undone as if it had never been made — windows, concurrency,
     /// pacing and the stagger of first requests alike.
     pub fn release_unsent(mut self) {
-        if let Some(tx) = self.tx.take() {
-            // A closed channel means the supervisor is gone: nothing is left to release.
-            let _ = tx.send(Control::Unsent { id: self.id });
-        }
+        self.send(Release::Unsent);
     }
 
     /// Forgets the permit without settling (it was never delivered and is rolled back).
@@ -166,20 +183,22 @@ impl Permit {
         self.tx = None;
     }
 
-    fn send(&mut self, actual: TokenCount) {
+    fn send(&mut self, how: Release) {
         if let Some(tx) = self.tx.take() {
-            // A closed channel means the supervisor is gone: nothing is left to settle.
-            let _ = tx.send(Control::Settle {
-                id: self.id,
-                actual,
-            });
+            // `do_send` never blocks (a `Drop` may call it) and is never refused for a full
+            // mailbox; when the supervisor is gone there is nothing left to settle.
+            tx.do_send(Released { id: self.id, how });
         }
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let est = self.estimate;
-        self.send(est);
+        let how = if self.received {
+            Release::Settle(self.estimate)
+        } else {
+            Release::Unsent
+        };
+        self.send(how);
     }
 }

@@ -292,11 +292,7 @@ proptest! {
         storms in proptest::collection::vec((0u64..40_000, 0u64..15_000, 0usize..2), 0..3),
     ) {
         let period = Duration::from_secs(10);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = crate::paused_system();
         let record = Arc::new(Mutex::new(Record::default()));
         let names = [ScopeId::from("s0"), ScopeId::from("s1")];
         let (granted_total, t_end) = rt.block_on(async {
