@@ -1,9 +1,10 @@
 //! Quota engine benchmarks, each beside a baseline measured in the same run.
 //!
-//! Criterion groups: bare tokio mpsc+oneshot round trips (same thread and across threads),
-//! governor's `check()`, the pure ledger, and an uncontended acquire+settle through the
-//! supervisor. A small harness after them measures what Criterion does not: latency percentiles
-//! with 64 concurrent requesters, wake-up lateness of parked permits, and 10,000 queued waiters.
+//! Criterion groups: bare tokio mpsc+oneshot round trips and actix request/reply round trips
+//! (same thread and across threads), governor's `check()`, the pure ledger, and an uncontended
+//! acquire+settle through the supervisor actor. A small harness after them measures what
+//! Criterion does not: latency percentiles with 64 concurrent requesters (beside both
+//! baselines), wake-up lateness of parked permits, and 10,000 queued waiters.
 //! Run: `cargo bench --bench quota`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,6 +13,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::{Actor, Addr, Context, Handler, Message};
 use criterion::{Criterion, Throughput};
 use massgen::quota::{Dimension, Ledger, Limit, ScopeId, ScopeSpec, Verdict, WallClock};
 use massgen::supervisor::{AcquireRequest, QuotaHandle, SupervisorSettings};
@@ -75,6 +77,39 @@ fn echo_thread() -> mpsc::Sender<oneshot::Sender<()>> {
     tx
 }
 
+/// A bare actix actor: answers every `Ping` (the request/reply round trip of the actor
+/// mechanism itself, with nothing of the supervisor's work).
+struct Echo;
+
+impl Actor for Echo {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(65_536);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Ping;
+
+impl Handler<Ping> for Echo {
+    type Result = ();
+
+    fn handle(&mut self, _: Ping, _: &mut Context<Self>) {}
+}
+
+/// An actix echo actor on an actix System of its own thread, like `QuotaHandle::start`.
+fn actix_echo_thread() -> Addr<Echo> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sys = actix_rt::System::new();
+        sys.block_on(async { tx.send(Echo.start()).unwrap() });
+        sys.run().unwrap();
+    });
+    rx.recv().unwrap()
+}
+
 fn criterion_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("quota");
     g.measurement_time(Duration::from_secs(3))
@@ -97,15 +132,26 @@ fn criterion_benches(c: &mut Criterion) {
         })
     });
 
-    let q = {
-        let _guard = rt.enter();
-        QuotaHandle::start_local(settings()).unwrap()
-    };
-    rt.block_on(q.register_scope(ScopeId::from("bench"), roomy_spec()))
+    // The caller and the actor on one actix arbiter (the paused-time tests' placement).
+    let sys = actix_rt::System::new();
+    let echo_here = sys.block_on(async { Echo.start() });
+    g.bench_function("baseline_actix_send_same_thread", |b| {
+        b.iter_custom(|n| {
+            sys.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    echo_here.send(Ping).await.unwrap();
+                }
+                start.elapsed()
+            })
+        })
+    });
+    let q = sys.block_on(async { QuotaHandle::start_local(settings()).unwrap() });
+    sys.block_on(q.register_scope(ScopeId::from("bench"), roomy_spec()))
         .unwrap();
     g.bench_function("supervisor_acquire_settle_same_thread", |b| {
         b.iter_custom(|n| {
-            rt.block_on(async {
+            sys.block_on(async {
                 let start = Instant::now();
                 for _ in 0..n {
                     q.acquire(request("a")).await.unwrap().settle(90);
@@ -122,6 +168,19 @@ fn criterion_benches(c: &mut Criterion) {
                 let start = Instant::now();
                 for _ in 0..n {
                     roundtrip(&tx).await;
+                }
+                start.elapsed()
+            })
+        })
+    });
+
+    let echo_there = actix_echo_thread();
+    g.bench_function("baseline_actix_send_cross_thread", |b| {
+        b.iter_custom(|n| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    echo_there.send(Ping).await.unwrap();
                 }
                 start.elapsed()
             })
@@ -243,6 +302,15 @@ fn contended_harness() {
             async move { roundtrip(&tx).await }
         },
     );
+    let echo = actix_echo_thread();
+    contended(
+        &two_workers(),
+        "baseline_actix_send_64_requesters",
+        move |_| {
+            let echo = echo.clone();
+            async move { echo.send(Ping).await.unwrap() }
+        },
+    );
     let names: Arc<Vec<String>> = Arc::new((0..REQUESTERS).map(|n| format!("agent{n}")).collect());
     let call = |q: QuotaHandle| {
         let names = Arc::clone(&names);
@@ -258,22 +326,13 @@ fn contended_harness() {
         ("1s_windows", Duration::from_secs(1)),
         ("10ms_windows", Duration::from_millis(10)),
     ] {
-        // The supervisor on a thread of its own (QuotaHandle::start).
+        // The supervisor actor on a thread of its own (QuotaHandle::start), the callers on a
+        // 2-worker tokio runtime of the embedding application.
         let rt = two_workers();
         let q = QuotaHandle::start(settings()).unwrap();
         rt.block_on(q.register_scope(ScopeId::from("bench"), roomy_spec_over(period)))
             .unwrap();
         let name = format!("supervisor_own_thread_64_requesters_{label}");
-        contended(&rt, &name, call(q));
-        // The supervisor as a task on the callers' 2-worker runtime (QuotaHandle::start_local).
-        let rt = two_workers();
-        let q = {
-            let _guard = rt.enter();
-            QuotaHandle::start_local(settings()).unwrap()
-        };
-        rt.block_on(q.register_scope(ScopeId::from("bench"), roomy_spec_over(period)))
-            .unwrap();
-        let name = format!("supervisor_in_runtime_64_requesters_{label}");
         contended(&rt, &name, call(q));
     }
 }

@@ -79,9 +79,9 @@ pub struct RuntimeOptions {
     /// `QuotaHandle::start_local` in paused-time tests). `None` with `rate_limit` on starts one
     /// on the runtime's actor system; ignored when `rate_limit` is off.
     pub quota: Option<QuotaHandle>,
-    /// Where the runtime's actors live (`None`: the shared `quota` handle's system when one is
-    /// given, else an [`ActorSystem`] of its own, on threads it owns). Paused-time tests and
-    /// actix applications pass [`ActorSystem::current`].
+    /// Where the runtime's actors live (`None`: the shared `quota` handle's system when that is
+    /// the caller's arbiter, else an [`ActorSystem`] of its own, on threads it owns).
+    /// Paused-time tests and actix applications pass [`ActorSystem::current`].
     pub actors: Option<ActorSystem>,
 }
 
@@ -150,13 +150,13 @@ impl Runtime {
             return Err(RuntimeError::DuplicateAgent(dup.clone()));
         }
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        // A runtime given a supervisor lives on the supervisor's actor system unless told
-        // otherwise (a paused-time test's handle brings the test's arbiter).
+        // A runtime given a supervisor on the caller's arbiter (a paused-time test's) lives
+        // there too; one on threads of their own keeps them to itself.
         let shared = options.quota.as_ref().filter(|_| options.rate_limit);
         let system = match (&options.actors, shared) {
             (Some(system), _) => system.clone(),
-            (None, Some(q)) => q.system().clone(),
-            (None, None) => ActorSystem::start()?,
+            (None, Some(q)) if !q.system().is_owned() => q.system().clone(),
+            (None, _) => ActorSystem::start()?,
         };
         let quota = match (shared, options.rate_limit) {
             (Some(q), _) => Some(q.clone()),
