@@ -307,6 +307,7 @@ impl Runtime {
             })
             .collect();
         let c = orchestrator::coordinate(
+            &self.system,
             specs,
             &self.team.orchestrator,
             timeout,
