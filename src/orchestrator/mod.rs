@@ -115,3 +115,6 @@ fn orchestrator_lost(ids: &[String], emitter: &Emitter) -> Coordination {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -513,3 +513,6 @@ impl LimitsSource for crate::config::LimitsTable {
         crate::config::LimitsTable::shared_group(self, name)
     }
 }
+
+#[cfg(test)]
+mod tests;
