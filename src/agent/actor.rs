@@ -100,12 +100,7 @@ impl AgentActor {
     }
 
     /// A panic caught in `what`: reported, and the actor stops once the reply is out.
-    fn crashed(
-        &self,
-        what: &str,
-        panic: &(dyn Any + Send),
-        ctx: &mut Context<Self>,
-    ) -> String {
+    fn crashed(&self, what: &str, panic: &(dyn Any + Send), ctx: &mut Context<Self>) -> String {
         let reason = format!("the agent panicked during {what}: {}", panic_message(panic));
         self.work.emitter.emit(RunEvent::ActorFailed {
             actor: format!("agent:{}", self.work.id()),
@@ -165,11 +160,15 @@ impl Handler<Present> for AgentActor {
     fn handle(&mut self, msg: Present, _: &mut Context<Self>) -> Self::Result {
         let work = Rc::clone(&self.work);
         let present = async move { work.present(&msg.brief).await };
-        Box::pin(AssertUnwindSafe(present).catch_unwind().into_actor(self).map(
-            |result, act, ctx| {
-                result.unwrap_or_else(|panic| Err(act.crashed("the presentation", &*panic, ctx)))
-            },
-        ))
+        Box::pin(
+            AssertUnwindSafe(present)
+                .catch_unwind()
+                .into_actor(self)
+                .map(|result, act, ctx| {
+                    result
+                        .unwrap_or_else(|panic| Err(act.crashed("the presentation", &*panic, ctx)))
+                }),
+        )
     }
 }
 

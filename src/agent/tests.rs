@@ -16,17 +16,17 @@ use super::*;
 use crate::agent::board::AnswerBoard;
 use crate::agent::checks::Decision;
 use crate::agent::events::{Emitter, RunEvent};
-use crate::provider::{ChatRequest, Message};
-use crate::routing::Route;
-use tokio::sync::watch;
 use crate::config::SimulatedSettings;
 use crate::keys::ApiKey;
+use crate::provider::{ChatRequest, Message};
 use crate::provider::{
     ChatResponse, Provider, ProviderError, Role, SimulatedProvider, StreamSink, ToolCall,
 };
 use crate::quota::{Limit, ScopeId, ScopeSpec};
+use crate::routing::Route;
 use crate::routing::{QuotaRoute, RetryPolicy};
 use crate::supervisor::{QuotaHandle, SupervisorSettings};
+use tokio::sync::watch;
 
 type Hook = Box<dyn Fn(u32) + Send + Sync>;
 
@@ -508,7 +508,10 @@ async fn a_panic_mid_turn_fails_the_turn_names_the_panic_and_stops_the_agent() {
         "{reason}"
     );
     assert!(!quota_deadline);
-    assert_eq!(report.stats.calls, 1, "the call before the panic stays counted");
+    assert_eq!(
+        report.stats.calls, 1,
+        "the call before the panic stays counted"
+    );
     let mut failed = Vec::new();
     while let Ok(event) = r.events.try_recv() {
         if let RunEvent::ActorFailed { actor, reason } = event {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, MailboxError, Message,
-    SpawnHandle, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, MailboxError,
+    Message, SpawnHandle, WrapFuture,
 };
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -251,8 +251,8 @@ impl Orchestrator {
         }
         self.phase = Phase::Presenting;
         let request = slot.addr.send(Present { brief });
-        self.presenting = Some(ctx.spawn(request.into_actor(self).map(
-            move |result, act, ctx| {
+        self.presenting = Some(
+            ctx.spawn(request.into_actor(self).map(move |result, act, ctx| {
                 if act.phase != Phase::Presenting {
                     return;
                 }
@@ -281,8 +281,8 @@ impl Orchestrator {
                     }
                 };
                 act.conclude(w, text, ctx);
-            },
-        )));
+            })),
+        );
     }
 
     /// Leaves the presentation phase; the winner's slot.
@@ -354,19 +354,17 @@ impl Orchestrator {
             let request = slot.addr.send(Stop);
             stops.push(async move { (i, request.await) });
         }
-        ctx.wait(
-            futures_util::future::join_all(stops)
-                .into_actor(self)
-                .map(move |replies, act, ctx| {
-                    for (i, reply) in replies {
-                        // A gone agent keeps the counters of its last report.
-                        if let Ok(stats) = reply {
-                            act.state.slots[i].stats = stats;
-                        }
+        ctx.wait(futures_util::future::join_all(stops).into_actor(self).map(
+            move |replies, act, ctx| {
+                for (i, reply) in replies {
+                    // A gone agent keeps the counters of its last report.
+                    if let Ok(stats) = reply {
+                        act.state.slots[i].stats = stats;
                     }
-                    then(act, ctx);
-                }),
-        );
+                }
+                then(act, ctx);
+            },
+        ));
     }
 }
 

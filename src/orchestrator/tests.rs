@@ -102,10 +102,13 @@ fn agents_whose_arbiter_dies_mid_turn_are_reported_and_retired() {
             Emitter::new(tx, None),
             std::future::pending(),
         );
-        tokio::time::timeout(Duration::from_secs(60), futures_util::future::join(run, killer))
-            .await
-            .expect("the run finishes")
-            .0
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            futures_util::future::join(run, killer),
+        )
+        .await
+        .expect("the run finishes")
+        .0
     });
     assert_eq!(c.status, RunStatus::Completed);
     assert_eq!(c.winner.as_deref(), Some("b"));
@@ -135,7 +138,10 @@ async fn abandoning_a_run_stops_its_agents_and_returns_their_permits() {
         concurrency: NonZeroU32::new(4),
         ..ScopeSpec::default()
     };
-    quota.register_scope(scope.clone(), scope_spec).await.unwrap();
+    quota
+        .register_scope(scope.clone(), scope_spec)
+        .await
+        .unwrap();
     let route = QuotaRoute {
         handle: quota.clone(),
         candidates: vec![vec![scope]],

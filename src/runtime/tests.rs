@@ -25,7 +25,10 @@ fn dropping_a_runtime_after_a_run_stops_its_threads() {
         .unwrap();
     let out = app.block_on(runtime.run("Still there?")).unwrap();
     assert_eq!(out.status, RunStatus::Completed);
-    assert!(workers.iter().all(|w| w.spawn_fn(|| {})), "alive during use");
+    assert!(
+        workers.iter().all(|w| w.spawn_fn(|| {})),
+        "alive during use"
+    );
 
     // Dropped on another thread so a hang fails the test instead of blocking it.
     let (done, dropped) = std::sync::mpsc::channel();

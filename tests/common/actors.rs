@@ -15,7 +15,8 @@ use massgen::system::ActorSystem;
 pub struct PausedSystem;
 
 impl PausedSystem {
-    /// The System's runner (the test macro calls `block_on` on it).
+    /// The System's runner (the test macro calls `<system>::new().block_on(..)`, hence the name).
+    #[allow(clippy::new_ret_no_self)]
     pub fn new() -> actix_rt::SystemRunner {
         actix_rt::System::with_tokio_rt(|| {
             tokio::runtime::Builder::new_current_thread()

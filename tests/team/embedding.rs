@@ -61,7 +61,10 @@ fn an_interrupt_from_a_plain_tokio_app_ends_the_run() {
         .enable_all()
         .build()
         .unwrap();
-    let slow = team(vec![agent("a", latency(60_000)), agent("b", latency(60_000))]);
+    let slow = team(vec![
+        agent("a", latency(60_000)),
+        agent("b", latency(60_000)),
+    ]);
     let runtime = Runtime::new(slow, RuntimeOptions::default()).unwrap();
     let started = std::time::Instant::now();
     let err = rt
