@@ -309,6 +309,7 @@ impl Runtime {
             })
             .collect();
         let c = orchestrator::coordinate(
+            &self.system,
             specs,
             &self.team.orchestrator,
             timeout,
@@ -514,3 +515,6 @@ impl LimitsSource for crate::config::LimitsTable {
         crate::config::LimitsTable::shared_group(self, name)
     }
 }
+
+#[cfg(test)]
+mod tests;
