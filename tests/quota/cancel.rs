@@ -31,7 +31,7 @@ fn req(who: &str) -> AcquireRequest {
     r
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_thousand_callers_timing_out_while_queued_consume_nothing() {
     let q = start(vec![Limit::rpm(NonZeroU64::new(1).unwrap())], None).await;
     let mut events = q.subscribe();
@@ -68,7 +68,7 @@ async fn a_thousand_callers_timing_out_while_queued_consume_nothing() {
     }
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_permit_granted_to_a_caller_that_drops_before_reading_it_is_rolled_back() {
     // One call at a time and 5 requests per minute.
     let q = start(vec![Limit::rpm(NonZeroU64::new(5).unwrap())], Some(1)).await;
