@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::keys::ApiKey;
-use crate::provider::{ChatRequest, ChatResponse, Provider, ProviderError, StreamSink, Usage};
+use crate::provider::{ChatRequest, ChatResponse, ProviderError, ProviderRef, StreamSink, Usage};
 use crate::quota::ScopeId;
 use crate::supervisor::{AcquireError, AcquireRequest, Permit, QuotaHandle};
 
@@ -58,8 +58,8 @@ impl QuotaRoute {
 /// Everything needed to make calls for one agent.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// The endpoint.
-    pub provider: Arc<dyn Provider>,
+    /// The endpoint's actor (shared by every route to that endpoint).
+    pub provider: ProviderRef,
     /// The key to send, for backends that need one.
     pub key: Option<ApiKey>,
     /// Retry behaviour.
@@ -243,9 +243,10 @@ where
         quota_wait += permit.as_ref().map_or(Duration::ZERO, Permit::waited);
         let target = permit.as_ref().and_then(|p| feedback_scope(route, p));
         calls += 1;
+        let request = Arc::new(request);
         let result = traced::chat(
-            route.provider.as_ref(),
-            &request,
+            &route.provider,
+            request.clone(),
             route.key.as_ref(),
             sink,
             calls,
@@ -268,7 +269,7 @@ where
                     response,
                     calls,
                     quota_wait,
-                    sent: request,
+                    sent: Arc::unwrap_or_clone(request),
                 });
             }
             Err(error) if error.is_retryable() && calls < max_attempts => {
