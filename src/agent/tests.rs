@@ -114,7 +114,10 @@ fn rig(
         hook: hook(board.clone()),
     };
     let route = Route {
-        provider: Arc::new(provider),
+        provider: crate::provider::ProviderRef::start(
+            &crate::system::ActorSystem::current().unwrap(),
+            Arc::new(provider),
+        ),
         key: None,
         retry: RetryPolicy::default(),
         requester: Arc::from("b"),
@@ -148,7 +151,7 @@ fn reply(calls: Vec<ToolCall>) -> ChatResponse {
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::system::PausedSystem")]
 async fn a_call_that_waited_for_quota_shows_the_answers_of_the_moment_it_is_sent() {
     // One request per minute: the slot is taken, so b's first call waits ~60 s for its permit.
     // a's answer arrives during the wait: the request sent lists it, as a fresh first message.
@@ -222,7 +225,7 @@ async fn a_call_that_waited_for_quota_shows_the_answers_of_the_moment_it_is_sent
     );
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_duplicate_answer_is_retried_with_a_native_tool_result() {
     let duplicate = ToolCall::new(
         "call_dup",
@@ -270,7 +273,7 @@ async fn a_duplicate_answer_is_retried_with_a_native_tool_result() {
     assert_eq!(retries, [(1, retry[3].content.clone())]);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn answers_that_arrive_between_attempts_rebuild_the_first_message() {
     // b votes on an empty board (refused); a's answer lands while that call is out. The retry's
     // first message shows it, `vote` is offered again, and the refusal says answers changed.
@@ -316,7 +319,7 @@ async fn answers_that_arrive_between_attempts_rebuild_the_first_message() {
     assert_eq!(tools, ["new_answer", "vote"]);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn an_answer_repeating_one_that_arrived_while_it_was_out_is_refused() {
     // b's call goes out on an empty board; a's identical answer lands before b's reply. b's
     // answer would only repeat it: it is refused, and the retry shows a's answer to vote for.

@@ -15,7 +15,7 @@ use crate::system::ActorSystem;
 /// A handle to one provider actor: cheap to clone, `Send + Sync`, usable from any thread.
 #[derive(Clone)]
 pub struct ProviderRef {
-    addr: Addr<ProviderActor>,
+    pub(super) addr: Addr<ProviderActor>,
     name: Arc<str>,
 }
 
