@@ -5,8 +5,8 @@
 use actix::{Actor, AsyncContext, Context, Handler, Message};
 use tokio::sync::watch;
 
-use super::health::{CircuitSettings, CircuitState, KeyStatus};
 use super::ApiKey;
+use super::health::{CircuitSettings, CircuitState, KeyStatus};
 use crate::provider::{ProviderError, Usage};
 
 /// Mailbox capacity of a key actor (every call of every agent using the key sends it one or

@@ -6,9 +6,9 @@ use std::fmt;
 use actix::Addr;
 use tokio::sync::watch;
 
+use super::ApiKey;
 use super::actor::{BeginTrial, EndTrial, Failed, KeyActor, Retire, Succeeded, TrialGrant};
 use super::health::{CircuitState, KeyHealth, KeyStatus, KeyUsage};
-use super::ApiKey;
 use crate::provider::{ProviderError, Usage};
 
 /// One API key and its live state, shared (through a [`super::KeyRegistry`]) by every agent and

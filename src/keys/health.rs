@@ -233,7 +233,10 @@ mod tests {
         assert!(reason.contains("****1234") && reason.contains("env OPENAI_API_KEY"));
         assert!(!reason.contains("secret-abcd"), "{reason}");
         let shown = serde_json::to_string(&k).unwrap_or_default();
-        assert!(!shown.contains("secret-abcd") && shown.contains("retired"), "{shown}");
+        assert!(
+            !shown.contains("secret-abcd") && shown.contains("retired"),
+            "{shown}"
+        );
         assert_eq!((k.usage.calls, k.usage.failures), (2, 2));
     }
 
@@ -246,7 +249,13 @@ mod tests {
         k.failed(&key, &limited, &CircuitSettings::default());
         let u = k.usage;
         assert_eq!(
-            (u.calls, u.successes, u.rate_limited, u.input_tokens, u.output_tokens),
+            (
+                u.calls,
+                u.successes,
+                u.rate_limited,
+                u.input_tokens,
+                u.output_tokens
+            ),
             (2, 1, 1, 10, 5)
         );
     }

@@ -30,7 +30,14 @@ async fn every_pool_with_a_key_shares_its_one_state() {
         None,
     );
     let same = ApiKey::new(key("shared").expose().to_owned(), "team.yaml agents[1]");
-    let b = KeyPool::new(&registry, "openai", "m", vec![same], ScopeKind::PerKey, None);
+    let b = KeyPool::new(
+        &registry,
+        "openai",
+        "m",
+        vec![same],
+        ScopeKind::PerKey,
+        None,
+    );
     assert!(std::sync::Arc::ptr_eq(&a.keys()[0], &b.keys()[0]));
     assert_eq!(registry.handles().len(), 2);
     a.keys()[0].record_success(Some(Usage::new(10, 2))).await;

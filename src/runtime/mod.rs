@@ -32,8 +32,8 @@ pub use crate::orchestrator::{AgentStats, AnswerRecord, FinalAgentState, RunStat
 use crate::agent::AgentSpec;
 use crate::agent::events::{Emitter, EventLog};
 use crate::config::{ModelLimits, TeamConfig};
-use crate::orchestrator::{self, Coordination};
 use crate::keys::KeyRegistry;
+use crate::orchestrator::{self, Coordination};
 use crate::provider::{Provider, ProviderRef};
 use crate::routing::{RetryPolicy, Route};
 use crate::supervisor::{QuotaHandle, QuotaSnapshot, SupervisorSettings};

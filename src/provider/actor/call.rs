@@ -36,11 +36,7 @@ pub(super) enum Finished {
 }
 
 /// Runs `msg`'s call on `provider` with one of `slots` (see the module docs of the actor).
-pub(super) async fn run(
-    provider: Arc<dyn Provider>,
-    slots: Arc<Semaphore>,
-    msg: Chat,
-) -> Finished {
+pub(super) async fn run(provider: Arc<dyn Provider>, slots: Arc<Semaphore>, msg: Chat) -> Finished {
     let Chat {
         request,
         key,
@@ -54,12 +50,9 @@ pub(super) async fn run(
         let _slot = slots.acquire().await.ok();
         let started = Instant::now();
         // The adapter is called inside the future so a panic before its first await is caught.
-        let call = AssertUnwindSafe(async {
-            provider
-                .chat(&request, key.as_ref(), sink.as_ref())
-                .await
-        })
-        .catch_unwind();
+        let call =
+            AssertUnwindSafe(async { provider.chat(&request, key.as_ref(), sink.as_ref()).await })
+                .catch_unwind();
         let outcome = tokio::time::timeout(timeout, call).instrument(span).await;
         (outcome, started.elapsed())
     };

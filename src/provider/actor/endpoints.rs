@@ -13,7 +13,10 @@ use crate::system::ActorSystem;
 /// endpoint (their calls share its concurrency and health); one per agent for the simulated
 /// backend, which is built per agent. An agent whose backend cannot be built (an
 /// OpenAI-compatible `chatcompletion` without a `base_url`) gets none.
-pub fn start_for_team(system: &ActorSystem, agents: &[AgentConfig]) -> HashMap<String, ProviderRef> {
+pub fn start_for_team(
+    system: &ActorSystem,
+    agents: &[AgentConfig],
+) -> HashMap<String, ProviderRef> {
     let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
     let mut endpoints: HashMap<(BackendKind, String), ProviderRef> = HashMap::new();
     let mut by_agent = HashMap::new();

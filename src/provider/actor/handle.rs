@@ -80,7 +80,10 @@ impl ProviderRef {
 
     /// The actor's figures now (an error when the actor is gone for good).
     pub async fn health(&self) -> Result<ProviderHealth, ProviderError> {
-        self.addr.send(Health).await.map_err(|_| stopped(&self.name))
+        self.addr
+            .send(Health)
+            .await
+            .map_err(|_| stopped(&self.name))
     }
 
     /// Whether two handles reach the same actor.

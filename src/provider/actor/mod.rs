@@ -31,8 +31,8 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message};
 use actix::MessageResult;
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message};
 use actix::{Supervised, WrapFuture};
 use tokio::sync::{Semaphore, oneshot};
 
@@ -141,17 +141,16 @@ impl Handler<Chat> for ProviderActor {
         }
         self.health.in_flight += 1;
         let work = call::run(self.provider.clone(), self.slots.clone(), msg);
-        ctx.spawn(
-            work.into_actor(self)
-                .map(|finished, act: &mut Self, ctx: &mut Context<Self>| {
-                    let panicked = matches!(finished, call::Finished::Panicked { .. });
-                    act.health.record(finished);
-                    if panicked {
-                        // Supervised: actix restarts the actor once it has stopped.
-                        ctx.stop();
-                    }
-                }),
-        );
+        ctx.spawn(work.into_actor(self).map(
+            |finished, act: &mut Self, ctx: &mut Context<Self>| {
+                let panicked = matches!(finished, call::Finished::Panicked { .. });
+                act.health.record(finished);
+                if panicked {
+                    // Supervised: actix restarts the actor once it has stopped.
+                    ctx.stop();
+                }
+            },
+        ));
     }
 }
 

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -146,7 +146,11 @@ async fn a_call_past_its_timeout_is_cancelled_with_a_clear_error() {
             && e.message.contains("timeout_settings.call_timeout_seconds"),
         "{e}"
     );
-    assert_eq!(probe.dropped.load(Ordering::SeqCst), 1, "the call was dropped");
+    assert_eq!(
+        probe.dropped.load(Ordering::SeqCst),
+        1,
+        "the call was dropped"
+    );
     let h = p.health().await.unwrap();
     assert_eq!((h.calls, h.failures, h.timeouts), (1, 1, 1), "{h:?}");
 }
@@ -157,11 +161,8 @@ async fn a_caller_that_gives_up_cancels_the_provider_call() {
         latency: LONG,
         ..Probe::default()
     });
-    let gave_up = tokio::time::timeout(
-        Duration::from_secs(5),
-        p.chat(request(), None, None, LONG),
-    )
-    .await;
+    let gave_up =
+        tokio::time::timeout(Duration::from_secs(5), p.chat(request(), None, None, LONG)).await;
     assert!(gave_up.is_err(), "the caller's own timeout ended the wait");
     // The actor sees the reply channel close on its next turn.
     tokio::task::yield_now().await;
@@ -231,4 +232,3 @@ async fn a_panic_fails_its_call_clearly_and_the_actor_is_restarted() {
     assert_eq!((h.restarts, h.panics, h.successes), (1, 1, 1), "{h:?}");
     assert_eq!(probe.dropped.load(Ordering::SeqCst), 3);
 }
-
