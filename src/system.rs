@@ -183,6 +183,7 @@ pub(crate) struct PausedSystem;
 impl PausedSystem {
     /// The System's runner (what `#[actix_rt::test]` blocks on).
     #[allow(clippy::expect_used)]
+    #[allow(clippy::new_ret_no_self)]
     pub(crate) fn new() -> actix_rt::SystemRunner {
         System::with_tokio_rt(|| {
             tokio::runtime::Builder::new_current_thread()

@@ -21,8 +21,15 @@ pub struct KeyRegistry {
 struct Inner {
     system: ActorSystem,
     circuit: CircuitSettings,
-    /// By secret (compared exactly, never shown), in the order keys were first seen.
-    keys: Mutex<(HashMap<Arc<str>, usize>, Vec<Arc<KeyHandle>>)>,
+    keys: Mutex<Keys>,
+}
+
+/// The handles in the order keys were first seen, and their index by secret (compared
+/// exactly, never shown).
+#[derive(Default)]
+struct Keys {
+    index: HashMap<Arc<str>, usize>,
+    handles: Vec<Arc<KeyHandle>>,
 }
 
 impl fmt::Debug for KeyRegistry {
@@ -47,7 +54,7 @@ impl KeyRegistry {
             inner: Arc::new(Inner {
                 system: system.clone(),
                 circuit,
-                keys: Mutex::new((HashMap::new(), Vec::new())),
+                keys: Mutex::new(Keys::default()),
             }),
         }
     }
@@ -60,7 +67,7 @@ impl KeyRegistry {
             .keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let (index, handles) = &mut *keys;
+        let Keys { index, handles } = &mut *keys;
         if let Some(&i) = index.get(key.expose()) {
             if let Some(h) = handles.get(i) {
                 return h.clone();
@@ -84,7 +91,7 @@ impl KeyRegistry {
             .keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .1
+            .handles
             .clone()
     }
 
