@@ -116,6 +116,16 @@ fn rig(
     quota: Option<QuotaRoute>,
     hook: impl FnOnce(BoardTx) -> Hook,
 ) -> Rig {
+    rig_logged(script, quota, hook, None)
+}
+
+/// [`rig`] with an event log that every event the agent emits also goes to.
+fn rig_logged(
+    script: Vec<ChatResponse>,
+    quota: Option<QuotaRoute>,
+    hook: impl FnOnce(BoardTx) -> Hook,
+    log: Option<Arc<dyn crate::agent::events::EventLog>>,
+) -> Rig {
     let (board, rx) = watch::channel(Arc::new(AnswerBoard::new(ids())));
     let board = Arc::new(board);
     let sent = Arc::new(StdMutex::new(Vec::new()));
@@ -129,7 +139,10 @@ fn rig(
     };
     let hang = provider.hang.clone();
     let route = Route {
-        provider: Arc::new(provider),
+        provider: crate::provider::ProviderRef::start(
+            &crate::system::ActorSystem::current().unwrap(),
+            Arc::new(provider),
+        ),
         key: None,
         retry: RetryPolicy::default(),
         requester: Arc::from("b"),
@@ -144,7 +157,7 @@ fn rig(
     };
     let (tx, events) = broadcast::channel(64);
     let system = crate::system::ActorSystem::current().unwrap();
-    let addr = AgentActor::start_in(&system, spec, rx, Emitter::new(tx, None));
+    let addr = AgentActor::start_in(&system, spec, rx, Emitter::new(tx, log));
     Rig {
         addr,
         sent,
@@ -165,9 +178,8 @@ fn reply(calls: Vec<ToolCall>) -> ChatResponse {
     }
 }
 
-#[actix_rt::test]
+#[actix_rt::test(system = "crate::system::PausedSystem")]
 async fn a_call_that_waited_for_quota_shows_the_answers_of_the_moment_it_is_sent() {
-    tokio::time::pause();
     // One request per minute: the slot is taken, so b's first call waits ~60 s for its permit.
     // a's answer arrives during the wait: the request sent lists it, as a fresh first message.
     let quota = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
@@ -483,18 +495,40 @@ async fn stop_mid_call_cancels_it_and_returns_the_quota_permit() {
     assert_eq!(idle.scopes[0].granted_total, 1);
 }
 
+/// An event log with a bug: it panics when it records the agent's `nth` state change.
+struct FaultyLog {
+    states: std::sync::atomic::AtomicU32,
+    nth: u32,
+}
+
+impl crate::agent::events::EventLog for FaultyLog {
+    fn record(&self, _: Duration, event: &RunEvent) {
+        if matches!(event, RunEvent::AgentState { .. })
+            && self
+                .states
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1
+                == self.nth
+        {
+            panic!("the event log exploded");
+        }
+    }
+
+    fn answer(&self, _: &str, _: u32, _: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+}
+
 #[actix_rt::test]
 async fn a_panic_mid_turn_fails_the_turn_names_the_panic_and_stops_the_agent() {
-    let explode = |_: BoardTx| -> Hook {
-        Box::new(|n| {
-            if n == 2 {
-                panic!("the provider adapter exploded");
-            }
-        })
-    };
-    // Call 1 is refused (a vote on an empty board) and counted; call 2 panics.
+    // Attempt 1 is refused (a vote on an empty board) and counted; announcing attempt 2
+    // ("thinking", the agent's second state change) panics inside the agent's own code.
     let early = ToolCall::new("v1", "vote", json!({"agent_id": "agent1", "reason": "x"}));
-    let mut r = rig(vec![reply(vec![early])], None, explode);
+    let log = Arc::new(FaultyLog {
+        states: std::sync::atomic::AtomicU32::new(0),
+        nth: 2,
+    });
+    let mut r = rig_logged(vec![reply(vec![early])], None, no_hook, Some(log));
     let report = r.addr.send(Turn).await.unwrap();
     let TurnOutcome::Failed {
         reason,
@@ -504,7 +538,7 @@ async fn a_panic_mid_turn_fails_the_turn_names_the_panic_and_stops_the_agent() {
         panic!("{report:?}");
     };
     assert!(
-        reason.starts_with("the agent panicked during a turn: the provider adapter exploded"),
+        reason.starts_with("the agent panicked during a turn: the event log exploded"),
         "{reason}"
     );
     assert!(!quota_deadline);

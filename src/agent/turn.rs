@@ -177,6 +177,16 @@ impl AgentWork {
             Err(e) => {
                 stats.calls += e.calls();
                 stats.quota_wait += e.quota_wait();
+                // A provider actor that panicked was restarted; the run hears of it here,
+                // from the caller it failed (the actor serves every run of the runtime).
+                if let CallError::Provider { error, .. } = e {
+                    if error.kind == crate::provider::ProviderErrorKind::Internal {
+                        self.emitter.emit(RunEvent::ActorFailed {
+                            actor: format!("provider:{}", self.spec.route.provider.name()),
+                            reason: error.message.clone(),
+                        });
+                    }
+                }
             }
         }
         self.stats.set(stats);

@@ -42,11 +42,16 @@ impl Provider for Hanging {
     }
 }
 
-fn spec(id: &str, provider: Arc<dyn Provider>, quota: Option<QuotaRoute>) -> AgentSpec {
+fn spec(
+    system: &ActorSystem,
+    id: &str,
+    provider: Arc<dyn Provider>,
+    quota: Option<QuotaRoute>,
+) -> AgentSpec {
     AgentSpec {
         config: AgentConfig::simulated(id, SimulatedSettings::default()),
         route: Route {
-            provider,
+            provider: crate::provider::ProviderRef::start(system, provider),
             key: None,
             retry: RetryPolicy::default(),
             requester: Arc::from(id),
@@ -77,10 +82,13 @@ fn agents_whose_arbiter_dies_mid_turn_are_reported_and_retired() {
     let team: Vec<String> = ["a", "b", "c"].map(str::to_owned).to_vec();
     let hanging = Arc::new(Hanging::default());
     let specs = vec![
-        spec("a", hanging.clone(), None),
-        spec("b", simulated("b", &team), None),
-        spec("c", hanging.clone(), None),
+        spec(&system, "a", hanging.clone(), None),
+        spec(&system, "b", simulated("b", &team), None),
+        spec(&system, "c", hanging.clone(), None),
     ];
+    // The three provider actors took the workers in turn (first, second, first): one more
+    // turn puts the next actor, agent a, on the first again.
+    let _ = system.worker();
     let (tx, mut events) = broadcast::channel(256);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -150,12 +158,12 @@ async fn abandoning_a_run_stops_its_agents_and_returns_their_permits() {
         output_cap: None,
     };
     let hanging = Arc::new(Hanging::default());
+    let system = ActorSystem::current().unwrap();
     let specs = vec![
-        spec("a", hanging.clone(), Some(route.clone())),
-        spec("b", hanging.clone(), Some(route)),
+        spec(&system, "a", hanging.clone(), Some(route.clone())),
+        spec(&system, "b", hanging.clone(), Some(route)),
     ];
     let (tx, _events) = broadcast::channel(64);
-    let system = ActorSystem::current().unwrap();
     let run = actix_rt::spawn(async move {
         coordinate(
             &system,

@@ -354,6 +354,10 @@ pub enum ProviderErrorKind {
     Malformed,
     /// The call was cancelled by the caller.
     Cancelled,
+    /// The call failed inside this process, not at the provider: the adapter panicked (its
+    /// provider actor answered the error and was restarted). Not retryable: the same request
+    /// would likely fail the same way.
+    Internal,
 }
 
 /// A failed provider call.

@@ -418,14 +418,7 @@ impl QuotaSupervisor {
         } else {
             Arc::from(Vec::new())
         };
-        let permit = Permit::new(
-            id,
-            ci,
-            Arc::clone(&names),
-            w.est,
-            waited,
-            me.clone(),
-        );
+        let permit = Permit::new(id, ci, Arc::clone(&names), w.est, waited, me.clone());
         self.reservations.insert(id, (r, names));
         match w.reply.send(Ok(permit)) {
             Ok(()) => {

@@ -155,7 +155,10 @@ impl Permit {
     /// [`settle_tokens`](Self::settle_tokens) when the split is known.
     pub fn settle(mut self, actual_tokens: u64) {
         let input = actual_tokens.min(self.estimate.input);
-        self.send(Release::Settle(TokenCount::new(input, actual_tokens - input)));
+        self.send(Release::Settle(TokenCount::new(
+            input,
+            actual_tokens - input,
+        )));
     }
 
     /// Settles to what the provider counts, input and output apart (see

@@ -68,7 +68,7 @@ impl StatusClass {
             | ProviderErrorKind::SpendCap
             | ProviderErrorKind::BadRequest => StatusClass::ClientError,
             ProviderErrorKind::Overloaded => StatusClass::ServerError,
-            ProviderErrorKind::Transient => StatusClass::Transport,
+            ProviderErrorKind::Transient | ProviderErrorKind::Internal => StatusClass::Transport,
             ProviderErrorKind::Malformed => StatusClass::Malformed,
             ProviderErrorKind::Cancelled => StatusClass::Cancelled,
         }

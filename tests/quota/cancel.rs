@@ -52,7 +52,10 @@ async fn a_thousand_callers_timing_out_while_queued_consume_nothing() {
         assert!(c.await.unwrap(), "every caller timed out while queued");
     }
     let snap = q.snapshot().await.unwrap();
-    assert_eq!(snap.scopes[0].queue_depth, 0, "the gone callers left the queue");
+    assert_eq!(
+        snap.scopes[0].queue_depth, 0,
+        "the gone callers left the queue"
+    );
     // The next caller gets the slot that frees at 60 s: nobody who left took it.
     let late = q.acquire(req("late")).await.unwrap();
     assert_eq!((Instant::now() - t0).as_millis(), 60_000);

@@ -10,7 +10,7 @@ mod supervisor;
 mod waiting;
 
 #[path = "../common/actors.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::expect_used)]
 mod actors;
 
 /// An actix System paused from the start, for the tests that build their own (property tests

@@ -14,13 +14,15 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use massgen::config::ModelLimits;
 use massgen::keys::ApiKey;
-use massgen::keys::KeyPool;
+use massgen::keys::{KeyPool, KeyRegistry};
+use massgen::provider::ProviderRef;
 use massgen::provider::{
     ChatRequest, ChatResponse, Message, Provider, ProviderError, StreamSink, ToolSpec, Usage,
 };
 use massgen::quota::{Dimension, Limit, ScopeId, ScopeKind, ScopeSpec};
 use massgen::routing::{CallObserver, QuotaRoute, RetryPolicy, Route, call};
 use massgen::supervisor::{QuotaHandle, SupervisorSettings};
+use massgen::system::ActorSystem;
 use proptest::prelude::*;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -176,7 +178,7 @@ async fn supervised(limits: &[Limit]) -> QuotaHandle {
 
 fn route(fake: &Arc<Fake>, q: &QuotaHandle, who: &str, output_cap: u32) -> Route {
     Route {
-        provider: fake.clone(),
+        provider: ProviderRef::start(&ActorSystem::current().unwrap(), fake.clone()),
         key: None,
         retry: RetryPolicy::default(),
         requester: Arc::from(who),
@@ -526,7 +528,15 @@ fn run(t: &Transcript) -> (Vec<(Instant, Value)>, Vec<Limit>, usize) {
             if t.keyed {
                 // Counted per account: the pool's one scope is the model's, `SCOPE`.
                 let key = ApiKey::new("sk-test-0123456789abcdef", "test");
-                let pool = KeyPool::new("openai", "model", vec![key], ScopeKind::PerAccount, None);
+                let keys = KeyRegistry::new(&ActorSystem::current().unwrap());
+                let pool = KeyPool::new(
+                    &keys,
+                    "openai",
+                    "model",
+                    vec![key],
+                    ScopeKind::PerAccount,
+                    None,
+                );
                 assert_eq!(pool.candidates()[0].scopes, vec![ScopeId::from(SCOPE)]);
                 r.pool = Some(Arc::new(pool));
             }

@@ -1,4 +1,6 @@
-//! Supervision: an agent that panics is reported and retired, and the run finishes without it.
+//! Supervision: a provider actor that panics mid-call is reported, restarted, and fails only
+//! the turn of the agent that called it; the run finishes without that agent. (An agent actor
+//! that panics in its own code is tested in the agent's unit tests.)
 
 use super::*;
 
@@ -25,7 +27,7 @@ impl massgen::provider::Provider for Exploding {
 }
 
 #[actix_rt::test(system = "crate::actors::PausedSystem")]
-async fn an_agent_that_panics_mid_turn_is_retired_and_the_others_finish() {
+async fn a_provider_that_panics_mid_call_retires_its_agent_and_the_others_finish() {
     let t = team(vec![
         agent("a", latency(10)),
         agent("b", latency(10)),
@@ -51,7 +53,7 @@ async fn an_agent_that_panics_mid_turn_is_retired_and_the_others_finish() {
     assert!(
         out.notes
             .iter()
-            .any(|n| n.starts_with("c failed and was retired: the agent panicked")),
+            .any(|n| n.starts_with("c failed and was retired: ") && n.contains("panicked")),
         "{:?}",
         out.notes
     );
@@ -64,8 +66,12 @@ async fn an_agent_that_panics_mid_turn_is_retired_and_the_others_finish() {
         })
         .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert_eq!(failed[0].0, "agent:c");
+    assert_eq!(failed[0].0, "provider:exploding");
     assert!(failed[0].1.contains("the adapter hit a bug"));
+    assert!(failed[0].1.contains("restarted"));
+    // Restarted by its supervisor: the runtime's provider health says so.
+    let health = rt.provider_health().await;
+    assert_eq!(health["c"].restarts, 1, "{health:?}");
     assert!(matches!(events.last(), Some(RunEvent::RunFinished { .. })));
 }
 
@@ -90,7 +96,7 @@ async fn actor_failed_is_logged_in_events_jsonl() {
         .filter(|v| v["event"] == "actor_failed")
         .collect();
     assert_eq!(failed.len(), 1, "{events}");
-    assert_eq!(failed[0]["actor"], "agent:b");
+    assert_eq!(failed[0]["actor"], "provider:exploding");
     assert!(
         failed[0]["reason"]
             .as_str()
