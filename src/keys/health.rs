@@ -146,6 +146,10 @@ impl KeyStatus {
         error: &ProviderError,
         circuit: &CircuitSettings,
     ) -> bool {
+        if error.kind == ProviderErrorKind::Dropped {
+            // Dropped in this process, maybe before it was ever sent: not a call of the key's.
+            return false;
+        }
         self.usage.calls += 1;
         if matches!(
             error.kind,
@@ -180,8 +184,11 @@ impl KeyStatus {
                 }
                 open
             }
-            // Not the key's doing: a panic in this process, a caller that left.
-            ProviderErrorKind::Internal | ProviderErrorKind::Cancelled => false,
+            // Not the key's doing: a panic in this process, a call dropped by a restart, a
+            // caller that left.
+            ProviderErrorKind::Internal
+            | ProviderErrorKind::Dropped
+            | ProviderErrorKind::Cancelled => false,
             // The provider answered: the way to it works.
             ProviderErrorKind::RateLimited
             | ProviderErrorKind::SpendCap

@@ -358,6 +358,10 @@ pub enum ProviderErrorKind {
     /// provider actor answered the error and was restarted). Not retryable: the same request
     /// would likely fail the same way.
     Internal,
+    /// The call was dropped inside this process before it got an answer: its provider actor
+    /// was restarted after a panic in *another* call, or the runtime is shutting down.
+    /// Retryable at once; neither the key's nor the provider's doing.
+    Dropped,
 }
 
 /// A failed provider call.
@@ -423,6 +427,7 @@ impl ProviderError {
                 | ProviderErrorKind::Transient
                 | ProviderErrorKind::Overloaded
                 | ProviderErrorKind::Malformed
+                | ProviderErrorKind::Dropped
         )
     }
 

@@ -126,7 +126,12 @@ where
         // and a half-open key takes one trial call at a time while another key is usable.
         let mut trial = None;
         if let Some(k) = &chosen.key {
-            let skip = if k.is_live() {
+            let skip = if !k.is_live() {
+                true
+            } else if !k.is_available() && skips < hard_cap && pool.other_available(k.key()) {
+                // Its circuit opened while this call waited, and another key can serve it.
+                true
+            } else {
                 match k.admit().await {
                     Admission::Go(t) => {
                         trial = t;
@@ -134,8 +139,6 @@ where
                     }
                     Admission::Busy => skips < hard_cap && pool.other_available(k.key()),
                 }
-            } else {
-                true
             };
             if skip {
                 skips += 1;
@@ -157,6 +160,17 @@ where
             route.retry.call_timeout,
         )
         .await;
+        // The rate-limit signal goes first: it frees nothing, and must reach the supervisor
+        // even if this caller is stopped while the key's actor hears the outcome.
+        let feedback_scope = pool.limit_scope(key);
+        let signal = match &result {
+            Ok(r) => r.observed.clone(),
+            Err(e) => e.signal.clone(),
+        };
+        let quota_event = signal.as_ref().is_some_and(|s| s.is_quota_event());
+        if let (Some(q), Some(signal)) = (&route.quota, signal) {
+            q.handle.feedback(feedback_scope.clone(), signal);
+        }
         // The key's actor hears the outcome before the permit is settled: a call granted this
         // capacity next already sees the key retired or resting.
         let retired = match (&chosen.key, &result) {
@@ -168,15 +182,6 @@ where
             (None, _) => false,
         };
         drop(trial);
-        let feedback_scope = pool.limit_scope(key);
-        let signal = match &result {
-            Ok(r) => r.observed.clone(),
-            Err(e) => e.signal.clone(),
-        };
-        let quota_event = signal.as_ref().is_some_and(|s| s.is_quota_event());
-        if let (Some(q), Some(signal)) = (&route.quota, signal) {
-            q.handle.feedback(feedback_scope.clone(), signal);
-        }
         reserve::settle(route, permit, &result);
         let error = match result {
             Ok(response) => {

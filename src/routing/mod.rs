@@ -9,6 +9,8 @@
 pub mod estimate;
 pub mod keyed;
 pub mod reserve;
+#[cfg(test)]
+mod restart_tests;
 mod retry;
 mod traced;
 

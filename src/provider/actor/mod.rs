@@ -18,7 +18,8 @@
 //!   non-retryable [`ProviderErrorKind::Internal`] error that quotes the panic, and the actor
 //!   stops; actix's `Supervised` restarts it at once (same adapter, same figures, `restarts`
 //!   counted). Calls that were in flight on the stopped actor are dropped: their callers get a
-//!   transient "stopped before answering" error, never a hang.
+//!   "stopped before answering" error of kind `Dropped` (retried at once, not held against
+//!   their key), never a hang.
 //! - **Health**: the [`Health`] message answers a [`ProviderHealth`] snapshot.
 
 mod call;
@@ -165,7 +166,7 @@ impl Handler<Health> for ProviderActor {
 /// The error a caller gets when the actor stopped before answering.
 fn stopped(name: &str) -> ProviderError {
     ProviderError::new(
-        ProviderErrorKind::Transient,
+        ProviderErrorKind::Dropped,
         format!(
             "the provider actor `{name}` stopped before answering (it is restarted after a \
              panic in another call, or the runtime is shutting down)"

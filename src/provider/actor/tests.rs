@@ -223,7 +223,7 @@ async fn a_panic_fails_its_call_clearly_and_the_actor_is_restarted() {
         .expect("no hang")
         .unwrap()
         .unwrap_err();
-    assert_eq!(e2.kind, ProviderErrorKind::Transient, "{e2}");
+    assert_eq!(e2.kind, ProviderErrorKind::Dropped, "{e2}");
     assert!(e2.message.contains("stopped before answering"), "{e2}");
     // Restarted: the next call works, and the figures survived the restart.
     let ok = p.chat(request(), None, None, LONG).await.unwrap();

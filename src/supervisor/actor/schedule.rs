@@ -2,8 +2,6 @@
 
 use std::time::Instant;
 
-use actix::Addr;
-
 use super::QuotaSupervisor;
 use crate::quota::{Blocker, CandidateCheck, Ledger, Reservation, Verdict};
 use crate::supervisor::error::AcquireError;
@@ -18,7 +16,7 @@ impl QuotaSupervisor {
     /// Passes over the queue only when something a waiter depends on changed (an arrival, a
     /// settlement in a scope with waiters, a signal, the timer), so traffic in scopes nobody
     /// waits for costs nothing however long the queue is.
-    pub(super) fn schedule(&mut self, me: &Addr<Self>) -> Option<Instant> {
+    pub(super) fn schedule(&mut self) -> Option<Instant> {
         if self.queue.is_empty() {
             self.dirty = false;
             return None;
@@ -30,7 +28,7 @@ impl QuotaSupervisor {
         }
         self.dirty = false;
         loop {
-            let (wake, changed) = self.pass(now, me);
+            let (wake, changed) = self.pass(now);
             let expired = self.queue.expired(now);
             let any_expired = !expired.is_empty();
             for key in expired {
@@ -53,7 +51,7 @@ impl QuotaSupervisor {
 
     /// One pass over the queue in service order. Returns the earliest instant a blocked head
     /// could go, and whether a grant was rolled back (capacity changed: pass again).
-    fn pass(&mut self, now: Instant, me: &Addr<Self>) -> (Option<Instant>, bool) {
+    fn pass(&mut self, now: Instant) -> (Option<Instant>, bool) {
         let n = self.ledger.len();
         let mut blocked = vec![false; n];
         let mut blocked_count = 0usize;
@@ -174,7 +172,7 @@ impl QuotaSupervisor {
         let mut rolled_back = false;
         for (key, ci, r) in grants {
             match self.queue.remove(&key) {
-                Some(w) => rolled_back |= !self.deliver(w, ci, r, now, me),
+                Some(w) => rolled_back |= !self.deliver(w, ci, r, now),
                 None => self.ledger.rollback(&r),
             }
         }
