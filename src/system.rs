@@ -142,6 +142,13 @@ impl ActorSystem {
         &self.inner.quota
     }
 
+    /// The worker arbiter of the `i`-th member of a team: an agent and the provider actor only
+    /// it uses share a thread (no hop between them), and agents spread over every core.
+    pub(crate) fn worker_at(&self, i: usize) -> ArbiterHandle {
+        let n = self.inner.workers.len().max(1);
+        self.inner.workers[i % n].clone()
+    }
+
     /// The next worker arbiter, in turn (agents spread over every core).
     pub(crate) fn worker(&self) -> ArbiterHandle {
         let i = self.inner.next.fetch_add(1, Ordering::Relaxed);

@@ -93,7 +93,28 @@ impl AgentActor {
         board: watch::Receiver<Arc<AnswerBoard>>,
         emitter: Emitter,
     ) -> Addr<AgentActor> {
-        Self::start_in_arbiter(&system.worker(), move |_| AgentActor {
+        Self::start_on(&system.worker(), spec, board, emitter)
+    }
+
+    /// Starts the `index`-th agent of a team on that member's worker arbiter, where a provider
+    /// actor serving only this agent lives too (`ActorSystem::worker_at`).
+    pub fn start_at(
+        system: &ActorSystem,
+        index: usize,
+        spec: AgentSpec,
+        board: watch::Receiver<Arc<AnswerBoard>>,
+        emitter: Emitter,
+    ) -> Addr<AgentActor> {
+        Self::start_on(&system.worker_at(index), spec, board, emitter)
+    }
+
+    fn start_on(
+        arbiter: &actix_rt::ArbiterHandle,
+        spec: AgentSpec,
+        board: watch::Receiver<Arc<AnswerBoard>>,
+        emitter: Emitter,
+    ) -> Addr<AgentActor> {
+        Self::start_in_arbiter(arbiter, move |_| AgentActor {
             work: Rc::new(AgentWork::new(spec, board, emitter)),
             turns: 0,
         })

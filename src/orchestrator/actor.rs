@@ -93,9 +93,10 @@ impl Orchestrator {
         let (board_tx, board_rx) = watch::channel(Arc::new(board.clone()));
         let slots = specs
             .into_iter()
-            .map(|spec| {
+            .enumerate()
+            .map(|(i, spec)| {
                 let id = spec.config.id.clone();
-                let addr = AgentActor::start_in(system, spec, board_rx.clone(), emitter.clone());
+                let addr = AgentActor::start_at(system, i, spec, board_rx.clone(), emitter.clone());
                 Slot::new(id, addr)
             })
             .collect();

@@ -86,9 +86,9 @@ fn agents_whose_arbiter_dies_mid_turn_are_reported_and_retired() {
         spec(&system, "b", simulated("b", &team), None),
         spec(&system, "c", hanging.clone(), None),
     ];
-    // The three provider actors took the workers in turn (first, second, first): one more
-    // turn puts the next actor, agent a, on the first again.
-    let _ = system.worker();
+    // Agents go to the worker of their index (a and c: the first, b: the second); the three
+    // provider actors took the workers in turn (first, second, first), so the orchestrator,
+    // next in turn, lands on the second.
     let (tx, mut events) = broadcast::channel(256);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -130,6 +130,11 @@ where
         return Some(granted);
     };
     let fresh = capped(route, build(), ceiling);
+    // Nothing changed while it waited: the reservation was counted from this very request
+    // (comparing is far cheaper than counting its tokens again).
+    if fresh == granted {
+        return Some(granted);
+    }
     let needed = tokens(route, &fresh);
     if q.handle.top_up(permit, needed).await {
         return Some(fresh);

@@ -192,10 +192,15 @@ impl Runtime {
         agent_id: &str,
         provider: Arc<dyn Provider>,
     ) -> Result<Self, RuntimeError> {
-        if !self.team.agents.iter().any(|a| a.id == agent_id) {
+        let Some(index) = self.team.agents.iter().position(|a| a.id == agent_id) else {
             return Err(RuntimeError::UnknownAgent(agent_id.to_owned()));
-        }
-        let actor = ProviderRef::start(&self.system, provider);
+        };
+        // It serves this agent only: on the agent's own thread.
+        let actor = ProviderRef::start_on(
+            &self.system.worker_at(index),
+            provider,
+            crate::provider::actor::DEFAULT_MAX_IN_FLIGHT,
+        );
         self.providers.insert(agent_id.to_owned(), actor);
         Ok(self)
     }

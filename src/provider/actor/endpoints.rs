@@ -1,4 +1,5 @@
-//! The provider actors of a team: one per distinct HTTP endpoint, one per simulated agent.
+//! The provider actors of a team: one per distinct HTTP endpoint, one per simulated agent (on
+//! that agent's thread).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +21,7 @@ pub fn start_for_team(
     let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
     let mut endpoints: HashMap<(BackendKind, String), ProviderRef> = HashMap::new();
     let mut by_agent = HashMap::new();
-    for agent in agents {
+    for (i, agent) in agents.iter().enumerate() {
         let backend = &agent.backend;
         let provider = if backend.kind == BackendKind::Simulated {
             let simulated: Arc<dyn Provider> = Arc::new(SimulatedProvider::new(
@@ -28,7 +29,12 @@ pub fn start_for_team(
                 backend.simulated.clone(),
                 &ids,
             ));
-            Some(ProviderRef::start(system, simulated))
+            // Its agent only: on the agent's own thread (`worker_at` of its index).
+            Some(ProviderRef::start_on(
+                &system.worker_at(i),
+                simulated,
+                super::DEFAULT_MAX_IN_FLIGHT,
+            ))
         } else {
             let base_url = backend
                 .base_url

@@ -41,8 +41,17 @@ impl ProviderRef {
         provider: Arc<dyn Provider>,
         max_in_flight: usize,
     ) -> ProviderRef {
+        Self::start_on(&system.worker(), provider, max_in_flight)
+    }
+
+    /// Starts the actor on `arbiter` (the thread of the one agent it serves, say).
+    pub(crate) fn start_on(
+        arbiter: &actix_rt::ArbiterHandle,
+        provider: Arc<dyn Provider>,
+        max_in_flight: usize,
+    ) -> ProviderRef {
         let name: Arc<str> = Arc::from(provider.name());
-        let addr = Supervisor::start_in_arbiter(&system.worker(), move |_| {
+        let addr = Supervisor::start_in_arbiter(arbiter, move |_| {
             ProviderActor::new(provider, max_in_flight)
         });
         ProviderRef { addr, name }
