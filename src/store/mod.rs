@@ -205,6 +205,12 @@ pub trait QuotaStore: Send {
     /// since the last `begin` of this store.
     fn begin(&mut self) -> Result<Vec<Change>, StoreError>;
 
+    /// Whether another process may have written since this store last looked (cheap, no
+    /// lock; `true` when unsure).
+    fn changed_elsewhere(&mut self) -> bool {
+        true
+    }
+
     /// Inside a transaction: everything other processes hold for `scope` (admissions since
     /// `since_ms`, cooldowns not over at `now_ms`, learned limits, a startup cooldown).
     fn load_scope(
@@ -256,3 +262,6 @@ impl QuotaStore for MemoryStore {
 
     fn abort(&mut self) {}
 }
+
+#[cfg(test)]
+mod tests;

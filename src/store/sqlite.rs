@@ -83,6 +83,8 @@ pub struct SqliteStore {
     tx_seq: Option<i64>,
     in_tx: bool,
     last_prune_ms: i64,
+    /// `PRAGMA data_version` when last polled: it changes when another connection commits.
+    data_version: Option<i64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -147,6 +149,7 @@ impl SqliteStore {
             tx_seq: None,
             in_tx: false,
             last_prune_ms: 0,
+            data_version: None,
         })
     }
 
@@ -465,6 +468,21 @@ impl QuotaStore for SqliteStore {
                 self.abort();
                 Err(self.io(e))
             }
+        }
+    }
+
+    fn changed_elsewhere(&mut self) -> bool {
+        let version = self
+            .conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)));
+        match version {
+            Ok(v) if Some(v) == self.data_version => false,
+            Ok(v) => {
+                self.data_version = Some(v);
+                true
+            }
+            Err(_) => true,
         }
     }
 

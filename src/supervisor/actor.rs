@@ -181,6 +181,11 @@ impl QuotaSupervisor {
         let after = fire.saturating_duration_since(now());
         let handle = ctx.run_later(after, move |act, ctx| {
             act.timer = None;
+            if act.quiet_poll(now()) {
+                let wake = act.wake;
+                act.set_timer(wake, ctx);
+                return;
+            }
             if act.precise_wake {
                 let left = at.saturating_duration_since(Instant::now());
                 if !left.is_zero() {

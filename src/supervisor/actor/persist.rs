@@ -35,6 +35,8 @@ pub(crate) struct Persist {
     rows: HashMap<u64, Vec<i64>, BuildHasherDefault<IdHasher>>,
     /// Whether the last transaction failed (logged once per outage).
     failing: bool,
+    /// When the timer is set for a poll of the store: the wake-up the queue itself needs.
+    polled: Option<Option<Instant>>,
 }
 
 impl Persist {
@@ -47,6 +49,7 @@ impl Persist {
             flush_queued: false,
             rows: HashMap::default(),
             failing: false,
+            polled: None,
         }
     }
 }
@@ -168,6 +171,39 @@ impl QuotaSupervisor {
                 tracing::error!(error = %e, "the quota state store failed: nothing is granted until it works again");
             }
         }
+    }
+
+    /// The wake-up to set: `real`, or sooner a look at the store while calls wait (a release
+    /// or a settlement below its estimate in another process can only let them go sooner).
+    pub(super) fn poll_before(&mut self, now: Instant, real: Option<Instant>) -> Option<Instant> {
+        let waiting = !self.queue.is_empty();
+        let Some(p) = self.persist.as_mut() else {
+            return real;
+        };
+        let poll = crate::quota::time::instant_after(now, STORE_POLL);
+        if waiting && real.is_none_or(|r| poll < r) {
+            p.polled = Some(real);
+            Some(poll)
+        } else {
+            p.polled = None;
+            real
+        }
+    }
+
+    /// At a poll's timer: when no other process wrote since, sets the next poll (or the real
+    /// wake-up) and returns `true`: no pass is needed.
+    pub(super) fn quiet_poll(&mut self, now: Instant) -> bool {
+        let Some(p) = self.persist.as_mut() else {
+            return false;
+        };
+        let Some(real) = p.polled else {
+            return false;
+        };
+        if real.is_some_and(|r| r <= now) || p.store.changed_elsewhere() {
+            return false;
+        }
+        self.wake = self.poll_before(now, real);
+        true
     }
 
     /// Whether a shared store is in use (grants then go through a store transaction).

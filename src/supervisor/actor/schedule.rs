@@ -5,7 +5,7 @@ use std::time::Instant;
 use actix::Addr;
 
 use super::QuotaSupervisor;
-use super::persist::{STORE_POLL, STORE_RETRY};
+use super::persist::STORE_RETRY;
 use crate::quota::time::instant_after;
 use crate::quota::{Blocker, CandidateCheck, Ledger, Reservation, Verdict};
 use crate::supervisor::error::AcquireError;
@@ -45,10 +45,11 @@ impl QuotaSupervisor {
                 }
             }
             if !changed && !any_expired {
-                return match (wake, self.queue.next_deadline()) {
+                let real = match (wake, self.queue.next_deadline()) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
+                return self.poll_before(now, real);
             }
         }
     }
@@ -202,13 +203,6 @@ impl QuotaSupervisor {
                     self.ledger.rollback(&r);
                     self.store_forget(ids);
                 }
-            }
-        }
-        if self.shared_store() {
-            // Releases elsewhere can only make a waiter go sooner: look again now and then.
-            let poll = instant_after(now, STORE_POLL);
-            if !self.queue.is_empty() {
-                wake = Some(wake.map_or(poll, |w| w.min(poll)));
             }
         }
         (wake, rolled_back)
