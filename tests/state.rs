@@ -81,7 +81,9 @@ fn team(dir: &Path, addr: &str, extra: &str, secs: u64) -> std::path::PathBuf {
              base_url: 'http://{addr}/v1beta', api_key: shared-key-0000000000}}\n"
         ));
     }
-    yaml.push_str(&format!("rate_limit: {{limits_file: limits.yaml{extra}}}\n"));
+    yaml.push_str(&format!(
+        "rate_limit: {{limits_file: limits.yaml{extra}}}\n"
+    ));
     let path = dir.join("team.yaml");
     std::fs::write(&path, yaml).unwrap();
     std::fs::write(
@@ -146,7 +148,10 @@ fn assert_within_limit(addr: &str, secs: u64) -> usize {
             .iter()
             .filter(|&&u| u <= t && t < u + window_us)
             .count();
-        assert!(inside <= LIMIT, "{inside} requests in the {secs} s up to {t} us: {times:?}");
+        assert!(
+            inside <= LIMIT,
+            "{inside} requests in the {secs} s up to {t} us: {times:?}"
+        );
     }
     times.len()
 }
@@ -164,9 +169,7 @@ fn a_second_run_right_after_the_first_waits_for_what_the_first_spent() {
     let admitted = assert_within_limit(&addr, 8);
     assert!(admitted > LIMIT, "two runs made only {admitted} calls");
     assert!(
-        dir.path()
-            .join("state-home/massgen-rs/state.db")
-            .is_file(),
+        dir.path().join("state-home/massgen-rs/state.db").is_file(),
         "the default state file was not used"
     );
 }
@@ -189,7 +192,10 @@ fn a_run_started_right_after_one_killed_with_sigkill_respects_its_calls() {
     // `Child::kill` sends SIGKILL.
     first.0.kill().unwrap();
     let status = first.0.wait().unwrap();
-    assert!(!status.success(), "the first run ended before it was killed");
+    assert!(
+        !status.success(),
+        "the first run ended before it was killed"
+    );
     let before = get(&addr, "/stats")["total"]["admitted"].as_u64().unwrap();
     assert!(before >= 2, "the killed run made no calls");
     let out = bin(dir.path()).args(run_args(&team)).output().unwrap();
@@ -222,7 +228,10 @@ fn three_processes_started_together_share_one_limit() {
         assert_answered(&out);
     }
     let admitted = assert_within_limit(&addr, 2);
-    assert!(admitted > 2 * LIMIT, "three runs made only {admitted} calls");
+    assert!(
+        admitted > 2 * LIMIT,
+        "three runs made only {admitted} calls"
+    );
     assert!(started.elapsed() < Duration::from_secs(60));
 }
 
@@ -242,10 +251,20 @@ fn validate_names_the_store_and_a_store_that_cannot_open_is_a_clear_error() {
         "{stdout}"
     );
     let out = bin(dir.path())
-        .args(["--config", team.to_str().unwrap(), "--validate", "--state", "none"])
+        .args([
+            "--config",
+            team.to_str().unwrap(),
+            "--validate",
+            "--state",
+            "none",
+        ])
         .output()
         .unwrap();
-    assert!(text(&out.stdout).contains("Quota state: in memory"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("Quota state: in memory"),
+        "{}",
+        text(&out.stdout)
+    );
     // A directory where the file should be.
     let blocked = dir.path().join("blocked.db");
     std::fs::create_dir(&blocked).unwrap();
@@ -274,5 +293,8 @@ fn validate_names_the_store_and_a_store_that_cannot_open_is_a_clear_error() {
         .unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("bad.yaml:5") && stderr.contains("rate_limit.state"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:5") && stderr.contains("rate_limit.state"),
+        "{stderr}"
+    );
 }

@@ -102,9 +102,11 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
     // per-user state file.
     team.rate_limit.state = Some(match (&args.state, team.rate_limit.state.take()) {
         (Some(flag), _) if flag.trim().is_empty() => {
-            return Err("--state is empty: name a state file, or `none` to keep quota state \
+            return Err(
+                "--state is empty: name a state file, or `none` to keep quota state \
                         in memory only"
-                .to_owned());
+                    .to_owned(),
+            );
         }
         (Some(flag), _) => StoreSpec::parse(flag),
         (None, Some(file)) => file,

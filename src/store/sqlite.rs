@@ -261,12 +261,7 @@ impl SqliteStore {
         for row in rows {
             let (scope, dim, amount, period) = row?;
             let limit = dimension_of(&dim).and_then(|d| {
-                Limit::new(
-                    d,
-                    to_u64(amount),
-                    Duration::from_millis(to_u64(period)),
-                )
-                .ok()
+                Limit::new(d, to_u64(amount), Duration::from_millis(to_u64(period))).ok()
             });
             if let Some(limit) = limit {
                 out.push(Change::Learned { scope, limit });
@@ -437,7 +432,9 @@ impl SqliteStore {
     /// How many admission rows (live and released) the file holds: for tests and status.
     pub fn admission_rows(&self) -> Result<u64, StoreError> {
         self.conn
-            .query_row("SELECT count(*) FROM admissions", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT count(*) FROM admissions", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .optional()
             .map(|n| to_u64(n.unwrap_or(0)))
             .map_err(|e| self.io(e))

@@ -97,7 +97,11 @@ fn each_process_sees_exactly_what_the_others_changed() {
             .any(|ch| matches!(ch, Change::Admission { .. })),
         "{loaded:?}"
     );
-    assert!(loaded.iter().any(|ch| matches!(ch, Change::Cooldown { .. })));
+    assert!(
+        loaded
+            .iter()
+            .any(|ch| matches!(ch, Change::Cooldown { .. }))
+    );
 }
 
 #[test]
@@ -143,6 +147,9 @@ fn a_store_that_cannot_be_opened_names_its_path() {
     let path = dir.path().join("state.db");
     std::fs::create_dir(&path).unwrap();
     let err = StoreSpec::Sqlite(path.clone()).open().err().unwrap();
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
     assert!(StoreSpec::parse("NONE") == StoreSpec::Memory);
 }

@@ -22,11 +22,11 @@ use super::queue::{WaitQueue, Waiter};
 use super::{QuotaSnapshot, SupervisorSettings};
 use crate::quota::Blocker;
 use crate::quota::time::instant_after;
-use crate::store::QuotaStore;
 use crate::quota::{
     Ledger, RateLimitSignal, Reservation, ScopeId, ScopeSpec, SignalEffect, TokenCount, Verdict,
     WallClock,
 };
+use crate::store::QuotaStore;
 pub(crate) use messages::{Acquire, Feedback, GaveUp, Register, Released, Snapshot, TopUp};
 pub(crate) use persist::Persist;
 use schedule::{dead_error, misses_deadline};
@@ -310,10 +310,7 @@ impl QuotaSupervisor {
             }
         }
         let grown = match self.reservations.get_mut(&id) {
-            Some((r, _)) => self
-                .ledger
-                .top_up(r, extra, now)
-                .then_some(r.est),
+            Some((r, _)) => self.ledger.top_up(r, extra, now).then_some(r.est),
             None => None,
         };
         match grown {
@@ -473,14 +470,7 @@ impl QuotaSupervisor {
         } else {
             Arc::from(Vec::new())
         };
-        let permit = Permit::new(
-            id,
-            ci,
-            Arc::clone(&names),
-            w.est,
-            waited,
-            me.clone(),
-        );
+        let permit = Permit::new(id, ci, Arc::clone(&names), w.est, waited, me.clone());
         self.reservations.insert(id, (r, names));
         match w.reply.send(Ok(permit)) {
             Ok(()) => {

@@ -7,9 +7,7 @@ use actix::{Actor, Addr};
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, oneshot};
 
-use super::actor::{
-    Acquire, Feedback, GaveUp, QuotaSupervisor, Register, Snapshot, TopUp, now,
-};
+use super::actor::{Acquire, Feedback, GaveUp, QuotaSupervisor, Register, Snapshot, TopUp, now};
 use super::error::{AcquireError, SupervisorError};
 use super::events::QuotaEvent;
 use super::permit::{AcquireRequest, Permit};

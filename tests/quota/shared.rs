@@ -215,7 +215,11 @@ async fn requests_per_day_spent_by_an_earlier_process_hold_a_later_one_until_the
         .unwrap();
     for i in 0..3 {
         let p = first
-            .acquire(AcquireRequest::new(vec![ScopeId::from("g")], 1, format!("a{i}")))
+            .acquire(AcquireRequest::new(
+                vec![ScopeId::from("g")],
+                1,
+                format!("a{i}"),
+            ))
             .await
             .unwrap();
         p.settle(1);
@@ -226,7 +230,10 @@ async fn requests_per_day_spent_by_an_earlier_process_hold_a_later_one_until_the
     // first of them leaves the window 24 h after it was made.
     tokio::time::advance(Duration::from_secs(5 * 3600 - 1800)).await;
     let wall = wall0() + chrono::Duration::seconds(5 * 3600);
-    assert_eq!(tokio::time::Instant::now() - t0, Duration::from_secs(5 * 3600));
+    assert_eq!(
+        tokio::time::Instant::now() - t0,
+        Duration::from_secs(5 * 3600)
+    );
     let second = QuotaHandle::start_local_with_wall_clock(settings(&path), wall).unwrap();
     second
         .register_scope(ScopeId::from("g"), spec.clone())
@@ -245,7 +252,10 @@ async fn requests_per_day_spent_by_an_earlier_process_hold_a_later_one_until_the
         wall,
     )
     .unwrap();
-    alone.register_scope(ScopeId::from("g"), spec).await.unwrap();
+    alone
+        .register_scope(ScopeId::from("g"), spec)
+        .await
+        .unwrap();
     let now = tokio::time::Instant::now();
     assert_eq!(granted_after(&alone, "g", now).await, Duration::ZERO);
 }
@@ -283,7 +293,10 @@ async fn a_daily_quota_signal_seen_by_an_earlier_process_closes_the_scope_until_
         wall0() + chrono::Duration::seconds(3600),
     )
     .unwrap();
-    second.register_scope(ScopeId::from("g"), spec).await.unwrap();
+    second
+        .register_scope(ScopeId::from("g"), spec)
+        .await
+        .unwrap();
     // Midnight Pacific: 12 h after the first process started.
     assert_eq!(
         granted_after(&second, "g", t0).await,
