@@ -22,6 +22,10 @@ pub(super) const STORE_RETRY: Duration = Duration::from_millis(200);
 /// a settlement below its estimate elsewhere can only make them go sooner.
 pub(super) const STORE_POLL: Duration = Duration::from_millis(500);
 
+/// Every how many commits the foreign admissions that left every window are forgotten (a walk
+/// over all of them).
+const FORGET_EVERY: u32 = 256;
+
 /// The store and what this process knows of it.
 pub(crate) struct Persist {
     store: Box<dyn QuotaStore>,
@@ -37,6 +41,8 @@ pub(crate) struct Persist {
     failing: bool,
     /// When the timer is set for a poll of the store: the wake-up the queue itself needs.
     polled: Option<Option<Instant>>,
+    /// Commits since foreign admissions that left every window were last forgotten.
+    commits: u32,
 }
 
 impl Persist {
@@ -50,6 +56,7 @@ impl Persist {
             rows: HashMap::default(),
             failing: false,
             polled: None,
+            commits: 0,
         }
     }
 }
@@ -155,7 +162,10 @@ impl QuotaSupervisor {
         let wall = *self.ledger.wall_clock();
         p.store.commit(wall_ms(&wall, now))?;
         p.pending.clear();
-        p.mirror.forget_expired(&self.ledger, now);
+        p.commits = p.commits.wrapping_add(1);
+        if p.commits % FORGET_EVERY == 0 && !p.mirror.is_empty() {
+            p.mirror.forget_expired(&self.ledger, now);
+        }
         if p.failing {
             p.failing = false;
             tracing::info!(store = %p.store.describe(), "the quota state store works again");
