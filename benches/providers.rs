@@ -18,12 +18,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use massgen::config::{BackendConfig, BackendKind, SimulatedSettings};
-use massgen::keys::{ApiKey, KeyPool};
+use massgen::keys::{ApiKey, KeyPool, KeyRegistry};
 use massgen::mock_provider::{MockLimits, MockOptions, MockOutcome, serve};
-use massgen::provider::{ChatRequest, Message, ToolSpec, build_provider_with, http};
+use massgen::provider::{ChatRequest, Message, ProviderRef, ToolSpec, build_provider_with, http};
 use massgen::quota::{Dimension, Limit, ScopeKind, ScopeSpec};
 use massgen::routing::{CallObserver, QuotaRoute, RetryPolicy, Route, call};
 use massgen::supervisor::{QuotaHandle, SupervisorSettings};
+use massgen::system::ActorSystem;
 use serde_json::json;
 
 const PERIOD: Duration = Duration::from_secs(10);
@@ -92,12 +93,13 @@ fn provider(base_url: String) -> Arc<dyn massgen::provider::Provider> {
     .unwrap()
 }
 
-fn route(
-    p: Arc<dyn massgen::provider::Provider>,
-    pool: Arc<KeyPool>,
-    q: &QuotaHandle,
-    who: &str,
-) -> Route {
+/// The bench's actor system (provider and key actors), on threads of its own.
+fn actors() -> &'static ActorSystem {
+    static ACTORS: std::sync::OnceLock<ActorSystem> = std::sync::OnceLock::new();
+    ACTORS.get_or_init(|| ActorSystem::start().unwrap())
+}
+
+fn route(p: ProviderRef, pool: Arc<KeyPool>, q: &QuotaHandle, who: &str) -> Route {
     Route {
         provider: p,
         key: None,
@@ -129,6 +131,7 @@ async fn saturation(secs: u64, margin: f64) {
     .unwrap();
     let key = ApiKey::new("bench-key-000000000001", "bench");
     let pool = Arc::new(KeyPool::new(
+        &KeyRegistry::new(actors()),
         "mock",
         "bench-model",
         vec![key],
@@ -147,7 +150,7 @@ async fn saturation(secs: u64, margin: f64) {
     for (scope, spec) in pool.scope_specs(&spec) {
         q.register_scope(scope, spec).await.unwrap();
     }
-    let p = provider(server.v1_url());
+    let p = ProviderRef::start(actors(), provider(server.v1_url()));
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
     let mut tasks = Vec::new();
@@ -214,14 +217,16 @@ async fn failover(trials: u64) {
     })
     .await
     .unwrap();
-    let p = provider(server.v1_url());
+    let direct = provider(server.v1_url());
+    let p = ProviderRef::start(actors(), direct.clone());
     let q = QuotaHandle::start(SupervisorSettings::default()).unwrap();
     let mut gaps = Vec::new();
     for i in 0..trials {
         let limited = ApiKey::new(format!("bench-limited-{i:08}"), "bench");
         let fresh = ApiKey::new(format!("bench-fresh-{i:010}"), "bench");
-        p.chat(&request(), Some(&limited), None).await.unwrap();
+        direct.chat(&request(), Some(&limited), None).await.unwrap();
         let pool = Arc::new(KeyPool::new(
+            &KeyRegistry::new(actors()),
             "mock",
             "bench-model",
             vec![limited.clone(), fresh.clone()],

@@ -173,6 +173,30 @@ impl Drop for Inner {
     }
 }
 
+/// An actix System on a tokio runtime whose clock starts paused, for paused-time tests:
+/// `#[actix_rt::test(system = "crate::system::PausedSystem")]`. Pausing later with
+/// `tokio::time::pause()` leaves the clock off tokio's millisecond timer grid (it ran since the
+/// runtime started), so every sleep would end up to a millisecond late; starting paused keeps
+/// durations exact.
+#[cfg(test)]
+pub(crate) struct PausedSystem;
+
+#[cfg(test)]
+impl PausedSystem {
+    /// The System's runner (what `#[actix_rt::test]` blocks on).
+    #[allow(clippy::expect_used)]
+    #[allow(clippy::new_ret_no_self)]
+    pub(crate) fn new() -> actix_rt::SystemRunner {
+        System::with_tokio_rt(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .expect("a current-thread tokio runtime")
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

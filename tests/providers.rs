@@ -13,6 +13,7 @@ use massgen::provider::{
     http::{HttpSettings, build_client},
 };
 use massgen::quota::{Dimension, Limit, SignalKind};
+use massgen::system::ActorSystem;
 use serde_json::json;
 
 const KINDS: [BackendKind; 3] = [
@@ -58,6 +59,12 @@ fn provider(kind: BackendKind, server: &MockServerHandle) -> Arc<dyn Provider> {
     })
     .unwrap();
     build_provider_with(&backend, client).unwrap()
+}
+
+/// One owned actor system for the tests that run on plain tokio (real time).
+fn actors() -> &'static ActorSystem {
+    static ACTORS: std::sync::OnceLock<ActorSystem> = std::sync::OnceLock::new();
+    ACTORS.get_or_init(|| ActorSystem::start_with_workers(2).unwrap())
 }
 
 fn tools() -> Vec<ToolSpec> {
@@ -294,6 +301,8 @@ async fn stats_endpoint_serves_json() {
     server.shutdown().await;
 }
 
+#[path = "providers/actors.rs"]
+mod actor_layer;
 #[path = "providers/conversation.rs"]
 mod conversation;
 #[path = "providers/fidelity.rs"]

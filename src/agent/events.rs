@@ -122,6 +122,16 @@ pub enum RunEvent {
         /// Why it failed.
         reason: String,
     },
+    /// An actor stopped unexpectedly (a panic, or its mailbox closed mid-request). For an
+    /// agent the orchestrator retires it (an `agent_state` `failed` follows) and the run goes on
+    /// with the others; a provider actor that panicked in a call was restarted, and that call's
+    /// agent was told.
+    ActorFailed {
+        /// Which actor: `agent:<id>`, `provider:<name>` or `orchestrator`.
+        actor: String,
+        /// What happened, for the user (a panic's message is included).
+        reason: String,
+    },
     /// The winner was chosen.
     WinnerSelected {
         /// The winner.

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 use std::num::NonZeroU64;
 use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::future::BoxFuture;
 use serde_json::json;
@@ -12,14 +13,20 @@ use tokio::sync::broadcast;
 
 use super::board::{AnonIds, AnswerEntry};
 use super::*;
+use crate::agent::board::AnswerBoard;
+use crate::agent::checks::Decision;
+use crate::agent::events::{Emitter, RunEvent};
 use crate::config::SimulatedSettings;
 use crate::keys::ApiKey;
+use crate::provider::{ChatRequest, Message};
 use crate::provider::{
     ChatResponse, Provider, ProviderError, Role, SimulatedProvider, StreamSink, ToolCall,
 };
 use crate::quota::{Limit, ScopeId, ScopeSpec};
+use crate::routing::Route;
 use crate::routing::{QuotaRoute, RetryPolicy};
 use crate::supervisor::{QuotaHandle, SupervisorSettings};
+use tokio::sync::watch;
 
 type Hook = Box<dyn Fn(u32) + Send + Sync>;
 
@@ -30,6 +37,8 @@ struct Recorder {
     script: StdMutex<VecDeque<ChatResponse>>,
     inner: SimulatedProvider,
     hook: Hook,
+    /// When set, calls never return (a call in flight until cancelled).
+    hang: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -55,6 +64,9 @@ impl Provider for Recorder {
             sent.len() as u32
         };
         (self.hook)(n);
+        if self.hang.load(Ordering::SeqCst) {
+            return Box::pin(std::future::pending());
+        }
         let scripted = self.script.lock().unwrap().pop_front();
         match scripted {
             Some(r) => Box::pin(async move { Ok(r) }),
@@ -91,10 +103,11 @@ fn voter() -> SimulatedSettings {
 type BoardTx = Arc<watch::Sender<Arc<AnswerBoard>>>;
 
 struct Rig {
-    handle: AgentHandle,
+    addr: actix::Addr<AgentActor>,
     sent: Arc<StdMutex<Vec<ChatRequest>>>,
     board: BoardTx,
     events: broadcast::Receiver<RunEvent>,
+    hang: Arc<AtomicBool>,
 }
 
 /// Agent `b` (a voter) on an empty board; `hook` is made with the board's sender.
@@ -102,6 +115,16 @@ fn rig(
     script: Vec<ChatResponse>,
     quota: Option<QuotaRoute>,
     hook: impl FnOnce(BoardTx) -> Hook,
+) -> Rig {
+    rig_logged(script, quota, hook, None)
+}
+
+/// [`rig`] with an event log that every event the agent emits also goes to.
+fn rig_logged(
+    script: Vec<ChatResponse>,
+    quota: Option<QuotaRoute>,
+    hook: impl FnOnce(BoardTx) -> Hook,
+    log: Option<Arc<dyn crate::agent::events::EventLog>>,
 ) -> Rig {
     let (board, rx) = watch::channel(Arc::new(AnswerBoard::new(ids())));
     let board = Arc::new(board);
@@ -112,9 +135,14 @@ fn rig(
         script: StdMutex::new(script.into()),
         inner: SimulatedProvider::new("b", voter(), &team),
         hook: hook(board.clone()),
+        hang: Arc::new(AtomicBool::new(false)),
     };
+    let hang = provider.hang.clone();
     let route = Route {
-        provider: Arc::new(provider),
+        provider: crate::provider::ProviderRef::start(
+            &crate::system::ActorSystem::current().unwrap(),
+            Arc::new(provider),
+        ),
         key: None,
         retry: RetryPolicy::default(),
         requester: Arc::from("b"),
@@ -128,12 +156,14 @@ fn rig(
         question: Arc::from("Why is the sky blue?"),
     };
     let (tx, events) = broadcast::channel(64);
-    let handle = AgentHandle::spawn(spec, rx, Emitter::new(tx, None));
+    let system = crate::system::ActorSystem::current().unwrap();
+    let addr = AgentActor::start_in(&system, spec, rx, Emitter::new(tx, log));
     Rig {
-        handle,
+        addr,
         sent,
         board,
         events,
+        hang,
     }
 }
 
@@ -148,7 +178,7 @@ fn reply(calls: Vec<ToolCall>) -> ChatResponse {
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::system::PausedSystem")]
 async fn a_call_that_waited_for_quota_shows_the_answers_of_the_moment_it_is_sent() {
     // One request per minute: the slot is taken, so b's first call waits ~60 s for its permit.
     // a's answer arrives during the wait: the request sent lists it, as a fresh first message.
@@ -180,7 +210,7 @@ async fn a_call_that_waited_for_quota_shows_the_answers_of_the_moment_it_is_sent
     taken.settle(1);
     let r = rig(Vec::new(), Some(route), no_hook);
     let start = tokio::time::Instant::now();
-    let report = r.handle.turn();
+    let report = r.addr.send(Turn);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(r.sent.lock().unwrap().is_empty(), "still waiting for quota");
     r.board.send(answered("Rayleigh scattering.")).unwrap();
@@ -222,7 +252,7 @@ async fn a_call_that_waited_for_quota_shows_the_answers_of_the_moment_it_is_sent
     );
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn a_duplicate_answer_is_retried_with_a_native_tool_result() {
     let duplicate = ToolCall::new(
         "call_dup",
@@ -231,7 +261,7 @@ async fn a_duplicate_answer_is_retried_with_a_native_tool_result() {
     );
     let mut r = rig(vec![reply(vec![duplicate.clone()])], None, no_hook);
     r.board.send(answered("Rayleigh scattering.")).unwrap();
-    let report = r.handle.turn().await.unwrap();
+    let report = r.addr.send(Turn).await.unwrap();
     assert!(matches!(
         report.outcome,
         TurnOutcome::Decided(Decision::Vote { ref for_agent, .. }) if for_agent == "a"
@@ -270,7 +300,7 @@ async fn a_duplicate_answer_is_retried_with_a_native_tool_result() {
     assert_eq!(retries, [(1, retry[3].content.clone())]);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn answers_that_arrive_between_attempts_rebuild_the_first_message() {
     // b votes on an empty board (refused); a's answer lands while that call is out. The retry's
     // first message shows it, `vote` is offered again, and the refusal says answers changed.
@@ -283,7 +313,7 @@ async fn answers_that_arrive_between_attempts_rebuild_the_first_message() {
         })
     };
     let r = rig(vec![reply(vec![early.clone()])], None, hook);
-    let report = r.handle.turn().await.unwrap();
+    let report = r.addr.send(Turn).await.unwrap();
     assert_eq!(report.generation, 1);
     assert!(matches!(
         report.outcome,
@@ -316,7 +346,7 @@ async fn answers_that_arrive_between_attempts_rebuild_the_first_message() {
     assert_eq!(tools, ["new_answer", "vote"]);
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn an_answer_repeating_one_that_arrived_while_it_was_out_is_refused() {
     // b's call goes out on an empty board; a's identical answer lands before b's reply. b's
     // answer would only repeat it: it is refused, and the retry shows a's answer to vote for.
@@ -333,7 +363,7 @@ async fn an_answer_repeating_one_that_arrived_while_it_was_out_is_refused() {
         })
     };
     let r = rig(vec![reply(vec![same.clone()])], None, hook);
-    let report = r.handle.turn().await.unwrap();
+    let report = r.addr.send(Turn).await.unwrap();
     assert_eq!(report.generation, 1);
     assert!(matches!(
         report.outcome,
@@ -384,7 +414,7 @@ fn a_turn_is_judged_against_the_board_of_the_request_that_was_sent() {
     let mut second = AnswerBoard::new(ids);
     second.generation = 1;
     let second = Arc::new(second);
-    let mut st = super::TurnState::new(first.clone());
+    let mut st = super::turn::TurnState::new(first.clone());
     let m1 = vec![Message::user("built from the first board")];
     let m2 = vec![Message::user("built from the second board")];
     st.built(&m1, first.clone());
@@ -401,4 +431,140 @@ fn a_turn_is_judged_against_the_board_of_the_request_that_was_sent() {
         ..ChatRequest::default()
     });
     assert_eq!(st.board.generation, 1);
+}
+
+/// A quota supervisor on this arbiter with one scope of at most `concurrency` calls at once,
+/// and the route through it.
+async fn quota_route(concurrency: u32) -> (QuotaHandle, QuotaRoute) {
+    let quota = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
+    let scope = ScopeId::new("simulated/sim-1");
+    let spec = ScopeSpec {
+        concurrency: std::num::NonZeroU32::new(concurrency),
+        ..ScopeSpec::default()
+    };
+    quota.register_scope(scope.clone(), spec).await.unwrap();
+    let route = QuotaRoute {
+        handle: quota.clone(),
+        candidates: vec![vec![scope]],
+        deadline: Some(Duration::from_secs(600)),
+        run_deadline: None,
+        output_cap: None,
+    };
+    (quota, route)
+}
+
+/// Lets every actor on this arbiter run until `done` holds (at most 1,000 rounds).
+async fn settle_until(done: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the condition never held");
+}
+
+#[actix_rt::test]
+async fn stop_mid_call_cancels_it_and_returns_the_quota_permit() {
+    let (quota, route) = quota_route(1).await;
+    let r = rig(Vec::new(), Some(route), no_hook);
+    r.hang.store(true, Ordering::SeqCst);
+    let turn = actix_rt::spawn(r.addr.send(Turn));
+    let sent = r.sent.clone();
+    settle_until(|| sent.lock().unwrap().len() == 1).await;
+    let busy = quota.snapshot().await.unwrap();
+    assert_eq!(busy.scopes[0].in_flight, 1, "the call holds its permit");
+
+    let stats = r.addr.send(Stop).await.unwrap();
+    assert_eq!(stats.calls, 0, "the cancelled call never returned");
+    let reply = turn.await.unwrap();
+    assert!(
+        matches!(reply, Err(actix::MailboxError::Closed)),
+        "{reply:?}"
+    );
+    assert!(r.addr.send(Stats).await.is_err(), "the agent is gone");
+    let mut idle = quota.snapshot().await.unwrap();
+    for _ in 0..100 {
+        if idle.scopes[0].in_flight == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        idle = quota.snapshot().await.unwrap();
+    }
+    assert_eq!(idle.scopes[0].in_flight, 0, "the permit came back");
+    assert_eq!(idle.scopes[0].granted_total, 1);
+}
+
+/// An event log with a bug: it panics when it records the agent's `nth` state change.
+struct FaultyLog {
+    states: std::sync::atomic::AtomicU32,
+    nth: u32,
+}
+
+impl crate::agent::events::EventLog for FaultyLog {
+    fn record(&self, _: Duration, event: &RunEvent) {
+        if matches!(event, RunEvent::AgentState { .. })
+            && self
+                .states
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1
+                == self.nth
+        {
+            panic!("the event log exploded");
+        }
+    }
+
+    fn answer(&self, _: &str, _: u32, _: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+}
+
+#[actix_rt::test]
+async fn a_panic_mid_turn_fails_the_turn_names_the_panic_and_stops_the_agent() {
+    // Attempt 1 is refused (a vote on an empty board) and counted; announcing attempt 2
+    // ("thinking", the agent's second state change) panics inside the agent's own code.
+    let early = ToolCall::new("v1", "vote", json!({"agent_id": "agent1", "reason": "x"}));
+    let log = Arc::new(FaultyLog {
+        states: std::sync::atomic::AtomicU32::new(0),
+        nth: 2,
+    });
+    let mut r = rig_logged(vec![reply(vec![early])], None, no_hook, Some(log));
+    let report = r.addr.send(Turn).await.unwrap();
+    let TurnOutcome::Failed {
+        reason,
+        quota_deadline,
+    } = &report.outcome
+    else {
+        panic!("{report:?}");
+    };
+    assert!(
+        reason.starts_with("the agent panicked during a turn: the event log exploded"),
+        "{reason}"
+    );
+    assert!(!quota_deadline);
+    assert_eq!(
+        report.stats.calls, 1,
+        "the call before the panic stays counted"
+    );
+    let mut failed = Vec::new();
+    while let Ok(event) = r.events.try_recv() {
+        if let RunEvent::ActorFailed { actor, reason } = event {
+            failed.push((actor, reason));
+        }
+    }
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "agent:b");
+    assert!(failed[0].1.contains("exploded"));
+    assert!(r.addr.send(Stats).await.is_err(), "the agent stopped");
+}
+
+#[actix_rt::test]
+async fn counters_are_carried_in_reports_and_read_on_request() {
+    let r = rig(Vec::new(), None, no_hook);
+    r.board.send(answered("Rayleigh scattering.")).unwrap();
+    let report = r.addr.send(Turn).await.unwrap();
+    assert_eq!(report.stats.calls, 1);
+    assert!(report.stats.input_tokens > 0);
+    assert_eq!(r.addr.send(Stats).await.unwrap(), report.stats);
+    assert_eq!(r.addr.send(Stop).await.unwrap(), report.stats);
 }

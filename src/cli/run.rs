@@ -410,6 +410,9 @@ fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent) {
                 "{agent}: attempt {attempt} failed ({reason}); trying again"
             ));
         }
+        RunEvent::ActorFailed { actor, reason } => {
+            p.note(&format!("{actor} stopped unexpectedly: {reason}"));
+        }
         RunEvent::WinnerSelected { agent, votes, .. } => {
             p.note(&format!("winner: {agent} with {votes} vote(s)"));
         }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::config::{BackendConfig, ModelLimits};
 use crate::quota::{ScopeId, ScopeKind, ScopeSpec};
 
-use super::{ApiKey, KeyHandle};
+use super::{ApiKey, KeyHandle, KeyRegistry};
 
 /// One way to make a call: a key (none for keyless backends) and the scopes it reserves in.
 #[derive(Debug, Clone)]
@@ -35,8 +35,10 @@ pub struct KeyPool {
 }
 
 impl KeyPool {
-    /// A pool for `model` at `provider` (the limits provider name, e.g. `gemini`, `openai`).
+    /// A pool for `model` at `provider` (the limits provider name, e.g. `gemini`, `openai`),
+    /// with the handles `registry` keeps for `keys`.
     pub fn new(
+        registry: &KeyRegistry,
         provider: &str,
         model: &str,
         keys: Vec<ApiKey>,
@@ -48,17 +50,19 @@ impl KeyPool {
             model: model.to_owned(),
             scope,
             shared: shared_group.map(|g| ScopeId::new(format!("shared:{g}"))),
-            keys: keys
-                .into_iter()
-                .map(|k| Arc::new(KeyHandle::new(k)))
-                .collect(),
+            keys: keys.iter().map(|k| registry.handle(k)).collect(),
             next: AtomicUsize::new(0),
         }
     }
 
-    /// The pool of a configured backend with its looked-up limits.
-    pub fn for_backend(backend: &BackendConfig, limits: &ModelLimits) -> Self {
+    /// The pool of a configured backend with its looked-up limits and `registry`'s handles.
+    pub fn for_backend(
+        backend: &BackendConfig,
+        limits: &ModelLimits,
+        registry: &KeyRegistry,
+    ) -> Self {
         Self::new(
+            registry,
             backend.kind.limits_provider(),
             &backend.model,
             backend.api_keys.clone(),
@@ -127,7 +131,9 @@ impl KeyPool {
     }
 
     /// One candidate per live key (rotated on each call so usage spreads over keys), or one
-    /// keyless candidate for a backend without keys. Empty when every key is retired.
+    /// keyless candidate for a backend without keys. Keys whose circuit is open (or whose
+    /// half-open trial is in flight) are left out while another key is available. Empty when
+    /// every key is retired.
     pub fn candidates(&self) -> Vec<Candidate> {
         if self.keys.is_empty() {
             return vec![Candidate {
@@ -137,14 +143,23 @@ impl KeyPool {
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let n = self.keys.len();
-        (0..n)
+        let live = (0..n)
             .map(|i| &self.keys[(start + i) % n])
-            .filter(|k| k.is_live())
+            .filter(|k| k.is_live());
+        let any_available = self.keys.iter().any(|k| k.is_available());
+        live.filter(|k| !any_available || k.is_available())
             .map(|k| Candidate {
                 key: Some(k.clone()),
                 scopes: self.scopes_for(Some(k.key())),
             })
             .collect()
+    }
+
+    /// Whether a key other than `key` is available now (live, circuit letting calls through).
+    pub fn other_available(&self, key: &ApiKey) -> bool {
+        self.keys
+            .iter()
+            .any(|k| k.key().expose() != key.expose() && k.is_available())
     }
 
     /// Why no key is usable: every retirement reason, joined.
@@ -162,7 +177,10 @@ impl KeyPool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+    use crate::system::ActorSystem;
 
     fn keys(n: usize) -> Vec<ApiKey> {
         (0..n)
@@ -170,9 +188,14 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn per_account_keys_share_one_scope() {
+    fn registry() -> KeyRegistry {
+        KeyRegistry::new(&ActorSystem::current().unwrap())
+    }
+
+    #[actix_rt::test]
+    async fn per_account_keys_share_one_scope() {
         let pool = KeyPool::new(
+            &registry(),
             "gemini",
             "gemini-2.5-flash",
             keys(3),
@@ -192,9 +215,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn per_key_scopes_and_shared_group() {
+    #[actix_rt::test]
+    async fn per_key_scopes_and_shared_group() {
         let pool = KeyPool::new(
+            &registry(),
             "openai",
             "gpt-4o-mini",
             keys(2),
@@ -216,15 +240,19 @@ mod tests {
         assert_eq!(again[0].scopes[0], c[1].scopes[0]);
     }
 
-    #[test]
-    fn retired_keys_drop_out_and_keyless_backends_get_one_candidate() {
-        let pool = KeyPool::new("openai", "m", keys(2), ScopeKind::PerKey, None);
-        pool.keys()[0].retire("refused");
+    #[actix_rt::test]
+    async fn retired_keys_drop_out_and_keyless_backends_get_one_candidate() {
+        let registry = registry();
+        let pool = KeyPool::new(&registry, "openai", "m", keys(2), ScopeKind::PerKey, None);
+        pool.keys()[0].retire("refused").await;
         assert_eq!(pool.candidates().len(), 1);
-        pool.keys()[1].retire("refused too");
+        pool.keys()[1].retire("refused too").await;
         assert!(pool.candidates().is_empty());
         assert_eq!(pool.retired_reasons(), "refused; refused too");
-        let local = KeyPool::new("vllm", "m", vec![], ScopeKind::PerKey, None);
+        // Another pool with the same keys (another agent, another run) sees them retired.
+        let other = KeyPool::new(&registry, "openai", "m2", keys(2), ScopeKind::PerKey, None);
+        assert!(other.candidates().is_empty());
+        let local = KeyPool::new(&registry, "vllm", "m", vec![], ScopeKind::PerKey, None);
         let c = local.candidates();
         assert_eq!(c.len(), 1);
         assert!(c[0].key.is_none());

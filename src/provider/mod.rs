@@ -10,6 +10,7 @@
 // error path is rare and not hot, so the larger `Err` variant is accepted here.
 #![allow(clippy::result_large_err)]
 
+pub mod actor;
 pub mod anthropic;
 mod build;
 pub mod gemini;
@@ -24,6 +25,7 @@ mod types;
 
 use std::sync::Arc;
 
+pub use actor::{ProviderHealth, ProviderRef};
 pub use build::{build_provider, build_provider_with, dialect_of};
 pub use simulated::SimulatedProvider;
 pub use types::{

@@ -354,6 +354,14 @@ pub enum ProviderErrorKind {
     Malformed,
     /// The call was cancelled by the caller.
     Cancelled,
+    /// The call failed inside this process, not at the provider: the adapter panicked (its
+    /// provider actor answered the error and was restarted). Not retryable: the same request
+    /// would likely fail the same way.
+    Internal,
+    /// The call was dropped inside this process before it got an answer: its provider actor
+    /// was restarted after a panic in *another* call, or the runtime is shutting down.
+    /// Retryable at once; neither the key's nor the provider's doing.
+    Dropped,
 }
 
 /// A failed provider call.
@@ -419,6 +427,7 @@ impl ProviderError {
                 | ProviderErrorKind::Transient
                 | ProviderErrorKind::Overloaded
                 | ProviderErrorKind::Malformed
+                | ProviderErrorKind::Dropped
         )
     }
 

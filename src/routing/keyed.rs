@@ -6,6 +6,10 @@
 //! overloads, malformed answers) back off exponentially with jitter, bounded. Every attempt —
 //! retries included — goes through the supervisor.
 //!
+//! Keys are the runtime's shared handles: a key retired or resting (its circuit open after
+//! repeated failures) because of any agent's call is skipped by every other; a key whose
+//! circuit is half-open gets one trial call at a time.
+//!
 //! Without a supervisor, keys that were told to wait are skipped until their Retry-After passes
 //! (all keys at once when the provider counts per account).
 
@@ -16,7 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{CallError, CallObserver, CallReport, Route, reserve};
-use crate::keys::{Candidate, KeyPool};
+use crate::keys::{Admission, Candidate, KeyPool};
 use crate::provider::{ChatRequest, ProviderError, ProviderErrorKind, StreamSink};
 use crate::supervisor::AcquireRequest;
 
@@ -42,6 +46,8 @@ where
     let mut quota_wait = Duration::ZERO;
     let mut regrowths = 0;
     let mut ceiling = None;
+    // Grants given back because the chosen key was retired or busy with its trial meanwhile.
+    let mut skips: u32 = 0;
     let max_attempts = route.retry.max_attempts.max(1);
     let hard_cap = max_attempts
         .saturating_mul(u32::try_from(pool.keys().len()).unwrap_or(u32::MAX).max(1) + 1);
@@ -115,17 +121,47 @@ where
             }
             None => (request, None),
         };
+        // Another call (this agent's or any other's: keys are shared) may have retired the key
+        // or opened its circuit while this one waited: nothing is ever sent with a retired key,
+        // and a half-open key takes one trial call at a time while another key is usable.
+        let mut trial = None;
+        if let Some(k) = &chosen.key {
+            let skip = if !k.is_live() {
+                true
+            } else if !k.is_available() && skips < hard_cap && pool.other_available(k.key()) {
+                // Its circuit opened while this call waited, and another key can serve it.
+                true
+            } else {
+                match k.admit().await {
+                    Admission::Go(t) => {
+                        trial = t;
+                        false
+                    }
+                    Admission::Busy => skips < hard_cap && pool.other_available(k.key()),
+                }
+            };
+            if skip {
+                skips += 1;
+                if let Some(p) = permit {
+                    p.release_unsent();
+                }
+                continue;
+            }
+        }
         let key = chosen.key.as_ref().map(|k| k.key());
         calls += 1;
+        let request = Arc::new(request);
         let result = super::traced::chat(
-            route.provider.as_ref(),
-            &request,
+            &route.provider,
+            request.clone(),
             key,
             sink,
             calls,
             route.retry.call_timeout,
         )
         .await;
+        // The rate-limit signal goes first: it frees nothing, and must reach the supervisor
+        // even if this caller is stopped while the key's actor hears the outcome.
         let feedback_scope = pool.limit_scope(key);
         let signal = match &result {
             Ok(r) => r.observed.clone(),
@@ -135,23 +171,30 @@ where
         if let (Some(q), Some(signal)) = (&route.quota, signal) {
             q.handle.feedback(feedback_scope.clone(), signal);
         }
+        // The key's actor hears the outcome before the permit is settled: a call granted this
+        // capacity next already sees the key retired or resting.
+        let retired = match (&chosen.key, &result) {
+            (Some(k), Ok(response)) => {
+                k.record_success(response.usage).await;
+                false
+            }
+            (Some(k), Err(error)) => k.record_error(error).await,
+            (None, _) => false,
+        };
+        drop(trial);
         reserve::settle(route, permit, &result);
         let error = match result {
             Ok(response) => {
-                if let Some(k) = &chosen.key {
-                    k.record_success(response.usage);
-                }
                 return Ok(CallReport {
                     usage: response.usage.unwrap_or_default(),
                     response,
                     calls,
                     quota_wait,
-                    sent: request,
+                    sent: Arc::unwrap_or_clone(request),
                 });
             }
             Err(e) => e,
         };
-        let retired = chosen.key.as_ref().is_some_and(|k| k.record_error(&error));
         let others_live = pool
             .candidates()
             .iter()

@@ -9,6 +9,8 @@
 pub mod estimate;
 pub mod keyed;
 pub mod reserve;
+#[cfg(test)]
+mod restart_tests;
 mod retry;
 mod traced;
 
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::keys::ApiKey;
-use crate::provider::{ChatRequest, ChatResponse, Provider, ProviderError, StreamSink, Usage};
+use crate::provider::{ChatRequest, ChatResponse, ProviderError, ProviderRef, StreamSink, Usage};
 use crate::quota::ScopeId;
 use crate::supervisor::{AcquireError, AcquireRequest, Permit, QuotaHandle};
 
@@ -58,8 +60,8 @@ impl QuotaRoute {
 /// Everything needed to make calls for one agent.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// The endpoint.
-    pub provider: Arc<dyn Provider>,
+    /// The endpoint's actor (shared by every route to that endpoint).
+    pub provider: ProviderRef,
     /// The key to send, for backends that need one.
     pub key: Option<ApiKey>,
     /// Retry behaviour.
@@ -243,9 +245,10 @@ where
         quota_wait += permit.as_ref().map_or(Duration::ZERO, Permit::waited);
         let target = permit.as_ref().and_then(|p| feedback_scope(route, p));
         calls += 1;
+        let request = Arc::new(request);
         let result = traced::chat(
-            route.provider.as_ref(),
-            &request,
+            &route.provider,
+            request.clone(),
             route.key.as_ref(),
             sink,
             calls,
@@ -268,7 +271,7 @@ where
                     response,
                     calls,
                     quota_wait,
-                    sent: request,
+                    sent: Arc::unwrap_or_clone(request),
                 });
             }
             Err(error) if error.is_retryable() && calls < max_attempts => {
@@ -302,6 +305,7 @@ mod tests {
     use super::*;
     use crate::config::SimulatedSettings;
     use crate::provider::{Message, ProviderErrorKind, SimulatedProvider};
+    use crate::system::ActorSystem;
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<(u32, Duration)>>);
@@ -313,7 +317,10 @@ mod tests {
 
     fn route(settings: SimulatedSettings) -> Route {
         Route {
-            provider: Arc::new(SimulatedProvider::new("a", settings, &["a".to_owned()])),
+            provider: ProviderRef::start(
+                &ActorSystem::current().unwrap(),
+                Arc::new(SimulatedProvider::new("a", settings, &["a".to_owned()])),
+            ),
             key: None,
             retry: RetryPolicy {
                 jitter: 0.0,
@@ -339,7 +346,7 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    #[actix_rt::test(system = "crate::system::PausedSystem")]
     async fn retries_transient_failures_with_backoff_then_succeeds() {
         let mut settings = SimulatedSettings::default();
         settings.failure.on_calls = vec![1, 2];
@@ -357,7 +364,7 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[actix_rt::test(system = "crate::system::PausedSystem")]
     async fn an_acquire_waits_at_most_until_the_run_ends() {
         let handle =
             QuotaHandle::start_local(crate::supervisor::SupervisorSettings::default()).unwrap();
@@ -391,7 +398,7 @@ mod tests {
         assert_eq!(over.acquire_deadline(), Some(Duration::ZERO));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[actix_rt::test(system = "crate::system::PausedSystem")]
     async fn an_attempt_past_the_call_timeout_is_cancelled_and_retried() {
         // A provider that takes 10 s, a 1 s limit per attempt, two attempts: both are cut at
         // 1 s, with the 2 s backoff between them.
@@ -414,7 +421,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(1 + 2 + 1));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[actix_rt::test(system = "crate::system::PausedSystem")]
     async fn honours_retry_after_and_gives_up_after_max_attempts() {
         let mut settings = SimulatedSettings::default();
         settings.failure.always = true;
@@ -434,7 +441,7 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(90));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[actix_rt::test(system = "crate::system::PausedSystem")]
     async fn a_higher_priority_waiter_is_served_first() {
         use crate::quota::{Limit, ScopeSpec};
         use crate::supervisor::SupervisorSettings;

@@ -269,7 +269,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[actix_rt::test]
     async fn the_route_cap_is_filled_in_only_when_quota_reserves_it() {
         use crate::config::SimulatedSettings;
         use crate::provider::{Message, SimulatedProvider};
@@ -277,11 +277,14 @@ mod tests {
         use std::sync::Arc;
 
         let mut route = Route {
-            provider: Arc::new(SimulatedProvider::new(
-                "a",
-                SimulatedSettings::default(),
-                &["a".to_owned()],
-            )),
+            provider: crate::provider::ProviderRef::start(
+                &crate::system::ActorSystem::current().unwrap(),
+                Arc::new(SimulatedProvider::new(
+                    "a",
+                    SimulatedSettings::default(),
+                    &["a".to_owned()],
+                )),
+            ),
             key: None,
             retry: super::super::RetryPolicy::default(),
             requester: Arc::from("a"),

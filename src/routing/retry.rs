@@ -43,6 +43,10 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1` after `attempt` (1-based) failed with `error`.
     pub fn delay(&self, attempt: u32, error: &ProviderError, rng: &mut fastrand::Rng) -> Duration {
+        // Dropped by a restart of its provider actor (which is already back): go again now.
+        if error.kind == crate::provider::ProviderErrorKind::Dropped {
+            return Duration::ZERO;
+        }
         let growth = self
             .multiplier
             .checked_pow(attempt.saturating_sub(1))

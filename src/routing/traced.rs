@@ -1,14 +1,13 @@
 //! The two awaits of an LLM call — waiting for a permit and the provider call itself — wrapped
 //! in their tracing spans (`permit_wait`, `provider_call`) and recorded in the metrics.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
 use crate::keys::ApiKey;
-use crate::provider::{
-    ChatRequest, ChatResponse, Provider, ProviderError, ProviderErrorKind, StreamSink,
-};
+use crate::provider::{ChatRequest, ChatResponse, ProviderError, ProviderRef, StreamSink};
 use crate::supervisor::{AcquireError, AcquireRequest, Permit, QuotaHandle};
 use crate::telemetry::{provider::StatusClass, spans};
 
@@ -32,11 +31,12 @@ pub(crate) async fn acquire(
 }
 
 /// One provider attempt inside a `provider_call` span; its status, latency and usage go to the
-/// span and to the provider metrics. An attempt that takes longer than `timeout` (the whole call:
-/// connecting, first byte, every chunk of a stream) is cancelled and fails as a transient error.
+/// span and to the provider metrics. The provider actor cancels an attempt that takes longer
+/// than `timeout` (the whole call: connecting, first byte, every chunk of a stream) and answers
+/// it as a transient error; dropping this future cancels the attempt.
 pub(crate) async fn chat(
-    provider: &dyn Provider,
-    request: &ChatRequest,
+    provider: &ProviderRef,
+    request: Arc<ChatRequest>,
     key: Option<&ApiKey>,
     sink: Option<&StreamSink>,
     attempt: u32,
@@ -45,19 +45,13 @@ pub(crate) async fn chat(
     let key_id = key.map(ApiKey::short_id);
     let span = spans::provider_call(provider.name(), &request.model, key_id.as_deref(), attempt);
     let sent = Instant::now();
-    let call = provider.chat(request, key, sink).instrument(span.clone());
-    let result = match tokio::time::timeout(timeout, call).await {
-        Ok(result) => result,
-        Err(_) => Err(ProviderError::new(
-            ProviderErrorKind::Transient,
-            format!(
-                "the call took longer than {} s and was cancelled (timeout_settings.call_timeout_seconds)",
-                timeout.as_secs_f64()
-            ),
-        )),
-    };
+    let model = request.model.clone();
+    let result = provider
+        .chat(request, key.cloned(), sink.cloned(), timeout)
+        .instrument(span.clone())
+        .await;
     let elapsed = sent.elapsed();
-    crate::telemetry::provider::call_finished(provider.name(), &request.model, elapsed, &result);
+    crate::telemetry::provider::call_finished(provider.name(), &model, elapsed, &result);
     let class = match &result {
         Ok(_) => StatusClass::Success,
         Err(e) => StatusClass::from_error(e),

@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+mod endpoints;
 mod outcome;
 mod quota;
 mod run_dir;
@@ -31,8 +32,9 @@ pub use crate::orchestrator::{AgentStats, AnswerRecord, FinalAgentState, RunStat
 use crate::agent::AgentSpec;
 use crate::agent::events::{Emitter, EventLog};
 use crate::config::{ModelLimits, TeamConfig};
+use crate::keys::KeyRegistry;
 use crate::orchestrator::{self, Coordination};
-use crate::provider::Provider;
+use crate::provider::{Provider, ProviderRef};
 use crate::routing::{RetryPolicy, Route};
 use crate::supervisor::{QuotaHandle, QuotaSnapshot, SupervisorSettings};
 use crate::system::{ActorSystem, SystemError};
@@ -125,7 +127,10 @@ pub enum RuntimeError {
 pub struct Runtime {
     team: TeamConfig,
     options: RuntimeOptions,
-    providers: HashMap<String, Arc<dyn Provider>>,
+    /// The provider actor serving each agent (shared by agents on one HTTP endpoint).
+    providers: HashMap<String, ProviderRef>,
+    /// One actor per distinct API key, shared by every agent and run.
+    keys: KeyRegistry,
     events: broadcast::Sender<RunEvent>,
     quota: Option<QuotaHandle>,
     system: ActorSystem,
@@ -134,20 +139,15 @@ pub struct Runtime {
 impl Runtime {
     /// Builds a runtime for `team`. Agents on backends with an adapter in this build get their
     /// provider now; others need [`Runtime::with_provider`] before [`Runtime::run`].
+    ///
+    /// The runtime's actors are started here, once, and serve every run: one provider actor per
+    /// distinct HTTP endpoint (backend kind and base URL) or simulated agent, and one actor per
+    /// distinct API key (see [`Runtime::provider_health`] and [`Runtime::key_status`]).
     pub fn new(team: TeamConfig, options: RuntimeOptions) -> Result<Runtime, RuntimeError> {
         if team.agents.is_empty() {
             return Err(RuntimeError::EmptyTeam);
         }
         let ids: Vec<String> = team.agents.iter().map(|a| a.id.clone()).collect();
-        let mut providers = HashMap::new();
-        for agent in &team.agents {
-            if providers.contains_key(&agent.id) {
-                return Err(RuntimeError::DuplicateAgent(agent.id.clone()));
-            }
-            if let Some(p) = crate::provider::for_agent(&agent.id, &agent.backend, &ids) {
-                providers.insert(agent.id.clone(), p);
-            }
-        }
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = ids.iter().find(|id| !seen.insert(id.as_str())) {
             return Err(RuntimeError::DuplicateAgent(dup.clone()));
@@ -161,6 +161,8 @@ impl Runtime {
             (None, Some(q)) if !q.system().is_owned() => q.system().clone(),
             (None, _) => ActorSystem::start()?,
         };
+        let providers = crate::provider::actor::endpoints::start_for_team(&system, &team.agents);
+        let keys = endpoints::key_registry(&system, &team);
         let quota = match (shared, options.rate_limit) {
             (Some(q), _) => Some(q.clone()),
             (None, true) => Some(QuotaHandle::start_in(
@@ -180,13 +182,15 @@ impl Runtime {
             team,
             options,
             providers,
+            keys,
             events,
             quota,
             system,
         })
     }
 
-    /// Uses `provider` for `agent_id` instead of the one its backend would get.
+    /// Uses `provider` for `agent_id` instead of the one its backend would get: a provider actor
+    /// of its own is started for it on the runtime's actor system.
     pub fn with_provider(
         mut self,
         agent_id: &str,
@@ -195,7 +199,8 @@ impl Runtime {
         if !self.team.agents.iter().any(|a| a.id == agent_id) {
             return Err(RuntimeError::UnknownAgent(agent_id.to_owned()));
         }
-        self.providers.insert(agent_id.to_owned(), provider);
+        let actor = ProviderRef::start(&self.system, provider);
+        self.providers.insert(agent_id.to_owned(), actor);
         Ok(self)
     }
 
@@ -313,6 +318,7 @@ impl Runtime {
             })
             .collect();
         let c = orchestrator::coordinate(
+            &self.system,
             specs,
             &self.team.orchestrator,
             timeout,
@@ -372,8 +378,8 @@ impl Runtime {
             .collect()
     }
 
-    /// The key pool of an HTTP backend (keys, health, per-key or per-account scopes); `None`
-    /// for the simulated backend.
+    /// The key pool of an HTTP backend (the runtime's shared key handles, per-key or
+    /// per-account scopes); `None` for the simulated backend.
     fn key_pool(&self, agent: &crate::config::AgentConfig) -> Option<Arc<crate::keys::KeyPool>> {
         if agent.backend.kind == crate::config::BackendKind::Simulated {
             return None;
@@ -387,6 +393,7 @@ impl Runtime {
         Some(Arc::new(crate::keys::KeyPool::for_backend(
             &agent.backend,
             &limits,
+            &self.keys,
         )))
     }
 
@@ -518,3 +525,6 @@ impl LimitsSource for crate::config::LimitsTable {
         crate::config::LimitsTable::shared_group(self, name)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -46,6 +46,14 @@ impl Forwarder {
     }
 }
 
+impl Drop for Forwarder {
+    /// A run whose future was dropped forwards nothing more (a later run of the same agents
+    /// would otherwise see its quota events twice).
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Registers every agent's scopes, gives each opted-in route its quota admission, and starts
 /// forwarding quota events into `emitter`.
 pub async fn attach(

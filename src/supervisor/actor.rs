@@ -1,6 +1,8 @@
-//! The `QuotaSupervisor` actor: one task that owns the [`Ledger`] and the wait queue, reads a
-//! bounded mailbox (acquire, register, snapshot) and an unbounded control channel (settlements
-//! and feedback, which must never be lost or block a `Drop`), and sleeps on exactly one timer:
+//! The `QuotaSupervisor` actix actor: it alone owns the [`Ledger`], the wait queue and the
+//! reservations of permits out. One mailbox carries every message in order (permit requests
+//! enqueue with `try_send`/`send` and wait their turn when it is full; settlements, releases
+//! and feedback with `do_send`, never refused and safe from a `Drop`). A burst of messages is
+//! followed by one scheduling pass, and the actor sleeps on exactly one timer of its context:
 //! the earliest instant a blocked head could be admitted or a deadline falls.
 
 mod messages;
@@ -73,6 +75,9 @@ pub(crate) struct QuotaSupervisor {
     dirty: bool,
     /// A scheduling pass is queued behind the messages now in the mailbox.
     pass_queued: bool,
+    /// A caller left while waiting: the next pass first drops every waiter whose caller left,
+    /// also those behind a blocked head that the pass itself would not reach.
+    sweep: bool,
     /// The wake-up the last pass computed.
     wake: Option<Instant>,
     /// The timer set for `wake`.
@@ -80,6 +85,10 @@ pub(crate) struct QuotaSupervisor {
     /// The shared quota store, when one is in use (`None`: in memory, nothing shared).
     persist: Option<Persist>,
 }
+
+/// The supervisor's address as its permits hold it: one `Addr` per handle, shared by every
+/// permit it obtains (cloning an `Addr` allocates; an `Arc` clone does not).
+pub(crate) type Home = Arc<Addr<QuotaSupervisor>>;
 
 /// How early a supervisor on its own thread wakes before a deadline to finish the wait with a
 /// precise thread sleep.
@@ -129,6 +138,7 @@ impl QuotaSupervisor {
             precise_wake: false,
             dirty: false,
             pass_queued: false,
+            sweep: false,
             wake: None,
             timer: None,
             persist: store.is_shared().then(|| Persist::new(store)),
@@ -154,7 +164,10 @@ impl QuotaSupervisor {
     /// Grants what can go, refuses what expired, and sets the timer for the next wake-up.
     fn run_pass(&mut self, ctx: &mut Context<Self>) {
         self.pass_queued = false;
-        let wake = self.schedule(&ctx.address());
+        if std::mem::take(&mut self.sweep) && self.queue.drop_closed() > 0 {
+            self.dirty = true;
+        }
+        let wake = self.schedule();
         self.wake = wake;
         self.set_timer(wake, ctx);
     }
@@ -328,7 +341,7 @@ impl QuotaSupervisor {
         &mut self,
         req: AcquireRequest,
         reply: oneshot::Sender<Result<Permit, AcquireError>>,
-        me: &Addr<Self>,
+        home: Home,
     ) {
         // A caller that gave up while its request sat in the mailbox consumes nothing.
         if reply.is_closed() {
@@ -370,6 +383,7 @@ impl QuotaSupervisor {
             enqueued: now,
             deadline: instant_after(now, wait),
             reply,
+            home,
             announced: None,
         };
         let mut dead = None;
@@ -408,7 +422,7 @@ impl QuotaSupervisor {
                     let r = self
                         .ledger
                         .reserve(cand, now, waiter.est, &waiter.requester);
-                    self.deliver(waiter, ci, r, Vec::new(), now, me);
+                    self.deliver(waiter, ci, r, Vec::new(), now);
                     return;
                 }
                 Verdict::Never { .. } | Verdict::Closed { .. } => {
@@ -459,7 +473,6 @@ impl QuotaSupervisor {
         r: Reservation,
         rows: Vec<i64>,
         now: Instant,
-        me: &Addr<Self>,
     ) -> bool {
         let id = self.next_id;
         self.next_id += 1;
@@ -470,7 +483,14 @@ impl QuotaSupervisor {
         } else {
             Arc::from(Vec::new())
         };
-        let permit = Permit::new(id, ci, Arc::clone(&names), w.est, waited, me.clone());
+        let permit = Permit::new(
+            id,
+            ci,
+            Arc::clone(&names),
+            w.est,
+            waited,
+            Arc::clone(&w.home),
+        );
         self.reservations.insert(id, (r, names));
         match w.reply.send(Ok(permit)) {
             Ok(()) => {

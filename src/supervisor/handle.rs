@@ -3,11 +3,16 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
+use actix::dev::SendError;
 use actix::{Actor, Addr};
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, oneshot};
 
-use super::actor::{Acquire, Feedback, GaveUp, QuotaSupervisor, Register, Snapshot, TopUp, now};
+use super::actor::{
+    Acquire, Feedback, GaveUp, Home, QuotaSupervisor, Register, Snapshot, TopUp, now,
+};
 use super::error::{AcquireError, SupervisorError};
 use super::events::QuotaEvent;
 use super::permit::{AcquireRequest, Permit};
@@ -36,7 +41,7 @@ const EVENT_BUFFER: usize = 4096;
 /// stop when the last handle of it is dropped.
 #[derive(Clone)]
 pub struct QuotaHandle {
-    addr: Addr<QuotaSupervisor>,
+    addr: Home,
     events: broadcast::Sender<QuotaEvent>,
     system: ActorSystem,
 }
@@ -113,7 +118,7 @@ impl QuotaHandle {
         }
         let addr = QuotaSupervisor::start_in_arbiter(system.quota_arbiter(), move |_| sup);
         Ok(QuotaHandle {
-            addr,
+            addr: Arc::new(addr),
             events,
             system: system.clone(),
         })
@@ -142,11 +147,28 @@ impl QuotaHandle {
     /// granted and on its way.
     pub async fn acquire(&self, req: AcquireRequest) -> Result<Permit, AcquireError> {
         let (reply, rx) = oneshot::channel();
-        self.addr
-            .send(Acquire { req, reply })
-            .await
-            .map_err(|_| AcquireError::Stopped)?;
+        let msg = Acquire {
+            req,
+            reply,
+            home: Arc::clone(&self.addr),
+        };
+        // From here on, leaving tells the supervisor, so those queued behind are reconsidered
+        // at once (a spare `GaveUp` costs a pass over the queue and nothing else).
         let mut guard = GiveUpGuard(Some(&self.addr));
+        // The answer comes on `rx` (actix's own reply channel would be a second hop). A full
+        // mailbox makes the caller wait its turn to enqueue, as `send` does.
+        match self.addr.try_send(msg) {
+            Ok(()) => {}
+            Err(SendError::Full(msg)) => self
+                .addr
+                .send(msg)
+                .await
+                .map_err(|_| AcquireError::Stopped)?,
+            Err(SendError::Closed(_)) => {
+                guard.0 = None;
+                return Err(AcquireError::Stopped);
+            }
+        }
         let answer = rx.await;
         guard.0 = None;
         let mut permit = answer.map_err(|_| AcquireError::Stopped)??;

@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Addr;
-
-use super::actor::{QuotaSupervisor, Release, Released};
+use super::actor::{Home, Release, Released};
 use crate::quota::{ScopeId, TokenCount};
 
 /// A request for a permit.
@@ -70,7 +68,7 @@ pub struct Permit {
     scopes: Arc<[ScopeId]>,
     estimate: TokenCount,
     waited: Duration,
-    tx: Option<Addr<QuotaSupervisor>>,
+    tx: Option<Home>,
     received: bool,
 }
 
@@ -94,7 +92,7 @@ impl Permit {
         scopes: Arc<[ScopeId]>,
         estimate: TokenCount,
         waited: Duration,
-        tx: Addr<QuotaSupervisor>,
+        tx: Home,
     ) -> Self {
         Self {
             id,
@@ -155,7 +153,10 @@ impl Permit {
     /// [`settle_tokens`](Self::settle_tokens) when the split is known.
     pub fn settle(mut self, actual_tokens: u64) {
         let input = actual_tokens.min(self.estimate.input);
-        self.send(Release::Settle(TokenCount::new(input, actual_tokens - input)));
+        self.send(Release::Settle(TokenCount::new(
+            input,
+            actual_tokens - input,
+        )));
     }
 
     /// Settles to what the provider counts, input and output apart (see

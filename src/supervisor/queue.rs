@@ -35,6 +35,8 @@ pub(crate) struct Waiter {
     pub enqueued: Instant,
     pub deadline: Instant,
     pub reply: Reply,
+    /// The address its permit will settle through.
+    pub home: super::actor::Home,
     /// The blocking reason last announced in a `Waiting` event (`None`: not announced yet).
     pub announced: Option<String>,
 }
@@ -96,6 +98,21 @@ impl WaitQueue {
             }
         }
         Some(w)
+    }
+
+    /// Removes every waiter whose caller left (wherever it stands in the queue); returns how
+    /// many.
+    pub fn drop_closed(&mut self) -> usize {
+        let gone: Vec<Key> = self
+            .order
+            .iter()
+            .filter(|(_, w)| w.reply.is_closed())
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &gone {
+            self.remove(k);
+        }
+        gone.len()
     }
 
     /// Requests waiting for scope `s`.

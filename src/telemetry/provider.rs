@@ -68,7 +68,9 @@ impl StatusClass {
             | ProviderErrorKind::SpendCap
             | ProviderErrorKind::BadRequest => StatusClass::ClientError,
             ProviderErrorKind::Overloaded => StatusClass::ServerError,
-            ProviderErrorKind::Transient => StatusClass::Transport,
+            ProviderErrorKind::Transient
+            | ProviderErrorKind::Internal
+            | ProviderErrorKind::Dropped => StatusClass::Transport,
             ProviderErrorKind::Malformed => StatusClass::Malformed,
             ProviderErrorKind::Cancelled => StatusClass::Cancelled,
         }

@@ -5,16 +5,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use massgen::config::BackendKind;
-use massgen::keys::{KeyHealth, KeyPool};
+use massgen::keys::{KeyHealth, KeyPool, KeyRegistry};
 use massgen::mock_provider::MockLimits;
-use massgen::provider::ProviderErrorKind;
+use massgen::provider::{ProviderErrorKind, ProviderRef};
 use massgen::quota::{Dimension, Limit, ScopeKind, ScopeSpec};
 use massgen::routing::{
     CallError, CallObserver, CallReport, QuotaRoute, RetryPolicy, Route, call, reserve,
 };
 use massgen::supervisor::{QuotaHandle, SupervisorSettings};
 
-use super::{FIRST, KINDS, key, mock, provider, request};
+use super::{FIRST, KINDS, actors, key, mock, provider, request};
+
+/// A key registry of its own (keys shared only within one test).
+fn registry() -> KeyRegistry {
+    KeyRegistry::new(actors())
+}
 
 #[derive(Default)]
 struct Retries(Mutex<Vec<(u32, String, Duration)>>);
@@ -70,7 +75,7 @@ fn route(
     quota: Option<&QuotaHandle>,
 ) -> Route {
     Route {
-        provider: provider(kind, server),
+        provider: ProviderRef::start(actors(), provider(kind, server)),
         key: None,
         retry: quick_retry(),
         requester: Arc::from("agent-a"),
@@ -97,6 +102,7 @@ async fn a_429_fails_over_to_another_key_at_once_and_closes_the_limited_scope() 
             .await
             .unwrap();
         let pool = Arc::new(KeyPool::new(
+            &registry(),
             "mock",
             "mock-model",
             keys.clone(),
@@ -154,6 +160,7 @@ async fn usage_is_settled_in_the_scope() {
     let tpm = Limit::new(Dimension::Tokens, 1_000_000, Duration::from_secs(60)).unwrap();
     let server = mock(MockLimits::unlimited(), "").await;
     let pool = Arc::new(KeyPool::new(
+        &registry(),
         "mock",
         "mock-model",
         vec![key("a")],
@@ -210,6 +217,7 @@ async fn a_refused_key_is_retired_and_the_others_carry_on() {
     for kind in KINDS {
         let server = mock(MockLimits::unlimited(), "401:key=test-key-bad-0123456789").await;
         let pool = Arc::new(KeyPool::new(
+            &registry(),
             "mock",
             "mock-model",
             vec![key("bad"), key("good")],
@@ -235,7 +243,7 @@ async fn a_refused_key_is_retired_and_the_others_carry_on() {
             );
         }
         // When the only key left is refused too, the call fails with a clear message.
-        pool.keys()[1].retire("test: refused");
+        pool.keys()[1].retire("test: refused").await;
         let err = call_first(&r, false).await.unwrap_err();
         assert!(err.to_string().contains("no usable key left"), "{err}");
     }
@@ -253,6 +261,7 @@ async fn transient_failures_and_malformed_answers_are_retried_with_backoff() {
         for kind in KINDS {
             let server = mock(MockLimits::unlimited(), spec).await;
             let pool = Arc::new(KeyPool::new(
+                &registry(),
                 "mock",
                 "mock-model",
                 vec![key("a")],
@@ -297,6 +306,7 @@ async fn transient_failures_and_malformed_answers_are_retried_with_backoff() {
 async fn retries_are_bounded() {
     let server = mock(MockLimits::unlimited(), "500:1.0").await;
     let pool = Arc::new(KeyPool::new(
+        &registry(),
         "mock",
         "mock-model",
         vec![key("a")],
@@ -315,6 +325,7 @@ async fn without_a_supervisor_a_rate_limited_key_rests_while_another_serves() {
     let rpm = Limit::new(Dimension::Requests, 1, Duration::from_secs(60)).unwrap();
     let server = mock(MockLimits::uniform(vec![rpm]), "").await;
     let pool = Arc::new(KeyPool::new(
+        &registry(),
         "mock",
         "mock-model",
         vec![key("x"), key("y")],
@@ -352,6 +363,7 @@ async fn a_gemini_daily_quota_closes_the_project_scope_for_every_key_of_it() {
     .unwrap();
     // Two keys of one project: one shared scope, so the second key is no way around the quota.
     let pool = Arc::new(KeyPool::new(
+        &registry(),
         "gemini",
         "mock-model",
         vec![key("p1"), key("p2")],
@@ -406,6 +418,7 @@ async fn a_call_that_never_reached_the_provider_is_not_counted() {
         massgen::provider::http::shared_client().unwrap(),
     ));
     let pool = Arc::new(KeyPool::new(
+        &registry(),
         "mock",
         "mock-model",
         vec![key("a")],
@@ -423,7 +436,7 @@ async fn a_call_that_never_reached_the_provider_is_not_counted() {
     )
     .await;
     let r = Route {
-        provider,
+        provider: ProviderRef::start(actors(), provider),
         key: None,
         retry: quick_retry(),
         requester: Arc::from("agent-a"),

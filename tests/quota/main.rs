@@ -10,26 +10,12 @@ mod signals;
 mod supervisor;
 mod waiting;
 
-/// An actix System on a current-thread tokio runtime paused from the start: the supervisor is
-/// an actix actor, and one arbiter with one clock lets paused time drive it exactly. (Pausing a
-/// clock that already ran leaves it off the millisecond grid, and every timer one tick late.)
-#[allow(clippy::unwrap_used)]
+#[path = "../common/actors.rs"]
+#[allow(dead_code, clippy::expect_used)]
+mod actors;
+
+/// An actix System paused from the start, for the tests that build their own (property tests
+/// run many cases, each on a fresh System): see [`actors::PausedSystem`].
 fn paused_system() -> actix_rt::SystemRunner {
-    actix_rt::System::with_tokio_rt(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap()
-    })
-}
-
-/// The System of `#[actix_rt::test(system = "crate::Paused")]`: [`paused_system`].
-pub struct Paused;
-
-impl Paused {
-    /// A paused actix System.
-    pub fn new() -> actix_rt::SystemRunner {
-        paused_system()
-    }
+    actors::PausedSystem::new()
 }

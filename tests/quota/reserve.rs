@@ -43,7 +43,7 @@ async fn used(q: &QuotaHandle, scope: &str, dimension: Dimension) -> u64 {
         .used
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_grown_prompt_is_topped_up_in_every_scope_when_it_fits() {
     let q = start(&[
         ("model", vec![Limit::tpm(nz(1000))]),
@@ -66,7 +66,7 @@ async fn a_grown_prompt_is_topped_up_in_every_scope_when_it_fits() {
     assert_eq!(used(&q, "model", Dimension::Tokens).await, 200);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_top_up_that_does_not_fit_changes_nothing_anywhere() {
     let q = start(&[
         ("model", vec![Limit::tpm(nz(2000))]),
@@ -88,7 +88,7 @@ async fn a_top_up_that_does_not_fit_changes_nothing_anywhere() {
     assert_eq!(used(&q, "shared:g", Dimension::Tokens).await, 0);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn input_and_output_token_limits_reserve_and_settle_apart() {
     let itpm = Limit::itpm(nz(1000));
     let otpm = Limit::otpm(nz(600));
@@ -123,7 +123,7 @@ async fn input_and_output_token_limits_reserve_and_settle_apart() {
     assert_eq!(used(&q, scope, Dimension::OutputTokens).await, 80);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_request_that_can_never_fit_says_to_lower_max_tokens() {
     let q = start(&[
         ("openai/m", vec![Limit::tpm(nz(1000))]),

@@ -14,13 +14,15 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use massgen::config::ModelLimits;
 use massgen::keys::ApiKey;
-use massgen::keys::KeyPool;
+use massgen::keys::{KeyPool, KeyRegistry};
+use massgen::provider::ProviderRef;
 use massgen::provider::{
     ChatRequest, ChatResponse, Message, Provider, ProviderError, StreamSink, ToolSpec, Usage,
 };
 use massgen::quota::{Dimension, Limit, ScopeId, ScopeKind, ScopeSpec};
 use massgen::routing::{CallObserver, QuotaRoute, RetryPolicy, Route, call};
 use massgen::supervisor::{QuotaHandle, SupervisorSettings};
+use massgen::system::ActorSystem;
 use proptest::prelude::*;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -176,7 +178,7 @@ async fn supervised(limits: &[Limit]) -> QuotaHandle {
 
 fn route(fake: &Arc<Fake>, q: &QuotaHandle, who: &str, output_cap: u32) -> Route {
     Route {
-        provider: fake.clone(),
+        provider: ProviderRef::start(&ActorSystem::current().unwrap(), fake.clone()),
         key: None,
         retry: RetryPolicy::default(),
         requester: Arc::from(who),
@@ -268,7 +270,7 @@ async fn nine_calls(fake: &Arc<Fake>, q: &QuotaHandle, max_tokens: Option<u32>, 
     }
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn small_requests_under_3000_tpm_do_not_stall_for_a_minute() {
     let tpm = [Limit::tpm(std::num::NonZeroU64::new(3000).unwrap())];
     // OpenAI-style counting (input + cap, no refund) with a modest cap: all nine fit.
@@ -302,7 +304,7 @@ async fn small_requests_under_3000_tpm_do_not_stall_for_a_minute() {
     );
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn requests_of_111_to_301_tokens_fit_1000_tpm_with_the_default_cap() {
     let tpm = [Limit::tpm(std::num::NonZeroU64::new(1000).unwrap())];
     let cap = table_cap(&tpm);
@@ -340,7 +342,7 @@ async fn requests_of_111_to_301_tokens_fit_1000_tpm_with_the_default_cap() {
     assert_eq!(first_overrun(&counted, &tpm), None);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_token_limit_tighter_than_the_routes_cap_lowers_the_cap_instead_of_refusing() {
     // The route's cap was chosen before a tighter limit was known (a provider's TPM learned
     // from its headers, or a shared group's): 4,096 can never fit 1,000 TPM, half of what the
@@ -382,7 +384,7 @@ async fn a_token_limit_tighter_than_the_routes_cap_lowers_the_cap_instead_of_ref
     assert_eq!(fake.caps().len(), 1);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_prompt_that_grew_after_the_grant_is_topped_up_or_waits() {
     let tpm = [Limit::tpm(std::num::NonZeroU64::new(1000).unwrap())];
     let fake = Fake::new("openai", vec![(Duration::from_secs(1), 10); 4]);
@@ -526,7 +528,15 @@ fn run(t: &Transcript) -> (Vec<(Instant, Value)>, Vec<Limit>, usize) {
             if t.keyed {
                 // Counted per account: the pool's one scope is the model's, `SCOPE`.
                 let key = ApiKey::new("sk-test-0123456789abcdef", "test");
-                let pool = KeyPool::new("openai", "model", vec![key], ScopeKind::PerAccount, None);
+                let keys = KeyRegistry::new(&ActorSystem::current().unwrap());
+                let pool = KeyPool::new(
+                    &keys,
+                    "openai",
+                    "model",
+                    vec![key],
+                    ScopeKind::PerAccount,
+                    None,
+                );
                 assert_eq!(pool.candidates()[0].scopes, vec![ScopeId::from(SCOPE)]);
                 r.pool = Some(Arc::new(pool));
             }

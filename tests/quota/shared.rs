@@ -199,7 +199,7 @@ async fn granted_after(q: &QuotaHandle, scope: &str, t0: tokio::time::Instant) -
     at
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn requests_per_day_spent_by_an_earlier_process_hold_a_later_one_until_they_leave() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
@@ -260,7 +260,7 @@ async fn requests_per_day_spent_by_an_earlier_process_hold_a_later_one_until_the
     assert_eq!(granted_after(&alone, "g", now).await, Duration::ZERO);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_daily_quota_signal_seen_by_an_earlier_process_closes_the_scope_until_the_reset() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");

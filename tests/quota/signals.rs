@@ -110,7 +110,7 @@ pub(crate) async fn scope_snapshot(q: &QuotaHandle, name: &str) -> ScopeSnapshot
 
 // ---------- learned limits agree with the provider ----------
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn an_exhausted_limit_learns_the_window_its_reset_shows_4_per_10_s() {
     let q = start(&[("s", ScopeSpec::default())]).await;
     let t0 = Instant::now();
@@ -147,7 +147,7 @@ async fn an_exhausted_limit_learns_the_window_its_reset_shows_4_per_10_s() {
 /// Anthropic's headers after one ordinary answer to a request of 6000 input tokens and a
 /// 4096 output cap, under an ITPM of 30000 and an OTPM of 8000: the combined `tokens-*` headers
 /// report the most restrictive limit of the moment (the OTPM), not a limit on input plus output.
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn anthropic_input_and_output_limits_are_learned_per_dimension_and_stay_admissible() {
     let spec = limits(vec![Limit::itpm(nz(30_000)), Limit::otpm(nz(8_000))]);
     let q = start(&[("s", spec)]).await;
@@ -194,7 +194,7 @@ async fn anthropic_input_and_output_limits_are_learned_per_dimension_and_stay_ad
 /// The output tokens are used up, but the scope's own OTPM log holds all the provider counted:
 /// the ledger holds the next request until they free, so neither the output headers nor the
 /// combined `tokens` headers (which then say the same) close the scope until the reset.
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn anthropic_used_up_output_the_scope_holds_is_no_cooldown_despite_combined_tokens() {
     let spec = limits(vec![Limit::itpm(nz(30_000)), Limit::otpm(nz(8_000))]);
     let q = start(&[("s", spec)]).await;
@@ -241,7 +241,7 @@ async fn anthropic_used_up_output_the_scope_holds_is_no_cooldown_despite_combine
 }
 
 /// Anthropic's input- and output-token headers teach limits of their own dimension.
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn anthropic_input_and_output_headers_teach_their_own_dimensions() {
     let q = start(&[("s", ScopeSpec::default())]).await;
     report(
@@ -273,7 +273,7 @@ async fn anthropic_input_and_output_headers_teach_their_own_dimensions() {
     );
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn none_left_without_a_reset_is_booked_for_a_whole_period_not_admitted_at_once() {
     let q = start(&[("s", ScopeSpec::default())]).await;
     let t0 = Instant::now();
@@ -298,7 +298,7 @@ async fn none_left_without_a_reset_is_booked_for_a_whole_period_not_admitted_at_
     assert_eq!(at, vec![60_000, 60_000, 60_000, 60_000, 120_000]);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn none_left_without_a_limit_or_a_reset_cools_down_for_the_default_wait() {
     let q = start(&[("s", ScopeSpec::default())]).await;
     let t0 = Instant::now();
@@ -350,7 +350,7 @@ async fn full_window_then_report(used_elsewhere: u64) -> (QuotaHandle, Instant) 
     (q, t0)
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_full_window_the_scope_already_holds_waits_for_its_oldest_not_the_full_reset() {
     // The provider frees one slot when the oldest of its four leaves (10 s), all four when the
     // newest leaves (the reset): waiting for the reset would idle the scope half a second.
@@ -364,7 +364,7 @@ async fn a_full_window_the_scope_already_holds_waits_for_its_oldest_not_the_full
     assert_eq!(at, 10_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn usage_the_scope_did_not_see_is_booked_to_free_at_the_reset() {
     // Two of the provider's four came from elsewhere: they are booked to free at the reset
     // (10.55 s); the scope's own two free at 10 s and 10.25 s, so the next request waits for
@@ -387,7 +387,7 @@ async fn usage_the_scope_did_not_see_is_booked_to_free_at_the_reset() {
     assert_eq!(at, vec![10_250, 10_550]);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn the_scopes_own_history_widens_a_reset_counted_from_the_oldest_request() {
     // A provider whose reset counts from the oldest request in its window: requests at 0 and
     // 30 s, "none left, back in 29.5 s" at 30.5 s. The window is no longer than 29.5 s plus the
@@ -417,7 +417,7 @@ async fn the_scopes_own_history_widens_a_reset_counted_from_the_oldest_request()
     assert_eq!((learned[0].limit, learned[0].period_secs), (2, 60.0));
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_configured_limit_is_not_replaced_by_a_contradicted_documented_one() {
     let q = start(&[(
         "s",
@@ -450,7 +450,7 @@ async fn a_configured_limit_is_not_replaced_by_a_contradicted_documented_one() {
     assert_eq!(next.await.unwrap().unwrap(), 10_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_learned_limit_stricter_in_effect_is_added_to_a_configured_one() {
     let q = start(&[(
         "s",
@@ -479,7 +479,7 @@ async fn a_learned_limit_stricter_in_effect_is_added_to_a_configured_one() {
     assert_eq!(periods, vec![(4, 10.0, false), (4, 60.0, true)]);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn groq_requests_are_learned_per_day_and_tokens_per_minute() {
     let q = start(&[("groq", ScopeSpec::default())]).await;
     report(
@@ -507,7 +507,7 @@ async fn groq_requests_are_learned_per_day_and_tokens_per_minute() {
     );
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn an_exhausted_per_day_quota_with_an_absurd_reset_reopens_within_a_day() {
     let q = start(&[("groq", ScopeSpec::default())]).await;
     let t0 = Instant::now();
@@ -531,7 +531,7 @@ async fn an_exhausted_per_day_quota_with_an_absurd_reset_reopens_within_a_day() 
 
 // ---------- hostile replies ----------
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn an_absurd_retry_after_is_clamped_and_the_scope_reopens_at_the_clamp() {
     let q = start(&[("s", ScopeSpec::default()), ("other", ScopeSpec::default())]).await;
     let t0 = Instant::now();
@@ -556,7 +556,7 @@ async fn an_absurd_retry_after_is_clamped_and_the_scope_reopens_at_the_clamp() {
     assert_eq!(at, MAX_PROVIDER_WAIT.as_millis());
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn signals_from_library_callers_with_huge_durations_do_not_stop_the_supervisor() {
     let q = start(&[("s", ScopeSpec::default()), ("other", ScopeSpec::default())]).await;
     let mut daily = RateLimitSignal::new(SignalKind::DailyQuotaExhausted);

@@ -61,7 +61,7 @@ fn spawn_timed(
     })
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn rpm_2_with_three_agents_grants_at_0_0_and_60_s() {
     let q = start("gemini/pro", spec(vec![Limit::rpm(nz(2))])).await;
     let t0 = Instant::now();
@@ -76,7 +76,7 @@ async fn rpm_2_with_three_agents_grants_at_0_0_and_60_s() {
     assert_eq!(at, vec![0, 0, 60_000]);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn tpm_settlement_frees_capacity_early() {
     let q = start("groq/llama", spec(vec![Limit::tpm(nz(1000))])).await;
     let t0 = Instant::now();
@@ -88,7 +88,7 @@ async fn tpm_settlement_frees_capacity_early() {
     assert_eq!(second.await.unwrap().unwrap(), 5_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn extra_charge_delays_the_next_request() {
     let q = start("s", spec(vec![Limit::tpm(nz(1000))])).await;
     let t0 = Instant::now();
@@ -98,7 +98,7 @@ async fn extra_charge_delays_the_next_request() {
     assert_eq!(next.await.unwrap().unwrap(), 60_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn retry_after_26_s_closes_the_scope_for_26_s() {
     let q = start("gemini/flash", spec(vec![Limit::rpm(nz(100))])).await;
     let mut events = q.subscribe();
@@ -128,7 +128,7 @@ async fn retry_after_26_s_closes_the_scope_for_26_s() {
     assert!(saw_cooldown && saw_wait);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn daily_quota_signal_parks_the_scope_until_the_reset_instant() {
     // 20:00 UTC in January is 12:00 in Los Angeles: midnight Pacific is 12 h away.
     let wall = chrono::DateTime::parse_from_rfc3339("2026-01-15T20:00:00Z")
@@ -158,7 +158,7 @@ async fn daily_quota_signal_parks_the_scope_until_the_reset_instant() {
     assert_eq!(at.await.unwrap().unwrap(), 12 * 3600 * 1000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn never_fits_unknown_and_empty_fail_at_once() {
     let q = start("s", spec(vec![Limit::tpm(nz(1000))])).await;
     let t0 = Instant::now();
@@ -185,7 +185,7 @@ async fn never_fits_unknown_and_empty_fail_at_once() {
     assert_eq!(ms_since(t0), 0);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn deadline_error_names_scope_limit_usage_and_when_it_frees() {
     let q = start("gemini/pro", spec(vec![Limit::rpm(nz(1))])).await;
     let _held = q.acquire(req("gemini/pro", 1, "a")).await.unwrap();
@@ -223,7 +223,7 @@ async fn deadline_error_names_scope_limit_usage_and_when_it_frees() {
     assert_eq!(snap.scopes[0].denied_total, 1);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_wait_for_a_free_slot_ends_at_its_deadline() {
     let capped = ScopeSpec {
         concurrency: Some(NonZeroU32::new(1).unwrap()),
@@ -247,7 +247,7 @@ async fn a_wait_for_a_free_slot_ends_at_its_deadline() {
     assert_eq!(ms_since(t0), 10_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_caller_that_gave_up_consumes_nothing() {
     let q = start("s", spec(vec![Limit::rpm(nz(1))])).await;
     let t0 = Instant::now();
@@ -264,7 +264,7 @@ async fn a_caller_that_gave_up_consumes_nothing() {
     assert_eq!(snap.scopes[0].limits[0].used, 1);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn first_requests_of_different_agents_are_staggered() {
     let q = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
     q.register_scope(ScopeId::from("s"), ScopeSpec::default())
@@ -285,7 +285,7 @@ async fn first_requests_of_different_agents_are_staggered() {
     assert_eq!(ms_since(t0), 500);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn startup_cooldown_admits_nothing_until_it_passes() {
     let s = ScopeSpec {
         startup_cooldown: Duration::from_secs(10),
@@ -297,7 +297,7 @@ async fn startup_cooldown_admits_nothing_until_it_passes() {
     assert_eq!(at.await.unwrap().unwrap(), 10_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn higher_priority_goes_first_fifo_within_a_level() {
     let q = start("s", spec(vec![Limit::rpm(nz(1))])).await;
     let t0 = Instant::now();
@@ -318,7 +318,7 @@ async fn higher_priority_goes_first_fifo_within_a_level() {
     assert_eq!(at, vec![120_000, 180_000, 60_000]);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn concurrency_cap_waits_for_a_settle() {
     let s = ScopeSpec {
         concurrency: NonZeroU32::new(1),
@@ -333,7 +333,7 @@ async fn concurrency_cap_waits_for_a_settle() {
     assert_eq!(second.await.unwrap().unwrap(), 3_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn the_first_candidate_with_capacity_is_granted() {
     let q = QuotaHandle::start_local(settings()).unwrap();
     for key in ["key1", "key2"] {
@@ -360,7 +360,7 @@ async fn the_first_candidate_with_capacity_is_granted() {
     assert_eq!(ms_since(t0), 60_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_big_token_request_is_not_overtaken_by_small_ones() {
     let q = start("s", spec(vec![Limit::tpm(nz(1000))])).await;
     let t0 = Instant::now();
@@ -373,7 +373,7 @@ async fn a_big_token_request_is_not_overtaken_by_small_ones() {
     assert_eq!(small.await.unwrap().unwrap(), 60_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn spend_cap_closes_the_scope_for_waiters_and_newcomers() {
     let q = start("s", spec(vec![Limit::rpm(nz(1))])).await;
     q.acquire(req("s", 1, "a")).await.unwrap();
@@ -390,7 +390,7 @@ async fn spend_cap_closes_the_scope_for_waiters_and_newcomers() {
     assert!(err.to_string().contains("spend cap"), "{err}");
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn learned_limits_only_lower() {
     let q = start("s", spec(vec![Limit::rpm(nz(5))])).await;
     let mut events = q.subscribe();
@@ -417,7 +417,7 @@ async fn learned_limits_only_lower() {
     assert_eq!(third.await.unwrap().unwrap(), 60_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn events_serialize_with_an_event_tag() {
     let q = start("s", spec(vec![Limit::rpm(nz(1))])).await;
     let mut events = q.subscribe();
@@ -456,7 +456,7 @@ fn start_runs_on_its_own_thread_from_sync_code() {
     assert_send_sync::<QuotaHandle>();
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn aging_lets_a_long_waiting_low_priority_request_go_before_a_new_high_one() {
     let q = start("s", spec(vec![Limit::rpm(nz(1))])).await;
     let t0 = Instant::now();
@@ -475,7 +475,7 @@ async fn aging_lets_a_long_waiting_low_priority_request_go_before_a_new_high_one
     assert_eq!(high.await.unwrap().unwrap(), 120_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn pacing_spreads_requests_over_the_window() {
     let paced = ScopeSpec {
         limits: vec![Limit::rpm(nz(2))],
@@ -492,7 +492,7 @@ async fn pacing_spreads_requests_over_the_window() {
     assert_eq!(at, vec![0, 30_000, 60_000]);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn when_the_head_gives_up_those_behind_it_go_at_once() {
     let q = start("s", spec(vec![Limit::tpm(nz(1000))])).await;
     let t0 = Instant::now();
@@ -509,7 +509,7 @@ async fn when_the_head_gives_up_those_behind_it_go_at_once() {
     assert_eq!(small.await.unwrap().unwrap(), 5_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn registering_an_equal_spec_changes_nothing_and_a_new_spec_keeps_history() {
     let cooled = ScopeSpec {
         limits: vec![Limit::rpm(nz(2))],
@@ -539,7 +539,7 @@ async fn registering_an_equal_spec_changes_nothing_and_a_new_spec_keeps_history(
     assert_send::<massgen::supervisor::Permit>();
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_call_the_provider_did_not_count_leaves_every_window() {
     let q = start("s", spec(vec![Limit::rpm(nz(1)), Limit::tpm(nz(1000))])).await;
     let t0 = Instant::now();
@@ -556,7 +556,7 @@ async fn a_call_the_provider_did_not_count_leaves_every_window() {
     assert_eq!(snap.scopes[0].granted_total, 2);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_window_guard_keeps_admissions_counting_that_much_longer() {
     let guarded = ScopeSpec {
         window_guard: Duration::from_millis(250),
@@ -580,7 +580,7 @@ async fn a_window_guard_keeps_admissions_counting_that_much_longer() {
     assert_eq!(snapshot.scopes[0].limits[0].period_secs, 60.0);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn every_waiter_is_announced_with_what_blocks_it() {
     let cooled = ScopeSpec {
         startup_cooldown: Duration::from_secs(10),

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::signals::{limits, ms_since, nz, req, scope_snapshot, spawn_timed, start, wall};
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_queue_head_that_cannot_fit_before_its_deadline_is_refused_at_once() {
     let q = start(&[("s", limits(vec![Limit::tpm(nz(1000))]))]).await;
     let t0 = Instant::now();
@@ -40,7 +40,7 @@ async fn a_queue_head_that_cannot_fit_before_its_deadline_is_refused_at_once() {
     assert_eq!(behind.await.unwrap().unwrap(), 0);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_waiting_head_whose_wait_grows_past_its_deadline_stops_blocking_those_behind() {
     let q = start(&[("s", limits(vec![Limit::tpm(nz(1000))]))]).await;
     let t0 = Instant::now();
@@ -75,7 +75,7 @@ async fn a_waiting_head_whose_wait_grows_past_its_deadline_stops_blocking_those_
     assert_eq!(behind.await.unwrap().unwrap(), 101_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_wait_whose_eta_falls_before_its_deadline_is_not_cut_short() {
     // 2 requests per 60 s with a window guard of 250.5 ms: a slot frees at 60.2505 s, which no
     // timer tick hits exactly.
@@ -110,7 +110,7 @@ async fn a_wait_whose_eta_falls_before_its_deadline_is_not_cut_short() {
     assert_eq!(ms_since(t1), 0);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn duplicate_scopes_in_one_request_are_reserved_once() {
     let q = start(&[("s", limits(vec![Limit::rpm(nz(2))]))]).await;
     let t0 = Instant::now();
@@ -169,7 +169,7 @@ fn a_rolled_back_grant_restores_pacing_and_stagger() {
     assert_eq!((snap.limits[0].used, snap.granted_total), (0, 0));
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_token_wait_that_a_settlement_can_shorten_is_not_refused_at_once() {
     let q = start(&[("s", limits(vec![Limit::tpm(nz(1000))]))]).await;
     let t0 = Instant::now();
@@ -184,7 +184,7 @@ async fn a_token_wait_that_a_settlement_can_shorten_is_not_refused_at_once() {
     assert_eq!(waiting.await.unwrap().unwrap(), 2_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn an_output_token_wait_that_a_settlement_can_shorten_is_not_refused_at_once() {
     // Anthropic's OTPM: 6,000 output reserved for a call in flight, 4,000 more asked with a 30 s
     // deadline. By the window alone they fit at 60 s, but the call settles its output to what it
@@ -203,7 +203,7 @@ async fn an_output_token_wait_that_a_settlement_can_shorten_is_not_refused_at_on
     assert_eq!(waiting.await.unwrap().unwrap(), 2_000);
 }
 
-#[actix_rt::test(system = "crate::Paused")]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_permit_given_back_unsent_leaves_no_pacing_behind_but_an_uncounted_one_does() {
     // Pacing at 6 per minute: one every 10 s.
     let paced = ScopeSpec {

@@ -7,6 +7,8 @@ use massgen::config::{AgentConfig, BackendKind, SimulatedSettings, TeamConfig};
 use massgen::{RunError, RunEvent, RunStatus, Runtime, RuntimeOptions};
 use tokio::sync::broadcast;
 
+use actors::local;
+
 fn agent(id: &str, sim: SimulatedSettings) -> AgentConfig {
     AgentConfig::simulated(id, sim)
 }
@@ -30,6 +32,10 @@ fn drain(rx: &mut broadcast::Receiver<RunEvent>) -> Vec<RunEvent> {
     out
 }
 
+#[path = "../common/actors.rs"]
+mod actors;
+mod embedding;
 mod outputs;
 mod protocol;
 mod quota;
+mod supervision;

@@ -8,7 +8,7 @@ use super::*;
 fn writing_runs(t: massgen::config::TeamConfig, tmp: &tempfile::TempDir) -> Runtime {
     let opts = RuntimeOptions {
         run_dir_root: Some(tmp.path().to_path_buf()),
-        ..RuntimeOptions::default()
+        ..local()
     };
     Runtime::new(t, opts).unwrap()
 }
@@ -24,7 +24,7 @@ fn last_event(dir: &Path) -> serde_json::Value {
     serde_json::from_str(events.lines().last().unwrap()).unwrap()
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn run_directory_holds_status_events_and_answers() {
     let tmp = tempfile::tempdir().unwrap();
     // b answers at 5 ms and votes at 10 ms; a answers at 20 ms, which sends b back to vote again.
@@ -66,7 +66,7 @@ async fn run_directory_holds_status_events_and_answers() {
     assert_ne!(again.run_dir, out.run_dir);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn an_interrupted_run_keeps_its_answers_status_and_last_event() {
     let tmp = tempfile::tempdir().unwrap();
     // Each call takes 1 s: both agents have answered at 1 s and are voting when the stop comes.
@@ -94,7 +94,7 @@ async fn an_interrupted_run_keeps_its_answers_status_and_last_event() {
     assert_eq!(last["status"], "interrupted");
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_run_interrupted_before_any_answer_says_so_and_exits_130() {
     let tmp = tempfile::tempdir().unwrap();
     let t = team(vec![agent("a", latency(1000)), agent("b", latency(1000))]);
@@ -116,11 +116,11 @@ async fn a_run_interrupted_before_any_answer_says_so_and_exits_130() {
     assert_eq!(last["event"], "run_finished");
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn an_interrupt_during_the_final_presentation_ends_the_run_at_once() {
     // Answers at 1 s, votes at 2 s, the presentation would take until 3 s: stop at 2.5 s.
     let t = team(vec![agent("a", latency(1000)), agent("b", latency(1000))]);
-    let rt = Runtime::new(t, RuntimeOptions::default()).unwrap();
+    let rt = Runtime::new(t, local()).unwrap();
     let start = tokio::time::Instant::now();
     let out = rt
         .run_until(

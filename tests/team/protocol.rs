@@ -2,14 +2,14 @@
 
 use super::*;
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn consensus_in_one_round() {
     let t = team(vec![
         agent("carol", latency(100)),
         agent("alice", latency(100)),
         agent("bob", latency(100)),
     ]);
-    let rt = Runtime::new(t, RuntimeOptions::default()).unwrap();
+    let rt = Runtime::new(t, local()).unwrap();
     let mut rx = rt.subscribe();
     let out = rt.run("Why is the sky blue?").await.unwrap();
     assert_eq!(out.status, RunStatus::Completed);
@@ -31,14 +31,14 @@ async fn consensus_in_one_round() {
     assert!(matches!(events.last(), Some(RunEvent::RunFinished { .. })));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_new_answer_restarts_agents_that_voted() {
     let slow_reviser = SimulatedSettings {
         answer_rounds: 2,
         ..latency(100)
     };
     let t = team(vec![agent("a", latency(10)), agent("b", slow_reviser)]);
-    let rt = Runtime::new(t, RuntimeOptions::default()).unwrap();
+    let rt = Runtime::new(t, local()).unwrap();
     let mut rx = rt.subscribe();
     let out = rt.run("How do tides work?").await.unwrap();
     let labels: Vec<&str> = out.answers.iter().map(|a| a.label.as_str()).collect();
@@ -64,10 +64,10 @@ async fn a_new_answer_restarts_agents_that_voted() {
     assert_eq!(out.status, RunStatus::Completed);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_vote_cast_against_stale_answers_is_discarded() {
     let t = team(vec![agent("a", latency(50)), agent("b", latency(60))]);
-    let rt = Runtime::new(t, RuntimeOptions::default()).unwrap();
+    let rt = Runtime::new(t, local()).unwrap();
     let mut rx = rt.subscribe();
     let out = rt.run("What is entropy?").await.unwrap();
     let events = drain(&mut rx);
@@ -85,7 +85,7 @@ async fn a_vote_cast_against_stale_answers_is_discarded() {
     assert_eq!(out.agents[0].calls, 4);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_failing_agent_is_retired_and_the_run_succeeds() {
     let mut broken = latency(10);
     broken.failure.always = true;
@@ -94,7 +94,7 @@ async fn a_failing_agent_is_retired_and_the_run_succeeds() {
         agent("b", latency(10)),
         agent("c", broken),
     ]);
-    let rt = Runtime::new(t, RuntimeOptions::default()).unwrap();
+    let rt = Runtime::new(t, local()).unwrap();
     let mut rx = rt.subscribe();
     let out = rt.run("Name a prime.").await.unwrap();
     assert_eq!(out.status, RunStatus::Completed);
@@ -111,13 +111,13 @@ async fn a_failing_agent_is_retired_and_the_run_succeeds() {
     assert_eq!(retries, 3);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn all_agents_failing_is_an_error_with_exit_code_3() {
     let mut broken = SimulatedSettings::default();
     broken.failure.always = true;
     broken.failure.kind = "no_tool_call".to_owned();
     let t = team(vec![agent("a", broken.clone()), agent("b", broken)]);
-    let rt = Runtime::new(t, RuntimeOptions::default()).unwrap();
+    let rt = Runtime::new(t, local()).unwrap();
     let err = rt.run("Anything?").await.unwrap_err();
     assert_eq!(err.exit_code(), 3);
     let RunError::AllAgentsFailed { failures, .. } = &err else {
@@ -130,12 +130,12 @@ async fn all_agents_failing_is_an_error_with_exit_code_3() {
     );
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn timeout_picks_the_answer_that_exists() {
     let t = team(vec![agent("a", latency(100)), agent("b", latency(60_000))]);
     let opts = RuntimeOptions {
         orchestrator_timeout: Some(Duration::from_secs(1)),
-        ..RuntimeOptions::default()
+        ..local()
     };
     let rt = Runtime::new(t, opts).unwrap();
     let out = rt.run("Quick?").await.unwrap();
@@ -146,12 +146,12 @@ async fn timeout_picks_the_answer_that_exists() {
     assert!(out.notes[0].contains("timeout"));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn timeout_without_answers_is_an_error() {
     let t = team(vec![agent("a", latency(60_000))]);
     let opts = RuntimeOptions {
         orchestrator_timeout: Some(Duration::from_secs(2)),
-        ..RuntimeOptions::default()
+        ..local()
     };
     let err = Runtime::new(t, opts)
         .unwrap()
@@ -162,12 +162,12 @@ async fn timeout_without_answers_is_an_error() {
     assert_eq!(err.exit_code(), 3);
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn fifty_agents_finish() {
     let agents = (0..50)
         .map(|i| agent(&format!("agent-{i:02}"), latency(20)))
         .collect();
-    let rt = Runtime::new(team(agents), RuntimeOptions::default()).unwrap();
+    let rt = Runtime::new(team(agents), local()).unwrap();
     let out = rt.run("Summarise the plot of Hamlet.").await.unwrap();
     assert_eq!(out.status, RunStatus::Completed);
     assert_eq!(out.answers.len(), 50);
@@ -175,13 +175,13 @@ async fn fifty_agents_finish() {
     assert_eq!(out.winner.as_deref(), Some("agent-00"));
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_reply_without_a_tool_call_is_nudged() {
     let mut forgetful = latency(10);
     forgetful.failure.on_calls = vec![1];
     forgetful.failure.kind = "no_tool_call".to_owned();
     let t = team(vec![agent("a", forgetful), agent("b", latency(10))]);
-    let rt = Runtime::new(t, RuntimeOptions::default()).unwrap();
+    let rt = Runtime::new(t, local()).unwrap();
     let mut rx = rt.subscribe();
     let out = rt.run("Why?").await.unwrap();
     let events = drain(&mut rx);
@@ -230,7 +230,7 @@ impl massgen::provider::Provider for Transcript {
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_retry_is_rebuilt_with_the_answers_that_arrived_meanwhile() {
     // a answers at 10 ms; its vote call (call 2) forgets the tool and is retried at 20 ms, after
     // b answered at 15 ms: the retry's first message lists both answers (no UPDATE is appended:
@@ -246,7 +246,7 @@ async fn a_retry_is_rebuilt_with_the_answers_that_arrived_meanwhile() {
         requests: requests.clone(),
     };
     let t = team(vec![agent("a", forgetful), agent("b", latency(15))]);
-    let rt = Runtime::new(t, RuntimeOptions::default())
+    let rt = Runtime::new(t, local())
         .unwrap()
         .with_provider("a", std::sync::Arc::new(transcript))
         .unwrap();
@@ -272,19 +272,19 @@ async fn a_retry_is_rebuilt_with_the_answers_that_arrived_meanwhile() {
     assert!(out.votes.iter().any(|v| v.agent == "a"));
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn agents_without_a_provider_and_unknown_agents_are_reported() {
     // A chat-completions backend with no base_url cannot be built: no provider, no network.
     let mut remote = agent("r", SimulatedSettings::default());
     remote.backend.kind = BackendKind::ChatCompletion;
     remote.backend.base_url = None;
-    let rt = Runtime::new(team(vec![remote]), RuntimeOptions::default()).unwrap();
+    let rt = Runtime::new(team(vec![remote]), local()).unwrap();
     let err = rt.run("Hi?").await.unwrap_err();
     assert!(matches!(err, RunError::MissingProvider { .. }), "{err:?}");
     assert_eq!(err.exit_code(), 1);
     let rt = Runtime::new(
         team(vec![agent("a", SimulatedSettings::default())]),
-        RuntimeOptions::default(),
+        local(),
     )
     .unwrap();
     assert!(
@@ -302,10 +302,10 @@ async fn agents_without_a_provider_and_unknown_agents_are_reported() {
         agent("a", SimulatedSettings::default()),
         agent("a", SimulatedSettings::default()),
     ]);
-    assert!(Runtime::new(dup, RuntimeOptions::default()).is_err());
+    assert!(Runtime::new(dup, local()).is_err());
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn the_answer_cap_turns_a_second_answer_into_a_vote() {
     let eager = SimulatedSettings {
         answer_rounds: 2,
@@ -313,7 +313,7 @@ async fn the_answer_cap_turns_a_second_answer_into_a_vote() {
     };
     let mut t = team(vec![agent("a", eager), agent("b", latency(10))]);
     t.orchestrator.max_new_answers_per_agent = Some(1);
-    let rt = Runtime::new(t, RuntimeOptions::default()).unwrap();
+    let rt = Runtime::new(t, local()).unwrap();
     let mut rx = rt.subscribe();
     let out = rt.run("Cap it?").await.unwrap();
     assert_eq!(out.answers.iter().filter(|a| a.agent == "a").count(), 1);
@@ -335,5 +335,7 @@ fn a_runtime_can_be_shared_and_its_run_spawned() {
     )
     .unwrap();
     send_sync(&rt);
+    send_sync(rt.actor_system());
     send(rt.run("Spawnable?"));
+    send(rt.run_until("Spawnable?", std::future::pending()));
 }

@@ -77,11 +77,11 @@ fn quota_options(rpm: u64) -> RuntimeOptions {
             )
             .unwrap(),
         ),
-        ..RuntimeOptions::default()
+        ..local()
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn two_rpm_makes_the_run_wait_and_calls_respect_the_limit() {
     let wall = std::time::Instant::now();
     let mut t = team(vec![
@@ -128,7 +128,7 @@ async fn two_rpm_makes_the_run_wait_and_calls_respect_the_limit() {
     );
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn quota_deadline_that_stops_every_agent_exits_4() {
     let mut t = team(vec![
         agent("a", SimulatedSettings::default()),
@@ -166,7 +166,7 @@ async fn quota_deadline_that_stops_every_agent_exits_4() {
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn a_wait_inside_the_run_is_not_cut_short_by_default() {
     // 1 request per minute and four agents: the fourth agent's first call is served at 180 s,
     // having waited three minutes in the queue. With no acquire_timeout_seconds a call may wait

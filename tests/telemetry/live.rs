@@ -288,12 +288,12 @@ fn agent(id: &str) -> AgentConfig {
 }
 
 /// A whole simulated run through the run bridge: turns, votes, rounds and duration.
-#[tokio::test(start_paused = true)]
+#[actix_rt::test(system = "crate::actors::PausedSystem")]
 async fn simulated_run_metrics() {
     let recorder = telemetry::local_recorder().unwrap();
     let _local = metrics::set_default_local_recorder(&recorder);
     let team = TeamConfig::new(vec![agent("carol"), agent("alice"), agent("bob")]);
-    let rt = Runtime::new(team, RuntimeOptions::default()).unwrap();
+    let rt = Runtime::new(team, crate::actors::local()).unwrap();
     let mut watch = rt.subscribe();
     let bridge = telemetry::spawn_run_bridge(rt.subscribe());
     let out = rt.run("Why is the sky blue?").await.unwrap();

@@ -2,6 +2,8 @@
 //! `/metrics` + `/status` server over loopback, and the tracing formats.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "../common/actors.rs"]
+mod actors;
 mod docs;
 mod exposition;
 mod live;

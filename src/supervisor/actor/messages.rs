@@ -5,7 +5,7 @@
 //! | message      | sent by                          | reply                                   |
 //! |--------------|----------------------------------|-----------------------------------------|
 //! | `Register`   | `QuotaHandle::register_scope`    | `()` once the scope is registered       |
-//! | `Acquire`    | `QuotaHandle::acquire`           | `()`; the permit or refusal goes to the caller-owned oneshot in the message |
+//! | `Acquire`    | `QuotaHandle::acquire` (`try_send`, `send` when the mailbox is full) | none; the permit or refusal goes to the caller-owned oneshot in the message |
 //! | `TopUp`      | `QuotaHandle::top_up`            | whether the reservation grew            |
 //! | `Released`   | `Permit` (settle, release, drop) | none (`do_send`: never lost, never blocks a `Drop`) |
 //! | `Feedback`   | `QuotaHandle::feedback`          | none                                    |
@@ -13,10 +13,10 @@
 //! | `Snapshot`   | `QuotaHandle::snapshot`          | every scope's state                     |
 //! | `Pass`       | the supervisor itself            | none                                    |
 
-use actix::{AsyncContext, Context, Handler, Message, MessageResult};
+use actix::{Context, Handler, Message, MessageResult};
 use tokio::sync::oneshot;
 
-use super::{QuotaSupervisor, Release};
+use super::{Home, QuotaSupervisor, Release};
 use crate::quota::{RateLimitSignal, ScopeId, ScopeSpec, TokenCount};
 use crate::supervisor::QuotaSnapshot;
 use crate::supervisor::error::AcquireError;
@@ -38,6 +38,8 @@ pub(crate) struct Register {
 pub(crate) struct Acquire {
     pub req: AcquireRequest,
     pub reply: oneshot::Sender<Result<Permit, AcquireError>>,
+    /// The address the permit settles through (the asking handle's).
+    pub home: Home,
 }
 
 /// Adds `extra` tokens to a granted permit's reservation if they fit now.
@@ -98,7 +100,7 @@ impl Handler<Acquire> for QuotaSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Acquire, ctx: &mut Context<Self>) {
-        self.on_acquire(msg.req, msg.reply, &ctx.address());
+        self.on_acquire(msg.req, msg.reply, msg.home);
         self.touch(ctx);
     }
 }
@@ -136,6 +138,7 @@ impl Handler<GaveUp> for QuotaSupervisor {
 
     fn handle(&mut self, _: GaveUp, ctx: &mut Context<Self>) {
         self.dirty = true;
+        self.sweep = true;
         self.touch(ctx);
     }
 }

@@ -2,8 +2,6 @@
 
 use std::time::Instant;
 
-use actix::Addr;
-
 use super::QuotaSupervisor;
 use super::persist::STORE_RETRY;
 use crate::quota::time::instant_after;
@@ -20,7 +18,7 @@ impl QuotaSupervisor {
     /// Passes over the queue only when something a waiter depends on changed (an arrival, a
     /// settlement in a scope with waiters, a signal, the timer), so traffic in scopes nobody
     /// waits for costs nothing however long the queue is.
-    pub(super) fn schedule(&mut self, me: &Addr<Self>) -> Option<Instant> {
+    pub(super) fn schedule(&mut self) -> Option<Instant> {
         if self.queue.is_empty() {
             self.dirty = false;
             return None;
@@ -32,7 +30,7 @@ impl QuotaSupervisor {
         }
         self.dirty = false;
         loop {
-            let (wake, changed) = self.pass(now, me);
+            let (wake, changed) = self.pass(now);
             let expired = self.queue.expired(now);
             let any_expired = !expired.is_empty();
             for key in expired {
@@ -56,7 +54,7 @@ impl QuotaSupervisor {
 
     /// One pass over the queue in service order. Returns the earliest instant a blocked head
     /// could go, and whether a grant was rolled back (capacity changed: pass again).
-    fn pass(&mut self, now: Instant, me: &Addr<Self>) -> (Option<Instant>, bool) {
+    fn pass(&mut self, now: Instant) -> (Option<Instant>, bool) {
         // With a shared store the whole pass is one transaction: what other processes admitted
         // is merged first, the grants are durable before any is delivered.
         if let Err(e) = self.store_begin(now) {
@@ -198,7 +196,7 @@ impl QuotaSupervisor {
         for (key, ci, r) in grants {
             let ids = rows.next().unwrap_or_default();
             match self.queue.remove(&key) {
-                Some(w) => rolled_back |= !self.deliver(w, ci, r, ids, now, me),
+                Some(w) => rolled_back |= !self.deliver(w, ci, r, ids, now),
                 None => {
                     self.ledger.rollback(&r);
                     self.store_forget(ids);

@@ -1,0 +1,49 @@
+//! The runtime's long-lived actors seen from outside: provider endpoints' health and API keys'
+//! status, both shared by every run.
+
+use std::collections::BTreeMap;
+
+use super::Runtime;
+use crate::config::TeamConfig;
+use crate::keys::{KeyRegistry, KeyStatus};
+use crate::provider::ProviderHealth;
+use crate::system::ActorSystem;
+
+/// The key registry of a runtime, with every configured key's actor started (so
+/// [`Runtime::key_status`] lists each key from the start, used or not).
+pub(super) fn key_registry(system: &ActorSystem, team: &TeamConfig) -> KeyRegistry {
+    let registry = KeyRegistry::new(system);
+    for agent in &team.agents {
+        for key in &agent.backend.api_keys {
+            registry.handle(key);
+        }
+    }
+    registry
+}
+
+impl Runtime {
+    /// The health of the provider actor serving each agent, by agent id: calls, failures,
+    /// consecutive failures, timeouts, cancellations, panics, restarts, latencies. Agents on
+    /// one HTTP endpoint share its actor, so they show the same figures. An agent whose actor
+    /// cannot answer (the runtime's actor system stopped) is left out.
+    pub async fn provider_health(&self) -> BTreeMap<String, ProviderHealth> {
+        let mut health = BTreeMap::new();
+        for (agent, provider) in &self.providers {
+            if let Ok(h) = provider.health().await {
+                health.insert(agent.clone(), h);
+            }
+        }
+        health
+    }
+
+    /// Every API key's status (masked, never the secret): healthy or retired with the reason,
+    /// circuit breaker state, usage over every agent and run, last error.
+    pub fn key_status(&self) -> Vec<KeyStatus> {
+        self.keys.status()
+    }
+
+    /// The runtime's key registry: one handle per distinct key, shared by every agent and run.
+    pub fn key_registry(&self) -> &KeyRegistry {
+        &self.keys
+    }
+}
