@@ -119,7 +119,7 @@ impl Handler<Released> for QuotaSupervisor {
     fn handle(&mut self, msg: Released, ctx: &mut Context<Self>) {
         self.release(msg.id, msg.how);
         self.touch(ctx);
-        self.queue_flush(ctx);
+        self.queue_flush_later(ctx);
     }
 }
 

@@ -22,6 +22,10 @@ pub(super) const STORE_RETRY: Duration = Duration::from_millis(200);
 /// a settlement below its estimate elsewhere can only make them go sooner.
 pub(super) const STORE_POLL: Duration = Duration::from_millis(500);
 
+/// How long settlements and releases may wait to be written when no scheduling pass carries
+/// them first.
+pub(super) const FLUSH_DELAY: Duration = Duration::from_millis(10);
+
 /// Every how many commits the foreign admissions that left every window are forgotten (a walk
 /// over all of them).
 const FORGET_EVERY: u32 = 256;
@@ -325,6 +329,18 @@ impl QuotaSupervisor {
             if work && !p.flush_queued {
                 p.flush_queued = true;
                 ctx.notify(messages::Flush);
+            }
+        }
+    }
+
+    /// Queues one flush of the pending writes [`FLUSH_DELAY`] from now, unless one is queued:
+    /// for settlements and releases, which only ever lower what other processes count (they
+    /// may wait a moment, and the next scheduling pass carries them anyway).
+    pub(super) fn queue_flush_later(&mut self, ctx: &mut Context<Self>) {
+        if let Some(p) = self.persist.as_mut() {
+            if !p.pending.is_empty() && !p.flush_queued {
+                p.flush_queued = true;
+                ctx.run_later(FLUSH_DELAY, |act, _| act.flush());
             }
         }
     }
