@@ -29,6 +29,7 @@ pub mod provider;
 pub mod quota;
 pub mod routing;
 pub mod runtime;
+pub mod store;
 pub mod supervisor;
 pub mod system;
 pub mod telemetry;

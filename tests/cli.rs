@@ -20,6 +20,11 @@ fn bin() -> Command {
         cmd.env(var, "test-key-not-real-0000");
     }
     cmd.env_remove("RUST_LOG");
+    // Quota state of these runs goes to a directory of this test process, never the user's.
+    cmd.env(
+        "XDG_STATE_HOME",
+        std::env::temp_dir().join(format!("massgen-rs-cli-tests-{}", std::process::id())),
+    );
     cmd
 }
 

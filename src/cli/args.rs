@@ -82,6 +82,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub limits: Option<PathBuf>,
 
+    /// Where quota state is kept so limits hold across runs and processes: an SQLite file
+    /// shared by every run that names it, or `none` (memory only). Overrides the team file's
+    /// `rate_limit.state`; default `$XDG_STATE_HOME/massgen-rs/state.db` (else
+    /// `~/.local/state/massgen-rs/state.db`).
+    #[arg(long, value_name = "PATH|none")]
+    pub state: Option<String>,
+
     /// Check the configuration, print the agents and the effective limits per model, and exit
     /// (0 when valid, 2 otherwise).
     #[arg(long)]

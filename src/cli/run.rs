@@ -17,6 +17,7 @@ use super::report::{report_interrupted, report_success};
 use super::validate;
 use crate::config::{self, DisplayType, LimitsTable, LoadOptions, TeamConfig};
 use crate::runtime::{AgentState, RunError, RunEvent, RunStatus, Runtime, RuntimeOptions};
+use crate::store::StoreSpec;
 
 /// Exit code: the team produced an answer.
 pub const EXIT_OK: u8 = 0;
@@ -97,6 +98,20 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
     let mut warnings: Vec<String> = checked.warnings.iter().map(|w| w.to_string()).collect();
     let table = LimitsTable::for_team(&team, args.limits.as_deref()).map_err(|e| e.to_string())?;
     let (rate_limit, why) = effective_rate_limit(args.rate_limit_flag(), &team);
+    // Where quota state lives: `--state`, else the team file's `rate_limit.state`, else the
+    // per-user state file.
+    team.rate_limit.state = Some(match (&args.state, team.rate_limit.state.take()) {
+        (Some(flag), _) if flag.trim().is_empty() => {
+            return Err(
+                "--state is empty: name a state file, or `none` to keep quota state \
+                        in memory only"
+                    .to_owned(),
+            );
+        }
+        (Some(flag), _) => StoreSpec::parse(flag),
+        (None, Some(file)) => file,
+        (None, None) => StoreSpec::default_for_user(),
+    });
     if args.rate_limit_flag().is_some() {
         // The flag, when given, wins over every per-agent setting too.
         for agent in &mut team.agents {

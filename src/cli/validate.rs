@@ -78,6 +78,14 @@ pub fn summary(team: &TeamConfig, table: &LimitsTable, rate_limit: bool, why: &s
         "\nRate limiting: {} ({why})",
         if rate_limit { "on" } else { "off" }
     );
+    let state = team.rate_limit.state.clone().unwrap_or_default();
+    let shared = match state {
+        crate::store::StoreSpec::Memory => "limits hold inside this process only",
+        crate::store::StoreSpec::Sqlite(_) => {
+            "limits hold across runs and processes that use this file"
+        }
+    };
+    let _ = writeln!(out, "Quota state: {state} ({shared})");
     let _ = writeln!(out, "\nEffective limits per model:");
     let mut seen = Vec::new();
     for agent in &team.agents {

@@ -575,5 +575,34 @@ fn rate_limit(
         }
         out.limits_file = Some(path);
     }
+    if let Some(state) = raw.state {
+        let p = base.key("state");
+        if state.trim().is_empty() {
+            return Err(doc.error(
+                &p,
+                "empty; name a state file (e.g. quota.db), or `none` to keep quota state in memory only",
+            ));
+        }
+        out.state = Some(match crate::store::StoreSpec::parse(&state) {
+            crate::store::StoreSpec::Sqlite(path) => {
+                let path = match dir {
+                    Some(dir) if path.is_relative() => dir.join(path),
+                    _ => path,
+                };
+                if path.is_dir() {
+                    return Err(doc.error(
+                        &p,
+                        format!(
+                            "`{}` is a directory; name a file in it (e.g. {}/state.db) or `none`",
+                            path.display(),
+                            path.display()
+                        ),
+                    ));
+                }
+                crate::store::StoreSpec::Sqlite(path)
+            }
+            memory => memory,
+        });
+    }
     Ok(out)
 }

@@ -139,4 +139,5 @@ pub(crate) struct RawRateLimit {
     pub(crate) enable_rate_limit: Option<bool>,
     pub(crate) limits_file: Option<String>,
     pub(crate) acquire_timeout_seconds: Option<f64>,
+    pub(crate) state: Option<String>,
 }

@@ -254,6 +254,10 @@ pub struct RateLimitSettings {
     /// default) lets a call wait as long as the run has left, so a wait whose end is known and
     /// falls inside the run is never cut short.
     pub acquire_timeout: Option<Duration>,
+    /// Where quota state is kept (`rate_limit.state`: a path, relative to the team file's
+    /// directory, or `none` for memory only); `None` when unset (the CLI then uses the per-user
+    /// state file, a library runtime keeps it in memory).
+    pub state: Option<crate::store::StoreSpec>,
 }
 
 /// The effective limits of one `(provider, model)` after lookup in the limits table.

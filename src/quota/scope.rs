@@ -376,6 +376,49 @@ impl ScopeState {
         }
     }
 
+    /// Records an admission made elsewhere (another process sharing the quota store, or an
+    /// earlier run) at `at`, possibly in the past: it counts in every window exactly like one of
+    /// this scope's own, but holds no concurrency slot, is not counted as granted here and
+    /// takes no requester's place in the stagger. Pacing counts from it when it is the latest.
+    pub fn record_foreign(&mut self, at: Instant, tokens: TokenCount) {
+        for l in &mut self.limits {
+            let w = l.weight(tokens);
+            l.log.record(at, w);
+        }
+        if self.last_request.is_none_or(|t| t < at) {
+            self.last_request = Some(at);
+        }
+    }
+
+    /// Changes the tokens of an admission made elsewhere at `at` from `from` to `to` (it was
+    /// settled or topped up there). Request limits are unchanged.
+    pub fn resettle_foreign(&mut self, at: Instant, from: TokenCount, to: TokenCount) {
+        for l in &mut self.limits {
+            if l.effective.dimension.is_tokens() {
+                let (a, b) = (l.weight(from), l.weight(to));
+                l.log.adjust(at, b.saturating_sub(a), a.saturating_sub(b));
+            }
+        }
+    }
+
+    /// Removes an admission made elsewhere at `at` of `tokens` from every window (the provider
+    /// did not count it, or it was never sent).
+    pub fn remove_foreign(&mut self, at: Instant, tokens: TokenCount) {
+        for l in &mut self.limits {
+            let w = l.weight(tokens);
+            l.log.adjust(at, 0, w);
+        }
+    }
+
+    /// How long an admission can count here at most: the longest window with its guard.
+    pub fn horizon(&self) -> Duration {
+        self.limits
+            .iter()
+            .map(|l| l.log.period())
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
     /// Closes the scope until `until` (a later cooldown wins over an earlier one).
     pub fn cool_down(&mut self, until: Instant, reason: String) {
         match &self.cooldown {

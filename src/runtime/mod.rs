@@ -116,6 +116,9 @@ pub enum RuntimeError {
     /// The actor system could not start.
     #[error(transparent)]
     System(#[from] SystemError),
+    /// The quota supervisor could not start (its state store cannot be opened).
+    #[error(transparent)]
+    Quota(#[from] crate::supervisor::SupervisorError),
 }
 
 /// A team ready to run questions. Runs may follow one another; events of every run go to every
@@ -169,9 +172,10 @@ impl Runtime {
                         .rate_limit
                         .acquire_timeout
                         .unwrap_or(team.timeouts.orchestrator_timeout),
+                    store: team.rate_limit.state.clone().unwrap_or_default(),
                     ..SupervisorSettings::default()
                 },
-            )),
+            )?),
             (None, false) => None,
         };
         Ok(Runtime {

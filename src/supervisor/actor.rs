@@ -6,6 +6,7 @@
 //! the earliest instant a blocked head could be admitted or a deadline falls.
 
 mod messages;
+mod persist;
 mod schedule;
 
 use std::collections::HashMap;
@@ -27,7 +28,9 @@ use crate::quota::{
     Ledger, RateLimitSignal, Reservation, ScopeId, ScopeSpec, SignalEffect, TokenCount, Verdict,
     WallClock,
 };
+use crate::store::QuotaStore;
 pub(crate) use messages::{Acquire, Feedback, GaveUp, Register, Released, Snapshot, TopUp};
+pub(crate) use persist::Persist;
 use schedule::{dead_error, misses_deadline};
 
 /// Hashes the supervisor's own sequential permit ids (a multiply spreads them over the table;
@@ -79,6 +82,8 @@ pub(crate) struct QuotaSupervisor {
     wake: Option<Instant>,
     /// The timer set for `wake`.
     timer: Option<(Instant, SpawnHandle)>,
+    /// The shared quota store, when one is in use (`None`: in memory, nothing shared).
+    persist: Option<Persist>,
 }
 
 /// The supervisor's address as its permits hold it: one `Addr` per handle, shared by every
@@ -94,6 +99,12 @@ impl Actor for QuotaSupervisor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        // Settlements not written yet: written now (unwritten, they would stay at their
+        // estimates, which is safe but wasteful).
+        self.flush();
     }
 }
 
@@ -113,6 +124,7 @@ impl QuotaSupervisor {
         settings: &SupervisorSettings,
         wall: WallClock,
         events: broadcast::Sender<QuotaEvent>,
+        store: Box<dyn QuotaStore>,
     ) -> Self {
         Self {
             ledger: Ledger::new(settings.stagger, wall),
@@ -129,6 +141,7 @@ impl QuotaSupervisor {
             sweep: false,
             wake: None,
             timer: None,
+            persist: store.is_shared().then(|| Persist::new(store)),
         }
     }
 
@@ -181,6 +194,11 @@ impl QuotaSupervisor {
         let after = fire.saturating_duration_since(now());
         let handle = ctx.run_later(after, move |act, ctx| {
             act.timer = None;
+            if act.quiet_poll(now()) {
+                let wake = act.wake;
+                act.set_timer(wake, ctx);
+                return;
+            }
             if act.precise_wake {
                 let left = at.saturating_duration_since(Instant::now());
                 if !left.is_zero() {
@@ -210,6 +228,13 @@ impl QuotaSupervisor {
         let Some((r, names)) = self.reservations.remove(&id) else {
             return;
         };
+        self.store_release(
+            id,
+            match how {
+                Release::Settle(actual) => Some(actual),
+                Release::Uncount | Release::Unsent => None,
+            },
+        );
         let actual = match how {
             Release::Settle(actual) => {
                 self.ledger.settle(&r, actual);
@@ -241,7 +266,9 @@ impl QuotaSupervisor {
             return;
         };
         self.dirty = true;
-        for effect in self.ledger.apply_signal(i, signal, now()) {
+        let now = now();
+        for effect in self.ledger.apply_signal(i, signal, now) {
+            self.store_effect(i, &effect, now);
             let name = scope.to_string();
             self.emit(|| match effect {
                 SignalEffect::Cooldown {
@@ -265,7 +292,8 @@ impl QuotaSupervisor {
     }
 
     fn register(&mut self, id: ScopeId, spec: ScopeSpec) {
-        self.ledger.register(id, spec, now());
+        let i = self.ledger.register(id, spec, now());
+        self.store_register(i);
         self.dirty = true;
     }
 
@@ -285,9 +313,27 @@ impl QuotaSupervisor {
     }
 
     fn top_up(&mut self, id: u64, extra: TokenCount) -> bool {
-        match self.reservations.get_mut(&id) {
-            Some((r, _)) => self.ledger.top_up(r, extra, now()),
-            None => false,
+        let now = now();
+        if self.shared_store() {
+            // A top-up is a grant of more tokens: decided on fresh data, durable before it is
+            // answered.
+            if let Err(e) = self.store_begin(now) {
+                self.store_failed(&e);
+                return false;
+            }
+        }
+        let grown = match self.reservations.get_mut(&id) {
+            Some((r, _)) => self.ledger.top_up(r, extra, now).then_some(r.est),
+            None => None,
+        };
+        match grown {
+            Some(est) => self.store_top_up(id, est, now),
+            None => {
+                if let Err(e) = self.store_commit(now) {
+                    self.store_failed(&e);
+                }
+                false
+            }
         }
     }
 
@@ -351,6 +397,9 @@ impl QuotaSupervisor {
             let check = self.ledger.check(cand, now, waiter.est, &waiter.requester);
             let scope = check.scope.or(cand.first().copied()).unwrap_or(0);
             match &check.verdict {
+                // With a shared store every grant goes through a store transaction: an
+                // admissible request waits for the pass behind this burst, unannounced.
+                Verdict::Admit if self.persist.is_some() => {}
                 Verdict::Admit => {
                     first_wait.get_or_insert((scope, Blocker::Queue, None));
                 }
@@ -367,11 +416,13 @@ impl QuotaSupervisor {
             }
             match check.verdict {
                 // Nobody waits for these scopes: going now overtakes no one.
-                Verdict::Admit if cand.iter().all(|&s| self.queue.depth(s) == 0) => {
+                Verdict::Admit
+                    if self.persist.is_none() && cand.iter().all(|&s| self.queue.depth(s) == 0) =>
+                {
                     let r = self
                         .ledger
                         .reserve(cand, now, waiter.est, &waiter.requester);
-                    self.deliver(waiter, ci, r, now);
+                    self.deliver(waiter, ci, r, Vec::new(), now);
                     return;
                 }
                 Verdict::Never { .. } | Verdict::Closed { .. } => {
@@ -415,7 +466,14 @@ impl QuotaSupervisor {
 
     /// Hands a permit to a waiter; if the caller already left, rolls the reservation back.
     /// Returns whether the permit was delivered.
-    fn deliver(&mut self, w: Waiter, ci: usize, r: Reservation, now: Instant) -> bool {
+    fn deliver(
+        &mut self,
+        w: Waiter,
+        ci: usize,
+        r: Reservation,
+        rows: Vec<i64>,
+        now: Instant,
+    ) -> bool {
         let id = self.next_id;
         self.next_id += 1;
         let waited = now.saturating_duration_since(w.enqueued);
@@ -436,6 +494,7 @@ impl QuotaSupervisor {
         self.reservations.insert(id, (r, names));
         match w.reply.send(Ok(permit)) {
             Ok(()) => {
+                self.store_delivered(id, rows);
                 if let Some((_, names)) = self.reservations.get(&id) {
                     self.emit(|| QuotaEvent::Granted {
                         requester: w.requester.to_string(),
@@ -452,6 +511,7 @@ impl QuotaSupervisor {
                 if let Some((r, _)) = self.reservations.remove(&id) {
                     self.ledger.rollback(&r);
                 }
+                self.store_forget(rows);
                 false
             }
         }

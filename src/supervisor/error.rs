@@ -138,4 +138,7 @@ pub enum SupervisorError {
     /// The supervisor's thread or runtime could not be created.
     #[error("could not start the quota supervisor: {0}")]
     Start(String),
+    /// The quota state store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }

@@ -61,12 +61,16 @@ impl QuotaHandle {
     pub fn start(settings: SupervisorSettings) -> Result<QuotaHandle, SupervisorError> {
         let system = ActorSystem::start_with_workers(0)
             .map_err(|e| SupervisorError::Start(e.to_string()))?;
-        Ok(Self::start_in(&system, settings))
+        Self::start_in(&system, settings)
     }
 
     /// Starts the supervisor on `system`'s supervisor arbiter (an owned system: its own thread,
     /// real time, precise wake-ups; the current system: the caller's arbiter and clock).
-    pub fn start_in(system: &ActorSystem, settings: SupervisorSettings) -> QuotaHandle {
+    /// Fails when the settings' store cannot be opened.
+    pub fn start_in(
+        system: &ActorSystem,
+        settings: SupervisorSettings,
+    ) -> Result<QuotaHandle, SupervisorError> {
         let wall = if system.is_owned() {
             WallClock {
                 origin: std::time::Instant::now(),
@@ -98,21 +102,26 @@ impl QuotaHandle {
             origin: now(),
             origin_wall: wall_now,
         };
-        Ok(Self::spawn(&system, &settings, wall))
+        Self::spawn(&system, &settings, wall)
     }
 
-    fn spawn(system: &ActorSystem, settings: &SupervisorSettings, wall: WallClock) -> Self {
+    fn spawn(
+        system: &ActorSystem,
+        settings: &SupervisorSettings,
+        wall: WallClock,
+    ) -> Result<Self, SupervisorError> {
+        let store = settings.store.open()?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        let mut sup = QuotaSupervisor::new(settings, wall, events.clone());
+        let mut sup = QuotaSupervisor::new(settings, wall, events.clone(), store);
         if system.is_owned() {
             sup = sup.with_precise_wake();
         }
         let addr = QuotaSupervisor::start_in_arbiter(system.quota_arbiter(), move |_| sup);
-        QuotaHandle {
+        Ok(QuotaHandle {
             addr: Arc::new(addr),
             events,
             system: system.clone(),
-        }
+        })
     }
 
     /// The actor system the supervisor runs on (a runtime given this handle puts its own

@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use crate::quota::{LimitUsage, ScopeSnapshot};
+use crate::store::StoreSpec;
 pub use error::{AcquireError, SupervisorError};
 pub use events::QuotaEvent;
 pub use handle::QuotaHandle;
@@ -32,6 +33,10 @@ pub use queue::AGING_STEP;
 /// How the supervisor behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupervisorSettings {
+    /// Where quota state lives: in memory (the default for the library: nothing kept or
+    /// shared), or an SQLite file shared by every process that names it, opened when the
+    /// supervisor starts.
+    pub store: StoreSpec,
     /// How long an acquire waits at most when it names no deadline (120 s).
     pub default_deadline: Duration,
     /// Spacing of first requests of different requesters per scope (250 ms).
@@ -47,6 +52,7 @@ impl Default for SupervisorSettings {
             default_deadline: Duration::from_secs(120),
             stagger: Duration::from_millis(250),
             mailbox_capacity: 4096,
+            store: StoreSpec::Memory,
         }
     }
 }

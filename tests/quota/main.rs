@@ -5,6 +5,7 @@ mod cancel;
 mod props;
 mod reserve;
 mod sent;
+mod shared;
 mod signals;
 mod supervisor;
 mod waiting;

@@ -76,6 +76,11 @@ pub(crate) struct GaveUp;
 #[rtype(result = "QuotaSnapshot")]
 pub(crate) struct Snapshot;
 
+/// Writes the pending store writes, queued by the supervisor itself behind its mailbox.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Flush;
+
 /// One scheduling pass, queued by the supervisor itself behind the messages in its mailbox.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -87,6 +92,7 @@ impl Handler<Register> for QuotaSupervisor {
     fn handle(&mut self, msg: Register, ctx: &mut Context<Self>) {
         self.register(msg.id, msg.spec);
         self.touch(ctx);
+        self.queue_flush(ctx);
     }
 }
 
@@ -113,6 +119,7 @@ impl Handler<Released> for QuotaSupervisor {
     fn handle(&mut self, msg: Released, ctx: &mut Context<Self>) {
         self.release(msg.id, msg.how);
         self.touch(ctx);
+        self.queue_flush_later(ctx);
     }
 }
 
@@ -122,6 +129,7 @@ impl Handler<Feedback> for QuotaSupervisor {
     fn handle(&mut self, msg: Feedback, ctx: &mut Context<Self>) {
         self.feedback(&msg.scope, &msg.signal);
         self.touch(ctx);
+        self.queue_flush(ctx);
     }
 }
 
@@ -145,6 +153,14 @@ impl Handler<Snapshot> for QuotaSupervisor {
             self.run_pass(ctx);
         }
         MessageResult(self.snapshot())
+    }
+}
+
+impl Handler<Flush> for QuotaSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, _: &mut Context<Self>) {
+        self.flush();
     }
 }
 

@@ -3,6 +3,8 @@
 use std::time::Instant;
 
 use super::QuotaSupervisor;
+use super::persist::STORE_RETRY;
+use crate::quota::time::instant_after;
 use crate::quota::{Blocker, CandidateCheck, Ledger, Reservation, Verdict};
 use crate::supervisor::error::AcquireError;
 use crate::supervisor::events::{QuotaEvent, millis};
@@ -41,10 +43,11 @@ impl QuotaSupervisor {
                 }
             }
             if !changed && !any_expired {
-                return match (wake, self.queue.next_deadline()) {
+                let real = match (wake, self.queue.next_deadline()) {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
+                return self.poll_before(now, real);
             }
         }
     }
@@ -52,6 +55,12 @@ impl QuotaSupervisor {
     /// One pass over the queue in service order. Returns the earliest instant a blocked head
     /// could go, and whether a grant was rolled back (capacity changed: pass again).
     fn pass(&mut self, now: Instant) -> (Option<Instant>, bool) {
+        // With a shared store the whole pass is one transaction: what other processes admitted
+        // is merged first, the grants are durable before any is delivered.
+        if let Err(e) = self.store_begin(now) {
+            self.store_failed(&e);
+            return (Some(instant_after(now, STORE_RETRY)), false);
+        }
         let n = self.ledger.len();
         let mut blocked = vec![false; n];
         let mut blocked_count = 0usize;
@@ -169,11 +178,29 @@ impl QuotaSupervisor {
                 });
             }
         }
+        let rows = self
+            .store_grants(grants.iter().map(|g| &g.2))
+            .and_then(|rows| self.store_commit(now).map(|()| rows));
+        let mut rows = match rows {
+            Ok(rows) => rows.into_iter(),
+            Err(e) => {
+                // Not durable: nothing is granted; the waiters keep their places.
+                self.store_failed(&e);
+                for (_, _, r) in &grants {
+                    self.ledger.rollback(r);
+                }
+                return (Some(instant_after(now, STORE_RETRY)), false);
+            }
+        };
         let mut rolled_back = false;
         for (key, ci, r) in grants {
+            let ids = rows.next().unwrap_or_default();
             match self.queue.remove(&key) {
-                Some(w) => rolled_back |= !self.deliver(w, ci, r, now),
-                None => self.ledger.rollback(&r),
+                Some(w) => rolled_back |= !self.deliver(w, ci, r, ids, now),
+                None => {
+                    self.ledger.rollback(&r);
+                    self.store_forget(ids);
+                }
             }
         }
         (wake, rolled_back)

@@ -1,0 +1,267 @@
+//! Quota state that outlives a process: the [`QuotaStore`] interface behind the quota
+//! supervisor, with an in-memory backend (nothing kept: each process on its own, `--state none`)
+//! and an embedded SQLite backend (the default for the CLI: one file per user, shared by every
+//! process of that user on the machine).
+//!
+//! The supervisor keeps deciding with its pure [`Ledger`](crate::quota::Ledger); the store is
+//! its only way to persistence. Each scheduling pass that may grant runs inside one store
+//! transaction: [`begin`](QuotaStore::begin) takes the write lock and returns what other
+//! processes changed since this one last looked ([`Change`]s, merged into the ledger by a
+//! [`Mirror`]), the ledger decides, the grants are [`write`](QuotaStore::write)n, and only after
+//! [`commit`](QuotaStore::commit) are the permits delivered. Settlements, releases, cooldowns
+//! and learned limits are written through in the same way, batched. See `docs/store.md`.
+
+mod mirror;
+mod path;
+mod sqlite;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::quota::Limit;
+
+pub use mirror::{Mirror, instant_of_ms, wall_ms};
+pub use path::default_state_path;
+pub use sqlite::SqliteStore;
+
+/// Where quota state lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreSpec {
+    /// In this process's memory only: forgotten when it exits (`--state none`).
+    #[default]
+    Memory,
+    /// An SQLite file shared by every process that names it.
+    Sqlite(PathBuf),
+}
+
+impl StoreSpec {
+    /// `none` (any case) is the in-memory store; anything else is the path of an SQLite file.
+    pub fn parse(text: &str) -> StoreSpec {
+        if text.trim().eq_ignore_ascii_case("none") {
+            StoreSpec::Memory
+        } else {
+            StoreSpec::Sqlite(PathBuf::from(text))
+        }
+    }
+
+    /// The default: the SQLite file at the per-user state path ([`default_state_path`]), or
+    /// the in-memory store when no home directory is known.
+    pub fn default_for_user() -> StoreSpec {
+        default_state_path().map_or(StoreSpec::Memory, StoreSpec::Sqlite)
+    }
+
+    /// Opens the store (creating the SQLite file and its directory when missing).
+    pub fn open(&self) -> Result<Box<dyn QuotaStore>, StoreError> {
+        match self {
+            StoreSpec::Memory => Ok(Box::new(MemoryStore)),
+            StoreSpec::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+        }
+    }
+}
+
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreSpec::Memory => f.write_str("in memory (nothing kept across processes)"),
+            StoreSpec::Sqlite(p) => write!(f, "SQLite file {}", p.display()),
+        }
+    }
+}
+
+/// A store that could not be opened, read or written.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The store at `path` could not be opened (or its schema created).
+    #[error("cannot open the quota state store {path}: {reason}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A read or write failed (busy past the timeout, disk full, file removed...).
+    #[error("the quota state store {path} failed: {reason}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Something another process (or an earlier run) changed in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// An admission, new or with changed tokens (settled or topped up).
+    Admission {
+        /// The row's id, unique in the store.
+        id: i64,
+        /// The scope's name.
+        scope: String,
+        /// When it was admitted, wall-clock milliseconds since the Unix epoch.
+        at_ms: i64,
+        /// Input tokens it holds (estimate, then settled).
+        input: u64,
+        /// Output tokens it holds.
+        output: u64,
+    },
+    /// An admission released (not counted by the provider, or never sent).
+    Removed {
+        /// The row's id.
+        id: i64,
+    },
+    /// A scope cools down until `until_ms` (a 429, a daily quota, another process's startup).
+    Cooldown {
+        /// The scope's name.
+        scope: String,
+        /// Wall-clock milliseconds.
+        until_ms: i64,
+        /// Why.
+        reason: String,
+    },
+    /// A limit learned from a provider.
+    Learned {
+        /// The scope's name.
+        scope: String,
+        /// The limit.
+        limit: Limit,
+    },
+}
+
+/// What the supervisor writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// A new admission (one row per scope of a reservation); its row id is returned.
+    Admit {
+        /// The scope's name.
+        scope: String,
+        /// Wall-clock milliseconds, rounded up.
+        at_ms: i64,
+        /// Input tokens reserved.
+        input: u64,
+        /// Output tokens reserved.
+        output: u64,
+    },
+    /// An admission's tokens changed (settled, topped up).
+    Tokens {
+        /// The row.
+        id: i64,
+        /// Input tokens now.
+        input: u64,
+        /// Output tokens now.
+        output: u64,
+    },
+    /// An admission released: out of every window.
+    Remove {
+        /// The row.
+        id: i64,
+    },
+    /// A cooldown (the latest end per scope and reason is kept).
+    Cooldown {
+        /// The scope's name.
+        scope: String,
+        /// Wall-clock milliseconds.
+        until_ms: i64,
+        /// Why.
+        reason: String,
+    },
+    /// A learned limit.
+    Learned {
+        /// The scope's name.
+        scope: String,
+        /// The limit.
+        limit: Limit,
+        /// When it was learned, wall-clock milliseconds.
+        at_ms: i64,
+    },
+    /// A scope started in this process: its longest window (for pruning) and its startup
+    /// cooldown's end (the startup-cooldown clock other processes respect).
+    Scope {
+        /// The scope's name.
+        scope: String,
+        /// Its longest window with guard, in milliseconds.
+        horizon_ms: i64,
+        /// Wall-clock milliseconds.
+        started_ms: i64,
+        /// Wall-clock milliseconds.
+        startup_until_ms: i64,
+    },
+}
+
+/// The supervisor's only way to persistence. Every method is called from the supervisor's own
+/// thread; `begin` .. `commit` (or `abort`) bracket one transaction holding the store's write
+/// lock, so what a process decides between them is decided on data no other process can change
+/// meanwhile.
+pub trait QuotaStore: Send {
+    /// Which store this is, for `--validate` and logs.
+    fn describe(&self) -> String;
+
+    /// Whether other processes may share this store (the supervisor then makes every grant
+    /// durable before delivering it). `false` for the in-memory store: the supervisor behaves
+    /// exactly as it did without a store.
+    fn is_shared(&self) -> bool;
+
+    /// Starts a transaction holding the write lock, and returns what other processes changed
+    /// since the last `begin` of this store.
+    fn begin(&mut self) -> Result<Vec<Change>, StoreError>;
+
+    /// Whether another process may have written since this store last looked (cheap, no
+    /// lock; `true` when unsure).
+    fn changed_elsewhere(&mut self) -> bool {
+        true
+    }
+
+    /// Inside a transaction: everything other processes hold for `scope` (admissions since
+    /// `since_ms`, cooldowns not over at `now_ms`, learned limits, a startup cooldown).
+    fn load_scope(
+        &mut self,
+        scope: &str,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Change>, StoreError>;
+
+    /// Inside a transaction: one write; an [`Write::Admit`] returns the new row's id.
+    fn write(&mut self, write: &Write) -> Result<Option<i64>, StoreError>;
+
+    /// Commits the transaction (and now and then prunes state older than every window at
+    /// `now_ms`). Once it returned `Ok`, what was written is durable.
+    fn commit(&mut self, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Abandons the transaction: nothing written in it is kept.
+    fn abort(&mut self);
+}
+
+/// Today's behaviour: nothing kept, nothing shared.
+#[derive(Debug, Default)]
+pub struct MemoryStore;
+
+impl QuotaStore for MemoryStore {
+    fn describe(&self) -> String {
+        StoreSpec::Memory.to_string()
+    }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    fn begin(&mut self) -> Result<Vec<Change>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn load_scope(&mut self, _: &str, _: i64, _: i64) -> Result<Vec<Change>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn write(&mut self, _: &Write) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+
+    fn commit(&mut self, _: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn abort(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests;
