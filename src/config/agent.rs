@@ -9,7 +9,7 @@ use super::error::{ConfigError, KeyPath, shown, suggestion};
 use super::massgen_keys::UNSUPPORTED_BACKENDS;
 use super::options::options;
 use super::secrets::{EnvLookup, InterpolateError, interpolate, whole_reference};
-use super::team::voting_sensitivity;
+use super::sections::voting_sensitivity;
 use super::team_raw::{RawAgent, RawBackend, RawFail, RawSimulated};
 use super::types::{AgentConfig, BackendConfig, BackendKind, SimFailure, SimulatedSettings};
 use crate::keys::ApiKey;

@@ -25,6 +25,7 @@ mod massgen_keys;
 mod options;
 mod profiles;
 mod secrets;
+mod sections;
 mod team;
 mod team_raw;
 mod types;

@@ -1,0 +1,258 @@
+//! The team file's sections besides its agents: `orchestrator` (MassGen's voting settings),
+//! `timeout_settings`, `ui` and `rate_limit`, each validated into its runtime type.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::diagnostics::Diagnostics;
+use super::document::Document;
+use super::error::{ConfigError, KeyPath, shown, suggestion};
+use super::team_raw::{RawOrchestrator, RawRateLimit, RawTimeouts, RawUi};
+use super::types::{
+    DisplayType, NoveltyRequirement, OrchestratorConfig, RateLimitSettings, TimeoutConfig,
+    UiConfig, VotingSensitivity,
+};
+
+/// Parses one of a fixed set of words, with did-you-mean.
+fn choice<T: Copy>(
+    doc: &Document,
+    path: &KeyPath,
+    value: &str,
+    options: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    if let Some((_, v)) = options.iter().find(|(n, _)| *n == value) {
+        return Ok(*v);
+    }
+    let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+    let hint = suggestion(value, &names);
+    Err(doc.error(
+        path,
+        format!(
+            "unknown value `{}`.{hint} Valid values: {}",
+            shown(value),
+            names.join(", ")
+        ),
+    ))
+}
+
+/// MassGen's voting modes beyond the three levels massgen-rs has.
+const MASSGEN_VOTING_MODES: [&str; 12] = [
+    "roi",
+    "roi_conservative",
+    "roi_balanced",
+    "roi_aggressive",
+    "sequential",
+    "adversarial",
+    "consistency",
+    "diversity",
+    "reflective",
+    "checklist",
+    "checklist_scored",
+    "checklist_gated",
+];
+
+/// A `voting_sensitivity` value at `path`: one of the three levels; one of MassGen's other
+/// voting modes is accepted with a warning (`None`: the default applies).
+pub(crate) fn voting_sensitivity(
+    doc: &Document,
+    path: &KeyPath,
+    value: &str,
+    diags: &mut Diagnostics<'_>,
+) -> Result<Option<VotingSensitivity>, ConfigError> {
+    if MASSGEN_VOTING_MODES.contains(&value) {
+        diags.warn(
+            &format!("voting mode {value}"),
+            path,
+            format!(
+                "MassGen's voting mode `{value}` has no effect here — it is not implemented: agents vote at the `lenient` level (massgen-rs has lenient, balanced and strict)"
+            ),
+        );
+        return Ok(None);
+    }
+    let levels = [
+        ("lenient", VotingSensitivity::Lenient),
+        ("balanced", VotingSensitivity::Balanced),
+        ("strict", VotingSensitivity::Strict),
+    ];
+    choice(doc, path, value, &levels).map(Some)
+}
+
+pub(super) fn orchestrator(
+    doc: &Document,
+    raw: Option<RawOrchestrator>,
+    diags: &mut Diagnostics<'_>,
+) -> Result<OrchestratorConfig, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(OrchestratorConfig::default());
+    };
+    let base = KeyPath::root().key("orchestrator");
+    let levels = [("lenient", 0u8), ("balanced", 1u8), ("strict", 2u8)];
+    let voting_sensitivity = match raw.voting_sensitivity.as_deref() {
+        None => VotingSensitivity::default(),
+        Some(v) => {
+            voting_sensitivity(doc, &base.key("voting_sensitivity"), v, diags)?.unwrap_or_default()
+        }
+    };
+    let answer_novelty_requirement = match raw.answer_novelty_requirement.as_deref() {
+        None => NoveltyRequirement::default(),
+        Some(v) => match choice(doc, &base.key("answer_novelty_requirement"), v, &levels)? {
+            0 => NoveltyRequirement::Lenient,
+            1 => NoveltyRequirement::Balanced,
+            _ => NoveltyRequirement::Strict,
+        },
+    };
+    let max_new_answers_per_agent = match raw.max_new_answers_per_agent {
+        None => None,
+        Some(n) => Some(u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            doc.error(
+                &base.key("max_new_answers_per_agent"),
+                format!(
+                    "{n} is not valid: use a whole number from 1 up, or remove the key for no cap"
+                ),
+            )
+        })?),
+    };
+    Ok(OrchestratorConfig {
+        voting_sensitivity,
+        max_new_answers_per_agent,
+        answer_novelty_requirement,
+        skip_final_presentation: raw.skip_final_presentation.unwrap_or(false),
+    })
+}
+
+fn seconds(doc: &Document, path: &KeyPath, secs: f64) -> Result<Duration, ConfigError> {
+    if secs.is_finite() && secs > 0.0 && secs < 1e9 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(doc.error(
+            path,
+            format!("{secs} is not valid: use a number of seconds above 0"),
+        ))
+    }
+}
+
+pub(super) fn timeouts(
+    doc: &Document,
+    raw: Option<RawTimeouts>,
+) -> Result<TimeoutConfig, ConfigError> {
+    let mut out = TimeoutConfig::default();
+    if let Some(secs) = raw.as_ref().and_then(|r| r.orchestrator_timeout_seconds) {
+        let p = KeyPath::root()
+            .key("timeout_settings")
+            .key("orchestrator_timeout_seconds");
+        out.orchestrator_timeout = seconds(doc, &p, secs)?;
+    }
+    if let Some(secs) = raw.as_ref().and_then(|r| r.call_timeout_seconds) {
+        let p = KeyPath::root()
+            .key("timeout_settings")
+            .key("call_timeout_seconds");
+        out.call_timeout = seconds(doc, &p, secs)?;
+    }
+    Ok(out)
+}
+
+pub(super) fn ui(doc: &Document, raw: Option<RawUi>) -> Result<UiConfig, ConfigError> {
+    let mut out = UiConfig::default();
+    let Some(raw) = raw else {
+        return Ok(out);
+    };
+    if let Some(d) = raw.display_type.as_deref() {
+        out.display_type = choice(
+            doc,
+            &KeyPath::root().key("ui").key("display_type"),
+            d,
+            &[
+                ("rich_terminal", DisplayType::Rich),
+                ("textual_terminal", DisplayType::Rich),
+                ("simple", DisplayType::Simple),
+            ],
+        )?;
+    }
+    if let Some(l) = raw.logging_enabled {
+        out.logging_enabled = l;
+    }
+    Ok(out)
+}
+
+pub(super) fn rate_limit(
+    doc: &Document,
+    raw: Option<RawRateLimit>,
+    top_level: Option<bool>,
+    dir: Option<&Path>,
+) -> Result<RateLimitSettings, ConfigError> {
+    let base = KeyPath::root().key("rate_limit");
+    let mut out = RateLimitSettings {
+        enabled: top_level,
+        ..RateLimitSettings::default()
+    };
+    let Some(raw) = raw else {
+        return Ok(out);
+    };
+    if let Some(e) = raw.enable_rate_limit {
+        if top_level.is_some_and(|t| t != e) {
+            return Err(doc.error(
+                &base.key("enable_rate_limit"),
+                "contradicts the top-level `enable_rate_limit`; keep one of them",
+            ));
+        }
+        out.enabled = Some(e);
+    }
+    if let Some(secs) = raw.acquire_timeout_seconds {
+        out.acquire_timeout = Some(seconds(doc, &base.key("acquire_timeout_seconds"), secs)?);
+    }
+    if let Some(file) = raw.limits_file {
+        let p = base.key("limits_file");
+        if file.trim().is_empty() {
+            return Err(doc.error(
+                &p,
+                "empty; name a limits file (e.g. my_limits.yaml) or remove the key",
+            ));
+        }
+        let mut path = PathBuf::from(&file);
+        if let Some(dir) = dir {
+            if path.is_relative() {
+                path = dir.join(path);
+            }
+            if !path.is_file() {
+                return Err(doc.error(
+                    &p,
+                    format!(
+                        "no such file `{}` (relative paths are taken from the team file's directory)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        out.limits_file = Some(path);
+    }
+    if let Some(state) = raw.state {
+        let p = base.key("state");
+        if state.trim().is_empty() {
+            return Err(doc.error(
+                &p,
+                "empty; name a state file (e.g. quota.db), or `none` to keep quota state in memory only",
+            ));
+        }
+        out.state = Some(match crate::store::StoreSpec::parse(&state) {
+            crate::store::StoreSpec::Sqlite(path) => {
+                let path = match dir {
+                    Some(dir) if path.is_relative() => dir.join(path),
+                    _ => path,
+                };
+                if path.is_dir() {
+                    return Err(doc.error(
+                        &p,
+                        format!(
+                            "`{}` is a directory; name a file in it (e.g. {}/state.db) or `none`",
+                            path.display(),
+                            path.display()
+                        ),
+                    ));
+                }
+                crate::store::StoreSpec::Sqlite(path)
+            }
+            memory => memory,
+        });
+    }
+    Ok(out)
+}
