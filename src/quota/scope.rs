@@ -46,6 +46,14 @@ impl LimitState {
         self.effective.dimension.weight(tokens)
     }
 
+    /// The weight of `requests` requests holding `tokens` together (a store's bucket).
+    fn weight_of(&self, requests: u64, tokens: TokenCount) -> u64 {
+        match self.effective.dimension {
+            Dimension::Requests => requests,
+            d => d.weight(tokens),
+        }
+    }
+
     /// The token weight of `tokens` here (0 for request limits: a top-up adds no request).
     fn token_weight(&self, tokens: TokenCount) -> u64 {
         match self.effective.dimension {
@@ -380,9 +388,10 @@ impl ScopeState {
     /// earlier run) at `at`, possibly in the past: it counts in every window exactly like one of
     /// this scope's own, but holds no concurrency slot, is not counted as granted here and
     /// takes no requester's place in the stagger. Pacing counts from it when it is the latest.
-    pub fn record_foreign(&mut self, at: Instant, tokens: TokenCount) {
+    /// `requests` is 1 for one admission, or how many a store's bucket merged.
+    pub fn record_foreign(&mut self, at: Instant, requests: u64, tokens: TokenCount) {
         for l in &mut self.limits {
-            let w = l.weight(tokens);
+            let w = l.weight_of(requests, tokens);
             l.log.record(at, w);
         }
         if self.last_request.is_none_or(|t| t < at) {
@@ -401,11 +410,11 @@ impl ScopeState {
         }
     }
 
-    /// Removes an admission made elsewhere at `at` of `tokens` from every window (the provider
-    /// did not count it, or it was never sent).
-    pub fn remove_foreign(&mut self, at: Instant, tokens: TokenCount) {
+    /// Removes an admission made elsewhere at `at` of `requests` holding `tokens` from every
+    /// window (the provider did not count it, it was never sent, or a bucket replaces it).
+    pub fn remove_foreign(&mut self, at: Instant, requests: u64, tokens: TokenCount) {
         for l in &mut self.limits {
-            let w = l.weight(tokens);
+            let w = l.weight_of(requests, tokens);
             l.log.adjust(at, 0, w);
         }
     }
@@ -414,6 +423,17 @@ impl ScopeState {
     pub fn horizon(&self) -> Duration {
         self.limits
             .iter()
+            .map(|l| l.log.period())
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// The longest window shorter than a day, with its guard (zero when there is none): older
+    /// admissions count only in windows of a day or more.
+    pub fn short_horizon(&self) -> Duration {
+        self.limits
+            .iter()
+            .filter(|l| l.effective.period < Duration::from_secs(86_400))
             .map(|l| l.log.period())
             .max()
             .unwrap_or(Duration::ZERO)

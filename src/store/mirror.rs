@@ -38,6 +38,7 @@ pub fn instant_of_ms(wall: &WallClock, ms: i64) -> Instant {
 struct Foreign {
     scope: usize,
     at: Instant,
+    requests: u64,
     tokens: TokenCount,
 }
 
@@ -76,6 +77,7 @@ impl Mirror {
                     id,
                     scope,
                     at_ms,
+                    requests,
                     input,
                     output,
                 } => {
@@ -84,7 +86,17 @@ impl Mirror {
                     };
                     let tokens = TokenCount::new(input, output);
                     match self.foreign.get_mut(&id) {
-                        Some(f) if f.tokens == tokens => {}
+                        Some(f) if f.tokens == tokens && f.requests == requests => {}
+                        Some(f) if f.requests != requests => {
+                            // A bucket grew: out at what it held, in at what it holds.
+                            if let Some(s) = ledger.scope_mut(f.scope) {
+                                s.remove_foreign(f.at, f.requests, f.tokens);
+                                s.record_foreign(f.at, requests, tokens);
+                            }
+                            f.requests = requests;
+                            f.tokens = tokens;
+                            changed = true;
+                        }
                         Some(f) => {
                             if let Some(s) = ledger.scope_mut(f.scope) {
                                 s.resettle_foreign(f.at, f.tokens, tokens);
@@ -95,13 +107,14 @@ impl Mirror {
                         None => {
                             let at = instant_of_ms(&wall, at_ms);
                             if let Some(s) = ledger.scope_mut(i) {
-                                s.record_foreign(at, tokens);
+                                s.record_foreign(at, requests, tokens);
                             }
                             self.foreign.insert(
                                 id,
                                 Foreign {
                                     scope: i,
                                     at,
+                                    requests,
                                     tokens,
                                 },
                             );
@@ -112,7 +125,7 @@ impl Mirror {
                 Change::Removed { id } => {
                     if let Some(f) = self.foreign.remove(&id) {
                         if let Some(s) = ledger.scope_mut(f.scope) {
-                            s.remove_foreign(f.at, f.tokens);
+                            s.remove_foreign(f.at, f.requests, f.tokens);
                         }
                         changed = true;
                     }

@@ -14,6 +14,7 @@
 mod mirror;
 mod path;
 mod sqlite;
+mod status;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use crate::quota::Limit;
 pub use mirror::{Mirror, instant_of_ms, wall_ms};
 pub use path::default_state_path;
 pub use sqlite::SqliteStore;
+pub use status::{CooldownStored, LearnedStored, ScopeStored, StoreStatus, WindowUse, rfc3339};
 
 /// Where quota state lives.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -92,7 +94,9 @@ pub enum StoreError {
 /// Something another process (or an earlier run) changed in the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// An admission, new or with changed tokens (settled or topped up).
+    /// An admission, new or with changed tokens (settled or topped up), or a bucket: the
+    /// admissions of one process and minute that left every window shorter than a day, merged
+    /// at the minute's end (the store first sends a `Removed` for each row it replaced).
     Admission {
         /// The row's id, unique in the store.
         id: i64,
@@ -100,6 +104,8 @@ pub enum Change {
         scope: String,
         /// When it was admitted, wall-clock milliseconds since the Unix epoch.
         at_ms: i64,
+        /// How many requests it holds (1 for an admission; a bucket's count).
+        requests: u64,
         /// Input tokens it holds (estimate, then settled).
         input: u64,
         /// Output tokens it holds.
@@ -174,13 +180,18 @@ pub enum Write {
         /// When it was learned, wall-clock milliseconds.
         at_ms: i64,
     },
-    /// A scope started in this process: its longest window (for pruning) and its startup
-    /// cooldown's end (the startup-cooldown clock other processes respect).
+    /// A scope started in this process: its longest window (for pruning), its longest window
+    /// shorter than a day (for compaction) and its startup cooldown's end (the
+    /// startup-cooldown clock other processes respect).
     Scope {
         /// The scope's name.
         scope: String,
         /// Its longest window with guard, in milliseconds.
         horizon_ms: i64,
+        /// Its longest window shorter than a day, with guard, in milliseconds (0 when it has
+        /// none). Only windows of a day or more count older admissions: the store merges them
+        /// into buckets when the scope has such a window (`horizon_ms` is longer).
+        short_horizon_ms: i64,
         /// Wall-clock milliseconds.
         started_ms: i64,
         /// Wall-clock milliseconds.
@@ -229,6 +240,11 @@ pub trait QuotaStore: Send {
 
     /// Abandons the transaction: nothing written in it is kept.
     fn abort(&mut self);
+
+    /// What the store holds now (`now_ms`, wall clock), per scope: admissions summed over each
+    /// of `periods_ms` ending now, cooldowns not over, learned limits, startup cooldown. Reads
+    /// only: takes no write lock, so other processes' passes go on meanwhile.
+    fn status(&mut self, now_ms: i64, periods_ms: &[i64]) -> Result<StoreStatus, StoreError>;
 }
 
 /// Today's behaviour: nothing kept, nothing shared.
@@ -261,6 +277,10 @@ impl QuotaStore for MemoryStore {
     }
 
     fn abort(&mut self) {}
+
+    fn status(&mut self, now_ms: i64, _: &[i64]) -> Result<StoreStatus, StoreError> {
+        Ok(StoreStatus::empty(self.describe(), false, now_ms))
+    }
 }
 
 #[cfg(test)]

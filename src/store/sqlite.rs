@@ -10,10 +10,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Change, QuotaStore, StoreError, Write};
+use super::{Change, QuotaStore, StoreError, StoreStatus, Write};
 use crate::quota::{Dimension, Limit};
+
+mod compact;
+mod schema;
+mod status;
+
+use compact::Tracker;
 
 /// How long a transaction waits for another process's write lock before it fails.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,49 +33,6 @@ const LEARNED_KEEP_MS: i64 = 7 * 86_400_000;
 /// Admissions of a scope no process has described are kept this long at most.
 const DEFAULT_HORIZON_MS: i64 = 8 * 86_400_000;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (k, v) VALUES ('seq', 0), ('schema', 1);
-CREATE TABLE IF NOT EXISTS admissions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    scope TEXT NOT NULL,
-    at_ms INTEGER NOT NULL,
-    requests INTEGER NOT NULL DEFAULT 1,
-    input INTEGER NOT NULL,
-    output INTEGER NOT NULL,
-    gone INTEGER NOT NULL DEFAULT 0,
-    process INTEGER NOT NULL,
-    seq INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS admissions_by_seq ON admissions (seq);
-CREATE INDEX IF NOT EXISTS admissions_by_scope ON admissions (scope, at_ms);
-CREATE TABLE IF NOT EXISTS cooldowns (
-    scope TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    until_ms INTEGER NOT NULL,
-    process INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    PRIMARY KEY (scope, reason)
-);
-CREATE TABLE IF NOT EXISTS learned (
-    scope TEXT NOT NULL,
-    dimension TEXT NOT NULL,
-    period_ms INTEGER NOT NULL,
-    amount INTEGER NOT NULL,
-    at_ms INTEGER NOT NULL,
-    process INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    PRIMARY KEY (scope, dimension, period_ms)
-);
-CREATE TABLE IF NOT EXISTS scopes (
-    scope TEXT PRIMARY KEY,
-    horizon_ms INTEGER NOT NULL,
-    started_ms INTEGER NOT NULL,
-    startup_until_ms INTEGER NOT NULL,
-    process INTEGER NOT NULL,
-    seq INTEGER NOT NULL
-);
-";
 
 /// Quota state in one SQLite file.
 pub struct SqliteStore {
@@ -85,6 +48,8 @@ pub struct SqliteStore {
     last_prune_ms: i64,
     /// `PRAGMA data_version` when last polled: it changes when another connection commits.
     data_version: Option<i64>,
+    /// The rows handed to this process's mirror, so buckets can replace them there.
+    tracker: Tracker,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -137,8 +102,12 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| fail(e.to_string()))?;
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+        conn.execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| fail(e.to_string()))?;
+        if let Err(e) = schema::create(&conn).and_then(|()| conn.execute_batch("COMMIT")) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(fail(e.to_string()));
+        }
         let process =
             (i64::from(std::process::id()) << 24) ^ i64::from(fastrand::u32(..) & 0x00ff_ffff);
         Ok(SqliteStore {
@@ -150,7 +119,35 @@ impl SqliteStore {
             in_tx: false,
             last_prune_ms: 0,
             data_version: None,
+            tracker: Tracker::default(),
         })
+    }
+
+    /// Opens the store at `path` for reading only, to report what it holds (`--validate`):
+    /// `None` when no file is there (nothing is created), and never takes the write lock.
+    pub fn open_existing(path: &Path) -> Result<Option<SqliteStore>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let fail = |reason: String| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| fail(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Some(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            process: 0,
+            seen: 0,
+            tx_seq: None,
+            in_tx: false,
+            last_prune_ms: 0,
+            data_version: None,
+            tracker: Tracker::default(),
+        }))
     }
 
     /// The file.
@@ -192,26 +189,31 @@ impl SqliteStore {
         }
         let (seen, me) = (self.seen, self.process);
         let mut st = self.conn.prepare_cached(
-            "SELECT id, scope, at_ms, input, output, gone FROM admissions
-             WHERE seq > ?1 AND process != ?2 ORDER BY seq, id",
+            "SELECT id, scope, at_ms, input, output, gone, process, requests, bucket
+             FROM admissions WHERE seq > ?1 AND process != ?2 ORDER BY seq, id",
         )?;
-        let rows = st.query_map(params![seen, me], |r| {
+        let mut rows = st.query(params![seen, me])?;
+        while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
-            Ok(if r.get::<_, i64>(5)? != 0 {
-                Change::Removed { id }
+            if r.get::<_, i64>(5)? != 0 {
+                self.tracker.removed(id);
+                out.push(Change::Removed { id });
             } else {
-                Change::Admission {
+                let (scope, at_ms): (String, i64) = (r.get(1)?, r.get(2)?);
+                let bucket = r.get::<_, i64>(8)? != 0;
+                self.tracker
+                    .admission(id, &scope, r.get(6)?, at_ms, bucket, &mut out);
+                out.push(Change::Admission {
                     id,
-                    scope: r.get(1)?,
-                    at_ms: r.get(2)?,
+                    scope,
+                    at_ms,
+                    requests: to_u64(r.get(7)?),
                     input: to_u64(r.get(3)?),
                     output: to_u64(r.get(4)?),
-                }
-            })
-        })?;
-        for row in rows {
-            out.push(row?);
+                });
+            }
         }
+        drop(rows);
         drop(st);
         self.others(&mut out, "seq > ?1 AND process != ?2", params![seen, me])?;
         self.seen = current;
@@ -270,23 +272,29 @@ impl SqliteStore {
         Ok(())
     }
 
-    fn load(&self, scope: &str, since_ms: i64, now_ms: i64) -> rusqlite::Result<Vec<Change>> {
+    fn load(&mut self, scope: &str, since_ms: i64, now_ms: i64) -> rusqlite::Result<Vec<Change>> {
         let mut out = Vec::new();
+        self.tracker.track(scope);
         let mut st = self.conn.prepare_cached(
-            "SELECT id, at_ms, input, output FROM admissions
+            "SELECT id, at_ms, input, output, process, requests, bucket FROM admissions
              WHERE scope = ?1 AND at_ms >= ?2 AND gone = 0 AND process != ?3 ORDER BY at_ms, id",
         )?;
-        for row in st.query_map(params![scope, since_ms, self.process], |r| {
-            Ok(Change::Admission {
-                id: r.get(0)?,
+        let mut rows = st.query(params![scope, since_ms, self.process])?;
+        while let Some(r) = rows.next()? {
+            let (id, at_ms): (i64, i64) = (r.get(0)?, r.get(1)?);
+            let bucket = r.get::<_, i64>(6)? != 0;
+            self.tracker
+                .admission(id, scope, r.get(4)?, at_ms, bucket, &mut out);
+            out.push(Change::Admission {
+                id,
                 scope: scope.to_owned(),
-                at_ms: r.get(1)?,
+                at_ms,
+                requests: to_u64(r.get(5)?),
                 input: to_u64(r.get(2)?),
                 output: to_u64(r.get(3)?),
-            })
-        })? {
-            out.push(row?);
+            });
         }
+        drop(rows);
         drop(st);
         // The filter's `?2` is unused for learned limits and the startup clock: `?2 = ?2`.
         let mut more = Vec::new();
@@ -383,15 +391,20 @@ impl SqliteStore {
             Write::Scope {
                 scope,
                 horizon_ms,
+                short_horizon_ms,
                 started_ms,
                 startup_until_ms,
             } => {
+                self.tracker.horizon(scope, *horizon_ms);
                 self.conn
                     .prepare_cached(
-                        "INSERT INTO scopes (scope, horizon_ms, started_ms, startup_until_ms, process, seq)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                        "INSERT INTO scopes (scope, horizon_ms, started_ms, startup_until_ms, process, seq,
+                           short_horizon_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                          ON CONFLICT (scope) DO UPDATE SET
                            horizon_ms = max(horizon_ms, excluded.horizon_ms),
+                           short_horizon_ms = max(coalesce(short_horizon_ms, 0),
+                                                  excluded.short_horizon_ms),
                            started_ms = max(started_ms, excluded.started_ms),
                            process = CASE WHEN excluded.startup_until_ms >= startup_until_ms
                                      THEN excluded.process ELSE process END,
@@ -404,7 +417,8 @@ impl SqliteStore {
                         started_ms,
                         startup_until_ms,
                         me,
-                        seq
+                        seq,
+                        short_horizon_ms
                     ])?;
             }
         }
@@ -412,8 +426,15 @@ impl SqliteStore {
     }
 
     /// Deletes what no window needs at `now_ms`: admissions (and tombstones) older than their
-    /// scope's longest window, cooldowns that ended, learned limits older than a week.
-    fn prune(&self, now_ms: i64) -> rusqlite::Result<()> {
+    /// scope's longest window, cooldowns that ended, learned limits older than a week; and
+    /// merges what only day windows still count into buckets.
+    fn prune(&mut self, now_ms: i64) -> rusqlite::Result<()> {
+        self.tracker.forget(now_ms);
+        let groups = compact::plan(&self.conn, now_ms)?;
+        if !groups.is_empty() {
+            let seq = self.seq()?;
+            compact::apply(&self.conn, groups, seq)?;
+        }
         self.conn
             .prepare_cached(
                 "DELETE FROM admissions WHERE at_ms < ?1 - coalesce(
@@ -490,6 +511,12 @@ impl QuotaStore for SqliteStore {
         now_ms: i64,
     ) -> Result<Vec<Change>, StoreError> {
         self.load(scope, since_ms, now_ms).map_err(|e| self.io(e))
+    }
+
+    fn status(&mut self, now_ms: i64, periods_ms: &[i64]) -> Result<StoreStatus, StoreError> {
+        let scopes = status::read_consistent(&self.conn, self.in_tx, now_ms, periods_ms)
+            .map_err(|e| self.io(e))?;
+        Ok(status::status(self.describe(), now_ms, scopes))
     }
 
     fn write(&mut self, write: &Write) -> Result<Option<i64>, StoreError> {

@@ -35,6 +35,7 @@ fn each_process_sees_exactly_what_the_others_changed() {
             id,
             scope: "s".into(),
             at_ms: 1_000,
+            requests: 1,
             input: 5,
             output: 10
         }]
@@ -69,6 +70,7 @@ fn each_process_sees_exactly_what_the_others_changed() {
         id,
         scope: "s".into(),
         at_ms: 1_000,
+        requests: 1,
         input: 3,
         output: 2
     }));
@@ -114,6 +116,7 @@ fn an_aborted_transaction_leaves_nothing_and_pruning_drops_old_rows() {
     a.write(&Write::Scope {
         scope: "s".into(),
         horizon_ms: 60_000,
+        short_horizon_ms: 60_000,
         started_ms: 0,
         startup_until_ms: 0,
     })
@@ -126,6 +129,7 @@ fn an_aborted_transaction_leaves_nothing_and_pruning_drops_old_rows() {
     a.write(&Write::Scope {
         scope: "s".into(),
         horizon_ms: 60_000,
+        short_horizon_ms: 60_000,
         started_ms: 0,
         startup_until_ms: 0,
     })

@@ -84,6 +84,7 @@ impl QuotaSupervisor {
             };
             let name = s.id().as_str().to_owned();
             let horizon = i64::try_from(s.horizon().as_millis()).unwrap_or(i64::MAX);
+            let short = i64::try_from(s.short_horizon().as_millis()).unwrap_or(i64::MAX);
             let startup_until = s
                 .cooldown()
                 .filter(|c| c.reason == "startup")
@@ -96,6 +97,7 @@ impl QuotaSupervisor {
                     p.store.write(&Write::Scope {
                         scope: name,
                         horizon_ms: horizon,
+                        short_horizon_ms: short,
                         started_ms: now_ms,
                         startup_until_ms: startup_until,
                     })

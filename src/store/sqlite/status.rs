@@ -1,0 +1,131 @@
+//! What the SQLite file holds, read in one deferred (read-only) transaction: consistent sums,
+//! and no write lock, so other processes' scheduling passes go on meanwhile.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, params};
+
+use super::super::{CooldownStored, LearnedStored, ScopeStored, StoreStatus, WindowUse};
+use super::to_u64;
+
+fn entry<'a>(map: &'a mut BTreeMap<String, ScopeStored>, scope: String) -> &'a mut ScopeStored {
+    map.entry(scope.clone()).or_insert_with(|| ScopeStored {
+        scope,
+        ..ScopeStored::default()
+    })
+}
+
+/// Every scope's stored state at `now_ms`, with admissions summed over each of `periods_ms`
+/// (the window `(now - period, now]`). Call inside a read transaction.
+pub(super) fn read(
+    conn: &Connection,
+    now_ms: i64,
+    periods_ms: &[i64],
+) -> rusqlite::Result<Vec<ScopeStored>> {
+    let mut map: BTreeMap<String, ScopeStored> = BTreeMap::new();
+    let mut st = conn.prepare_cached(
+        "SELECT scope, startup_until_ms FROM scopes ORDER BY scope",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let until: i64 = r.get(1)?;
+        entry(&mut map, r.get(0)?).startup_until_ms = (until > now_ms).then_some(until);
+    }
+    drop(rows);
+    let mut st = conn.prepare_cached(
+        "SELECT scope, sum(CASE WHEN gone = 0 THEN requests ELSE 0 END), count(*)
+         FROM admissions GROUP BY scope",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let s = entry(&mut map, r.get(0)?);
+        s.admissions = to_u64(r.get(1)?);
+        s.rows = to_u64(r.get(2)?);
+    }
+    drop(rows);
+    let mut periods = periods_ms.to_vec();
+    periods.sort_unstable();
+    periods.dedup();
+    let mut st = conn.prepare_cached(
+        "SELECT scope, sum(requests), sum(input), sum(output) FROM admissions
+         WHERE gone = 0 AND at_ms > ?1 GROUP BY scope",
+    )?;
+    let mut windows: Vec<(i64, BTreeMap<String, WindowUse>)> = Vec::new();
+    for &period in &periods {
+        let mut found = BTreeMap::new();
+        let mut rows = st.query([now_ms.saturating_sub(period)])?;
+        while let Some(r) = rows.next()? {
+            let w = WindowUse {
+                period_ms: period,
+                requests: to_u64(r.get(1)?),
+                input_tokens: to_u64(r.get(2)?),
+                output_tokens: to_u64(r.get(3)?),
+            };
+            found.insert(r.get::<_, String>(0)?, w);
+        }
+        windows.push((period, found));
+    }
+    let mut st = conn.prepare_cached(
+        "SELECT scope, reason, until_ms FROM cooldowns WHERE until_ms > ?1
+         ORDER BY scope, until_ms",
+    )?;
+    let mut rows = st.query(params![now_ms])?;
+    while let Some(r) = rows.next()? {
+        let c = CooldownStored::new(r.get(1)?, r.get(2)?);
+        entry(&mut map, r.get(0)?).cooldowns.push(c);
+    }
+    drop(rows);
+    let mut st = conn.prepare_cached(
+        "SELECT scope, dimension, amount, period_ms FROM learned ORDER BY scope, period_ms",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let l = LearnedStored {
+            dimension: r.get(1)?,
+            amount: to_u64(r.get(2)?),
+            period_ms: r.get(3)?,
+        };
+        entry(&mut map, r.get(0)?).learned.push(l);
+    }
+    drop(rows);
+    // Every scope gets every period, zero when nothing is inside it.
+    for (name, s) in &mut map {
+        for (period, found) in &mut windows {
+            s.windows.push(found.remove(name).unwrap_or(WindowUse {
+                period_ms: *period,
+                ..WindowUse::default()
+            }));
+        }
+    }
+    Ok(map.into_values().collect())
+}
+
+/// [`read`] in a deferred transaction of its own (unless one is open): every sum is taken from
+/// one snapshot of the file.
+pub(super) fn read_consistent(
+    conn: &Connection,
+    in_tx: bool,
+    now_ms: i64,
+    periods_ms: &[i64],
+) -> rusqlite::Result<Vec<ScopeStored>> {
+    if in_tx {
+        return read(conn, now_ms, periods_ms);
+    }
+    conn.execute_batch("BEGIN DEFERRED")?;
+    let out = read(conn, now_ms, periods_ms);
+    // A read transaction: ending it keeps nothing either way.
+    let end = conn.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+    let out = out?;
+    end?;
+    Ok(out)
+}
+
+/// The status document of `scopes`.
+pub(super) fn status(store: String, now_ms: i64, scopes: Vec<ScopeStored>) -> StoreStatus {
+    StoreStatus {
+        store,
+        shared: true,
+        at_ms: now_ms,
+        scopes,
+    }
+}
