@@ -2,6 +2,7 @@
 //! reference, and deterministic actor tests on paused time. One test binary for both.
 
 mod cancel;
+mod compact;
 mod props;
 mod reserve;
 mod sent;
