@@ -29,7 +29,13 @@ pub async fn start(
             let runtime = Arc::clone(&for_status);
             async move {
                 match runtime.quota_status().await {
-                    Some(snapshot) => StatusReport::from_snapshot(&snapshot).to_json(),
+                    Some(snapshot) => {
+                        let report = StatusReport::from_snapshot(&snapshot);
+                        match runtime.quota_handle() {
+                            Some(q) => report.with_store(q.store_status().await).to_json(),
+                            None => report.to_json(),
+                        }
+                    }
                     None => serde_json::json!({
                         "scopes": [],
                         "note": "rate limiting is off for this run (use --rate-limit)"

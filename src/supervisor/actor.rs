@@ -8,6 +8,7 @@
 mod messages;
 mod persist;
 mod schedule;
+mod status;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -31,6 +32,7 @@ use crate::quota::{
 use crate::store::QuotaStore;
 pub(crate) use messages::{Acquire, Feedback, GaveUp, Register, Released, Snapshot, TopUp};
 pub(crate) use persist::Persist;
+pub(crate) use status::StoreStatus;
 use schedule::{dead_error, misses_deadline};
 
 /// Hashes the supervisor's own sequential permit ids (a multiply spreads them over the table;

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, oneshot};
 
 use super::actor::{
-    Acquire, Feedback, GaveUp, Home, QuotaSupervisor, Register, Snapshot, TopUp, now,
+    Acquire, Feedback, GaveUp, Home, QuotaSupervisor, Register, Snapshot, StoreStatus, TopUp, now,
 };
 use super::error::{AcquireError, SupervisorError};
 use super::events::QuotaEvent;
@@ -212,6 +212,17 @@ impl QuotaHandle {
             .send(Snapshot)
             .await
             .map_err(|_| SupervisorError::Stopped)
+    }
+
+    /// What the quota state store holds now, per scope: admissions over the windows of every
+    /// registered scope's limits, cooldowns, learned limits (for `/status`). Answered from the
+    /// supervisor's own store connection without its write lock, and reused for a second.
+    pub async fn store_status(&self) -> Result<crate::store::StoreStatus, SupervisorError> {
+        self.addr
+            .send(StoreStatus)
+            .await
+            .map_err(|_| SupervisorError::Stopped)?
+            .map_err(SupervisorError::from)
     }
 
     /// Every quota event (waits with ETA and the blocking limit, grants, denials, cooldowns,

@@ -227,7 +227,8 @@ pub fn spawn_quota_bridge(handle: &QuotaHandle) -> JoinHandle<()> {
 }
 
 impl MetricsServerOptions {
-    /// Serves `handle`'s live state: `/status` answers its [`StatusReport`], and each `/metrics`
+    /// Serves `handle`'s live state: `/status` answers its [`StatusReport`] (with what its
+    /// quota state store holds), and each `/metrics`
     /// scrape first copies a fresh snapshot into the gauges ([`apply_quota_snapshot`]).
     pub fn with_quota(self, handle: QuotaHandle) -> Self {
         let for_status = handle.clone();
@@ -235,7 +236,9 @@ impl MetricsServerOptions {
             let handle = for_status.clone();
             async move {
                 match handle.snapshot().await {
-                    Ok(snapshot) => StatusReport::from_snapshot(&snapshot).to_json(),
+                    Ok(snapshot) => StatusReport::from_snapshot(&snapshot)
+                        .with_store(handle.store_status().await)
+                        .to_json(),
                     Err(e) => serde_json::json!({"scopes": [], "error": e.to_string()}),
                 }
             }

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::quota::period_label;
-use crate::supervisor::{LimitUsage, QuotaSnapshot, ScopeSnapshot};
+use crate::store::StoreStatus;
+use crate::supervisor::{LimitUsage, QuotaSnapshot, ScopeSnapshot, SupervisorError};
 
 /// Whether a scope admits requests now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +79,14 @@ pub struct StatusReport {
     pub waiting_total: usize,
     /// Scopes cooling down or closed.
     pub closed_scopes: usize,
+    /// Which quota state store is in use and what it holds per scope (every process sharing
+    /// it included), over the windows of the scopes' limits. `scopes` above is this process's
+    /// own view (its ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreStatus>,
+    /// Why the store could not say what it holds, when it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
 }
 
 impl StatusReport {
@@ -91,7 +100,18 @@ impl StatusReport {
                 .filter(|s| matches!(s.state, ScopeState::CoolingDown | ScopeState::Closed))
                 .count(),
             scopes,
+            store: None,
+            store_error: None,
         }
+    }
+
+    /// Adds what the quota state store holds (or why it could not say).
+    pub fn with_store(mut self, store: Result<StoreStatus, SupervisorError>) -> StatusReport {
+        match store {
+            Ok(s) => self.store = Some(s),
+            Err(e) => self.store_error = Some(e.to_string()),
+        }
+        self
     }
 
     /// The report as JSON (for `/status`).

@@ -8,6 +8,7 @@ mod reserve;
 mod sent;
 mod shared;
 mod signals;
+mod status;
 mod supervisor;
 mod waiting;
 

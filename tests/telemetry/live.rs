@@ -121,6 +121,9 @@ async fn scrape_during_a_quota_wait_shows_queue_and_cooldown() {
     assert_eq!(st.limits[0].remaining, 0);
     assert_eq!(st.limits[0].utilization_pct, 100.0);
     assert_eq!(st.cooldown_reason.as_deref(), Some("429 rate limited"));
+    // The in-memory store is named and holds nothing.
+    let store = report.store.as_ref().unwrap();
+    assert!(!store.shared && store.scopes.is_empty(), "{body}");
 
     for w in &waiters {
         w.abort();

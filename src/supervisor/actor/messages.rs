@@ -11,6 +11,7 @@
 //! | `Feedback`   | `QuotaHandle::feedback`          | none                                    |
 //! | `GaveUp`     | an `acquire` future dropped while waiting | none                           |
 //! | `Snapshot`   | `QuotaHandle::snapshot`          | every scope's state                     |
+//! | `StoreStatus` | `QuotaHandle::store_status`     | what the quota store holds (`status.rs`) |
 //! | `Pass`       | the supervisor itself            | none                                    |
 
 use actix::{Context, Handler, Message, MessageResult};

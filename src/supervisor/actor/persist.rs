@@ -32,7 +32,7 @@ const FORGET_EVERY: u32 = 256;
 
 /// The store and what this process knows of it.
 pub(crate) struct Persist {
-    store: Box<dyn QuotaStore>,
+    pub(super) store: Box<dyn QuotaStore>,
     mirror: Mirror,
     /// Scopes registered but whose state in the store is not loaded yet.
     unloaded: Vec<usize>,
@@ -47,6 +47,8 @@ pub(crate) struct Persist {
     polled: Option<Option<Instant>>,
     /// Commits since foreign admissions that left every window were last forgotten.
     commits: u32,
+    /// The last answer to a status request (`/status` is scraped in a loop).
+    pub(super) status_cache: super::status::StatusCache,
 }
 
 impl Persist {
@@ -61,6 +63,7 @@ impl Persist {
             failing: false,
             polled: None,
             commits: 0,
+            status_cache: None,
         }
     }
 }
