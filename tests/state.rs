@@ -162,15 +162,48 @@ fn a_second_run_right_after_the_first_waits_for_what_the_first_spent() {
     let (_mock, addr) = mock(dir.path(), 0, 8);
     // The default state file, under XDG_STATE_HOME.
     let team = team(dir.path(), &addr, "", 8);
+    let state = dir.path().join("state-home/massgen-rs/state.db");
+    // `--validate` reads the store without creating it.
+    let validate = || {
+        let out = bin(dir.path())
+            .args(["--config", team.to_str().unwrap(), "--validate"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let before = validate();
+    assert!(before.contains("no state recorded yet"), "{before}");
+    assert!(!state.exists(), "--validate created the state file");
     for _ in 0..2 {
         let out = bin(dir.path()).args(run_args(&team)).output().unwrap();
         assert_answered(&out);
     }
     let admitted = assert_within_limit(&addr, 8);
     assert!(admitted > LIMIT, "two runs made only {admitted} calls");
+    assert!(state.is_file(), "the default state file was not used");
+    // Afterwards it says what the runs spent in the window (the second run's calls at least).
+    let after = validate();
+    let stored = after
+        .split("Stored quota state:")
+        .nth(1)
+        .unwrap_or_default();
+    let line = stored
+        .lines()
+        .find(|l| l.trim_start().starts_with("gemini/mock-gemini: "))
+        .unwrap_or_else(|| panic!("{after}"));
+    let used: usize = line
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(
-        dir.path().join("state-home/massgen-rs/state.db").is_file(),
-        "the default state file was not used"
+        (1..=LIMIT).contains(&used) && line.ends_with("/5 requests in the last 8 s"),
+        "{after}"
     );
 }
 

@@ -9,6 +9,7 @@ mod mock;
 mod progress;
 mod report;
 mod run;
+mod stored;
 mod validate;
 
 pub use args::{Cli, Command, LogFormatArg, MockProviderArgs, RunArgs};

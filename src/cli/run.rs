@@ -14,7 +14,7 @@ use super::automation::{AutomationReport, render};
 use super::interrupt::interrupted;
 use super::progress::{Progress, ProgressMode, fmt_wait};
 use super::report::{report_interrupted, report_success};
-use super::validate;
+use super::{stored, validate};
 use crate::config::{self, DisplayType, LimitsTable, LoadOptions, TeamConfig};
 use crate::runtime::{AgentState, RunError, RunEvent, RunStatus, Runtime, RuntimeOptions};
 use crate::store::StoreSpec;
@@ -199,8 +199,14 @@ fn run_team(args: RunArgs) -> u8 {
         }
     }
     if args.validate {
-        let summary =
+        let mut summary =
             validate::summary(&loaded.team, &loaded.table, loaded.rate_limit, &loaded.why);
+        // What the store holds now for the team's scopes (read only: no file is created).
+        summary.push_str(&stored::describe(
+            &loaded.team.rate_limit.state.clone().unwrap_or_default(),
+            &stored::team_scopes(&loaded.team, &loaded.table),
+            chrono::Utc::now().timestamp_millis(),
+        ));
         for warning in &loaded.warnings {
             eprintln!("warning: {warning}");
         }

@@ -33,7 +33,6 @@ const LEARNED_KEEP_MS: i64 = 7 * 86_400_000;
 /// Admissions of a scope no process has described are kept this long at most.
 const DEFAULT_HORIZON_MS: i64 = 8 * 86_400_000;
 
-
 /// Quota state in one SQLite file.
 pub struct SqliteStore {
     conn: Connection,

@@ -32,8 +32,8 @@ use crate::quota::{
 use crate::store::QuotaStore;
 pub(crate) use messages::{Acquire, Feedback, GaveUp, Register, Released, Snapshot, TopUp};
 pub(crate) use persist::Persist;
-pub(crate) use status::StoreStatus;
 use schedule::{dead_error, misses_deadline};
+pub(crate) use status::StoreStatus;
 
 /// Hashes the supervisor's own sequential permit ids (a multiply spreads them over the table;
 /// SipHash's protection against chosen keys is not needed for ids nobody else picks).

@@ -36,7 +36,9 @@ struct Row {
 
 /// (requests, tokens) of the exact log inside `(now - period, now]`.
 fn exact(log: &[Row], now_ms: i64, period: i64) -> (u64, u64) {
-    let inside = log.iter().filter(|r| r.live && r.at_ms > now_ms - period && r.at_ms <= now_ms);
+    let inside = log
+        .iter()
+        .filter(|r| r.live && r.at_ms > now_ms - period && r.at_ms <= now_ms);
     inside.fold((0, 0), |(n, t), r| (n + 1, t + r.tokens))
 }
 
@@ -121,31 +123,65 @@ fn check_all(
 ) -> Result<(), TestCaseError> {
     let wall = *procs[0].ledger.wall_clock();
     let now_ms = wall_ms(&wall, now);
-    let status = procs[2].store.status(now_ms, &[short, long, SHORT_MS, HORIZON_MS]).unwrap();
+    let status = procs[2]
+        .store
+        .status(now_ms, &[short, long, SHORT_MS, HORIZON_MS])
+        .unwrap();
     let stored = |period: i64| {
-        status.scope("s").and_then(|s| s.window(period)).map_or((0, 0), |w| {
-            (w.requests, w.input_tokens + w.output_tokens)
-        })
+        status
+            .scope("s")
+            .and_then(|s| s.window(period))
+            .map_or((0, 0), |w| (w.requests, w.input_tokens + w.output_tokens))
     };
     let at = now - t0;
     // Shorter windows: exact. Day windows: never less, at most a minute more.
-    prop_assert_eq!(stored(short), exact(log, now_ms, short), "{:?}: {} ms", at, short);
+    prop_assert_eq!(
+        stored(short),
+        exact(log, now_ms, short),
+        "{:?}: {} ms",
+        at,
+        short
+    );
     prop_assert_eq!(stored(SHORT_MS), exact(log, now_ms, SHORT_MS));
     for period in [long, HORIZON_MS] {
-        let (got, lo, hi) = (stored(period), exact(log, now_ms, period), upper(log, now_ms, period));
-        prop_assert!(got.0 >= lo.0 && got.1 >= lo.1, "{:?}: {:?} < {:?} in {} ms", at, got, lo, period);
-        prop_assert!(got.0 <= hi.0 && got.1 <= hi.1, "{:?}: {:?} > {:?} in {} ms", at, got, hi, period);
+        let (got, lo, hi) = (
+            stored(period),
+            exact(log, now_ms, period),
+            upper(log, now_ms, period),
+        );
+        prop_assert!(
+            got.0 >= lo.0 && got.1 >= lo.1,
+            "{:?}: {:?} < {:?} in {} ms",
+            at,
+            got,
+            lo,
+            period
+        );
+        prop_assert!(
+            got.0 <= hi.0 && got.1 <= hi.1,
+            "{:?}: {:?} > {:?} in {} ms",
+            at,
+            got,
+            hi,
+            period
+        );
     }
     // The observer's mirror holds exactly what the store holds; every ledger counts its minute
     // windows exactly and its day windows never less.
     let (day_n, day_t) = stored(HORIZON_MS);
     let observer = procs[2].used(now);
-    prop_assert_eq!(observer, [stored(SHORT_MS).0, stored(SHORT_MS).1, day_n, day_t]);
+    prop_assert_eq!(
+        observer,
+        [stored(SHORT_MS).0, stored(SHORT_MS).1, day_n, day_t]
+    );
     for p in procs.iter_mut() {
         let used = p.used(now);
         let minute = exact(log, now_ms, SHORT_MS);
         prop_assert_eq!([used[0], used[1]], [minute.0, minute.1], "{:?}", at);
-        let (lo, hi) = (exact(log, now_ms, HORIZON_MS), upper(log, now_ms, HORIZON_MS));
+        let (lo, hi) = (
+            exact(log, now_ms, HORIZON_MS),
+            upper(log, now_ms, HORIZON_MS),
+        );
         prop_assert!(used[2] >= lo.0 && used[3] >= lo.1 && used[2] <= hi.0 && used[3] <= hi.1);
     }
     Ok(())

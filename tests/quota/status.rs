@@ -64,7 +64,11 @@ async fn the_store_status_counts_every_process_and_is_reused_for_a_second() {
     let g = st.scope("g").unwrap();
     for period in [60_000, 86_400_000] {
         let w = g.window(period).unwrap();
-        assert_eq!((w.requests, w.input_tokens), (4, 100), "{period} ms: {st:?}");
+        assert_eq!(
+            (w.requests, w.input_tokens),
+            (4, 100),
+            "{period} ms: {st:?}"
+        );
     }
     assert!(g.cooldowns.is_empty());
     // One more admission and a 429 in the first process: the second answers from what it read
@@ -85,15 +89,24 @@ async fn the_store_status_counts_every_process_and_is_reused_for_a_second() {
     assert_eq!(g.admissions, 5);
     let cooldown = &g.cooldowns[0];
     let end = wall0().timestamp_millis() + 30_000;
-    assert!(cooldown.until_ms >= end && cooldown.until_ms < end + 1_000, "{cooldown:?}");
-    assert!(cooldown.until.starts_with("2026-01-15T20:00:3"), "{cooldown:?}");
+    assert!(
+        cooldown.until_ms >= end && cooldown.until_ms < end + 1_000,
+        "{cooldown:?}"
+    );
+    assert!(
+        cooldown.until.starts_with("2026-01-15T20:00:3"),
+        "{cooldown:?}"
+    );
     // In /status: the store's view (now) beside the ledger's own (as of its last pass, which
     // came before the other process's fifth admission and its 429).
     let report = StatusReport::from_snapshot(&b.snapshot().await.unwrap())
         .with_store(b.store_status().await)
         .to_json();
     assert_eq!(report["store"]["shared"], true);
-    assert_eq!(report["store"]["scopes"][0]["windows"][0]["period_ms"], 60_000);
+    assert_eq!(
+        report["store"]["scopes"][0]["windows"][0]["period_ms"],
+        60_000
+    );
     assert_eq!(report["store"]["scopes"][0]["windows"][0]["requests"], 5);
     assert_eq!(report["scopes"][0]["limits"][0]["used"], 4, "{report}");
 }

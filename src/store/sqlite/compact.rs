@@ -51,7 +51,9 @@ pub(super) fn plan(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<Group
          WHERE short_horizon_ms IS NOT NULL AND horizon_ms > short_horizon_ms",
     )?;
     let scopes = st
-        .query_map([BUCKET_MS], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .query_map([BUCKET_MS], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     drop(st);
     let mut out = Vec::new();
@@ -228,12 +230,6 @@ impl Tracker {
             ids.retain(|id| rows.contains_key(id));
             !ids.is_empty()
         });
-    }
-
-    /// How many rows are tracked.
-    #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
-        self.rows.len()
     }
 }
 

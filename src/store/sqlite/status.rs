@@ -23,9 +23,8 @@ pub(super) fn read(
     periods_ms: &[i64],
 ) -> rusqlite::Result<Vec<ScopeStored>> {
     let mut map: BTreeMap<String, ScopeStored> = BTreeMap::new();
-    let mut st = conn.prepare_cached(
-        "SELECT scope, startup_until_ms FROM scopes ORDER BY scope",
-    )?;
+    let mut st =
+        conn.prepare_cached("SELECT scope, startup_until_ms FROM scopes ORDER BY scope")?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
         let until: i64 = r.get(1)?;
