@@ -8,7 +8,7 @@ use rusqlite::{Connection, params};
 use super::super::{CooldownStored, LearnedStored, ScopeStored, StoreStatus, WindowUse};
 use super::to_u64;
 
-fn entry<'a>(map: &'a mut BTreeMap<String, ScopeStored>, scope: String) -> &'a mut ScopeStored {
+fn entry(map: &mut BTreeMap<String, ScopeStored>, scope: String) -> &mut ScopeStored {
     map.entry(scope.clone()).or_insert_with(|| ScopeStored {
         scope,
         ..ScopeStored::default()
