@@ -157,3 +157,62 @@ fn a_store_that_cannot_be_opened_names_its_path() {
     );
     assert!(StoreSpec::parse("NONE") == StoreSpec::Memory);
 }
+
+#[test]
+fn a_file_of_the_first_schema_is_upgraded_and_its_scopes_are_not_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+             INSERT INTO meta (k, v) VALUES ('seq', 1), ('schema', 1);
+             CREATE TABLE admissions (id INTEGER PRIMARY KEY AUTOINCREMENT, scope TEXT NOT NULL,
+               at_ms INTEGER NOT NULL, requests INTEGER NOT NULL DEFAULT 1, input INTEGER NOT NULL,
+               output INTEGER NOT NULL, gone INTEGER NOT NULL DEFAULT 0,
+               process INTEGER NOT NULL, seq INTEGER NOT NULL);
+             CREATE TABLE scopes (scope TEXT PRIMARY KEY, horizon_ms INTEGER NOT NULL,
+               started_ms INTEGER NOT NULL, startup_until_ms INTEGER NOT NULL,
+               process INTEGER NOT NULL, seq INTEGER NOT NULL);
+             INSERT INTO scopes VALUES ('s', 86400250, 0, 0, 7, 1);
+             INSERT INTO admissions (scope, at_ms, input, output, process, seq)
+               VALUES ('s', 1000, 1, 1, 7, 1), ('s', 2000, 1, 1, 7, 1);",
+        )
+        .unwrap();
+    }
+    let mut a = SqliteStore::open(&path).unwrap();
+    // Both rows come through; a day later nothing merged them (the scope's shorter windows
+    // are unknown until a process describes it again).
+    a.begin().unwrap();
+    let loaded = a.load_scope("s", 0, 3_000).unwrap();
+    assert_eq!(loaded.len(), 2, "{loaded:?}");
+    a.commit(600_000).unwrap();
+    assert_eq!(a.admission_rows().unwrap(), 2);
+    let status = a.status(600_000, &[86_400_000]).unwrap();
+    assert_eq!(
+        status
+            .scope("s")
+            .unwrap()
+            .window(86_400_000)
+            .unwrap()
+            .requests,
+        2
+    );
+    // Described with a minute window beside the day: merged into one bucket.
+    a.begin().unwrap();
+    a.write(&Write::Scope {
+        scope: "s".into(),
+        horizon_ms: 86_400_250,
+        short_horizon_ms: 60_250,
+        started_ms: 600_000,
+        startup_until_ms: 0,
+    })
+    .unwrap();
+    a.commit(620_000).unwrap();
+    assert_eq!(a.admission_rows().unwrap(), 1);
+    let status = a.status(620_000, &[60_000, 86_400_000]).unwrap();
+    let s = status.scope("s").unwrap();
+    assert_eq!((s.admissions, s.rows), (2, 1));
+    assert_eq!(s.window(60_000).unwrap().requests, 0);
+    assert_eq!(s.window(86_400_000).unwrap().input_tokens, 2);
+}
