@@ -276,7 +276,7 @@ impl SqliteStore {
         self.tracker.track(scope);
         let mut st = self.conn.prepare_cached(
             "SELECT id, at_ms, input, output, process, requests, bucket FROM admissions
-             WHERE scope = ?1 AND at_ms >= ?2 AND gone = 0 AND process != ?3 ORDER BY at_ms, id",
+             WHERE scope = ?1 AND at_ms >= ?2 AND gone = 0 AND process != ?3 ORDER BY bucket DESC, at_ms, id",
         )?;
         let mut rows = st.query(params![scope, since_ms, self.process])?;
         while let Some(r) = rows.next()? {

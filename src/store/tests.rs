@@ -216,3 +216,79 @@ fn a_file_of_the_first_schema_is_upgraded_and_its_scopes_are_not_compacted() {
     assert_eq!(s.window(60_000).unwrap().requests, 0);
     assert_eq!(s.window(86_400_000).unwrap().input_tokens, 2);
 }
+
+/// The requests `changes` leave in a mirror that starts empty.
+fn mirrored(changes: &[Change]) -> u64 {
+    let mut held = std::collections::HashMap::new();
+    for c in changes {
+        match c {
+            Change::Admission { id, requests, .. } => {
+                held.insert(*id, *requests);
+            }
+            Change::Removed { id } => {
+                held.remove(id);
+            }
+            _ => {}
+        }
+    }
+    held.values().sum()
+}
+
+#[test]
+fn a_late_admission_beside_its_minutes_bucket_is_loaded_and_merged_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let (mut a, mut b) = (
+        SqliteStore::open(&path).unwrap(),
+        SqliteStore::open(&path).unwrap(),
+    );
+    let scope = Write::Scope {
+        scope: "s".into(),
+        horizon_ms: 86_400_250,
+        short_horizon_ms: 60_250,
+        started_ms: 0,
+        startup_until_ms: 0,
+    };
+    let mut c = SqliteStore::open(&path).unwrap();
+    c.begin().unwrap();
+    let mut seen = c.load_scope("s", 0, 0).unwrap();
+    c.commit(0).unwrap();
+    b.begin().unwrap();
+    b.write(&admit("s", 1_000, 1)).unwrap();
+    b.write(&admit("s", 2_000, 1)).unwrap();
+    // (B prunes here, so not again before 205 s.)
+    b.commit(195_000).unwrap();
+    seen.extend(c.begin().unwrap());
+    c.commit(195_000).unwrap();
+    assert_eq!(mirrored(&seen), 2);
+    // A describes the scope and, at 200 s, merges B's first minute into one bucket.
+    a.begin().unwrap();
+    a.write(&scope).unwrap();
+    a.commit(200_000).unwrap();
+    assert_eq!(a.admission_rows().unwrap(), 1);
+    // C, which held both rows, now holds the bucket instead.
+    seen.extend(c.begin().unwrap());
+    c.commit(200_000).unwrap();
+    assert_eq!(mirrored(&seen), 2, "{seen:?}");
+    // B, its clock behind, adds one more to that minute: beside the bucket until merged.
+    b.begin().unwrap();
+    b.write(&admit("s", 30_000, 1)).unwrap();
+    b.commit(200_001).unwrap();
+    seen.extend(c.begin().unwrap());
+    c.commit(200_001).unwrap();
+    assert_eq!(mirrored(&seen), 3, "{seen:?}");
+    let mut d = SqliteStore::open(&path).unwrap();
+    d.begin().unwrap();
+    let loaded = d.load_scope("s", 0, 200_001).unwrap();
+    d.commit(200_001).unwrap();
+    assert_eq!(mirrored(&loaded), 3, "{loaded:?}");
+    // Merged into the same bucket ten seconds later: both still hold 3.
+    a.begin().unwrap();
+    a.commit(210_000).unwrap();
+    assert_eq!(a.admission_rows().unwrap(), 1);
+    for (store, held) in [(&mut c, &mut seen), (&mut d, &mut loaded.clone())] {
+        held.extend(store.begin().unwrap());
+        store.commit(210_000).unwrap();
+        assert_eq!(mirrored(held), 3, "{held:?}");
+    }
+}
