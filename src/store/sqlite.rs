@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{Change, QuotaStore, StoreError, StoreStatus, Write};
 use crate::quota::{Dimension, Limit};
@@ -120,33 +120,6 @@ impl SqliteStore {
             data_version: None,
             tracker: Tracker::default(),
         })
-    }
-
-    /// Opens the store at `path` for reading only, to report what it holds (`--validate`):
-    /// `None` when no file is there (nothing is created), and never takes the write lock.
-    pub fn open_existing(path: &Path) -> Result<Option<SqliteStore>, StoreError> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        let fail = |reason: String| StoreError::Open {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| fail(e.to_string()))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(Some(SqliteStore {
-            conn,
-            path: path.to_path_buf(),
-            process: 0,
-            seen: 0,
-            tx_seq: None,
-            in_tx: false,
-            last_prune_ms: 0,
-            data_version: None,
-            tracker: Tracker::default(),
-        }))
     }
 
     /// The file.

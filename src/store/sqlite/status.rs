@@ -2,11 +2,43 @@
 //! and no write lock, so other processes' scheduling passes go on meanwhile.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OpenFlags, params};
 
-use super::super::{CooldownStored, LearnedStored, ScopeStored, StoreStatus, WindowUse};
-use super::to_u64;
+use super::super::{
+    CooldownStored, LearnedStored, ScopeStored, StoreError, StoreStatus, WindowUse,
+};
+use super::{BUSY_TIMEOUT, SqliteStore, Tracker, to_u64};
+
+impl SqliteStore {
+    /// Opens the store at `path` for reading only, to report what it holds (`--validate`):
+    /// `None` when no file is there (nothing is created), and never takes the write lock.
+    pub fn open_existing(path: &Path) -> Result<Option<SqliteStore>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let fail = |reason: String| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| fail(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Some(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            process: 0,
+            seen: 0,
+            tx_seq: None,
+            in_tx: false,
+            last_prune_ms: 0,
+            data_version: None,
+            tracker: Tracker::default(),
+        }))
+    }
+}
 
 fn entry(map: &mut BTreeMap<String, ScopeStored>, scope: String) -> &mut ScopeStored {
     map.entry(scope.clone()).or_insert_with(|| ScopeStored {
