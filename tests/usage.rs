@@ -114,7 +114,9 @@ struct Served {
 fn served_per_key(addr: &str) -> BTreeMap<String, Served> {
     let mut out: BTreeMap<String, Served> = BTreeMap::new();
     for a in get(addr, "/admissions").as_array().unwrap() {
-        let s = out.entry(a["key"].as_str().unwrap().to_owned()).or_default();
+        let s = out
+            .entry(a["key"].as_str().unwrap().to_owned())
+            .or_default();
         s.requests += 1;
         if a["fault"].is_null() {
             s.input += a["charged"]["input_tokens"].as_u64().unwrap();
@@ -156,7 +158,10 @@ fn the_ledger_reports_what_the_mock_served_per_agent_and_never_holds_a_key() {
     let served = served_per_key(&addr);
     let label = |key: &str| format!("key:{}", ApiKey::new(key, "test").short_id());
     let (a, b) = (&served[&label(KEY_A)], &served[&label(KEY_B)]);
-    assert!(a.faulted + b.faulted > 0, "no fault was injected: {served:?}");
+    assert!(
+        a.faulted + b.faulted > 0,
+        "no fault was injected: {served:?}"
+    );
 
     let out = usage(dir.path(), &state, &["--by", "agent", "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -182,13 +187,19 @@ fn the_ledger_reports_what_the_mock_served_per_agent_and_never_holds_a_key() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let csv = text(&out.stdout);
     let lines: Vec<&str> = csv.lines().collect();
-    assert!(lines[0].starts_with("key,calls,ok,rate_limited,errors,input_tokens"), "{csv}");
+    assert!(
+        lines[0].starts_with("key,calls,ok,rate_limited,errors,input_tokens"),
+        "{csv}"
+    );
     assert_eq!(lines.len(), 3, "{csv}");
     for (key, s) in [(KEY_A, a), (KEY_B, b)] {
         let id = ApiKey::new(key, "test").short_id();
         let row = lines.iter().find(|l| l.contains(&id)).unwrap();
         let tail = &key[key.len() - 4..];
-        assert!(row.starts_with(&format!("****{tail}#{id},{},", s.requests)), "{row}");
+        assert!(
+            row.starts_with(&format!("****{tail}#{id},{},", s.requests)),
+            "{row}"
+        );
     }
 
     // The table: a total line and the footnote about the unknown price.

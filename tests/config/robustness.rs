@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 
-use massgen::config::{
-    ConfigError, EnvLookup, LimitsTable, LoadOptions, PriceTable, parse_team,
-};
+use massgen::config::{ConfigError, EnvLookup, LimitsTable, LoadOptions, PriceTable, parse_team};
 
 fn shipped() -> Vec<(PathBuf, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs");
