@@ -250,6 +250,16 @@ fn an_empty_ledger_says_so_and_reading_creates_no_file() {
     assert!(out.status.success());
     assert_eq!(text(&out.stdout).trim(), "[]");
     assert!(text(&out.stderr).contains("no usage recorded since"));
+    let out = bin(dir.path())
+        .args(["usage", "--state", "none"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("keeps no usage"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = usage(dir.path(), &state, &["--since", "yesterday"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--since `yesterday`"));

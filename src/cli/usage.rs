@@ -25,26 +25,24 @@ pub(super) fn run(args: &UsageArgs) -> u8 {
         None => StoreSpec::default_for_user(),
     };
     let since = format!("{} ({})", instant_text(since_ms), args.since.trim());
-    let path = match &spec {
-        StoreSpec::Memory => {
-            eprintln!(
-                "error: no usage is kept in memory (`--state none`): name the state file the \
-                 runs used, or leave --state out for the default one"
+    if let StoreSpec::Sqlite(path) = &spec {
+        if !path.exists() {
+            // Reading must not create a state file where no run ever wrote one.
+            return empty(
+                args,
+                &format!("{since}: there is no state file {}", path.display()),
             );
-            return EXIT_CONFIG;
         }
-        StoreSpec::Sqlite(path) => path.clone(),
-    };
-    if !path.exists() {
-        // Reading must not create a state file where no run ever wrote one.
-        return empty(
-            args,
-            &format!("{since}: there is no state file {}", path.display()),
-        );
     }
     let records = match spec.open_usage() {
         Ok(Some(mut store)) => store.since(since_ms),
-        Ok(None) => Ok(Vec::new()),
+        Ok(None) => {
+            eprintln!(
+                "error: quota state {spec} keeps no usage: name the state file the runs used, \
+                 or leave --state out for the default one"
+            );
+            return EXIT_CONFIG;
+        }
         Err(e) => Err(e),
     };
     let records = match records {
