@@ -123,3 +123,39 @@ async fn a_call_dropped_before_it_ended_is_recorded_as_cancelled() {
     assert_eq!((t.calls, t.ok, t.errors, t.unpriced_calls), (3, 2, 1, 1));
     assert_eq!(t.input_tokens, 2_000_000);
 }
+
+#[test]
+fn outcomes_name_what_happened() {
+    use crate::provider::{ChatResponse, ProviderError, ProviderErrorKind, Usage};
+    let err = |kind| outcome_of(&Err(ProviderError::new(kind, "x")));
+    assert_eq!(err(ProviderErrorKind::RateLimited), "rate_limited");
+    assert_eq!(err(ProviderErrorKind::Cancelled), "cancelled");
+    assert_eq!(err(ProviderErrorKind::Transient), "error:transient");
+    assert_eq!(err(ProviderErrorKind::Auth), "error:auth");
+    assert_eq!(
+        err(ProviderErrorKind::RequestTooLarge),
+        "error:request_too_large"
+    );
+    let ok = |usage| {
+        outcome_of(&Ok(ChatResponse {
+            text: String::new(),
+            tool_calls: Vec::new(),
+            usage,
+            finish_reason: None,
+            observed: None,
+        }))
+    };
+    let reported = Usage {
+        input_tokens: 3,
+        output_tokens: 4,
+        input_unreported: false,
+        output_unreported: false,
+    };
+    assert_eq!(ok(Some(reported)), "ok");
+    assert_eq!(ok(None), "ok:usage_unreported");
+    let half = Usage {
+        output_unreported: true,
+        ..reported
+    };
+    assert_eq!(ok(Some(half)), "ok:usage_unreported");
+}
