@@ -12,6 +12,7 @@
 //! - [`orchestrator`] — the MassGen coordination protocol.
 //! - [`agent`] — one actor per agent: prompts, tool-call parsing, turn checks.
 //! - [`routing`] — key choice, quota acquisition, retries and failover for one LLM call.
+//! - [`usage`] — the usage ledger: one record per provider call, priced, written in batches.
 //! - [`supervisor`] — the `QuotaSupervisor` actor: all quota state, wait queues, wake-ups.
 //! - [`system`] — where the actix actors live: threads of their own or the caller's arbiter.
 //! - [`quota`] — pure quota logic: windows, limits, reservations, settlement, clock.
@@ -33,6 +34,7 @@ pub mod store;
 pub mod supervisor;
 pub mod system;
 pub mod telemetry;
+pub mod usage;
 
 pub use runtime::{
     AgentState, AgentStats, AnswerRecord, LimitsSource, RunError, RunEvent, RunOutcome, RunStatus,

@@ -41,8 +41,10 @@ fn team_files() -> Vec<PathBuf> {
     files
 }
 
+/// The built-in limits and prices: not team files.
 fn is_limits_file(p: &Path) -> bool {
-    p.file_name().is_some_and(|n| n == "rate_limits.yaml")
+    p.file_name()
+        .is_some_and(|n| n == "rate_limits.yaml" || n == "prices.yaml")
 }
 
 #[test]

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::usage::report::{Format as UsageFormat, GroupBy};
+
 const EXAMPLES: &str = "\
 Examples:
   # Run a three-agent team on the built-in simulated backend (no API key needed)
@@ -19,6 +21,9 @@ Examples:
 
   # Machine-readable output for scripts (MassGen's --automation lines)
   massgen-rs --config configs/simulated_team.yaml --automation \"2+2?\"
+
+  # What the last week's provider calls used and cost, per model (the usage ledger)
+  massgen-rs usage --since 7d --by model
 
   # Serve the mock provider (OpenAI, Gemini and Anthropic dialects) on loopback
   massgen-rs mock-provider --listen 127.0.0.1:8089 --latency 50
@@ -57,6 +62,46 @@ pub enum Command {
     /// Serve a mock LLM provider (OpenAI-compatible, Gemini and Anthropic dialects) that enforces
     /// exact rate limits and can inject faults — for dry runs, tests and benchmarks.
     MockProvider(MockProviderArgs),
+    /// Show what earlier runs' provider calls used and cost: calls, outcomes, tokens, cost
+    /// and latency per model, agent, key, day, provider or run, from the usage ledger kept
+    /// with the quota state.
+    #[command(after_help = USAGE_EXAMPLES)]
+    Usage(UsageArgs),
+}
+
+const USAGE_EXAMPLES: &str = "\
+Examples:
+  massgen-rs usage                          # the last day, per model, as a table
+  massgen-rs usage --since 7d --by agent
+  massgen-rs usage --since 2026-01-01T00:00:00Z --by day --format csv > usage.csv
+  massgen-rs usage --by run --format json --state team-quota.db
+
+Every provider call of a run (failed, rate-limited and cancelled ones included) is recorded with
+the tokens the provider reported and its cost from the built-in price table (docs/prices.md);
+\"?\" marks a cost that involves a model without a price. Records are kept 400 days.";
+
+/// Flags of `massgen-rs usage`.
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// How far back to look: a duration (30m, 12h, 1d, 7d, 2w) or an RFC 3339 instant
+    /// (2026-01-31T00:00:00Z).
+    #[arg(long, value_name = "DURATION|INSTANT", default_value = "1d")]
+    pub since: String,
+
+    /// One line per model (provider/model), agent, key (fingerprint), day (UTC), provider or
+    /// run.
+    #[arg(long, value_enum, default_value_t = GroupBy::Model)]
+    pub by: GroupBy,
+
+    /// `table` (aligned, with a total line), `csv` (a header line, one row per group) or
+    /// `json` (an array of objects, one per group).
+    #[arg(long, value_enum, default_value_t = UsageFormat::Table)]
+    pub format: UsageFormat,
+
+    /// The state file the runs used (`--state` / `rate_limit.state` of the runs); default
+    /// `$XDG_STATE_HOME/massgen-rs/state.db` (else `~/.local/state/massgen-rs/state.db`).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<String>,
 }
 
 /// Flags of a team run.
@@ -227,6 +272,7 @@ pub struct MockProviderArgs {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use clap::CommandFactory;
 
@@ -261,6 +307,42 @@ mod tests {
             cli.map(|c| c.command),
             Ok(Some(Command::MockProvider(_)))
         ));
+    }
+
+    #[test]
+    fn usage_subcommand_parses_and_a_question_named_otherwise_still_runs() {
+        let cli = Cli::try_parse_from([
+            "massgen-rs",
+            "usage",
+            "--since",
+            "7d",
+            "--by",
+            "agent",
+            "--format",
+            "json",
+        ])
+        .unwrap();
+        let Some(Command::Usage(u)) = cli.command else {
+            panic!("not the usage command");
+        };
+        assert_eq!(
+            (u.since.as_str(), u.by, u.format),
+            ("7d", GroupBy::Agent, UsageFormat::Json)
+        );
+        let cli = Cli::try_parse_from(["massgen-rs", "usage"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Usage(UsageArgs {
+                by: GroupBy::Model,
+                format: UsageFormat::Table,
+                ..
+            }))
+        ));
+        let cli =
+            Cli::try_parse_from(["massgen-rs", "--config", "t.yaml", "How much usage?"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.question.as_deref(), Some("How much usage?"));
+        assert!(Cli::try_parse_from(["massgen-rs", "usage", "--by", "colour"]).is_err());
     }
 
     #[test]

@@ -10,9 +10,10 @@ mod progress;
 mod report;
 mod run;
 mod stored;
+mod usage;
 mod validate;
 
-pub use args::{Cli, Command, LogFormatArg, MockProviderArgs, RunArgs};
+pub use args::{Cli, Command, LogFormatArg, MockProviderArgs, RunArgs, UsageArgs};
 pub use automation::{AutomationReport, render as render_automation};
 pub use progress::{Progress, ProgressMode, fmt_elapsed, fmt_wait};
 pub use run::{EXIT_CONFIG, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, run};

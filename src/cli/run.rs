@@ -15,7 +15,7 @@ use super::interrupt::interrupted;
 use super::progress::{Progress, ProgressMode, fmt_wait};
 use super::report::{report_interrupted, report_success};
 use super::{stored, validate};
-use crate::config::{self, DisplayType, LimitsTable, LoadOptions, TeamConfig};
+use crate::config::{self, DisplayType, LimitsTable, LoadOptions, PriceTable, TeamConfig};
 use crate::runtime::{AgentState, RunError, RunEvent, RunStatus, Runtime, RuntimeOptions};
 use crate::store::StoreSpec;
 
@@ -32,6 +32,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Some(Command::MockProvider(args)) => super::mock::run(args),
+        Some(Command::Usage(args)) => super::usage::run(&args),
         None => run_team(cli.run),
     };
     ExitCode::from(code)
@@ -58,6 +59,7 @@ pub(super) fn print_stdout(text: &str) -> Result<(), u8> {
 struct Loaded {
     team: TeamConfig,
     table: LimitsTable,
+    prices: Arc<PriceTable>,
     rate_limit: bool,
     why: String,
     /// Things `--validate` reports without failing (keys not set here, limits that bind only
@@ -97,6 +99,8 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
     let mut team = checked.team;
     let mut warnings: Vec<String> = checked.warnings.iter().map(|w| w.to_string()).collect();
     let table = LimitsTable::for_team(&team, args.limits.as_deref()).map_err(|e| e.to_string())?;
+    let prices =
+        PriceTable::with_file(team.rate_limit.prices.as_deref()).map_err(|e| e.to_string())?;
     let (rate_limit, why) = effective_rate_limit(args.rate_limit_flag(), &team);
     // Where quota state lives: `--state`, else the team file's `rate_limit.state`, else the
     // per-user state file.
@@ -129,6 +133,7 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
     Ok(Loaded {
         team,
         table,
+        prices: Arc::new(prices),
         rate_limit,
         why,
         warnings,
@@ -293,6 +298,7 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     let Loaded {
         team,
         table,
+        prices,
         rate_limit,
         ..
     } = loaded;
@@ -305,6 +311,7 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
         limits: Some(Arc::new(table)),
         run_dir_root: (!args.no_run_dir).then(|| args.runs_dir.clone()),
         orchestrator_timeout: args.orchestrator_timeout.map(Duration::from_secs),
+        prices: Some(prices),
         ..RuntimeOptions::default()
     };
     let runtime = match Runtime::new(team, options) {

@@ -225,6 +225,15 @@ pub(super) fn rate_limit(
         }
         out.limits_file = Some(path);
     }
+    if let Some(file) = raw.prices {
+        out.prices = Some(existing_file(
+            doc,
+            &base.key("prices"),
+            &file,
+            dir,
+            "a prices file (e.g. my_prices.yaml)",
+        )?);
+    }
     if let Some(state) = raw.state {
         let p = base.key("state");
         if state.trim().is_empty() {
@@ -255,4 +264,33 @@ pub(super) fn rate_limit(
         });
     }
     Ok(out)
+}
+
+/// A file named at `p` (relative to the team file's directory `dir`), which must exist.
+fn existing_file(
+    doc: &Document,
+    p: &KeyPath,
+    file: &str,
+    dir: Option<&Path>,
+    what: &str,
+) -> Result<PathBuf, ConfigError> {
+    if file.trim().is_empty() {
+        return Err(doc.error(p, format!("empty; name {what} or remove the key")));
+    }
+    let mut path = PathBuf::from(file);
+    if let Some(dir) = dir {
+        if path.is_relative() {
+            path = dir.join(path);
+        }
+        if !path.is_file() {
+            return Err(doc.error(
+                p,
+                format!(
+                    "no such file `{}` (relative paths are taken from the team file's directory)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(path)
 }

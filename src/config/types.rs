@@ -258,6 +258,9 @@ pub struct RateLimitSettings {
     /// directory, or `none` for memory only); `None` when unset (the CLI then uses the per-user
     /// state file, a library runtime keeps it in memory).
     pub state: Option<crate::store::StoreSpec>,
+    /// A user prices file whose entries override the built-in price table
+    /// (`rate_limit.prices`, relative to the team file's directory).
+    pub prices: Option<PathBuf>,
 }
 
 /// The effective limits of one `(provider, model)` after lookup in the limits table.

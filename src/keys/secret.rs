@@ -44,6 +44,12 @@ impl ApiKey {
         }
     }
 
+    /// What the usage ledger records of the key: the masked form and the short id
+    /// (`****1234#1a2b3c4d`): stable across runs, never the secret.
+    pub fn fingerprint(&self) -> String {
+        format!("{}#{}", self.masked(), self.short_id())
+    }
+
     /// A short stable identifier for metrics and logs: 8 hex digits of a hash of the secret.
     pub fn short_id(&self) -> String {
         // FNV-1a: stable across runs and platforms, and not reversible to the secret.

@@ -158,6 +158,7 @@ where
             sink,
             calls,
             route.retry.call_timeout,
+            route.usage.as_ref(),
         )
         .await;
         // The rate-limit signal goes first: it frees nothing, and must reach the supervisor

@@ -73,6 +73,8 @@ pub struct Route {
     /// Several keys with their health and scopes: when set, each attempt picks a live key with
     /// capacity ([`keyed::call`]) and `key` is not used.
     pub pool: Option<Arc<crate::keys::KeyPool>>,
+    /// Where every provider call is recorded for the usage ledger (`None`: not recorded).
+    pub usage: Option<crate::usage::UsageTap>,
 }
 
 /// Something that wants to know about retries (the agent turns them into events).
@@ -253,6 +255,7 @@ where
             sink,
             calls,
             route.retry.call_timeout,
+            route.usage.as_ref(),
         )
         .await;
         let signal = match &result {
@@ -329,6 +332,7 @@ mod tests {
             requester: Arc::from("a"),
             quota: None,
             pool: None,
+            usage: None,
         }
     }
 

@@ -295,6 +295,7 @@ mod tests {
             requester: Arc::from("a"),
             quota: None,
             pool: None,
+            usage: None,
         };
         let request = |max_tokens| ChatRequest {
             options: Default::default(),

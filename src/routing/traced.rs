@@ -10,6 +10,7 @@ use crate::keys::ApiKey;
 use crate::provider::{ChatRequest, ChatResponse, ProviderError, ProviderRef, StreamSink};
 use crate::supervisor::{AcquireError, AcquireRequest, Permit, QuotaHandle};
 use crate::telemetry::{provider::StatusClass, spans};
+use crate::usage::UsageTap;
 
 /// Acquires a permit inside a `permit_wait` span that records the granted scope and the wait.
 pub(crate) async fn acquire(
@@ -31,7 +32,7 @@ pub(crate) async fn acquire(
 }
 
 /// One provider attempt inside a `provider_call` span; its status, latency and usage go to the
-/// span and to the provider metrics. The provider actor cancels an attempt that takes longer
+/// span and to the provider metrics, and the call to the usage ledger (through `usage`). The provider actor cancels an attempt that takes longer
 /// than `timeout` (the whole call: connecting, first byte, every chunk of a stream) and answers
 /// it as a transient error; dropping this future cancels the attempt.
 pub(crate) async fn chat(
@@ -41,7 +42,10 @@ pub(crate) async fn chat(
     sink: Option<&StreamSink>,
     attempt: u32,
     timeout: Duration,
+    usage: Option<&UsageTap>,
 ) -> Result<ChatResponse, ProviderError> {
+    // Recorded when the call ends, or as cancelled if this future is dropped before.
+    let recorder = usage.map(|u| u.start(provider.name(), &request.model, key));
     let key_id = key.map(ApiKey::short_id);
     let span = spans::provider_call(provider.name(), &request.model, key_id.as_deref(), attempt);
     let sent = Instant::now();
@@ -51,6 +55,9 @@ pub(crate) async fn chat(
         .instrument(span.clone())
         .await;
     let elapsed = sent.elapsed();
+    if let Some(r) = recorder {
+        r.finish(&result);
+    }
     crate::telemetry::provider::call_finished(provider.name(), &model, elapsed, &result);
     let class = match &result {
         Ok(_) => StatusClass::Success,

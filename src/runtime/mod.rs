@@ -33,13 +33,14 @@ pub use crate::orchestrator::{AgentStats, AnswerRecord, FinalAgentState, RunStat
 
 use crate::agent::AgentSpec;
 use crate::agent::events::{Emitter, EventLog};
-use crate::config::{ModelLimits, TeamConfig};
+use crate::config::{ModelLimits, PriceTable, TeamConfig};
 use crate::keys::KeyRegistry;
 use crate::orchestrator;
 use crate::provider::{Provider, ProviderRef};
 use crate::routing::{RetryPolicy, Route};
 use crate::supervisor::{QuotaHandle, QuotaSnapshot, SupervisorSettings};
 use crate::system::{ActorSystem, SystemError};
+use crate::usage::{RunUsage, UsageLedger};
 
 /// Capacity of the event broadcast: a subscriber further behind than this misses events.
 const EVENT_CAPACITY: usize = 4096;
@@ -87,6 +88,9 @@ pub struct RuntimeOptions {
     /// the caller's arbiter, else an [`ActorSystem`] of its own, on threads it owns).
     /// Paused-time tests and actix applications pass [`ActorSystem::current`].
     pub actors: Option<ActorSystem>,
+    /// The prices the usage ledger costs calls with (`None`: the built-in table, overridden by
+    /// the team's `rate_limit.prices` file when it names one).
+    pub prices: Option<Arc<PriceTable>>,
 }
 
 impl std::fmt::Debug for RuntimeOptions {
@@ -99,6 +103,7 @@ impl std::fmt::Debug for RuntimeOptions {
             .field("retry", &self.retry)
             .field("quota", &self.quota)
             .field("actors", &self.actors)
+            .field("prices", &self.prices.is_some())
             .finish()
     }
 }
@@ -121,6 +126,9 @@ pub enum RuntimeError {
     /// The quota supervisor could not start (its state store cannot be opened).
     #[error(transparent)]
     Quota(#[from] crate::supervisor::SupervisorError),
+    /// The team's prices file (`rate_limit.prices`) cannot be read or is invalid.
+    #[error(transparent)]
+    Prices(#[from] crate::config::ConfigError),
 }
 
 /// A team ready to run questions. Runs may follow one another; events of every run go to every
@@ -136,6 +144,10 @@ pub struct Runtime {
     events: broadcast::Sender<RunEvent>,
     quota: Option<QuotaHandle>,
     system: ActorSystem,
+    /// Where every provider call is recorded (`None`: the quota state is kept in memory, and
+    /// so is no usage).
+    usage: Option<UsageLedger>,
+    prices: Arc<PriceTable>,
 }
 
 impl Runtime {
@@ -154,6 +166,11 @@ impl Runtime {
         if let Some(dup) = ids.iter().find(|id| !seen.insert(id.as_str())) {
             return Err(RuntimeError::DuplicateAgent(dup.clone()));
         }
+        let prices = match &options.prices {
+            Some(p) => p.clone(),
+            None => Arc::new(PriceTable::with_file(team.rate_limit.prices.as_deref())?),
+        };
+        let usage = open_usage(&team);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         // A runtime given a supervisor on the caller's arbiter (a paused-time test's) lives
         // there too; one on threads of their own keeps them to itself.
@@ -188,7 +205,15 @@ impl Runtime {
             events,
             quota,
             system,
+            usage,
+            prices,
         })
+    }
+
+    /// The usage ledger every provider call of this runtime is recorded in (`None` when the
+    /// quota state is kept in memory: then no usage is kept either).
+    pub fn usage_ledger(&self) -> Option<&UsageLedger> {
+        self.usage.as_ref()
     }
 
     /// Uses `provider` for `agent_id` instead of the one its backend would get: a provider actor
@@ -257,7 +282,7 @@ impl Runtime {
         let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
         let span = crate::telemetry::spans::run(&run_id, self.team.agents.len());
         let result = self
-            .run_inner(question, stop)
+            .run_inner(&run_id, question, stop)
             .instrument(span.clone())
             .await;
         match &result {
@@ -276,6 +301,7 @@ impl Runtime {
 
     async fn run_inner(
         &self,
+        run_id: &str,
         question: &str,
         stop: impl std::future::Future<Output = ()> + Send,
     ) -> Result<RunOutcome, RunError> {
@@ -286,7 +312,8 @@ impl Runtime {
             .unwrap_or(self.team.timeouts.orchestrator_timeout);
         // Calls wait for quota at most until the run ends (sooner with acquire_timeout_seconds).
         let run_deadline = started.checked_add(timeout);
-        let mut routes = self.routes()?;
+        let usage = RunUsage::new(run_id, self.usage.clone(), self.prices.clone());
+        let mut routes = self.routes(&usage)?;
         let run_dir = self.open_run_dir()?;
         let log = run_dir.clone().map(|d| d as Arc<dyn EventLog>);
         let emitter = Emitter::new(self.events.clone(), log);
@@ -337,10 +364,22 @@ impl Runtime {
             f.stop().await;
         }
         let duration = started.elapsed();
+        // Every call of the run is in the ledger before the run reports its end.
+        if let Some(ledger) = usage.ledger() {
+            ledger.flush().await;
+        }
         let result = conclude(c, duration, dir_path.clone());
         if let Some(dir) = &run_dir {
             let quota = self.quota_status().await;
-            write_summary(dir, &question, &result, duration, quota.as_ref())?;
+            let usage = usage.summary();
+            write_summary(
+                dir,
+                &question,
+                &result,
+                duration,
+                quota.as_ref(),
+                Some(&usage),
+            )?;
         }
         let (status, winner) = match &result.0 {
             Ok(o) => (o.status.as_str().to_owned(), o.winner.clone()),
@@ -360,7 +399,7 @@ impl Runtime {
         })
     }
 
-    fn routes(&self) -> Result<Vec<Route>, RunError> {
+    fn routes(&self, usage: &Arc<RunUsage>) -> Result<Vec<Route>, RunError> {
         let mut retry = self.options.retry.clone().unwrap_or_default();
         retry.call_timeout = self.team.timeouts.call_timeout;
         self.team
@@ -380,6 +419,7 @@ impl Runtime {
                     requester: Arc::from(agent.id.as_str()),
                     quota: None,
                     pool: self.key_pool(agent),
+                    usage: Some(usage.tap(&agent.id)),
                 })
             })
             .collect()
@@ -410,6 +450,19 @@ impl Runtime {
                 .map(|d| Some(Arc::new(d)))
                 .map_err(|e| RunError::RunDir(format!("{}: {e}", root.display()))),
             _ => Ok(None),
+        }
+    }
+}
+
+/// The usage ledger kept with the team's quota state (`rate_limit.state`); a store that cannot
+/// be opened leaves usage unrecorded with a warning (the run itself does not need it).
+fn open_usage(team: &TeamConfig) -> Option<UsageLedger> {
+    let spec = team.rate_limit.state.as_ref()?;
+    match UsageLedger::open(spec) {
+        Ok(ledger) => ledger,
+        Err(e) => {
+            tracing::warn!("usage will not be recorded: {e}");
+            None
         }
     }
 }

@@ -76,6 +76,7 @@ pub(super) fn write_summary(
     result: &Concluded,
     duration: Duration,
     quota: Option<&QuotaSnapshot>,
+    usage: Option<&serde_json::Value>,
 ) -> Result<(), RunError> {
     let io = |e: std::io::Error| RunError::RunDir(e.to_string());
     let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
@@ -110,6 +111,10 @@ pub(super) fn write_summary(
         // Every scope at the end of the run: limits, usage, queue, cooldowns, learned limits.
         let scopes = serde_json::to_value(&snapshot.scopes).unwrap_or_default();
         map.insert("quota".to_owned(), serde_json::json!({ "scopes": scopes }));
+    }
+    if let (Some(usage), Some(map)) = (usage, status.as_object_mut()) {
+        // The run's provider calls: outcomes, tokens and cost (what the usage ledger got).
+        map.insert("usage".to_owned(), usage.clone());
     }
     let text =
         serde_json::to_string_pretty(&status).map_err(|e| RunError::RunDir(e.to_string()))?;

@@ -15,6 +15,7 @@ mod mirror;
 mod path;
 mod sqlite;
 mod status;
+mod usage;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ pub use mirror::{Mirror, instant_of_ms, wall_ms};
 pub use path::default_state_path;
 pub use sqlite::SqliteStore;
 pub use status::{CooldownStored, LearnedStored, ScopeStored, StoreStatus, WindowUse, rfc3339};
+pub use usage::{DEFAULT_KEEP_MS, SqliteUsageStore, UsageRecord, UsageStore};
 
 /// Where quota state lives.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -57,6 +59,15 @@ impl StoreSpec {
         match self {
             StoreSpec::Memory => Ok(Box::new(MemoryStore)),
             StoreSpec::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+        }
+    }
+
+    /// Opens the usage ledger kept with the quota state (`None` for the in-memory store,
+    /// which keeps no usage).
+    pub fn open_usage(&self) -> Result<Option<Box<dyn UsageStore>>, StoreError> {
+        match self {
+            StoreSpec::Memory => Ok(None),
+            StoreSpec::Sqlite(path) => Ok(Some(Box::new(SqliteUsageStore::open(path)?))),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use massgen::config::{ConfigError, EnvLookup, LimitsTable, LoadOptions, parse_team};
+use massgen::config::{ConfigError, EnvLookup, LimitsTable, LoadOptions, PriceTable, parse_team};
 
 fn shipped() -> Vec<(PathBuf, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs");
@@ -23,6 +23,8 @@ fn shipped() -> Vec<(PathBuf, String)> {
 fn load(name: &str, text: &str) -> Result<(), ConfigError> {
     if name.ends_with("rate_limits.yaml") {
         LimitsTable::parse(text, name).map(|_| ())
+    } else if name.ends_with("prices.yaml") {
+        PriceTable::parse(text, name).map(|_| ())
     } else {
         let opts = LoadOptions {
             env: EnvLookup::from_pairs(Vec::<(String, String)>::new()),

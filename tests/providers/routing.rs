@@ -87,6 +87,7 @@ fn route(
             output_cap: None,
         }),
         pool: Some(pool.clone()),
+        usage: None,
     }
 }
 
@@ -448,6 +449,7 @@ async fn a_call_that_never_reached_the_provider_is_not_counted() {
             output_cap: None,
         }),
         pool: Some(pool.clone()),
+        usage: None,
     };
     let err = call_first(&r, false).await.unwrap_err();
     // All four attempts went out at once under 1 RPM: none of them was counted.
