@@ -1,0 +1,673 @@
+//! [`RedisStore`]: quota state in Redis, shared by processes on any number of machines.
+//!
+//! Every pass's writes go to the server in one Lua script (`commit.lua`) that checks every
+//! admission against every window of its scope on the server's own clock and applies all of
+//! the pass or nothing: the server is the authority, so no lock is held between a process's
+//! read and its write. A pass that lost a race is refused with the earliest server instant at
+//! which its blocking request fits ([`StoreError::Conflict`]); the supervisor holds the scope
+//! until then and passes again with what the other processes admitted.
+//!
+//! The reservation path uses one synchronous connection (the supervisor calls the store from
+//! its own thread, as it does SQLite); the wake-up listener runs on a small tokio runtime of
+//! its own. See `docs/store.md`.
+
+mod clock;
+mod listener;
+pub mod url;
+mod wire;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::{Commands, Value};
+
+use super::{Change, QuotaStore, StoreError, WindowLimit, Write};
+use clock::Clock;
+
+/// How long opening a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one command may take before the connection is dropped (and the pass fails).
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the change stream keeps entries: a process that read nothing for longer reloads
+/// the state of its scopes instead (nothing is missed either way).
+const STREAM_KEEP_MS: i64 = 10 * 60_000;
+/// Loud warnings while running on per-process limits (`fail_open_local`) repeat this often.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+/// Every how many commits this process's own admissions that left every window are forgotten.
+const FORGET_EVERY: u32 = 512;
+
+const COMMIT: &str = include_str!("commit.lua");
+const LOAD: &str = include_str!("load.lua");
+const RESTORE: &str = include_str!("restore.lua");
+
+/// One of this process's own live admissions (re-written if the server lost its state).
+#[derive(Debug, Clone)]
+pub(super) struct Own {
+    pub(super) scope: String,
+    /// Server ms.
+    pub(super) at: i64,
+    pub(super) input: u64,
+    pub(super) output: u64,
+}
+
+struct Scripts {
+    commit: redis::Script,
+    load: redis::Script,
+    restore: redis::Script,
+}
+
+/// Quota state in a Redis database.
+pub struct RedisStore {
+    /// The URL with its password masked.
+    shown: String,
+    client: redis::Client,
+    conn: Option<redis::Connection>,
+    /// `{prefix}`: every key starts with it (one hash tag: one slot on a cluster).
+    tag: String,
+    stream: String,
+    process: i64,
+    counter: u32,
+    epoch: String,
+    /// The stream id and sequence number up to which this process has read.
+    last_id: String,
+    seen_seq: i64,
+    /// Writes of the open pass, and the ids of its admissions.
+    buffer: Vec<Write>,
+    admit_ids: Vec<i64>,
+    limits: HashMap<String, Vec<WindowLimit>>,
+    /// Every scope this process loaded, with its horizon (ms).
+    horizons: HashMap<String, i64>,
+    own: HashMap<i64, Own>,
+    clock: Clock,
+    wake: Arc<AtomicBool>,
+    _listener: Option<listener::Listener>,
+    fail_open_local: bool,
+    /// Running on per-process limits since this instant (`fail_open_local` only).
+    degraded: Option<Instant>,
+    last_warn: Option<Instant>,
+    /// Reload every scope's state at the next `begin` (a gap in the stream, an outage).
+    resync: bool,
+    commits: u32,
+    scripts: Scripts,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.shown)
+            .field("process", &self.process)
+            .field("seen_seq", &self.seen_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bulk(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn num(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(n) => Some(*n),
+        other => bulk(other).and_then(|s| s.parse().ok()),
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://[:password@]host[:port][/db][?prefix=name]`).
+    /// With `fail_open_local`, an unreachable server is not an error: the store starts on
+    /// per-process limits and joins the server when it answers.
+    pub fn open(url: &str, fail_open_local: bool) -> Result<RedisStore, StoreError> {
+        let shown = url::mask(url);
+        let fail = |reason: String| StoreError::Open {
+            path: PathBuf::from(&shown),
+            reason,
+        };
+        let (client_url, prefix) = url::split_prefix(url);
+        let client = redis::Client::open(client_url.as_str())
+            .map_err(|e| fail(format!("not a Redis URL: {e}")))?;
+        let tag = format!("{{{prefix}}}");
+        let stream = format!("{tag}:changes");
+        let mut store = RedisStore {
+            shown: shown.clone(),
+            client,
+            conn: None,
+            stream,
+            process: 0,
+            counter: 0,
+            epoch: String::new(),
+            last_id: "0-0".to_owned(),
+            seen_seq: 0,
+            buffer: Vec::new(),
+            admit_ids: Vec::new(),
+            limits: HashMap::new(),
+            horizons: HashMap::new(),
+            own: HashMap::new(),
+            clock: Clock::new(),
+            wake: Arc::new(AtomicBool::new(true)),
+            _listener: None,
+            fail_open_local,
+            degraded: None,
+            last_warn: None,
+            resync: false,
+            commits: 0,
+            scripts: Scripts {
+                commit: redis::Script::new(COMMIT),
+                load: redis::Script::new(LOAD),
+                restore: redis::Script::new(RESTORE),
+            },
+            tag,
+        };
+        match store.join() {
+            Ok(()) => {}
+            Err(e) if fail_open_local => {
+                // Far above the ids the server hands out, so they never collide.
+                store.process = i64::from(fastrand::u32(1 << 30..1 << 31));
+                store.degrade(&e);
+            }
+            Err(e) => return Err(fail(format!("Redis unreachable: {e}"))),
+        }
+        store._listener = listener::spawn(
+            store.client.clone(),
+            format!("{}:wake", store.tag),
+            store.process.to_string(),
+            Arc::clone(&store.wake),
+        );
+        Ok(store)
+    }
+
+    /// The URL with its password masked.
+    pub fn url(&self) -> &str {
+        &self.shown
+    }
+
+    /// This process's id among the store's writers.
+    pub fn process(&self) -> i64 {
+        self.process
+    }
+
+    /// Whether the store runs on per-process limits now (`fail_open_local` during an outage).
+    pub fn degraded(&self) -> bool {
+        self.degraded.is_some()
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.tag)
+    }
+
+    fn connect(&mut self) -> redis::RedisResult<&mut redis::Connection> {
+        if self.conn.is_none() {
+            let c = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+            c.set_read_timeout(Some(IO_TIMEOUT))?;
+            c.set_write_timeout(Some(IO_TIMEOUT))?;
+            self.conn = Some(c);
+        }
+        match self.conn.as_mut() {
+            Some(c) => Ok(c),
+            None => Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no connection",
+            ))),
+        }
+    }
+
+    /// Connects and takes this process's place: a process id (first time), the epoch, where
+    /// the change stream stands, the clock offset; after an outage also re-writes this
+    /// process's live admissions and reloads every scope.
+    fn join(&mut self) -> redis::RedisResult<()> {
+        let first = self.epoch.is_empty();
+        let (process_key, epoch_key, stream) =
+            (self.key("process"), self.key("epoch"), self.stream.clone());
+        let fresh_epoch = format!("{:016x}", fastrand::u64(..));
+        let clock = self.clock;
+        let need_process = self.process == 0;
+        let conn = self.connect()?;
+        let before = clock.floor_ms();
+        let time: (i64, i64) = redis::cmd("TIME").query(conn)?;
+        let after = clock.ceil_ms();
+        let process: i64 = if need_process {
+            conn.incr(&process_key, 1)?
+        } else {
+            0
+        };
+        let _: Value = redis::cmd("SET")
+            .arg(&epoch_key)
+            .arg(&fresh_epoch)
+            .arg("NX")
+            .query(conn)?;
+        let epoch: Option<String> = conn.get(&epoch_key)?;
+        let last: Value = redis::cmd("XREVRANGE")
+            .arg(&stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query(conn)?;
+        let server_ms = time.0 * 1000 + (time.1 + 999) / 1000;
+        self.clock.measure(before, after, server_ms);
+        if need_process {
+            self.process = process;
+        }
+        let epoch = epoch.unwrap_or_default();
+        if first {
+            if let Some((id, seq)) = stream_head(&last) {
+                self.last_id = id;
+                self.seen_seq = seq;
+            }
+        } else if epoch != self.epoch {
+            tracing::warn!(store = %self.shown, "the Redis quota store lost its state: this process's admissions are written again");
+        }
+        self.epoch = epoch;
+        if !self.own.is_empty() {
+            self.restore()?;
+        }
+        // Whatever happened while this process could not read (a restart, an outage) is
+        // reloaded scope by scope.
+        self.resync = !self.horizons.is_empty();
+        Ok(())
+    }
+
+    /// Re-writes this process's live admissions (idempotent by id) and adopts the epoch.
+    fn restore(&mut self) -> redis::RedisResult<()> {
+        let rows: Vec<serde_json::Value> = self
+            .own
+            .iter()
+            .map(|(id, o)| serde_json::json!([id.to_string(), o.scope, o.at, o.input, o.output]))
+            .collect();
+        let fresh = format!("{:016x}", fastrand::u64(..));
+        let (tag, stream) = (self.tag.clone(), self.stream.clone());
+        let data = serde_json::Value::Array(rows).to_string();
+        let script = self.scripts.restore.clone();
+        let conn = self.connect()?;
+        let epoch: String = script
+            .key(&stream)
+            .arg(&tag)
+            .arg(&fresh)
+            .arg(&data)
+            .invoke(conn)?;
+        self.epoch = epoch;
+        Ok(())
+    }
+
+    /// A failure of the server: the connection is dropped (the next call reconnects).
+    fn failed(&mut self, e: &redis::RedisError) -> StoreError {
+        self.conn = None;
+        StoreError::Io {
+            path: PathBuf::from(&self.shown),
+            reason: format!("Redis unreachable or failing: {e}"),
+        }
+    }
+
+    /// Switches to per-process limits (`fail_open_local`), warning loudly at most every 30 s.
+    fn degrade(&mut self, e: &dyn std::fmt::Display) {
+        self.conn = None;
+        let now = Instant::now();
+        if self.degraded.is_none() {
+            self.degraded = Some(now);
+        }
+        if self.last_warn.is_none_or(|t| now.duration_since(t) >= WARN_EVERY) {
+            self.last_warn = Some(now);
+            tracing::warn!(store = %self.shown, error = %e, "the Redis quota store is unreachable: limits are enforced per process (fail_open_local) until it answers; other processes' use is not counted");
+        }
+    }
+
+    /// Reconnects after a failure. `Ok(false)`: still unreachable but running on local limits.
+    fn ensure(&mut self) -> Result<bool, StoreError> {
+        if self.conn.is_some() {
+            return Ok(true);
+        }
+        match self.join() {
+            Ok(()) => {
+                if self.degraded.take().is_some() {
+                    self.last_warn = None;
+                    tracing::warn!(store = %self.shown, "the Redis quota store answers again: limits are shared again");
+                }
+                Ok(true)
+            }
+            Err(e) if self.fail_open_local => {
+                self.degrade(&e);
+                Ok(false)
+            }
+            Err(e) => Err(self.failed(&e)),
+        }
+    }
+
+    /// Reads the change stream from where this process stopped.
+    fn pull(&mut self) -> redis::RedisResult<Vec<Change>> {
+        let mut out = Vec::new();
+        loop {
+            let start = format!("({}", self.last_id);
+            let stream = self.stream.clone();
+            let conn = self.connect()?;
+            let entries: Value = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(512)
+                .query(conn)?;
+            let Value::Array(entries) = entries else {
+                break;
+            };
+            let n = entries.len();
+            for e in &entries {
+                let Some((id, fields)) = entry(e) else {
+                    continue;
+                };
+                let field = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v);
+                let seq = field("q").and_then(|q| q.parse::<i64>().ok()).unwrap_or(0);
+                if seq != self.seen_seq.saturating_add(1) {
+                    self.resync = true;
+                }
+                self.seen_seq = seq;
+                self.last_id = id;
+                let mine = field("p").and_then(|p| p.parse::<i64>().ok()) == Some(self.process);
+                if let (false, Some(d)) = (mine, field("d")) {
+                    wire::changes(d, &self.clock, &mut out);
+                }
+            }
+            if n < 512 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn load(&mut self, scope: &str, since_ms: i64) -> redis::RedisResult<Vec<Change>> {
+        let since = self.clock.to_server_early(since_ms);
+        let (tag, stream) = (self.tag.clone(), self.stream.clone());
+        let script = self.scripts.load.clone();
+        let conn = self.connect()?;
+        let data: String = script
+            .key(&stream)
+            .arg(&tag)
+            .arg(scope)
+            .arg(since)
+            .invoke(conn)?;
+        wire::loaded(scope, &data, self.process, &self.clock)
+            .map_err(|e| redis::RedisError::from((redis::ErrorKind::Parse, "scope state", e)))
+    }
+
+    /// Runs the commit script once: `Ok(Ok(()))` done, `Ok(Err(conflict))` refused.
+    fn run_commit(&mut self) -> redis::RedisResult<Result<(), StoreError>> {
+        let data = wire::batch(
+            &self.buffer,
+            &self.limits,
+            &self.horizons,
+            &self.admit_ids,
+            &self.own,
+            &self.clock,
+        );
+        for attempt in 0..2 {
+            let before = self.clock.floor_ms();
+            let (tag, stream, me, epoch) = (
+                self.tag.clone(),
+                self.stream.clone(),
+                self.process.to_string(),
+                self.epoch.clone(),
+            );
+            let script = self.scripts.commit.clone();
+            let conn = self.connect()?;
+            let reply: Vec<Value> = script
+                .key(&stream)
+                .arg(&tag)
+                .arg(&me)
+                .arg(&epoch)
+                .arg(STREAM_KEEP_MS)
+                .arg(&data)
+                .invoke(conn)?;
+            let after = self.clock.ceil_ms();
+            let status = reply.first().and_then(bulk).unwrap_or_default();
+            let server = reply.get(1).and_then(num).unwrap_or(0);
+            self.clock.measure(before, after, server);
+            match status.as_str() {
+                "ok" => {
+                    self.applied(server);
+                    return Ok(Ok(()));
+                }
+                "conflict" => {
+                    let mut holds = Vec::new();
+                    for pair in reply.get(2..).unwrap_or(&[]).chunks(2) {
+                        if let [s, at] = pair {
+                            if let (Some(s), Some(at)) = (bulk(s), num(at)) {
+                                holds.push((s, self.clock.to_local(at)));
+                            }
+                        }
+                    }
+                    let retry_at_ms = holds.iter().map(|h| h.1).max().unwrap_or(after);
+                    return Ok(Err(StoreError::Conflict { retry_at_ms, holds }));
+                }
+                "epoch" if attempt == 0 => {
+                    tracing::warn!(store = %self.shown, "the Redis quota store lost its state: this process's admissions are written again");
+                    self.restore()?;
+                    self.resync = true;
+                }
+                other => {
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::Parse,
+                        "unexpected reply from the commit script",
+                        other.to_owned(),
+                    )));
+                }
+            }
+        }
+        Err(redis::RedisError::from((
+            redis::ErrorKind::Parse,
+            "the store's epoch keeps changing",
+        )))
+    }
+
+    /// The pass committed at server instant `server`: its admissions are this process's own.
+    fn applied(&mut self, server: i64) {
+        let mut ids = self.admit_ids.iter();
+        for w in &self.buffer {
+            match w {
+                Write::Admit {
+                    scope,
+                    input,
+                    output,
+                    ..
+                } => {
+                    if let Some(&id) = ids.next() {
+                        let own = Own {
+                            scope: scope.clone(),
+                            at: server,
+                            input: *input,
+                            output: *output,
+                        };
+                        self.own.insert(id, own);
+                    }
+                }
+                Write::Tokens { id, input, output } => {
+                    if let Some(o) = self.own.get_mut(id) {
+                        o.input = *input;
+                        o.output = *output;
+                    }
+                }
+                Write::Remove { id } => {
+                    self.own.remove(id);
+                }
+                _ => {}
+            }
+        }
+        self.commits = self.commits.wrapping_add(1);
+        if self.commits % FORGET_EVERY == 0 {
+            let horizons = &self.horizons;
+            self.own.retain(|_, o| {
+                let h = horizons.get(&o.scope).copied().unwrap_or(i64::MAX / 4);
+                o.at.saturating_add(h) > server
+            });
+        }
+    }
+}
+
+/// `(id, seq)` of the newest entry of an `XREVRANGE .. COUNT 1` reply.
+fn stream_head(v: &Value) -> Option<(String, i64)> {
+    let Value::Array(items) = v else { return None };
+    let (id, fields) = entry(items.first()?)?;
+    let seq = fields
+        .iter()
+        .find(|(f, _)| f == "q")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    Some((id, seq))
+}
+
+/// One stream entry: its id and fields.
+fn entry(v: &Value) -> Option<(String, Vec<(String, String)>)> {
+    let Value::Array(parts) = v else { return None };
+    let id = bulk(parts.first()?)?;
+    let Value::Array(kv) = parts.get(1)? else {
+        return None;
+    };
+    let fields = kv
+        .chunks(2)
+        .filter_map(|p| match p {
+            [k, v] => Some((bulk(k)?, bulk(v)?)),
+            _ => None,
+        })
+        .collect();
+    Some((id, fields))
+}
+
+impl QuotaStore for RedisStore {
+    fn describe(&self) -> String {
+        format!("Redis {}", self.shown)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn begin(&mut self) -> Result<Vec<Change>, StoreError> {
+        self.buffer.clear();
+        self.admit_ids.clear();
+        if !self.ensure()? {
+            return Ok(Vec::new());
+        }
+        let mut changes = match self.pull() {
+            Ok(c) => c,
+            Err(e) => return self.outage(&e).map(|()| Vec::new()),
+        };
+        if self.resync {
+            self.resync = false;
+            let now = self.clock.floor_ms();
+            let scopes: Vec<(String, i64)> =
+                self.horizons.iter().map(|(s, h)| (s.clone(), *h)).collect();
+            for (scope, h) in scopes {
+                match self.load(&scope, now.saturating_sub(h)) {
+                    Ok(c) => changes.extend(c),
+                    Err(e) => {
+                        self.resync = true;
+                        return self.outage(&e).map(|()| Vec::new());
+                    }
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    fn changed_elsewhere(&mut self) -> bool {
+        self.wake.swap(false, Ordering::AcqRel) || self.conn.is_none()
+    }
+
+    fn load_scope(
+        &mut self,
+        scope: &str,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Change>, StoreError> {
+        let h = now_ms.saturating_sub(since_ms).max(0);
+        let e = self.horizons.entry(scope.to_owned()).or_insert(h);
+        *e = (*e).max(h);
+        if self.degraded.is_some() {
+            return Ok(Vec::new());
+        }
+        match self.load(scope, since_ms) {
+            Ok(c) => Ok(c),
+            Err(e) => self.outage(&e).map(|()| Vec::new()),
+        }
+    }
+
+    fn write(&mut self, write: &Write) -> Result<Option<i64>, StoreError> {
+        match write {
+            Write::Limits { scope, limits } => {
+                self.limits.insert(scope.clone(), limits.clone());
+                Ok(None)
+            }
+            Write::Admit { .. } => {
+                self.counter = self.counter.wrapping_add(1);
+                let id = (self.process << 32) | i64::from(self.counter);
+                self.admit_ids.push(id);
+                self.buffer.push(write.clone());
+                Ok(Some(id))
+            }
+            Write::Scope {
+                scope, horizon_ms, ..
+            } => {
+                let e = self.horizons.entry(scope.clone()).or_insert(*horizon_ms);
+                *e = (*e).max(*horizon_ms);
+                self.buffer.push(write.clone());
+                Ok(None)
+            }
+            other => {
+                self.buffer.push(other.clone());
+                Ok(None)
+            }
+        }
+    }
+
+    fn commit(&mut self, _now_ms: i64) -> Result<(), StoreError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let result = if self.degraded.is_some() {
+            // Per-process limits: this process's admissions are kept to be written when the
+            // server answers again.
+            let at = self.clock.to_server_late(self.clock.ceil_ms());
+            self.applied(at);
+            Ok(())
+        } else {
+            match self.run_commit() {
+                Ok(r) => r,
+                Err(e) => {
+                    let r = self.outage(&e);
+                    if r.is_ok() {
+                        let at = self.clock.to_server_late(self.clock.ceil_ms());
+                        self.applied(at);
+                    }
+                    r
+                }
+            }
+        };
+        self.buffer.clear();
+        self.admit_ids.clear();
+        result
+    }
+
+    fn abort(&mut self) {
+        self.buffer.clear();
+        self.admit_ids.clear();
+    }
+}
+
+impl RedisStore {
+    /// A failure mid-run: an error (fail closed), or per-process limits (`fail_open_local`).
+    fn outage(&mut self, e: &redis::RedisError) -> Result<(), StoreError> {
+        let err = self.failed(e);
+        if self.fail_open_local {
+            self.degrade(&err);
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
+}
+
