@@ -140,4 +140,5 @@ pub(crate) struct RawRateLimit {
     pub(crate) limits_file: Option<String>,
     pub(crate) acquire_timeout_seconds: Option<f64>,
     pub(crate) state: Option<String>,
+    pub(crate) store: Option<serde_yaml::Value>,
 }

@@ -28,6 +28,10 @@ local function weight(dim, n, i, o)
   else return o end
 end
 
+local function incr(s, field, d)
+  if d ~= 0 then redis.call('HINCRBY', key('agg', s), field, string.format('%d', d)) end
+end
+
 local function tokens_of(s, id)
   local v = redis.call('HGET', key('tok', s), id)
   if not v then return nil end
@@ -64,9 +68,9 @@ local function prune(s)
     redis.call('HDEL', key('tok', s), id)
     redis.call('ZREM', key('log', s), id)
   end
-  redis.call('HINCRBY', key('agg', s), 'n', -n)
-  redis.call('HINCRBY', key('agg', s), 'i', -i)
-  redis.call('HINCRBY', key('agg', s), 'o', -o)
+  incr(s, 'n', -n)
+  incr(s, 'i', -i)
+  incr(s, 'o', -o)
 end
 
 -- Admitted earlier in this batch (counted at `now`), per scope.
@@ -163,9 +167,9 @@ for _, w in ipairs(batch.writes) do
     local id, s, i, o = w[2], w[3], w[4], w[5]
     if redis.call('ZADD', key('log', s), 'NX', now, id) == 1 then
       redis.call('HSET', key('tok', s), id, i .. ':' .. o)
-      redis.call('HINCRBY', key('agg', s), 'n', 1)
-      redis.call('HINCRBY', key('agg', s), 'i', i)
-      redis.call('HINCRBY', key('agg', s), 'o', o)
+      incr(s, 'n', 1)
+      incr(s, 'i', i)
+      incr(s, 'o', o)
       changes[#changes + 1] = {'A', id, s, now, i, o}
     end
   elseif kind == 'T' then
@@ -173,8 +177,8 @@ for _, w in ipairs(batch.writes) do
     local a, b = tokens_of(s, id)
     if a and (a ~= i or b ~= o) then
       redis.call('HSET', key('tok', s), id, i .. ':' .. o)
-      redis.call('HINCRBY', key('agg', s), 'i', i - a)
-      redis.call('HINCRBY', key('agg', s), 'o', o - b)
+      incr(s, 'i', i - a)
+      incr(s, 'o', o - b)
       local at = tonumber(redis.call('ZSCORE', key('log', s), id))
       changes[#changes + 1] = {'A', id, s, at, i, o}
       if i < a or o < b then wake = true end
@@ -185,9 +189,9 @@ for _, w in ipairs(batch.writes) do
     if a then
       redis.call('HDEL', key('tok', s), id)
       redis.call('ZREM', key('log', s), id)
-      redis.call('HINCRBY', key('agg', s), 'n', -1)
-      redis.call('HINCRBY', key('agg', s), 'i', -a)
-      redis.call('HINCRBY', key('agg', s), 'o', -b)
+      incr(s, 'n', -1)
+      incr(s, 'i', -a)
+      incr(s, 'o', -b)
       changes[#changes + 1] = {'R', id}
       wake = true
     end

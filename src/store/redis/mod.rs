@@ -92,6 +92,10 @@ pub struct RedisStore {
     resync: bool,
     commits: u32,
     scripts: Scripts,
+    /// The server instant of the last commit script (ms), and what it refused, if it did
+    /// (scope and server instant at which the request fits there).
+    last_server_ms: i64,
+    last_refused: Vec<(String, i64)>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -158,6 +162,8 @@ impl RedisStore {
             last_warn: None,
             resync: false,
             commits: 0,
+            last_server_ms: 0,
+            last_refused: Vec::new(),
             scripts: Scripts {
                 commit: redis::Script::new(COMMIT),
                 load: redis::Script::new(LOAD),
@@ -191,6 +197,17 @@ impl RedisStore {
     /// This process's id among the store's writers.
     pub fn process(&self) -> i64 {
         self.process
+    }
+
+    /// The server's clock (ms) when the last commit script ran: what it checked against.
+    pub fn last_server_ms(&self) -> i64 {
+        self.last_server_ms
+    }
+
+    /// What the last commit refused: each blocking scope and the server instant (ms) at which
+    /// its request fits there. Empty when it applied.
+    pub fn last_refused(&self) -> &[(String, i64)] {
+        &self.last_refused
     }
 
     /// Whether the store runs on per-process limits now (`fail_open_local` during an outage).
@@ -427,6 +444,8 @@ impl RedisStore {
             let status = reply.first().and_then(bulk).unwrap_or_default();
             let server = reply.get(1).and_then(num).unwrap_or(0);
             self.clock.measure(before, after, server);
+            self.last_server_ms = server;
+            self.last_refused.clear();
             match status.as_str() {
                 "ok" => {
                     self.applied(server);
@@ -437,7 +456,8 @@ impl RedisStore {
                     for pair in reply.get(2..).unwrap_or(&[]).chunks(2) {
                         if let [s, at] = pair {
                             if let (Some(s), Some(at)) = (bulk(s), num(at)) {
-                                holds.push((s, self.clock.to_local(at)));
+                                holds.push((s.clone(), self.clock.to_local(at)));
+                                self.last_refused.push((s, at));
                             }
                         }
                     }

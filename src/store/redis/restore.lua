@@ -10,8 +10,8 @@ for _, a in ipairs(cjson.decode(ARGV[3])) do
   if redis.call('ZADD', P .. ':log:' .. s, 'NX', at, id) == 1 then
     redis.call('HSET', P .. ':tok:' .. s, id, i .. ':' .. o)
     redis.call('HINCRBY', P .. ':agg:' .. s, 'n', 1)
-    redis.call('HINCRBY', P .. ':agg:' .. s, 'i', i)
-    redis.call('HINCRBY', P .. ':agg:' .. s, 'o', o)
+    redis.call('HINCRBY', P .. ':agg:' .. s, 'i', string.format('%d', i))
+    redis.call('HINCRBY', P .. ':agg:' .. s, 'o', string.format('%d', o))
   end
 end
 return epoch
