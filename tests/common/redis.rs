@@ -1,6 +1,7 @@
 //! A `redis-server` of a test's own: a free loopback port, a data directory in a temp dir,
 //! append-only persistence with an fsync per write, stopped when dropped. Tests that need one
 //! fail with a clear message when `redis-server` is not installed (CI installs it).
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used, dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
