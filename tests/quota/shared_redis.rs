@@ -346,3 +346,46 @@ fn two_supervisors_share_a_limit_through_redis() {
         assert!(inside <= 3, "{inside} grants within 1.2 s");
     }
 }
+
+fn admit(store: &mut RedisStore, tokens: u64) -> Result<(), StoreError> {
+    store.begin()?;
+    store.write(&Write::Admit {
+        scope: "s".into(),
+        at_ms: 0,
+        input: tokens,
+        output: 0,
+    })?;
+    store.commit(0)
+}
+
+/// A server that lost everything (`FLUSHALL`, a restart without persistence): the next commit
+/// notices (the epoch key is gone), grants nothing, writes the process's live admissions
+/// again; then the limit holds as before for every process.
+#[test]
+fn a_server_that_lost_its_state_gets_each_process_admissions_back() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let limits = [WindowLimit {
+        dimension: Dimension::Requests,
+        amount: 3,
+        window_ms: 60_000,
+    }];
+    let mut a = RedisStore::open(&url, false).unwrap();
+    scope_limits(&mut a, &limits);
+    admit(&mut a, 1).unwrap();
+    admit(&mut a, 1).unwrap();
+    let _: () = redis::cmd("FLUSHALL")
+        .query(&mut server.connection())
+        .unwrap();
+    let err = admit(&mut a, 1).unwrap_err().to_string();
+    assert!(err.contains("lost its state"), "{err}");
+    admit(&mut a, 1).unwrap();
+    // A process started now is refused a fourth admission in the window.
+    let mut b = RedisStore::open(&url, false).unwrap();
+    assert_ne!(a.process(), b.process(), "a process id was handed out twice");
+    scope_limits(&mut b, &limits);
+    assert!(matches!(
+        admit(&mut b, 1),
+        Err(StoreError::Conflict { .. })
+    ));
+}

@@ -301,6 +301,7 @@ impl RedisStore {
         let fresh = format!("{:016x}", fastrand::u64(..));
         let (tag, stream) = (self.tag.clone(), self.stream.clone());
         let data = serde_json::Value::Array(rows).to_string();
+        let me = self.process;
         let script = self.scripts.restore.clone();
         let conn = self.connect()?;
         let epoch: String = script
@@ -308,6 +309,7 @@ impl RedisStore {
             .arg(&tag)
             .arg(&fresh)
             .arg(&data)
+            .arg(me)
             .invoke(conn)?;
         self.epoch = epoch;
         Ok(())
@@ -422,7 +424,7 @@ impl RedisStore {
             &self.own,
             &self.clock,
         );
-        for attempt in 0..2 {
+        {
             let before = self.clock.floor_ms();
             let (tag, stream, me, epoch) = (
                 self.tag.clone(),
@@ -464,10 +466,18 @@ impl RedisStore {
                     let retry_at_ms = holds.iter().map(|h| h.1).max().unwrap_or(after);
                     return Ok(Err(StoreError::Conflict { retry_at_ms, holds }));
                 }
-                "epoch" if attempt == 0 => {
+                "epoch" => {
+                    // The server lost its state: write this process's admissions again, and
+                    // grant nothing before the next pass has reloaded every scope.
                     tracing::warn!(store = %self.shown, "the Redis quota store lost its state: this process's admissions are written again");
                     self.restore()?;
                     self.resync = true;
+                    return Ok(Err(StoreError::Io {
+                        path: PathBuf::from(&self.shown),
+                        reason: "the server lost its state (restarted without persistence?); \
+                                 this process's admissions were written again"
+                            .to_owned(),
+                    }));
                 }
                 other => {
                     return Err(redis::RedisError::from((
@@ -478,10 +488,6 @@ impl RedisStore {
                 }
             }
         }
-        Err(redis::RedisError::from((
-            redis::ErrorKind::Parse,
-            "the store's epoch keeps changing",
-        )))
     }
 
     /// The pass committed at server instant `server`: its admissions are this process's own.
