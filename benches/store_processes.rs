@@ -139,7 +139,13 @@ fn main() {
     )
     .unwrap();
     let mut mock = Command::new(env!("CARGO_BIN_EXE_massgen-rs"))
-        .args(["mock-provider", "--listen", "127.0.0.1:0", "--latency", "20"])
+        .args([
+            "mock-provider",
+            "--listen",
+            "127.0.0.1:0",
+            "--latency",
+            "20",
+        ])
         .arg("--limits")
         .arg(&limits)
         .stderr(Stdio::piped())

@@ -157,7 +157,6 @@ fn assert_within_limit(addr: &str, secs: u64) -> usize {
     times.len()
 }
 
-
 fn spawn_runs(dir: &Path, team: &Path, url: &str, n: usize) -> Vec<std::process::Child> {
     (0..n)
         .map(|_| {
@@ -222,7 +221,12 @@ fn validate_names_redis_and_an_unreachable_server_or_a_bad_url_is_a_clear_error(
     let team = team(dir.path(), "127.0.0.1:9", "", 2);
     let out = bin(dir.path())
         .args(["--config", team.to_str().unwrap(), "--validate"])
-        .args(["--state", "none", "--quota-store", "redis://:pw@127.0.0.1:6399/2"])
+        .args([
+            "--state",
+            "none",
+            "--quota-store",
+            "redis://:pw@127.0.0.1:6399/2",
+        ])
         .output()
         .unwrap();
     let stdout = text(&out.stdout);
@@ -290,7 +294,9 @@ fn validate_names_redis_and_an_unreachable_server_or_a_bad_url_is_a_clear_error(
         .unwrap();
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("bad.yaml:5") && stderr.contains("rate_limit.store") && stderr.contains("not a Redis URL"),
+        stderr.contains("bad.yaml:5")
+            && stderr.contains("rate_limit.store")
+            && stderr.contains("not a Redis URL"),
         "{stderr}"
     );
     // The mapping form with fail_open_local is accepted and shown.
@@ -305,7 +311,8 @@ fn validate_names_redis_and_an_unreachable_server_or_a_bad_url_is_a_clear_error(
         .unwrap();
     let stdout = text(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("Quota state: Redis redis://127.0.0.1:6399/0 (fail_open_local"),
+        out.status.success()
+            && stdout.contains("Quota state: Redis redis://127.0.0.1:6399/0 (fail_open_local"),
         "{stdout}{}",
         text(&out.stderr)
     );

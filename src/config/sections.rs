@@ -309,9 +309,8 @@ fn shared_store(
                     }
                 }
             }
-            let url = url.ok_or_else(|| {
-                doc.error(p, "missing `url` (e.g. url: redis://host:6379/0)")
-            })?;
+            let url =
+                url.ok_or_else(|| doc.error(p, "missing `url` (e.g. url: redis://host:6379/0)"))?;
             Ok(crate::store::StoreSpec::Redis {
                 url,
                 fail_open_local,

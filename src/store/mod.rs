@@ -126,7 +126,9 @@ pub enum StoreError {
     },
     /// A shared store refused the pass's grants: another process admitted first (or the
     /// server's clock runs a little ahead of this process's view). Nothing was written.
-    #[error("the quota state store refused a grant: the limit is reached there until {retry_at_ms} ms")]
+    #[error(
+        "the quota state store refused a grant: the limit is reached there until {retry_at_ms} ms"
+    )]
     Conflict {
         /// When the blocking request fits on the store, wall-clock ms of this process (the
         /// latest of `holds`).

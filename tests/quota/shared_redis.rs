@@ -194,7 +194,14 @@ fn a_store_sees_what_the_other_admitted_settled_and_released() {
     a.commit(0).unwrap();
     let seen = b.begin().unwrap();
     assert!(
-        matches!(seen.as_slice(), [Change::Admission { input: 30, output: 1, .. }]),
+        matches!(
+            seen.as_slice(),
+            [Change::Admission {
+                input: 30,
+                output: 1,
+                ..
+            }]
+        ),
         "{seen:?}"
     );
     a.begin().unwrap();
@@ -301,7 +308,10 @@ fn a_degraded_store_rejoins_and_writes_what_it_admitted_meanwhile() {
 fn two_supervisors_share_a_limit_through_redis() {
     let server = RedisServer::start();
     let spec = ScopeSpec {
-        limits: vec![massgen::quota::Limit::new(Dimension::Requests, 3, Duration::from_millis(1200)).unwrap()],
+        limits: vec![
+            massgen::quota::Limit::new(Dimension::Requests, 3, Duration::from_millis(1200))
+                .unwrap(),
+        ],
         window_guard: Duration::ZERO,
         ..ScopeSpec::default()
     };
@@ -315,13 +325,16 @@ fn two_supervisors_share_a_limit_through_redis() {
                 ..SupervisorSettings::default()
             })
             .unwrap();
-            q.register_scope(ScopeId::from("s"), spec.clone()).await.unwrap();
+            q.register_scope(ScopeId::from("s"), spec.clone())
+                .await
+                .unwrap();
             for k in 0..4 {
                 let q = q.clone();
                 tasks.push(tokio::spawn(async move {
                     let mut out = Vec::new();
                     for _ in 0..2 {
-                        let mut r = AcquireRequest::new(vec![ScopeId::from("s")], 1, format!("w{k}"));
+                        let mut r =
+                            AcquireRequest::new(vec![ScopeId::from("s")], 1, format!("w{k}"));
                         r.deadline = Some(Duration::from_secs(60));
                         let p = q.acquire(r).await.unwrap();
                         out.push(std::time::Instant::now());
@@ -382,10 +395,44 @@ fn a_server_that_lost_its_state_gets_each_process_admissions_back() {
     admit(&mut a, 1).unwrap();
     // A process started now is refused a fourth admission in the window.
     let mut b = RedisStore::open(&url, false).unwrap();
-    assert_ne!(a.process(), b.process(), "a process id was handed out twice");
+    assert_ne!(
+        a.process(),
+        b.process(),
+        "a process id was handed out twice"
+    );
     scope_limits(&mut b, &limits);
-    assert!(matches!(
-        admit(&mut b, 1),
-        Err(StoreError::Conflict { .. })
-    ));
+    assert!(matches!(admit(&mut b, 1), Err(StoreError::Conflict { .. })));
+}
+
+#[test]
+fn the_usage_ledger_in_redis_keeps_every_record_oldest_first() {
+    use massgen::store::redis::usage::RedisUsage;
+    use massgen::store::redis::usage_api::{UsageRecord, UsageStore};
+    let server = RedisServer::start();
+    let record = |at_ms: i64, agent: &str| UsageRecord {
+        at_ms,
+        run_id: "run".into(),
+        agent: agent.into(),
+        provider: "simulated".into(),
+        model: "sim".into(),
+        key: String::new(),
+        input_tokens: 10,
+        output_tokens: 2,
+        cost_usd: None,
+        outcome: "ok".into(),
+        latency_ms: 5,
+    };
+    let mut a = RedisUsage::open(&server.url()).unwrap();
+    let mut b = RedisUsage::open(&server.url()).unwrap();
+    // Two identical records are two calls: both are kept.
+    a.append(&[record(2_000, "x"), record(2_000, "x")]).unwrap();
+    b.append(&[record(1_000, "y"), record(3_000, "z")]).unwrap();
+    let all = a.since(0).unwrap();
+    let agents: Vec<&str> = all.iter().map(|r| r.agent.as_str()).collect();
+    assert_eq!(agents, ["y", "x", "x", "z"]);
+    assert_eq!(b.since(2_500).unwrap(), vec![record(3_000, "z")]);
+    let err = RedisUsage::open("redis://127.0.0.1:1/0")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("redis://127.0.0.1:1/0"), "{err}");
 }

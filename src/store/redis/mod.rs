@@ -14,6 +14,8 @@
 mod clock;
 mod listener;
 pub mod url;
+pub mod usage;
+pub mod usage_api;
 mod wire;
 
 use std::collections::HashMap;
@@ -331,7 +333,10 @@ impl RedisStore {
         if self.degraded.is_none() {
             self.degraded = Some(now);
         }
-        if self.last_warn.is_none_or(|t| now.duration_since(t) >= WARN_EVERY) {
+        if self
+            .last_warn
+            .is_none_or(|t| now.duration_since(t) >= WARN_EVERY)
+        {
             self.last_warn = Some(now);
             tracing::warn!(store = %self.shown, error = %e, "the Redis quota store is unreachable: limits are enforced per process (fail_open_local) until it answers; other processes' use is not counted");
         }
@@ -696,4 +701,3 @@ impl RedisStore {
         }
     }
 }
-

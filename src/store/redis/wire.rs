@@ -140,13 +140,15 @@ pub(super) fn changes(data: &str, clock: &Clock, out: &mut Vec<Change>) {
         let Some(a) = item.as_array() else { continue };
         let at = |i: usize| a.get(i).unwrap_or(&Value::Null);
         let change = match at(0).as_str() {
-            Some("A") => id_of(at(1)).zip(text(at(2))).map(|(id, scope)| Change::Admission {
-                id,
-                scope,
-                at_ms: clock.to_local(int(at(3)).unwrap_or(0)),
-                input: uint(at(4)),
-                output: uint(at(5)),
-            }),
+            Some("A") => id_of(at(1))
+                .zip(text(at(2)))
+                .map(|(id, scope)| Change::Admission {
+                    id,
+                    scope,
+                    at_ms: clock.to_local(int(at(3)).unwrap_or(0)),
+                    input: uint(at(4)),
+                    output: uint(at(5)),
+                }),
             Some("R") => id_of(at(1)).map(|id| Change::Removed { id }),
             Some("C") => text(at(1)).map(|scope| Change::Cooldown {
                 scope,
@@ -182,9 +184,15 @@ pub(super) fn loaded(
     process: i64,
     clock: &Clock,
 ) -> Result<Vec<Change>, String> {
-    let v: Value = serde_json::from_str(data).map_err(|e| format!("unreadable scope state: {e}"))?;
+    let v: Value =
+        serde_json::from_str(data).map_err(|e| format!("unreadable scope state: {e}"))?;
     let mut out = Vec::new();
-    let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
     for a in list("adm") {
         let Some(id) = a.get(0).and_then(id_of) else {
             continue;

@@ -275,7 +275,10 @@ impl QuotaSupervisor {
         let wall = *self.ledger.wall_clock();
         let min = crate::quota::time::instant_after(now, Duration::from_millis(1));
         for (scope, at_ms) in holds {
-            let Some(i) = self.ledger.lookup(&crate::quota::ScopeId::new(scope.clone())) else {
+            let Some(i) = self
+                .ledger
+                .lookup(&crate::quota::ScopeId::new(scope.clone()))
+            else {
                 continue;
             };
             let until = instant_of_ms(&wall, *at_ms).max(min);
