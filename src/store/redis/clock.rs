@@ -57,17 +57,17 @@ impl Clock {
     /// A server instant on this process's wall clock, as late as it can be: an admission made
     /// elsewhere never leaves a window here before it leaves the server's, a cooldown never
     /// ends here before it ends there.
-    pub(super) fn to_local(&self, server_ms: i64) -> i64 {
+    pub(super) fn to_local(self, server_ms: i64) -> i64 {
         server_ms.saturating_sub(self.lo)
     }
 
     /// A local instant on the server's clock, as late as it can be (ends of cooldowns).
-    pub(super) fn to_server_late(&self, local_ms: i64) -> i64 {
+    pub(super) fn to_server_late(self, local_ms: i64) -> i64 {
         local_ms.saturating_add(self.hi)
     }
 
     /// A local instant on the server's clock, as early as it can be (where loading starts).
-    pub(super) fn to_server_early(&self, local_ms: i64) -> i64 {
+    pub(super) fn to_server_early(self, local_ms: i64) -> i64 {
         local_ms.saturating_add(self.lo)
     }
 

@@ -93,7 +93,7 @@ pub struct RedisStore {
     /// Reload every scope's state at the next `begin` (a gap in the stream, an outage).
     resync: bool,
     commits: u32,
-    scripts: Scripts,
+    scripts: Arc<Scripts>,
     /// The server instant of the last commit script (ms), and what it refused, if it did
     /// (scope and server instant at which the request fits there).
     last_server_ms: i64,
@@ -166,11 +166,11 @@ impl RedisStore {
             commits: 0,
             last_server_ms: 0,
             last_refused: Vec::new(),
-            scripts: Scripts {
+            scripts: Arc::new(Scripts {
                 commit: redis::Script::new(COMMIT),
                 load: redis::Script::new(LOAD),
                 restore: redis::Script::new(RESTORE),
-            },
+            }),
             tag,
         };
         match store.join() {
@@ -304,9 +304,10 @@ impl RedisStore {
         let (tag, stream) = (self.tag.clone(), self.stream.clone());
         let data = serde_json::Value::Array(rows).to_string();
         let me = self.process;
-        let script = self.scripts.restore.clone();
+        let scripts = Arc::clone(&self.scripts);
         let conn = self.connect()?;
-        let epoch: String = script
+        let epoch: String = scripts
+            .restore
             .key(&stream)
             .arg(&tag)
             .arg(&fresh)
@@ -407,9 +408,10 @@ impl RedisStore {
     fn load(&mut self, scope: &str, since_ms: i64) -> redis::RedisResult<Vec<Change>> {
         let since = self.clock.to_server_early(since_ms);
         let (tag, stream) = (self.tag.clone(), self.stream.clone());
-        let script = self.scripts.load.clone();
+        let scripts = Arc::clone(&self.scripts);
         let conn = self.connect()?;
-        let data: String = script
+        let data: String = scripts
+            .load
             .key(&stream)
             .arg(&tag)
             .arg(scope)
@@ -437,9 +439,10 @@ impl RedisStore {
                 self.process.to_string(),
                 self.epoch.clone(),
             );
-            let script = self.scripts.commit.clone();
+            let scripts = Arc::clone(&self.scripts);
             let conn = self.connect()?;
-            let reply: Vec<Value> = script
+            let reply: Vec<Value> = scripts
+                .commit
                 .key(&stream)
                 .arg(&tag)
                 .arg(&me)
@@ -456,7 +459,7 @@ impl RedisStore {
             match status.as_str() {
                 "ok" => {
                     self.applied(server);
-                    return Ok(Ok(()));
+                    Ok(Ok(()))
                 }
                 "conflict" => {
                     let mut holds = Vec::new();
@@ -469,7 +472,7 @@ impl RedisStore {
                         }
                     }
                     let retry_at_ms = holds.iter().map(|h| h.1).max().unwrap_or(after);
-                    return Ok(Err(StoreError::Conflict { retry_at_ms, holds }));
+                    Ok(Err(StoreError::Conflict { retry_at_ms, holds }))
                 }
                 "epoch" => {
                     // The server lost its state: write this process's admissions again, and
@@ -477,20 +480,18 @@ impl RedisStore {
                     tracing::warn!(store = %self.shown, "the Redis quota store lost its state: this process's admissions are written again");
                     self.restore()?;
                     self.resync = true;
-                    return Ok(Err(StoreError::Io {
+                    Ok(Err(StoreError::Io {
                         path: PathBuf::from(&self.shown),
                         reason: "the server lost its state (restarted without persistence?); \
                                  this process's admissions were written again"
                             .to_owned(),
-                    }));
+                    }))
                 }
-                other => {
-                    return Err(redis::RedisError::from((
-                        redis::ErrorKind::Parse,
-                        "unexpected reply from the commit script",
-                        other.to_owned(),
-                    )));
-                }
+                other => Err(redis::RedisError::from((
+                    redis::ErrorKind::Parse,
+                    "unexpected reply from the commit script",
+                    other.to_owned(),
+                ))),
             }
         }
     }
