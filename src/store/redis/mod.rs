@@ -29,8 +29,11 @@ use redis::{Commands, Value};
 use super::{Change, QuotaStore, StoreError, WindowLimit, Write};
 use clock::Clock;
 
-/// How long opening a connection may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long opening a connection may take (the supervisor's thread waits meanwhile).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// While the server is unreachable, how often a pass tries to connect again (the passes in
+/// between fail at once instead of waiting for a connection timeout each).
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 /// How long one command may take before the connection is dropped (and the pass fails).
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the change stream keeps entries: a process that read nothing for longer reloads
@@ -90,6 +93,8 @@ pub struct RedisStore {
     /// Running on per-process limits since this instant (`fail_open_local` only).
     degraded: Option<Instant>,
     last_warn: Option<Instant>,
+    /// The last failed attempt to connect, and why it failed.
+    last_attempt: Option<(Instant, String)>,
     /// Reload every scope's state at the next `begin` (a gap in the stream, an outage).
     resync: bool,
     commits: u32,
@@ -162,6 +167,7 @@ impl RedisStore {
             fail_open_local,
             degraded: None,
             last_warn: None,
+            last_attempt: None,
             resync: false,
             commits: 0,
             last_server_ms: 0,
@@ -348,19 +354,35 @@ impl RedisStore {
         if self.conn.is_some() {
             return Ok(true);
         }
+        if let Some((at, why)) = &self.last_attempt {
+            if at.elapsed() < RECONNECT_EVERY {
+                if self.fail_open_local {
+                    return Ok(false);
+                }
+                return Err(StoreError::Io {
+                    path: PathBuf::from(&self.shown),
+                    reason: format!("Redis unreachable or failing: {why}"),
+                });
+            }
+        }
         match self.join() {
             Ok(()) => {
+                self.last_attempt = None;
                 if self.degraded.take().is_some() {
                     self.last_warn = None;
                     tracing::warn!(store = %self.shown, "the Redis quota store answers again: limits are shared again");
                 }
                 Ok(true)
             }
-            Err(e) if self.fail_open_local => {
-                self.degrade(&e);
-                Ok(false)
+            Err(e) => {
+                self.last_attempt = Some((Instant::now(), e.to_string()));
+                if self.fail_open_local {
+                    self.degrade(&e);
+                    Ok(false)
+                } else {
+                    Err(self.failed(&e))
+                }
             }
-            Err(e) => Err(self.failed(&e)),
         }
     }
 
