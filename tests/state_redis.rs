@@ -3,7 +3,9 @@
 //! again on the same port and data (e). The mock provider enforces the exact limit and answers
 //! 429 past it: it must see no 429, never more than the limit in any window, and every run must
 //! answer. Each test starts its own `redis-server` (append-only, fsync per write) and fails with
-//! a clear message when it is not installed.
+//! a clear message when it is not installed. The agents' limits hold each admission a second
+//! longer than the mock's window (`window_guard: 1s`): on a loaded machine the time from a
+//! grant to its arrival at the mock varies by more than the default guard.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -90,7 +92,7 @@ fn team(dir: &Path, addr: &str, extra: &str, secs: u64) -> std::path::PathBuf {
     std::fs::write(
         dir.join("limits.yaml"),
         format!(
-            "gemini:\n  default:\n    windows: [{{requests: {LIMIT}, per: {secs}s}}]\n    startup_cooldown: 0s\n"
+            "gemini:\n  default:\n    windows: [{{requests: {LIMIT}, per: {secs}s}}]\n    startup_cooldown: 0s\n    window_guard: 1s\n"
         ),
     )
     .unwrap();
