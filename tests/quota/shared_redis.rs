@@ -441,3 +441,34 @@ fn the_usage_ledger_in_redis_keeps_every_record_oldest_first() {
         .to_string();
     assert!(err.contains("redis://127.0.0.1:1/0"), "{err}");
 }
+
+/// A cooldown written by one process holds the other's admissions on the server until it ends
+/// (the refusal names its end), and is seen by the other as a change.
+#[test]
+fn a_cooldown_elsewhere_holds_admissions_on_the_server_until_it_ends() {
+    let server = RedisServer::start();
+    let mut a = RedisStore::open(&server.url(), false).unwrap();
+    let mut b = RedisStore::open(&server.url(), false).unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    a.begin().unwrap();
+    a.write(&Write::Cooldown {
+        scope: "s".into(),
+        until_ms: now + 600,
+        reason: "429 rate limited".into(),
+    })
+    .unwrap();
+    a.commit(now).unwrap();
+    let seen = b.begin().unwrap();
+    assert!(
+        matches!(seen.as_slice(), [Change::Cooldown { until_ms, .. }] if *until_ms >= now + 600),
+        "{seen:?}"
+    );
+    assert!(matches!(
+        admit(&mut b, 1),
+        Err(StoreError::Conflict { retry_at_ms, .. }) if retry_at_ms >= now + 600
+    ));
+    let refused_until = b.last_refused()[0].1;
+    std::thread::sleep(Duration::from_millis(700));
+    admit(&mut b, 1).unwrap();
+    assert!(b.last_server_ms() >= refused_until);
+}

@@ -81,15 +81,38 @@ local function add(s, n, i, o)
   a.n = a.n + n; a.i = a.i + i; a.o = a.o + o
 end
 
+-- What the check phase reads once per scope (nothing is written before it ends): the
+-- aggregates, and the latest end of a cooldown or of another process's startup cooldown.
+local seen = {}
+local function state(s)
+  local st = seen[s]
+  if st then return st end
+  prune(s)
+  local agg = redis.call('HMGET', key('agg', s), 'n', 'i', 'o')
+  st = {n = tonumber(agg[1] or '0'), i = tonumber(agg[2] or '0'), o = tonumber(agg[3] or '0'),
+        until_ms = 0}
+  for _, v in ipairs(redis.call('HVALS', key('cool', s))) do
+    local u = tonumber(v)
+    if u > st.until_ms then st.until_ms = u end
+  end
+  local su = redis.call('HMGET', key('scope', s), 'startup_until', 'process')
+  if su[1] and su[2] ~= me then
+    local u = tonumber(su[1])
+    if u > st.until_ms then st.until_ms = u end
+  end
+  seen[s] = st
+  return st
+end
+
 -- The earliest instant at which (n, i, o) more fits every limit and cooldown of scope `s`
 -- (`now` when it fits now).
 local function fit(s, n, i, o)
-  prune(s)
+  local st = state(s)
   local at = now
+  if st.until_ms > at then at = st.until_ms end
   local b = batch.scopes[s]
   local limits = (b and b.limits) or {}
-  local agg = redis.call('HMGET', key('agg', s), 'n', 'i', 'o')
-  local an, ai, ao = tonumber(agg[1] or '0'), tonumber(agg[2] or '0'), tonumber(agg[3] or '0')
+  local an, ai, ao = st.n, st.i, st.o
   local x = added[s] or {n = 0, i = 0, o = 0}
   for _, l in ipairs(limits) do
     local dim, amount, window = l[1], l[2], l[3]
@@ -122,16 +145,6 @@ local function fit(s, n, i, o)
         if when > at then at = when end
       end
     end
-  end
-  local cools = redis.call('HVALS', key('cool', s))
-  for _, v in ipairs(cools) do
-    local u = tonumber(v)
-    if u > at then at = u end
-  end
-  local st = redis.call('HMGET', key('scope', s), 'startup_until', 'process')
-  if st[1] and st[2] ~= me then
-    local u = tonumber(st[1])
-    if u > at then at = u end
   end
   return at
 end
