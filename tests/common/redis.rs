@@ -74,6 +74,8 @@ impl RedisServer {
     /// Starts the server (again) on the same port and data directory, and waits until it
     /// answers.
     pub fn resume(&mut self) {
+        // Benches may measure another fsync policy (`REDIS_APPENDFSYNC=everysec`).
+        let fsync = std::env::var("REDIS_APPENDFSYNC").unwrap_or_else(|_| "always".to_owned());
         let child = Command::new(binary())
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
@@ -83,7 +85,7 @@ impl RedisServer {
                 "--appendonly",
                 "yes",
                 "--appendfsync",
-                "always",
+                &fsync,
                 "--save",
                 "",
                 "--daemonize",

@@ -247,7 +247,9 @@ if #changes > 0 then
   redis.call('XADD', KEYS[1], 'MINID', '~', (now - keep) .. '-0', '*',
     'p', me, 'q', seq, 'd', cjson.encode(changes))
 end
-if wake then
-  redis.call('PUBLISH', P .. ':wake', me)
+-- Every commit that changed something tells the others (`w`: something was released or
+-- settled lower, waiters may go sooner; `c`: only new state to read).
+if #changes > 0 then
+  redis.call('PUBLISH', P .. ':wake', me .. ':' .. (wake and 'w' or 'c'))
 end
 return {'ok', now, seq}

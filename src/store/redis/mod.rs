@@ -23,7 +23,6 @@ mod wire;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use redis::{Commands, Value};
@@ -43,6 +42,9 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 const STREAM_KEEP_MS: i64 = 10 * 60_000;
 /// Loud warnings while running on per-process limits (`fail_open_local`) repeat this often.
 const WARN_EVERY: Duration = Duration::from_secs(30);
+/// How long `begin` may go without reading the change stream while the listener heard nothing
+/// (a safety net: a lost wake-up costs at most this much staleness, never exactness).
+const PULL_AT_LEAST_EVERY: Duration = Duration::from_millis(500);
 /// Every how many commits this process's own admissions that left every window are forgotten.
 const FORGET_EVERY: u32 = 512;
 
@@ -89,7 +91,11 @@ pub struct RedisStore {
     horizons: HashMap<String, i64>,
     own: HashMap<i64, Own>,
     clock: Clock,
-    wake: Arc<AtomicBool>,
+    flags: listener::Flags,
+    /// Read the change stream at the next `begin` even if the listener heard nothing (a
+    /// refused commit: the others' admissions are needed now), and when it was last read.
+    must_pull: bool,
+    last_pull: Option<Instant>,
     _listener: Option<listener::Listener>,
     fail_open_local: bool,
     /// Running on per-process limits since this instant (`fail_open_local` only).
@@ -164,7 +170,9 @@ impl RedisStore {
             horizons: HashMap::new(),
             own: HashMap::new(),
             clock: Clock::new(),
-            wake: Arc::new(AtomicBool::new(true)),
+            flags: listener::Flags::default(),
+            must_pull: true,
+            last_pull: None,
             _listener: None,
             fail_open_local,
             degraded: None,
@@ -194,7 +202,7 @@ impl RedisStore {
             store.client.clone(),
             format!("{}:wake", store.tag),
             store.process.to_string(),
-            Arc::clone(&store.wake),
+            store.flags.clone(),
         );
         Ok(store)
     }
@@ -298,6 +306,7 @@ impl RedisStore {
         // Whatever happened while this process could not read (a restart, an outage) is
         // reloaded scope by scope.
         self.resync = !self.horizons.is_empty();
+        self.must_pull = true;
         Ok(())
     }
 

@@ -13,6 +13,8 @@ impl RedisStore {
     /// Reads the change stream from where this process stopped.
     pub(super) fn pull(&mut self) -> redis::RedisResult<Vec<Change>> {
         let mut out = Vec::new();
+        self.must_pull = false;
+        self.last_pull = Some(std::time::Instant::now());
         loop {
             let start = format!("({}", self.last_id);
             let stream = self.stream.clone();
@@ -118,6 +120,7 @@ impl RedisStore {
                         }
                     }
                     let retry_at_ms = holds.iter().map(|h| h.1).max().unwrap_or(after);
+                    self.must_pull = true;
                     Ok(Err(StoreError::Conflict { retry_at_ms, holds }))
                 }
                 "epoch" => {

@@ -20,6 +20,18 @@ impl QuotaStore for RedisStore {
         if !self.ensure()? {
             return Ok(Vec::new());
         }
+        // The server checks every admission itself: reading the stream only keeps this
+        // process's view fresh, so it is skipped while nobody else committed.
+        let stale = self.must_pull
+            || self.resync
+            || !self.flags.subscribed.load(Ordering::Acquire)
+            || self.flags.dirty.swap(false, Ordering::AcqRel)
+            || self
+                .last_pull
+                .is_none_or(|t| t.elapsed() >= super::PULL_AT_LEAST_EVERY);
+        if !stale {
+            return Ok(Vec::new());
+        }
         let mut changes = match self.pull() {
             Ok(c) => c,
             Err(e) => return self.outage(&e).map(|()| Vec::new()),
@@ -43,7 +55,9 @@ impl QuotaStore for RedisStore {
     }
 
     fn changed_elsewhere(&mut self) -> bool {
-        self.wake.swap(false, Ordering::AcqRel) || self.conn.is_none()
+        self.flags.wake.swap(false, Ordering::AcqRel)
+            || self.conn.is_none()
+            || !self.flags.subscribed.load(Ordering::Acquire)
     }
 
     fn load_scope(
