@@ -1,8 +1,12 @@
 //! Permits per second through the quota supervisor with the SQLite state store, beside the
 //! in-memory store in the same run: sequential acquire+settle (one store transaction per
 //! grant) and 64 concurrent requesters (group commit: every grant of a scheduling pass in one
-//! transaction). Run: `cargo bench --bench store`.
+//! transaction), and the Redis store on loopback (a server of its own, append-only with an
+//! fsync per write). Run: `cargo bench --bench store [-- memory|sqlite|redis]`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/redis.rs"]
+mod redis_server;
 
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -94,11 +98,25 @@ fn main() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
+    // `cargo bench --bench store -- redis`: only the cases whose name contains the filter.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .unwrap_or_default();
     println!("store bench: {secs} s per case, {REQUESTERS} concurrent requesters");
-    for (name, spec) in [
-        ("memory", StoreSpec::Memory),
-        ("sqlite", StoreSpec::Sqlite(path.clone())),
-    ] {
+    let mut server = None;
+    for name in ["memory", "sqlite", "redis"] {
+        if !name.contains(filter.as_str()) {
+            continue;
+        }
+        let spec = match name {
+            "memory" => StoreSpec::Memory,
+            "sqlite" => StoreSpec::Sqlite(path.clone()),
+            _ => {
+                let s = server.get_or_insert_with(redis_server::RedisServer::start);
+                StoreSpec::parse(&s.url())
+            }
+        };
         let q = start(spec, &rt);
         let (n, rate) = sequential(&q, &rt, secs);
         println!("{name:<7} sequential acquire+settle: {rate:>10.0} permits/s ({n} permits)");
@@ -108,6 +126,9 @@ fn main() {
         );
         drop(q);
         std::thread::sleep(Duration::from_millis(200));
+    }
+    if !"sqlite".contains(filter.as_str()) {
+        return;
     }
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let wal = std::fs::metadata(path.with_extension("db-wal"))

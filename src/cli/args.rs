@@ -134,6 +134,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH|none")]
     pub state: Option<String>,
 
+    /// A Redis database to share quota state with processes on other machines
+    /// (`redis://[:password@]host:6379/0`). Wins over `--state` and the team file's
+    /// `rate_limit.store` / `rate_limit.state`.
+    #[arg(long, value_name = "URL")]
+    pub quota_store: Option<String>,
+
     /// Check the configuration, print the agents and the effective limits per model, and exit
     /// (0 when valid, 2 otherwise).
     #[arg(long)]

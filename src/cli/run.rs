@@ -104,17 +104,38 @@ fn load(args: &RunArgs) -> Result<Loaded, String> {
     let (rate_limit, why) = effective_rate_limit(args.rate_limit_flag(), &team);
     // Where quota state lives: `--state`, else the team file's `rate_limit.state`, else the
     // per-user state file.
-    team.rate_limit.state = Some(match (&args.state, team.rate_limit.state.take()) {
-        (Some(flag), _) if flag.trim().is_empty() => {
-            return Err(
-                "--state is empty: name a state file, or `none` to keep quota state \
-                        in memory only"
-                    .to_owned(),
-            );
+    let file_store = team.rate_limit.state.take();
+    team.rate_limit.state = Some(match (&args.quota_store, &args.state, file_store) {
+        (Some(url), _, _) if !crate::store::is_redis_url(url) => {
+            return Err(format!(
+                "--quota-store `{}` is not a Redis URL (redis://host:6379/0 or rediss://...); \
+                 an SQLite file goes in --state",
+                crate::store::redis::url::mask(url)
+            ));
         }
-        (Some(flag), _) => StoreSpec::parse(flag),
-        (None, Some(file)) => file,
-        (None, None) => StoreSpec::default_for_user(),
+        (Some(url), _, file) => StoreSpec::Redis {
+            url: url.trim().to_owned(),
+            // The team file's choice of failing open holds for the flag's server too.
+            fail_open_local: matches!(
+                file,
+                Some(StoreSpec::Redis {
+                    fail_open_local: true,
+                    ..
+                })
+            ),
+        },
+        (None, flag, file) => match (flag, file) {
+            (Some(flag), _) if flag.trim().is_empty() => {
+                return Err(
+                    "--state is empty: name a state file, or `none` to keep quota state \
+                        in memory only"
+                        .to_owned(),
+                );
+            }
+            (Some(flag), _) => StoreSpec::parse(flag),
+            (None, Some(file)) => file,
+            (None, None) => StoreSpec::default_for_user(),
+        },
     });
     if args.rate_limit_flag().is_some() {
         // The flag, when given, wins over every per-agent setting too.

@@ -48,7 +48,10 @@ pub fn describe(spec: &StoreSpec, scopes: &[(String, Vec<Limit>)], now_ms: i64) 
             out.push_str(" none (in memory: nothing is kept between runs)\n");
             return out;
         }
-        StoreSpec::Sqlite(path) => SqliteStore::open_existing(path),
+        StoreSpec::Sqlite(path) => {
+            SqliteStore::open_existing(path).map(|s| s.map(|s| Box::new(s) as Box<dyn QuotaStore>))
+        }
+        StoreSpec::Redis { .. } => spec.open().map(Some),
     };
     let mut store = match opened {
         Ok(Some(store)) => store,

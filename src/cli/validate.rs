@@ -84,6 +84,9 @@ pub fn summary(team: &TeamConfig, table: &LimitsTable, rate_limit: bool, why: &s
         crate::store::StoreSpec::Sqlite(_) => {
             "limits hold across runs and processes that use this file"
         }
+        crate::store::StoreSpec::Redis { .. } => {
+            "limits hold across runs, processes and machines that use this database"
+        }
     };
     let _ = writeln!(out, "Quota state: {state} ({shared})");
     let _ = writeln!(out, "\nEffective limits per model:");

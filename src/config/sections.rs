@@ -263,6 +263,10 @@ pub(super) fn rate_limit(
             memory => memory,
         });
     }
+    if let Some(store) = raw.store {
+        // A shared store wins over the local one (like `--quota-store` over `--state`).
+        out.state = Some(shared_store(doc, &base.key("store"), &store)?);
+    }
     Ok(out)
 }
 
@@ -293,4 +297,66 @@ fn existing_file(
         }
     }
     Ok(path)
+}
+
+/// `rate_limit.store`: a Redis URL, or `{url: ..., fail_open_local: true}`.
+fn shared_store(
+    doc: &Document,
+    p: &KeyPath,
+    value: &serde_yaml::Value,
+) -> Result<crate::store::StoreSpec, ConfigError> {
+    use serde_yaml::Value;
+    let url_of = |path: &KeyPath, v: &Value| -> Result<String, ConfigError> {
+        let Some(url) = v.as_str().map(str::trim) else {
+            return Err(doc.error(path, "must be a Redis URL like redis://host:6379/0"));
+        };
+        if !crate::store::is_redis_url(url) {
+            return Err(doc.error(
+                path,
+                format!(
+                    "`{}` is not a Redis URL (redis://host:6379/0 or rediss://...); an SQLite file goes in `rate_limit.state`",
+                    crate::store::redis::url::mask(url)
+                ),
+            ));
+        }
+        let (client_url, _) = crate::store::redis::url::split_prefix(url);
+        if let Err(e) = redis::Client::open(client_url.as_str()) {
+            return Err(doc.error(path, format!("not a valid Redis URL: {e}")));
+        }
+        Ok(url.to_owned())
+    };
+    match value {
+        Value::Mapping(m) => {
+            let mut url = None;
+            let mut fail_open_local = false;
+            for (k, v) in m {
+                let key = k.as_str().unwrap_or("");
+                let kp = p.key(key);
+                match key {
+                    "url" => url = Some(url_of(&kp, v)?),
+                    "fail_open_local" => {
+                        fail_open_local = v
+                            .as_bool()
+                            .ok_or_else(|| doc.error(&kp, "must be true or false"))?;
+                    }
+                    other => {
+                        return Err(doc.error(
+                            &kp,
+                            format!("unknown key `{other}`; expected `url` or `fail_open_local`"),
+                        ));
+                    }
+                }
+            }
+            let url =
+                url.ok_or_else(|| doc.error(p, "missing `url` (e.g. url: redis://host:6379/0)"))?;
+            Ok(crate::store::StoreSpec::Redis {
+                url,
+                fail_open_local,
+            })
+        }
+        other => Ok(crate::store::StoreSpec::Redis {
+            url: url_of(p, other)?,
+            fail_open_local: false,
+        }),
+    }
 }

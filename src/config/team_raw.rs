@@ -141,4 +141,5 @@ pub(crate) struct RawRateLimit {
     pub(crate) acquire_timeout_seconds: Option<f64>,
     pub(crate) state: Option<String>,
     pub(crate) prices: Option<String>,
+    pub(crate) store: Option<serde_yaml::Value>,
 }

@@ -13,6 +13,7 @@
 
 mod mirror;
 mod path;
+pub mod redis;
 mod sqlite;
 mod status;
 mod usage;
@@ -20,10 +21,11 @@ mod usage;
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::quota::Limit;
+use crate::quota::{Dimension, Limit};
 
 pub use mirror::{Mirror, instant_of_ms, wall_ms};
 pub use path::default_state_path;
+pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 pub use status::{CooldownStored, LearnedStored, ScopeStored, StoreStatus, WindowUse, rfc3339};
 pub use usage::{DEFAULT_KEEP_MS, SqliteUsageStore, UsageRecord, UsageStore};
@@ -36,13 +38,28 @@ pub enum StoreSpec {
     Memory,
     /// An SQLite file shared by every process that names it.
     Sqlite(PathBuf),
+    /// A Redis database shared by every process (on any machine) that names it.
+    Redis {
+        /// `redis://[:password@]host[:port][/db][?prefix=name]` (or `rediss://`).
+        url: String,
+        /// When the server cannot be reached, enforce limits per process (with a loud
+        /// warning) instead of granting nothing.
+        fail_open_local: bool,
+    },
 }
 
 impl StoreSpec {
-    /// `none` (any case) is the in-memory store; anything else is the path of an SQLite file.
+    /// `none` (any case) is the in-memory store; a `redis://` or `rediss://` URL a Redis
+    /// database; anything else is the path of an SQLite file.
     pub fn parse(text: &str) -> StoreSpec {
-        if text.trim().eq_ignore_ascii_case("none") {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("none") {
             StoreSpec::Memory
+        } else if is_redis_url(t) {
+            StoreSpec::Redis {
+                url: t.to_owned(),
+                fail_open_local: false,
+            }
         } else {
             StoreSpec::Sqlite(PathBuf::from(text))
         }
@@ -59,6 +76,10 @@ impl StoreSpec {
         match self {
             StoreSpec::Memory => Ok(Box::new(MemoryStore)),
             StoreSpec::Sqlite(path) => Ok(Box::new(SqliteStore::open(path)?)),
+            StoreSpec::Redis {
+                url,
+                fail_open_local,
+            } => Ok(Box::new(RedisStore::open(url, *fail_open_local)?)),
         }
     }
 
@@ -68,6 +89,9 @@ impl StoreSpec {
         match self {
             StoreSpec::Memory => Ok(None),
             StoreSpec::Sqlite(path) => Ok(Some(Box::new(SqliteUsageStore::open(path)?))),
+            StoreSpec::Redis { url, .. } => {
+                Ok(Some(Box::new(redis::usage::RedisUsage::open(url)?)))
+            }
         }
     }
 }
@@ -77,8 +101,24 @@ impl fmt::Display for StoreSpec {
         match self {
             StoreSpec::Memory => f.write_str("in memory (nothing kept across processes)"),
             StoreSpec::Sqlite(p) => write!(f, "SQLite file {}", p.display()),
+            StoreSpec::Redis {
+                url,
+                fail_open_local,
+            } => {
+                write!(f, "Redis {}", redis::url::mask(url))?;
+                if *fail_open_local {
+                    f.write_str(" (fail_open_local: per-process limits while it is unreachable)")?;
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// Whether `text` is a Redis URL (`redis://` or `rediss://`, any case).
+pub fn is_redis_url(text: &str) -> bool {
+    let t = text.trim_start().to_ascii_lowercase();
+    t.starts_with("redis://") || t.starts_with("rediss://")
 }
 
 /// A store that could not be opened, read or written.
@@ -100,6 +140,30 @@ pub enum StoreError {
         /// What went wrong.
         reason: String,
     },
+    /// A shared store refused the pass's grants: another process admitted first (or the
+    /// server's clock runs a little ahead of this process's view). Nothing was written.
+    #[error(
+        "the quota state store refused a grant: the limit is reached there until {retry_at_ms} ms"
+    )]
+    Conflict {
+        /// When the blocking request fits on the store, wall-clock ms of this process (the
+        /// latest of `holds`).
+        retry_at_ms: i64,
+        /// Each blocking scope and when the request fits there (wall-clock ms, local clock).
+        holds: Vec<(String, i64)>,
+    },
+}
+
+/// A limit as a shared store checks it: the effective amount of `dimension` in any trailing
+/// window of `window_ms` (the limit's period plus its window guard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowLimit {
+    /// What is counted.
+    pub dimension: Dimension,
+    /// How much.
+    pub amount: u64,
+    /// The window with its guard, ms.
+    pub window_ms: i64,
 }
 
 /// Something another process (or an earlier run) changed in the store.
@@ -207,6 +271,15 @@ pub enum Write {
         started_ms: i64,
         /// Wall-clock milliseconds.
         startup_until_ms: i64,
+    },
+    /// The limits a scope enforces now (at registration and whenever one changes): a store
+    /// that checks admissions itself (Redis) needs them; others ignore it. Not a change of
+    /// state: it may be written outside a transaction.
+    Limits {
+        /// The scope's name.
+        scope: String,
+        /// Every effective limit with its window.
+        limits: Vec<WindowLimit>,
     },
 }
 

@@ -283,6 +283,10 @@ impl SqliteStore {
     }
 
     fn apply(&mut self, w: &Write) -> rusqlite::Result<Option<i64>> {
+        if matches!(w, Write::Limits { .. }) {
+            // Every process checks its own grants under the file's lock: nothing to keep.
+            return Ok(None);
+        }
         let seq = self.seq()?;
         let me = self.process;
         match w {
@@ -393,6 +397,7 @@ impl SqliteStore {
                         short_horizon_ms
                     ])?;
             }
+            Write::Limits { .. } => {}
         }
         Ok(None)
     }

@@ -292,3 +292,43 @@ fn a_late_admission_beside_its_minutes_bucket_is_loaded_and_merged_exactly() {
         assert_eq!(mirrored(held), 3, "{held:?}");
     }
 }
+
+#[test]
+fn redis_urls_parse_to_the_redis_store_and_never_show_the_password() {
+    let spec = StoreSpec::parse(" redis://:pw@h:6379/1 ");
+    assert_eq!(
+        spec,
+        StoreSpec::Redis {
+            url: "redis://:pw@h:6379/1".into(),
+            fail_open_local: false
+        }
+    );
+    assert_eq!(spec.to_string(), "Redis redis://:***@h:6379/1");
+    assert!(matches!(
+        StoreSpec::parse("REDISS://h"),
+        StoreSpec::Redis { .. }
+    ));
+    assert!(matches!(StoreSpec::parse("redis.db"), StoreSpec::Sqlite(_)));
+    let open = StoreSpec::Redis {
+        url: "redis://h".into(),
+        fail_open_local: true,
+    };
+    assert!(open.to_string().contains("fail_open_local"), "{open}");
+}
+
+#[test]
+fn the_sqlite_store_ignores_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+    a.begin().unwrap();
+    let w = Write::Limits {
+        scope: "s".into(),
+        limits: vec![WindowLimit {
+            dimension: Dimension::Requests,
+            amount: 1,
+            window_ms: 1_000,
+        }],
+    };
+    assert_eq!(a.write(&w).unwrap(), None);
+    a.commit(0).unwrap();
+}

@@ -7,10 +7,14 @@ mod props;
 mod reserve;
 mod sent;
 mod shared;
+mod shared_redis;
 mod signals;
 mod status;
 mod supervisor;
 mod waiting;
+
+#[path = "../common/redis.rs"]
+mod redis_server;
 
 #[path = "../common/actors.rs"]
 #[allow(dead_code, clippy::expect_used)]

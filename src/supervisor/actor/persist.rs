@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use actix::{AsyncContext, Context};
 
 use super::{IdHasher, QuotaSupervisor, messages};
-use crate::quota::{Reservation, SignalEffect, TokenCount};
-use crate::store::{Mirror, QuotaStore, StoreError, Write, wall_ms};
+use crate::quota::{Reservation, ScopeState, SignalEffect, TokenCount};
+use crate::store::{Mirror, QuotaStore, StoreError, WindowLimit, Write, instant_of_ms, wall_ms};
 
 /// How soon a pass that could not reach the store tries again (its waiters keep waiting, up to
 /// their deadlines: nothing is granted that is not durable).
@@ -49,6 +49,31 @@ pub(crate) struct Persist {
     commits: u32,
     /// The last answer to a status request (`/status` is scraped in a loop).
     pub(super) status_cache: super::status::StatusCache,
+    /// The limits last written for each scope (by ledger index), for stores that check
+    /// admissions themselves.
+    limits: Vec<Vec<WindowLimit>>,
+}
+
+/// Whether `sent` is what `s` enforces now.
+fn same_limits(sent: &[WindowLimit], s: &ScopeState) -> bool {
+    sent.len() == s.limits().len()
+        && sent.iter().zip(s.limits()).all(|(w, l)| {
+            w.dimension == l.effective.dimension
+                && w.amount == l.effective.amount.get()
+                && u128::try_from(w.window_ms).ok() == Some(l.log.period().as_millis())
+        })
+}
+
+/// The limits `s` enforces now, as a store checks them.
+fn window_limits(s: &ScopeState) -> Vec<WindowLimit> {
+    s.limits()
+        .iter()
+        .map(|l| WindowLimit {
+            dimension: l.effective.dimension,
+            amount: l.effective.amount.get(),
+            window_ms: i64::try_from(l.log.period().as_millis()).unwrap_or(i64::MAX),
+        })
+        .collect()
 }
 
 impl Persist {
@@ -64,6 +89,7 @@ impl Persist {
             polled: None,
             commits: 0,
             status_cache: None,
+            limits: Vec::new(),
         }
     }
 }
@@ -143,6 +169,23 @@ impl QuotaSupervisor {
                 let Some(s) = self.ledger.scope(i) else {
                     continue;
                 };
+                if p.limits.get(i).is_none_or(|sent| !same_limits(sent, s)) {
+                    let limits = window_limits(s);
+                    if p.limits.len() <= i {
+                        p.limits.resize(i + 1, Vec::new());
+                    }
+                    let w = Write::Limits {
+                        scope: s.id().as_str().to_owned(),
+                        limits: limits.clone(),
+                    };
+                    if let Err(e) = p.store.write(&w) {
+                        p.store.abort();
+                        return Err(e);
+                    }
+                    if let Some(slot) = p.limits.get_mut(i) {
+                        *slot = limits;
+                    }
+                }
                 let w = Write::Admit {
                     scope: s.id().as_str().to_owned(),
                     at_ms,
@@ -182,8 +225,12 @@ impl QuotaSupervisor {
         Ok(())
     }
 
-    /// Logs a store failure (once per outage).
+    /// Logs a store failure (once per outage). A conflict is no failure: the store works.
     pub(super) fn store_failed(&mut self, e: &StoreError) {
+        if matches!(e, StoreError::Conflict { .. }) {
+            tracing::debug!(error = %e, "the quota state store refused a grant");
+            return;
+        }
         if let Some(p) = self.persist.as_mut() {
             if !p.failing {
                 p.failing = true;
@@ -223,6 +270,29 @@ impl QuotaSupervisor {
         }
         self.wake = self.poll_before(now, real);
         true
+    }
+
+    /// A shared store refused the pass's grants: each blocking scope is held here (a local
+    /// cooldown, not written to the store) until its request fits there, at least 1 ms.
+    /// Returns whether any scope is held (else the pass must not simply run again).
+    pub(super) fn store_hold(&mut self, holds: &[(String, i64)], now: Instant) -> bool {
+        let mut held = false;
+        let wall = *self.ledger.wall_clock();
+        let min = crate::quota::time::instant_after(now, Duration::from_millis(1));
+        for (scope, at_ms) in holds {
+            let Some(i) = self
+                .ledger
+                .lookup(&crate::quota::ScopeId::new(scope.clone()))
+            else {
+                continue;
+            };
+            let until = instant_of_ms(&wall, *at_ms).max(min);
+            if let Some(s) = self.ledger.scope_mut(i) {
+                s.cool_down(until, "store".to_owned());
+                held = true;
+            }
+        }
+        held
     }
 
     /// Whether a shared store is in use (grants then go through a store transaction).

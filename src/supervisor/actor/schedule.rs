@@ -6,6 +6,7 @@ use super::QuotaSupervisor;
 use super::persist::STORE_RETRY;
 use crate::quota::time::instant_after;
 use crate::quota::{Blocker, CandidateCheck, Ledger, Reservation, Verdict};
+use crate::store::StoreError;
 use crate::supervisor::error::AcquireError;
 use crate::supervisor::events::{QuotaEvent, millis};
 use crate::supervisor::queue::{Key, Waiter};
@@ -185,10 +186,18 @@ impl QuotaSupervisor {
             Ok(rows) => rows.into_iter(),
             Err(e) => {
                 // Not durable: nothing is granted; the waiters keep their places.
-                self.store_failed(&e);
                 for (_, _, r) in &grants {
                     self.ledger.rollback(r);
                 }
+                if let StoreError::Conflict { holds, .. } = &e {
+                    // Another process admitted first: hold the blocking scopes until their
+                    // request fits on the store, and pass again at once (the next transaction
+                    // reads what the others admitted).
+                    if self.store_hold(holds, now) {
+                        return (wake, true);
+                    }
+                }
+                self.store_failed(&e);
                 return (Some(instant_after(now, STORE_RETRY)), false);
             }
         };
