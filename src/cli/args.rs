@@ -102,6 +102,11 @@ pub struct UsageArgs {
     /// `$XDG_STATE_HOME/massgen-rs/state.db` (else `~/.local/state/massgen-rs/state.db`).
     #[arg(long, value_name = "PATH")]
     pub state: Option<String>,
+
+    /// The Redis database the runs shared (`--quota-store` / `rate_limit.store` of the runs);
+    /// wins over `--state`.
+    #[arg(long, value_name = "URL")]
+    pub quota_store: Option<String>,
 }
 
 /// Flags of a team run.

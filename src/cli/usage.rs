@@ -16,7 +16,11 @@ pub(super) fn run(args: &UsageArgs) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    let spec = match args.state.as_deref() {
+    let spec = match args.quota_store.as_deref().or(args.state.as_deref()) {
+        Some(s) if args.quota_store.is_some() && !crate::store::is_redis_url(s.trim()) => {
+            eprintln!("error: --quota-store takes a Redis URL (redis://host:6379/0)");
+            return EXIT_CONFIG;
+        }
         Some(s) if s.trim().is_empty() => {
             eprintln!("error: --state is empty: name the state file the runs used");
             return EXIT_CONFIG;

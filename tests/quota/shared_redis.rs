@@ -494,3 +494,50 @@ fn a_cooldown_elsewhere_holds_admissions_on_the_server_until_it_ends() {
     admit(&mut b, 1).unwrap();
     assert!(b.last_server_ms() >= refused_until);
 }
+
+/// `/status` and `--validate` read what the server holds: every process's admissions summed
+/// over each period, cooldowns not over, from any process's store.
+#[test]
+fn the_status_of_a_redis_store_counts_every_process_admissions() {
+    let server = RedisServer::start();
+    let mut a = RedisStore::open(&server.url(), false).unwrap();
+    let mut b = RedisStore::open(&server.url(), false).unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    // A supervisor describes each scope before its first admission.
+    a.begin().unwrap();
+    a.write(&Write::Scope {
+        scope: "s".into(),
+        horizon_ms: 60_250,
+        short_horizon_ms: 60_250,
+        started_ms: now,
+        startup_until_ms: now,
+    })
+    .unwrap();
+    a.commit(now).unwrap();
+    admit(&mut a, 10).unwrap();
+    admit(&mut a, 20).unwrap();
+    admit(&mut b, 5).unwrap();
+    b.begin().unwrap();
+    b.write(&Write::Cooldown {
+        scope: "s".into(),
+        until_ms: now + 60_000,
+        reason: "429 rate limited".into(),
+    })
+    .unwrap();
+    b.commit(now).unwrap();
+    let status = a.status(now, &[1_000, 60_000]).unwrap();
+    assert!(status.shared);
+    let s = status.scope("s").expect("scope s in the status");
+    assert_eq!(s.admissions, 3);
+    let minute = s.window(60_000).unwrap();
+    assert_eq!((minute.requests, minute.input_tokens), (3, 35));
+    assert_eq!(s.cooldowns.len(), 1, "{:?}", s.cooldowns);
+    assert!(s.cooldowns[0].until_ms >= now + 59_000);
+    // A second later the one-second window is empty and the minute still holds all three.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let later = chrono::Utc::now().timestamp_millis();
+    let status = b.status(later, &[1_000, 60_000]).unwrap();
+    let s = status.scope("s").unwrap();
+    assert_eq!(s.window(1_000).unwrap().requests, 0);
+    assert_eq!(s.window(60_000).unwrap().requests, 3);
+}
