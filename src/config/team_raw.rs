@@ -141,4 +141,13 @@ pub(crate) struct RawRateLimit {
     pub(crate) acquire_timeout_seconds: Option<f64>,
     pub(crate) state: Option<String>,
     pub(crate) prices: Option<String>,
+    pub(crate) circuit: Option<RawCircuit>,
+}
+
+/// `rate_limit.circuit:` (ours): the circuit breaker of every provider endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCircuit {
+    pub(crate) failures: Option<u32>,
+    pub(crate) open_for: Option<serde_yaml::Value>,
 }
