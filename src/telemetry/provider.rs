@@ -195,33 +195,6 @@ pub fn call_finished(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_classes_follow_http_then_kind() {
-        let e = ProviderError::new(ProviderErrorKind::RateLimited, "slow down").with_status(429);
-        assert_eq!(StatusClass::from_error(&e), StatusClass::ClientError);
-        let e = ProviderError::new(ProviderErrorKind::Overloaded, "busy").with_status(529);
-        assert_eq!(StatusClass::from_error(&e), StatusClass::ServerError);
-        let e = ProviderError::new(ProviderErrorKind::Transient, "reset");
-        assert_eq!(StatusClass::from_error(&e), StatusClass::Transport);
-        let e = ProviderError::new(ProviderErrorKind::Cancelled, "gone").with_status(499);
-        assert_eq!(StatusClass::from_error(&e), StatusClass::Cancelled);
-        assert_eq!(StatusClass::from_status(204).as_str(), "2xx");
-    }
-
-    #[test]
-    fn observed_headers_are_not_rate_limit_answers() {
-        assert_eq!(rate_limit_kind(&SignalKind::Observed), None);
-        assert_eq!(
-            rate_limit_kind(&SignalKind::DailyQuotaExhausted),
-            Some("daily_quota_exhausted")
-        );
-    }
-}
-
 /// Records the circuit state of the endpoint `endpoint` (a base URL without credentials).
 pub fn circuit_state(provider: &str, endpoint: &str, state: EndpointState) {
     gauge!(
@@ -260,4 +233,31 @@ pub fn endpoint_error(provider: &str, endpoint: &str, kind: ProviderErrorKind) {
         "kind" => kind.as_str()
     )
     .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes_follow_http_then_kind() {
+        let e = ProviderError::new(ProviderErrorKind::RateLimited, "slow down").with_status(429);
+        assert_eq!(StatusClass::from_error(&e), StatusClass::ClientError);
+        let e = ProviderError::new(ProviderErrorKind::Overloaded, "busy").with_status(529);
+        assert_eq!(StatusClass::from_error(&e), StatusClass::ServerError);
+        let e = ProviderError::new(ProviderErrorKind::Transient, "reset");
+        assert_eq!(StatusClass::from_error(&e), StatusClass::Transport);
+        let e = ProviderError::new(ProviderErrorKind::Cancelled, "gone").with_status(499);
+        assert_eq!(StatusClass::from_error(&e), StatusClass::Cancelled);
+        assert_eq!(StatusClass::from_status(204).as_str(), "2xx");
+    }
+
+    #[test]
+    fn observed_headers_are_not_rate_limit_answers() {
+        assert_eq!(rate_limit_kind(&SignalKind::Observed), None);
+        assert_eq!(
+            rate_limit_kind(&SignalKind::DailyQuotaExhausted),
+            Some("daily_quota_exhausted")
+        );
+    }
 }

@@ -339,12 +339,22 @@ fn rate_limit_circuit_sets_every_endpoints_breaker_and_bad_values_name_key_and_l
     assert_eq!(team.rate_limit.circuit.open_for, Duration::from_secs(45));
     for (bad, key, says) in [
         ("{failures: 0}", "rate_limit.circuit.failures", "at least 1"),
-        ("{open_for: 0s}", "rate_limit.circuit.open_for", "0 is not valid"),
-        ("{open_for: soon}", "rate_limit.circuit.open_for", "not a duration"),
+        (
+            "{open_for: 0s}",
+            "rate_limit.circuit.open_for",
+            "0 is not valid",
+        ),
+        (
+            "{open_for: soon}",
+            "rate_limit.circuit.open_for",
+            "not a duration",
+        ),
         ("{failure: 3}", "failure", "failures"),
     ] {
         let text = format!("{agents}rate_limit:\n  circuit: {bad}\n");
-        let e = parse_team(&text, "t.yaml", &opts(&[])).unwrap_err().to_string();
+        let e = parse_team(&text, "t.yaml", &opts(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t.yaml") && e.contains(":5"), "{bad}: {e}");
         assert!(e.contains(key) && e.contains(says), "{bad}: {e}");
     }
