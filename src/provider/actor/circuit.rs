@@ -338,6 +338,33 @@ mod tests {
         assert_eq!(b.admit(), Admission::Go);
     }
 
+    #[test]
+    fn only_failures_to_answer_count_and_only_answers_reset() {
+        use ProviderErrorKind as K;
+        for k in [K::Transient, K::Overloaded] {
+            assert_eq!(Outcome::of(Some(k)), Outcome::Failed, "{k:?}");
+        }
+        for k in [K::Cancelled, K::Dropped, K::Internal, K::CircuitOpen] {
+            assert_eq!(Outcome::of(Some(k)), Outcome::Neutral, "{k:?}");
+        }
+        for k in [
+            K::RateLimited,
+            K::Auth,
+            K::BadRequest,
+            K::SpendCap,
+            K::Malformed,
+        ] {
+            assert_eq!(Outcome::of(Some(k)), Outcome::Answered, "{k:?}");
+        }
+        assert_eq!(Outcome::of(None), Outcome::Answered);
+        // Neutral outcomes leave the count where it was.
+        let mut b = breaker();
+        b.record(Outcome::Failed, false);
+        b.record(Outcome::Failed, false);
+        b.record(Outcome::Neutral, false);
+        assert!(b.record(Outcome::Failed, false).is_some());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_cooldown_doubles_up_to_its_cap() {
         let mut b = breaker();

@@ -94,10 +94,6 @@ impl ProviderHealth {
             let errors = self.recent.samples.iter().filter(|s| s.1).count();
             errors as f64 / n as f64
         });
-        out.circuit_open_ms = self.circuit_until.map(|u| {
-            let left = u.saturating_duration_since(std::time::Instant::now());
-            u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
-        });
         out.recent = Recent::default();
         out
     }

@@ -131,6 +131,11 @@ impl ProviderActor {
         let view = self.breaker.view();
         self.health.circuit = view.state;
         self.health.circuit_until = view.until;
+        // On the runtime's clock (tokio's, paused in tests), as the breaker keeps it.
+        self.health.circuit_open_ms = self.breaker.until().map(|u| {
+            let left = u.saturating_duration_since(tokio::time::Instant::now());
+            u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+        });
         crate::telemetry::provider::circuit_state(self.provider.name(), &self.endpoint, view.state);
     }
 
