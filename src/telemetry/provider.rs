@@ -171,6 +171,13 @@ pub fn call_finished(
     elapsed: Duration,
     result: &Result<ChatResponse, ProviderError>,
 ) {
+    if let Err(e) = result
+        && e.kind == ProviderErrorKind::CircuitOpen
+    {
+        // Refused by the endpoint's open circuit: no request was made (the endpoint's actor
+        // counts it in `massgen_provider_errors_total{kind="circuit_open"}`).
+        return;
+    }
     request_duration(provider, model, elapsed);
     match result {
         Ok(resp) => {

@@ -63,6 +63,10 @@ fn record_realistic_sequence() {
     );
     provider::circuit_state("gemini", endpoint, massgen::provider::EndpointState::Open);
     provider::endpoint_error("gemini", endpoint, ProviderErrorKind::CircuitOpen);
+    // The routing layer's view of that refused call: no request was made.
+    let refused: Result<ChatResponse, ProviderError> =
+        Err(ProviderError::new(ProviderErrorKind::CircuitOpen, "the circuit is open").never_sent());
+    provider::call_finished("gemini", "gemini-2.5-pro", Duration::ZERO, &refused);
     quota::cooldown_started(scope, quota::CooldownReason::RateLimited);
     quota::cooldown_remaining(scope, 26.0);
     quota::limit_learned(scope);
@@ -228,6 +232,19 @@ fn exposition_has_the_expected_families_labels_and_values() {
             &endpoint
         ),
         Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            catalog::PROVIDER_REQUESTS,
+            &[
+                ("provider", "gemini"),
+                ("model", "gemini-2.5-pro"),
+                ("status_class", "transport")
+            ]
+        ),
+        None,
+        "a call refused by an open circuit is no provider request"
     );
     for kind in ["transient", "circuit_open"] {
         let mut labels = endpoint.to_vec();
