@@ -15,6 +15,7 @@ use massgen::provider::{
     ChatResponse, EndpointState, ProviderError, ProviderErrorKind, ProviderRef,
     actor::CircuitSettings,
 };
+use massgen::telemetry::{MetricsServer, MetricsServerOptions};
 use massgen::{Runtime, RuntimeOptions};
 
 use super::{FIRST, actors, mock, provider, request};
@@ -169,6 +170,32 @@ async fn answers_429_and_4xx_between_5xx_never_open_the_circuit() {
     }
 }
 
+/// `/status` as the metrics server of a run serves it, fetched over loopback.
+async fn get_status(rt: &Arc<Runtime>) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let recorder = massgen::telemetry::local_recorder().unwrap();
+    let rt = rt.clone();
+    let options =
+        MetricsServerOptions::new("127.0.0.1:0".parse().unwrap()).with_status(move || {
+            let rt = rt.clone();
+            async move { massgen::cli::status_json(&rt).await }
+        });
+    let server = MetricsServer::start(recorder.handle(), options)
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET /status HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    server.shutdown().await.unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    serde_json::from_str(body).unwrap()
+}
+
 fn openai_agent(id: &str, server: &MockServerHandle) -> AgentConfig {
     let mut a = AgentConfig::simulated(id, SimulatedSettings::default());
     a.backend.kind = BackendKind::OpenAi;
@@ -189,9 +216,9 @@ async fn status_lists_each_endpoint_with_the_counts_the_mock_saw() {
         failures_to_open: 2,
         open_for: Duration::from_secs(60),
     };
-    let rt = Runtime::new(team, RuntimeOptions::default()).unwrap();
+    let rt = Arc::new(Runtime::new(team, RuntimeOptions::default()).unwrap());
     rt.run("What is 2+2?").await.unwrap();
-    let status = massgen::cli::status_json(&rt).await;
+    let status = get_status(&rt).await;
     let providers = status["providers"].as_array().unwrap();
     assert_eq!(providers.len(), 1, "{status}");
     let p = &providers[0];
