@@ -303,6 +303,8 @@ async fn stats_endpoint_serves_json() {
 
 #[path = "providers/actors.rs"]
 mod actor_layer;
+#[path = "providers/circuit.rs"]
+mod circuit;
 #[path = "providers/conversation.rs"]
 mod conversation;
 #[path = "providers/fidelity.rs"]

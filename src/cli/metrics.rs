@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runtime::Runtime;
-use crate::telemetry::{self, MetricsServer, MetricsServerOptions, StatusReport};
+use crate::telemetry::{self, MetricsServer, MetricsServerOptions, ProviderStatus, StatusReport};
 
 /// The metrics server of a run, when one was asked for.
 pub struct RunMetrics {
@@ -27,21 +27,7 @@ pub async fn start(
     let options = MetricsServerOptions::new(addr)
         .with_status(move || {
             let runtime = Arc::clone(&for_status);
-            async move {
-                match runtime.quota_status().await {
-                    Some(snapshot) => {
-                        let report = StatusReport::from_snapshot(&snapshot);
-                        match runtime.quota_handle() {
-                            Some(q) => report.with_store(q.store_status().await).to_json(),
-                            None => report.to_json(),
-                        }
-                    }
-                    None => serde_json::json!({
-                        "scopes": [],
-                        "note": "rate limiting is off for this run (use --rate-limit)"
-                    }),
-                }
-            }
+            async move { status_json(&runtime).await }
         })
         .with_before_scrape(move || {
             let runtime = Arc::clone(&for_scrape);
@@ -59,6 +45,31 @@ pub async fn start(
         server.local_addr()
     );
     Ok(Some(RunMetrics { server }))
+}
+
+/// The `/status` document: quota scopes (when rate limiting is on), the state store and every
+/// provider endpoint.
+pub async fn status_json(runtime: &Runtime) -> serde_json::Value {
+    let providers: Vec<ProviderStatus> = runtime
+        .endpoint_health()
+        .await
+        .iter()
+        .map(|(h, agents)| ProviderStatus::from_health(h, agents.clone()))
+        .collect();
+    match runtime.quota_status().await {
+        Some(snapshot) => {
+            let report = StatusReport::from_snapshot(&snapshot).with_providers(providers);
+            match runtime.quota_handle() {
+                Some(q) => report.with_store(q.store_status().await).to_json(),
+                None => report.to_json(),
+            }
+        }
+        None => serde_json::json!({
+            "scopes": [],
+            "providers": providers,
+            "note": "rate limiting is off for this run (use --rate-limit)"
+        }),
+    }
 }
 
 /// Keeps serving for `linger` (if given), then stops the server.

@@ -15,6 +15,7 @@ mod validate;
 
 pub use args::{Cli, Command, LogFormatArg, MockProviderArgs, RunArgs, UsageArgs};
 pub use automation::{AutomationReport, render as render_automation};
+pub use metrics::status_json;
 pub use progress::{Progress, ProgressMode, fmt_elapsed, fmt_wait};
 pub use run::{EXIT_CONFIG, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, run};
 pub use validate::{describe as describe_limits, list_backends, summary as validate_summary};

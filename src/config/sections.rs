@@ -200,6 +200,30 @@ pub(super) fn rate_limit(
     if let Some(secs) = raw.acquire_timeout_seconds {
         out.acquire_timeout = Some(seconds(doc, &base.key("acquire_timeout_seconds"), secs)?);
     }
+    if let Some(c) = raw.circuit {
+        let at = base.key("circuit");
+        if let Some(n) = c.failures {
+            if n == 0 {
+                return Err(doc.error(
+                    &at.key("failures"),
+                    "0 is not valid: the failures in a row that open an endpoint's circuit (at least 1; default 5)",
+                ));
+            }
+            out.circuit.failures_to_open = n;
+        }
+        if let Some(v) = c.open_for {
+            let p = at.key("open_for");
+            let d =
+                crate::config::duration::duration_from_value(&v).map_err(|e| doc.error(&p, e))?;
+            if d.is_zero() {
+                return Err(doc.error(
+                    &p,
+                    "0 is not valid: how long an open circuit refuses calls (e.g. 30s; default 30s)",
+                ));
+            }
+            out.circuit.open_for = d;
+        }
+    }
     if let Some(file) = raw.limits_file {
         let p = base.key("limits_file");
         if file.trim().is_empty() {

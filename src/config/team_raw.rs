@@ -142,4 +142,13 @@ pub(crate) struct RawRateLimit {
     pub(crate) state: Option<String>,
     pub(crate) prices: Option<String>,
     pub(crate) store: Option<serde_yaml::Value>,
+    pub(crate) circuit: Option<RawCircuit>,
+}
+
+/// `rate_limit.circuit:` (ours): the circuit breaker of every provider endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCircuit {
+    pub(crate) failures: Option<u32>,
+    pub(crate) open_for: Option<serde_yaml::Value>,
 }

@@ -261,6 +261,9 @@ pub struct RateLimitSettings {
     /// A user prices file whose entries override the built-in price table
     /// (`rate_limit.prices`, relative to the team file's directory).
     pub prices: Option<PathBuf>,
+    /// The circuit breaker of every provider endpoint (`rate_limit.circuit`: `failures` in a
+    /// row open it for `open_for`); five for 30 s unless set.
+    pub circuit: crate::keys::CircuitSettings,
 }
 
 /// The effective limits of one `(provider, model)` after lookup in the limits table.

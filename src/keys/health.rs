@@ -146,8 +146,12 @@ impl KeyStatus {
         error: &ProviderError,
         circuit: &CircuitSettings,
     ) -> bool {
-        if error.kind == ProviderErrorKind::Dropped {
-            // Dropped in this process, maybe before it was ever sent: not a call of the key's.
+        if matches!(
+            error.kind,
+            ProviderErrorKind::Dropped | ProviderErrorKind::CircuitOpen
+        ) {
+            // Dropped in this process, maybe before it was ever sent, or refused by the
+            // endpoint's open circuit without a request: not a call of the key's.
             return false;
         }
         self.usage.calls += 1;
@@ -188,6 +192,7 @@ impl KeyStatus {
             // caller that left.
             ProviderErrorKind::Internal
             | ProviderErrorKind::Dropped
+            | ProviderErrorKind::CircuitOpen
             | ProviderErrorKind::Cancelled => false,
             // The provider answered: the way to it works.
             ProviderErrorKind::RateLimited

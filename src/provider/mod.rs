@@ -25,7 +25,7 @@ mod types;
 
 use std::sync::Arc;
 
-pub use actor::{ProviderHealth, ProviderRef};
+pub use actor::{CircuitView, EndpointState, ProviderHealth, ProviderRef};
 pub use build::{build_provider, build_provider_with, dialect_of};
 pub use simulated::SimulatedProvider;
 pub use types::{

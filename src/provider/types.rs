@@ -362,6 +362,30 @@ pub enum ProviderErrorKind {
     /// was restarted after a panic in *another* call, or the runtime is shutting down.
     /// Retryable at once; neither the key's nor the provider's doing.
     Dropped,
+    /// The endpoint's circuit breaker is open (it failed repeatedly: transport errors, 5xx,
+    /// timeouts): the call was refused at once and never sent. Retryable, on another endpoint
+    /// or after the cooldown; not held against the key.
+    CircuitOpen,
+}
+
+impl ProviderErrorKind {
+    /// The kind as a label (`rate_limited`, `transient`, `circuit_open`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderErrorKind::RateLimited => "rate_limited",
+            ProviderErrorKind::Auth => "auth",
+            ProviderErrorKind::Transient => "transient",
+            ProviderErrorKind::Overloaded => "overloaded",
+            ProviderErrorKind::RequestTooLarge => "request_too_large",
+            ProviderErrorKind::SpendCap => "spend_cap",
+            ProviderErrorKind::BadRequest => "bad_request",
+            ProviderErrorKind::Malformed => "malformed",
+            ProviderErrorKind::Cancelled => "cancelled",
+            ProviderErrorKind::Internal => "internal",
+            ProviderErrorKind::Dropped => "dropped",
+            ProviderErrorKind::CircuitOpen => "circuit_open",
+        }
+    }
 }
 
 /// A failed provider call.
@@ -428,6 +452,7 @@ impl ProviderError {
                 | ProviderErrorKind::Overloaded
                 | ProviderErrorKind::Malformed
                 | ProviderErrorKind::Dropped
+                | ProviderErrorKind::CircuitOpen
         )
     }
 

@@ -36,6 +36,30 @@ impl Runtime {
         health
     }
 
+    /// Each provider endpoint's health once (agents sharing an endpoint share its actor),
+    /// with the agents it serves, in agent order: what `/status` lists under `providers`.
+    pub async fn endpoint_health(&self) -> Vec<(ProviderHealth, Vec<String>)> {
+        let mut seen: Vec<(crate::provider::ProviderRef, Vec<String>)> = Vec::new();
+        let mut agents: Vec<&String> = self.providers.keys().collect();
+        agents.sort();
+        for agent in agents {
+            let Some(provider) = self.providers.get(agent) else {
+                continue;
+            };
+            match seen.iter_mut().find(|(p, _)| p.same_actor(provider)) {
+                Some((_, served)) => served.push(agent.clone()),
+                None => seen.push((provider.clone(), vec![agent.clone()])),
+            }
+        }
+        let mut out = Vec::new();
+        for (provider, served) in seen {
+            if let Ok(h) = provider.health().await {
+                out.push((h, served));
+            }
+        }
+        out
+    }
+
     /// Every API key's status (masked, never the secret): healthy or retired with the reason,
     /// circuit breaker state, usage over every agent and run, last error.
     pub fn key_status(&self) -> Vec<KeyStatus> {

@@ -180,7 +180,11 @@ impl Runtime {
             (None, Some(q)) if !q.system().is_owned() => q.system().clone(),
             (None, _) => ActorSystem::start()?,
         };
-        let providers = crate::provider::actor::endpoints::start_for_team(&system, &team.agents);
+        let providers = crate::provider::actor::endpoints::start_for_team(
+            &system,
+            &team.agents,
+            team.rate_limit.circuit,
+        );
         let keys = endpoints::key_registry(&system, &team);
         let quota = match (shared, options.rate_limit) {
             (Some(q), _) => Some(q.clone()),
@@ -230,7 +234,9 @@ impl Runtime {
         let actor = ProviderRef::start_on(
             &self.system.worker_at(index),
             provider,
+            None,
             crate::provider::actor::DEFAULT_MAX_IN_FLIGHT,
+            crate::provider::actor::CircuitSettings::default(),
         );
         self.providers.insert(agent_id.to_owned(), actor);
         Ok(self)

@@ -45,6 +45,15 @@ pub const TOKENS: &str = "massgen_provider_tokens_total";
 /// Cost of each priced call in US dollars; its `_sum` is the running cost. Labels: `provider`,
 /// `model`. (A histogram because the metrics facade has integer counters only.)
 pub const COST: &str = "massgen_provider_cost_usd";
+/// State of an endpoint's circuit breaker: 0 closed, 1 half-open, 2 open. Labels: `provider`,
+/// `endpoint`.
+pub const PROVIDER_CIRCUIT_STATE: &str = "massgen_provider_circuit_state";
+/// Latency of calls an endpoint answered (timeouts included), as its actor measured it from
+/// the call's slot to the answer. Labels: `provider`, `endpoint`.
+pub const PROVIDER_LATENCY: &str = "massgen_provider_latency_seconds";
+/// Failed calls of an endpoint by error kind (`circuit_open` for calls its open circuit
+/// refused without a request). Labels: `provider`, `endpoint`, `kind`.
+pub const PROVIDER_ERRORS: &str = "massgen_provider_errors_total";
 
 /// Agent turns by outcome. Labels: `outcome`.
 pub const AGENT_TURNS: &str = "massgen_agent_turns_total";
@@ -79,6 +88,7 @@ pub const RUN_DURATION_BUCKETS: &[f64] = &[
 pub const HISTOGRAM_BUCKETS: &[(&str, &[f64])] = &[
     (PERMIT_WAIT, PERMIT_WAIT_BUCKETS),
     (PROVIDER_REQUEST_DURATION, PROVIDER_DURATION_BUCKETS),
+    (PROVIDER_LATENCY, PROVIDER_DURATION_BUCKETS),
     (COST, COST_BUCKETS),
     (RUN_DURATION, RUN_DURATION_BUCKETS),
 ];
@@ -103,6 +113,9 @@ pub const ALL: &[&str] = &[
     RATE_LIMIT_RESPONSES,
     TOKENS,
     COST,
+    PROVIDER_CIRCUIT_STATE,
+    PROVIDER_LATENCY,
+    PROVIDER_ERRORS,
     AGENT_TURNS,
     COORDINATION_ROUNDS,
     VOTES,
@@ -192,6 +205,21 @@ pub fn describe_all() {
         RATE_LIMIT_RESPONSES,
         Unit::Count,
         "Rate-limit answers received, per provider, model and kind (rate_limited, daily_quota_exhausted, overloaded, spend_cap_reached, request_too_large)"
+    );
+    describe_gauge!(
+        PROVIDER_CIRCUIT_STATE,
+        Unit::Count,
+        "Circuit breaker of a provider endpoint: 0 closed, 1 half-open (one probe call decides), 2 open (calls refused without a request)"
+    );
+    describe_histogram!(
+        PROVIDER_LATENCY,
+        Unit::Seconds,
+        "Latency of calls a provider endpoint answered, timeouts included, per provider and endpoint"
+    );
+    describe_counter!(
+        PROVIDER_ERRORS,
+        Unit::Count,
+        "Failed calls of a provider endpoint, per provider, endpoint and error kind (transient, overloaded, rate_limited, auth, bad_request, malformed, circuit_open, ...)"
     );
     describe_counter!(
         TOKENS,

@@ -21,6 +21,7 @@ mod exporter;
 mod logging;
 pub mod pricing;
 pub mod provider;
+mod provider_status;
 pub mod quota;
 pub mod run;
 mod server;
@@ -36,6 +37,7 @@ pub use exporter::{install_prometheus, local_recorder, prometheus_builder};
 pub use logging::{
     LOG_ENV, LogFormat, LogOptions, build_filter, init_tracing, subscriber, verbosity_directives,
 };
+pub use provider_status::ProviderStatus;
 pub use server::{
     DEFAULT_METRICS_ADDR, EXPOSITION_CONTENT_TYPE, MetricsServer, MetricsServerOptions, ScrapeHook,
     StatusSource,

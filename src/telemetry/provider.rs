@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use metrics::{counter, histogram};
+use metrics::{counter, gauge, histogram};
 
 use super::{catalog, pricing};
-use crate::provider::{ChatResponse, ProviderError, ProviderErrorKind, Usage};
+use crate::provider::{ChatResponse, EndpointState, ProviderError, ProviderErrorKind, Usage};
 use crate::quota::SignalKind;
 
 /// How a provider call ended (the `status_class` label).
@@ -70,7 +70,8 @@ impl StatusClass {
             ProviderErrorKind::Overloaded => StatusClass::ServerError,
             ProviderErrorKind::Transient
             | ProviderErrorKind::Internal
-            | ProviderErrorKind::Dropped => StatusClass::Transport,
+            | ProviderErrorKind::Dropped
+            | ProviderErrorKind::CircuitOpen => StatusClass::Transport,
             ProviderErrorKind::Malformed => StatusClass::Malformed,
             ProviderErrorKind::Cancelled => StatusClass::Cancelled,
         }
@@ -170,6 +171,13 @@ pub fn call_finished(
     elapsed: Duration,
     result: &Result<ChatResponse, ProviderError>,
 ) {
+    if let Err(e) = result
+        && e.kind == ProviderErrorKind::CircuitOpen
+    {
+        // Refused by the endpoint's open circuit: no request was made (the endpoint's actor
+        // counts it in `massgen_provider_errors_total{kind="circuit_open"}`).
+        return;
+    }
     request_duration(provider, model, elapsed);
     match result {
         Ok(resp) => {
@@ -192,6 +200,46 @@ pub fn call_finished(
             }
         }
     }
+}
+
+/// Records the circuit state of the endpoint `endpoint` (a base URL without credentials).
+pub fn circuit_state(provider: &str, endpoint: &str, state: EndpointState) {
+    gauge!(
+        catalog::PROVIDER_CIRCUIT_STATE,
+        "provider" => provider.to_owned(),
+        "endpoint" => endpoint.to_owned()
+    )
+    .set(state.gauge());
+}
+
+/// Records a call the endpoint answered (or that timed out) after `elapsed`, failed with
+/// `error` when given.
+pub fn endpoint_call(
+    provider: &str,
+    endpoint: &str,
+    elapsed: Duration,
+    error: Option<ProviderErrorKind>,
+) {
+    histogram!(
+        catalog::PROVIDER_LATENCY,
+        "provider" => provider.to_owned(),
+        "endpoint" => endpoint.to_owned()
+    )
+    .record(elapsed.as_secs_f64());
+    if let Some(kind) = error {
+        endpoint_error(provider, endpoint, kind);
+    }
+}
+
+/// Counts a failed call of the endpoint by kind.
+pub fn endpoint_error(provider: &str, endpoint: &str, kind: ProviderErrorKind) {
+    counter!(
+        catalog::PROVIDER_ERRORS,
+        "provider" => provider.to_owned(),
+        "endpoint" => endpoint.to_owned(),
+        "kind" => kind.as_str()
+    )
+    .increment(1);
 }
 
 #[cfg(test)]

@@ -87,6 +87,9 @@ pub struct StatusReport {
     /// Why the store could not say what it holds, when it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_error: Option<String>,
+    /// Every provider endpoint: circuit breaker, load, errors, latency.
+    #[serde(default)]
+    pub providers: Vec<super::ProviderStatus>,
 }
 
 impl StatusReport {
@@ -102,7 +105,14 @@ impl StatusReport {
             scopes,
             store: None,
             store_error: None,
+            providers: Vec::new(),
         }
+    }
+
+    /// The same report with the provider endpoints `providers`.
+    pub fn with_providers(mut self, providers: Vec<super::ProviderStatus>) -> StatusReport {
+        self.providers = providers;
+        self
     }
 
     /// Adds what the quota state store holds (or why it could not say).

@@ -178,6 +178,7 @@ fn kind_name(kind: ProviderErrorKind) -> &'static str {
         ProviderErrorKind::Cancelled => "cancelled",
         ProviderErrorKind::Internal => "internal",
         ProviderErrorKind::Dropped => "dropped",
+        ProviderErrorKind::CircuitOpen => "circuit_open",
     }
 }
 

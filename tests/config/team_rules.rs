@@ -326,3 +326,36 @@ fn the_examples_in_the_configuration_doc_are_valid() {
         }
     }
 }
+
+#[test]
+fn rate_limit_circuit_sets_every_endpoints_breaker_and_bad_values_name_key_and_line() {
+    let agents = "agents:\n  - id: a\n    backend: {type: simulated, model: sim-fast}\n";
+    let team = parse_team(agents, "t.yaml", &opts(&[])).unwrap();
+    assert_eq!(team.rate_limit.circuit.failures_to_open, 5);
+    assert_eq!(team.rate_limit.circuit.open_for, Duration::from_secs(30));
+    let text = format!("{agents}rate_limit:\n  circuit: {{failures: 3, open_for: 45s}}\n");
+    let team = parse_team(&text, "t.yaml", &opts(&[])).unwrap();
+    assert_eq!(team.rate_limit.circuit.failures_to_open, 3);
+    assert_eq!(team.rate_limit.circuit.open_for, Duration::from_secs(45));
+    for (bad, key, says) in [
+        ("{failures: 0}", "rate_limit.circuit.failures", "at least 1"),
+        (
+            "{open_for: 0s}",
+            "rate_limit.circuit.open_for",
+            "0 is not valid",
+        ),
+        (
+            "{open_for: soon}",
+            "rate_limit.circuit.open_for",
+            "not a duration",
+        ),
+        ("{failure: 3}", "failure", "failures"),
+    ] {
+        let text = format!("{agents}rate_limit:\n  circuit: {bad}\n");
+        let e = parse_team(&text, "t.yaml", &opts(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("t.yaml") && e.contains(":5"), "{bad}: {e}");
+        assert!(e.contains(key) && e.contains(says), "{bad}: {e}");
+    }
+}

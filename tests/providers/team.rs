@@ -84,6 +84,7 @@ async fn three_agents_through_the_mock_with_binding_limits_get_no_429() {
             acquire_timeout: Some(Duration::from_secs(60)),
             state: None,
             prices: None,
+            circuit: Default::default(),
         },
     };
     let options = RuntimeOptions {

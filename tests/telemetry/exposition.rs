@@ -51,6 +51,22 @@ fn record_realistic_sequence() {
         Duration::from_millis(90),
         &limited,
     );
+    // One endpoint's actor: two answers (one a 5xx), then its circuit opens and refuses a
+    // call without a request.
+    let endpoint = "https://generativelanguage.googleapis.com/v1beta";
+    provider::endpoint_call("gemini", endpoint, Duration::from_millis(800), None);
+    provider::endpoint_call(
+        "gemini",
+        endpoint,
+        Duration::from_millis(3000),
+        Some(ProviderErrorKind::Transient),
+    );
+    provider::circuit_state("gemini", endpoint, massgen::provider::EndpointState::Open);
+    provider::endpoint_error("gemini", endpoint, ProviderErrorKind::CircuitOpen);
+    // The routing layer's view of that refused call: no request was made.
+    let refused: Result<ChatResponse, ProviderError> =
+        Err(ProviderError::new(ProviderErrorKind::CircuitOpen, "the circuit is open").never_sent());
+    provider::call_finished("gemini", "gemini-2.5-pro", Duration::ZERO, &refused);
     quota::cooldown_started(scope, quota::CooldownReason::RateLimited);
     quota::cooldown_remaining(scope, 26.0);
     quota::limit_learned(scope);
@@ -198,6 +214,43 @@ fn exposition_has_the_expected_families_labels_and_values() {
         value(&s, catalog::AGENT_TURNS, &[("outcome", "presented")]),
         Some(1.0)
     );
+    let endpoint = [
+        ("provider", "gemini"),
+        (
+            "endpoint",
+            "https://generativelanguage.googleapis.com/v1beta",
+        ),
+    ];
+    assert_eq!(
+        value(&s, catalog::PROVIDER_CIRCUIT_STATE, &endpoint),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            &format!("{}_count", catalog::PROVIDER_LATENCY),
+            &endpoint
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            catalog::PROVIDER_REQUESTS,
+            &[
+                ("provider", "gemini"),
+                ("model", "gemini-2.5-pro"),
+                ("status_class", "transport")
+            ]
+        ),
+        None,
+        "a call refused by an open circuit is no provider request"
+    );
+    for kind in ["transient", "circuit_open"] {
+        let mut labels = endpoint.to_vec();
+        labels.push(("kind", kind));
+        assert_eq!(value(&s, catalog::PROVIDER_ERRORS, &labels), Some(1.0));
+    }
     assert_eq!(value(&s, catalog::COORDINATION_ROUNDS, &[]), Some(1.0));
     assert_eq!(value(&s, catalog::VOTES, &[]), Some(1.0));
     assert_eq!(
@@ -222,6 +275,7 @@ fn exposition_has_the_expected_families_labels_and_values() {
         "dimension",
         "period",
         "provider",
+        "endpoint",
         "model",
         "status_class",
         "kind",

@@ -23,6 +23,8 @@ pub(super) enum Finished {
         elapsed: Duration,
         /// The error's text when it failed.
         error: Option<String>,
+        /// The error's kind when it failed.
+        kind: Option<ProviderErrorKind>,
         /// Whether the call timeout cut it.
         timed_out: bool,
     },
@@ -69,11 +71,13 @@ pub(super) async fn run(provider: Arc<dyn Provider>, slots: Arc<Semaphore>, msg:
     let (result, finished): (Result<ChatResponse, ProviderError>, Finished) = match outcome {
         Ok(Ok(result)) => {
             let error = result.as_ref().err().map(ToString::to_string);
+            let kind = result.as_ref().err().map(|e| e.kind);
             (
                 result,
                 Finished::Answered {
                     elapsed,
                     error,
+                    kind,
                     timed_out: false,
                 },
             )
@@ -99,6 +103,7 @@ pub(super) async fn run(provider: Arc<dyn Provider>, slots: Arc<Semaphore>, msg:
                 Finished::Answered {
                     elapsed,
                     error: Some(text),
+                    kind: Some(ProviderErrorKind::Transient),
                     timed_out: true,
                 },
             )

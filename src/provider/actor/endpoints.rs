@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::ProviderRef;
+use super::{CircuitSettings, ProviderRef};
 use crate::config::{AgentConfig, BackendKind};
 use crate::provider::{Provider, SimulatedProvider, build_provider};
 use crate::system::ActorSystem;
@@ -13,10 +13,12 @@ use crate::system::ActorSystem;
 /// actor per distinct (backend kind, base URL) for HTTP backends, shared by every agent on that
 /// endpoint (their calls share its concurrency and health); one per agent for the simulated
 /// backend, which is built per agent. An agent whose backend cannot be built (an
-/// OpenAI-compatible `chatcompletion` without a `base_url`) gets none.
+/// OpenAI-compatible `chatcompletion` without a `base_url`) gets none. Every HTTP endpoint has
+/// the circuit breaker `circuit` (`rate_limit.circuit`).
 pub fn start_for_team(
     system: &ActorSystem,
     agents: &[AgentConfig],
+    circuit: CircuitSettings,
 ) -> HashMap<String, ProviderRef> {
     let ids: Vec<String> = agents.iter().map(|a| a.id.clone()).collect();
     let mut endpoints: HashMap<(BackendKind, String), ProviderRef> = HashMap::new();
@@ -33,7 +35,9 @@ pub fn start_for_team(
             Some(ProviderRef::start_on(
                 &system.worker_at(i),
                 simulated,
+                None,
                 super::DEFAULT_MAX_IN_FLIGHT,
+                circuit,
             ))
         } else {
             let base_url = backend
@@ -46,7 +50,7 @@ pub fn start_for_team(
                     match endpoints.get(&endpoint) {
                         Some(p) => Some(p.clone()),
                         None => build_provider(backend).ok().map(|p| {
-                            let p = ProviderRef::start(system, p);
+                            let p = ProviderRef::start_endpoint(system, p, Some(url), circuit);
                             endpoints.insert(endpoint, p.clone());
                             p
                         }),

@@ -20,9 +20,13 @@
 //!   counted). Calls that were in flight on the stopped actor are dropped: their callers get a
 //!   "stopped before answering" error of kind `Dropped` (retried at once, not held against
 //!   their key), never a hang.
+//! - **Circuit breaker**: repeated transport errors, 5xx and timeouts open the endpoint's
+//!   circuit; while open, calls are refused at once without a request, then one probe decides
+//!   ([`circuit`]). [`ProviderRef::circuit`] reads the state without a message.
 //! - **Health**: the [`Health`] message answers a [`ProviderHealth`] snapshot.
 
 mod call;
+pub mod circuit;
 pub mod endpoints;
 mod handle;
 mod health;
@@ -40,8 +44,11 @@ use tokio::sync::{Semaphore, oneshot};
 use super::{ChatRequest, ChatResponse, Provider, ProviderError, ProviderErrorKind, StreamSink};
 use crate::keys::ApiKey;
 
+pub use circuit::{CircuitSettings, CircuitView, EndpointState};
 pub use handle::ProviderRef;
-pub use health::ProviderHealth;
+pub use health::{ProviderHealth, RECENT_CALLS};
+
+use circuit::{Admission, Breaker, Outcome};
 
 /// Calls one endpoint serves at once unless told otherwise: far above what any provider's
 /// rate limits admit, so the quota supervisor, not this cap, normally decides; it bounds the
@@ -85,8 +92,10 @@ impl Message for Health {
 /// The actor of one provider endpoint (see the module docs).
 pub struct ProviderActor {
     provider: Arc<dyn Provider>,
+    endpoint: Arc<str>,
     slots: Arc<Semaphore>,
     health: ProviderHealth,
+    breaker: Breaker,
 }
 
 impl std::fmt::Debug for ProviderActor {
@@ -99,13 +108,46 @@ impl std::fmt::Debug for ProviderActor {
 }
 
 impl ProviderActor {
-    /// An actor serving `provider` with at most `max_in_flight` calls at once (at least one).
-    pub fn new(provider: Arc<dyn Provider>, max_in_flight: usize) -> Self {
+    /// An actor serving `provider` at `endpoint` (its base URL without credentials) with at
+    /// most `max_in_flight` calls at once (at least one) and the circuit breaker `circuit`.
+    pub(crate) fn new(
+        provider: Arc<dyn Provider>,
+        endpoint: Arc<str>,
+        max_in_flight: usize,
+        circuit: CircuitSettings,
+    ) -> Self {
         let max_in_flight = max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         Self {
-            health: ProviderHealth::new(provider.name(), max_in_flight),
+            health: ProviderHealth::new(provider.name(), &endpoint, max_in_flight),
             provider,
+            endpoint,
             slots: Arc::new(Semaphore::new(max_in_flight)),
+            breaker: Breaker::new(circuit),
+        }
+    }
+
+    /// Publishes the breaker's state to the health figures and the metrics.
+    fn circuit_changed(&mut self) {
+        let view = self.breaker.view();
+        self.health.circuit = view.state;
+        self.health.circuit_until = view.until;
+        // On the runtime's clock (tokio's, paused in tests), as the breaker keeps it.
+        self.health.circuit_open_ms = self.breaker.until().map(|u| {
+            let left = u.saturating_duration_since(tokio::time::Instant::now());
+            u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+        });
+        crate::telemetry::provider::circuit_state(self.provider.name(), &self.endpoint, view.state);
+    }
+
+    /// Turns the circuit half-open when its cooldown ends (again after a restart, which drops
+    /// the context's timers).
+    fn arm_cooldown(&mut self, ctx: &mut Context<Self>) {
+        if let Some(until) = self.breaker.until() {
+            let wait = until.saturating_duration_since(tokio::time::Instant::now());
+            ctx.run_later(wait, |act, _ctx| {
+                act.breaker.tick();
+                act.circuit_changed();
+            });
         }
     }
 }
@@ -115,6 +157,8 @@ impl Actor for ProviderActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        self.circuit_changed();
+        self.arm_cooldown(ctx);
     }
 }
 
@@ -123,6 +167,8 @@ impl Supervised for ProviderActor {
         // Every call the stopped context held was dropped with it.
         self.health.in_flight = 0;
         self.health.restarts += 1;
+        // A probe in flight was dropped with the context: the next call may probe.
+        self.breaker.restarted();
         tracing::warn!(
             provider = self.provider.name(),
             restarts = self.health.restarts,
@@ -140,11 +186,50 @@ impl Handler<Chat> for ProviderActor {
             self.health.abandoned += 1;
             return;
         }
+        let admission = self.breaker.admit();
+        if admission == Admission::Refused {
+            self.health.rejected += 1;
+            let error = self.breaker.refusal(&self.endpoint);
+            crate::telemetry::provider::endpoint_error(
+                self.provider.name(),
+                &self.endpoint,
+                error.kind,
+            );
+            let _ = msg.reply.send(Err(error));
+            self.circuit_changed();
+            return;
+        }
+        let probe = admission == Admission::Probe;
+        if probe {
+            self.circuit_changed();
+        }
         self.health.in_flight += 1;
         let work = call::run(self.provider.clone(), self.slots.clone(), msg);
         ctx.spawn(work.into_actor(self).map(
-            |finished, act: &mut Self, ctx: &mut Context<Self>| {
+            move |finished, act: &mut Self, ctx: &mut Context<Self>| {
                 let panicked = matches!(finished, call::Finished::Panicked { .. });
+                let outcome = match &finished {
+                    call::Finished::Answered { kind, elapsed, .. } => {
+                        crate::telemetry::provider::endpoint_call(
+                            act.provider.name(),
+                            &act.endpoint,
+                            *elapsed,
+                            *kind,
+                        );
+                        Outcome::of(*kind)
+                    }
+                    call::Finished::Abandoned | call::Finished::Panicked { .. } => Outcome::Neutral,
+                };
+                if let Some(cooldown) = act.breaker.record(outcome, probe) {
+                    tracing::warn!(
+                        provider = act.provider.name(),
+                        endpoint = %act.endpoint,
+                        cooldown_s = cooldown.as_secs_f64(),
+                        "the endpoint failed repeatedly: its circuit is open"
+                    );
+                    act.arm_cooldown(ctx);
+                }
+                act.circuit_changed();
                 act.health.record(finished);
                 if panicked {
                     // Supervised: actix restarts the actor once it has stopped.
@@ -159,7 +244,8 @@ impl Handler<Health> for ProviderActor {
     type Result = MessageResult<Health>;
 
     fn handle(&mut self, _msg: Health, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.health.clone())
+        self.circuit_changed();
+        MessageResult(self.health.snapshot())
     }
 }
 

@@ -232,3 +232,60 @@ async fn a_panic_fails_its_call_clearly_and_the_actor_is_restarted() {
     assert_eq!((h.restarts, h.panics, h.successes), (1, 1, 1), "{h:?}");
     assert_eq!(probe.dropped.load(Ordering::SeqCst), 3);
 }
+
+#[actix_rt::test(system = "crate::system::PausedSystem")]
+async fn timeouts_open_the_circuit_whose_timer_turns_it_half_open_for_one_probe() {
+    let probe = Arc::new(Probe {
+        latency: Duration::from_secs(10),
+        ..Probe::default()
+    });
+    let circuit = CircuitSettings {
+        failures_to_open: 2,
+        open_for: Duration::from_secs(30),
+    };
+    let p = ProviderRef::start_on(
+        &ActorSystem::current().unwrap().worker(),
+        probe.clone(),
+        Some("https://user:pw@example.test/v1?k=1"),
+        DEFAULT_MAX_IN_FLIGHT,
+        circuit,
+    );
+    assert_eq!(p.endpoint(), "https://example.test/v1");
+    // A caller that gives up first counts for nothing.
+    let gave_up = tokio::time::timeout(Duration::from_secs(1), p.chat(request(), None, None, LONG));
+    assert!(gave_up.await.is_err());
+    let short = Duration::from_secs(1);
+    for _ in 0..2 {
+        let e = p.chat(request(), None, None, short).await.unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::Transient, "{e}");
+    }
+    let h = p.health().await.unwrap();
+    assert_eq!(
+        (h.circuit, h.timeouts, h.abandoned),
+        (EndpointState::Open, 2, 1)
+    );
+    assert_eq!(h.circuit_open_ms, Some(30_000));
+    let e = p.chat(request(), None, None, LONG).await.unwrap_err();
+    assert_eq!(e.kind, ProviderErrorKind::CircuitOpen, "{e}");
+    assert!(e.message.contains("https://example.test/v1") && !e.message.contains("pw"));
+    assert_eq!(
+        probe.calls.load(Ordering::SeqCst),
+        3,
+        "nothing sent while open"
+    );
+    // The actor's timer turns it half-open with no call needed.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::task::yield_now().await;
+    assert_eq!(p.circuit().state, EndpointState::HalfOpen);
+    let ok = p.chat(request(), None, None, LONG).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    assert_eq!(probe.calls.load(Ordering::SeqCst), 4);
+    let h = p.health().await.unwrap();
+    assert_eq!(
+        (h.circuit, h.rejected, h.calls),
+        (EndpointState::Closed, 1, 3)
+    );
+    assert_eq!(h.latency_p50_ms, Some(1000));
+    assert_eq!(h.latency_p99_ms, Some(10_000));
+    assert!((h.error_rate.unwrap() - 2.0 / 3.0).abs() < 1e-9);
+}
