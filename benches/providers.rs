@@ -113,6 +113,7 @@ fn route(p: ProviderRef, pool: Arc<KeyPool>, q: &QuotaHandle, who: &str) -> Rout
             output_cap: None,
         }),
         pool: Some(pool),
+        models: None,
         usage: None,
     }
 }

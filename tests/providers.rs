@@ -315,6 +315,8 @@ mod massgen_corpus;
 mod massgen_team;
 #[path = "providers/options.rs"]
 mod options;
+#[path = "providers/pools.rs"]
+mod pools;
 #[path = "providers/routing.rs"]
 mod routing;
 #[path = "providers/team.rs"]

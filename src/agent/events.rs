@@ -122,6 +122,40 @@ pub enum RunEvent {
         /// Why it failed.
         reason: String,
     },
+    /// A pooled call was granted a model of its pool (the first attempt of the call).
+    ModelSelected {
+        /// The agent.
+        agent: String,
+        /// The pool.
+        pool: String,
+        /// The provider of the chosen model (as the limits file names it).
+        provider: String,
+        /// The chosen model.
+        model: String,
+    },
+    /// A pooled call moved to another model after a rate limit, overload or failure.
+    ModelRotated {
+        /// The agent.
+        agent: String,
+        /// The pool.
+        pool: String,
+        /// `<provider>/<model>` it left.
+        from: String,
+        /// `<provider>/<model>` it moved to.
+        to: String,
+        /// Why (the error kind: `rate_limited`, `overloaded`, ...).
+        reason: String,
+    },
+    /// No model of a pool could take a call at once: it waits for the earliest freeing one
+    /// (`eta_ms`: how long, when known), or none is capable (`eta_ms` absent).
+    NoModelAvailable {
+        /// The agent.
+        agent: String,
+        /// The pool.
+        pool: String,
+        /// Milliseconds until a model frees, when known.
+        eta_ms: Option<u64>,
+    },
     /// An actor stopped unexpectedly (a panic, or its mailbox closed mid-request). For an
     /// agent the orchestrator retires it (an `agent_state` `failed` follows) and the run goes on
     /// with the others; a provider actor that panicked in a call was restarted, and that call's

@@ -148,6 +148,7 @@ fn rig_logged(
         requester: Arc::from("b"),
         quota,
         pool: None,
+        models: None,
         usage: None,
     };
     let spec = AgentSpec {

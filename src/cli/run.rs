@@ -444,6 +444,38 @@ fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent) {
                 "{agent}: attempt {attempt} failed ({reason}); trying again"
             ));
         }
+        RunEvent::ModelSelected {
+            agent,
+            pool,
+            provider,
+            model,
+        } => {
+            p.note(&format!("{agent}: pool {pool} chose {provider}/{model}"));
+        }
+        RunEvent::ModelRotated {
+            agent,
+            pool,
+            from,
+            to,
+            reason,
+        } => {
+            p.note(&format!(
+                "{agent}: pool {pool} moved {from} -> {to} ({reason})"
+            ));
+        }
+        RunEvent::NoModelAvailable {
+            agent,
+            pool,
+            eta_ms,
+        } => {
+            let when = eta_ms.map_or_else(
+                || "none is capable".to_owned(),
+                |ms| format!("waiting {}", fmt_wait(Duration::from_millis(ms))),
+            );
+            p.note(&format!(
+                "{agent}: no model of pool {pool} available; {when}"
+            ));
+        }
         RunEvent::ActorFailed { actor, reason } => {
             p.note(&format!("{actor} stopped unexpectedly: {reason}"));
         }

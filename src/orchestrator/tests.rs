@@ -57,6 +57,7 @@ fn spec(
             requester: Arc::from(id),
             quota,
             pool: None,
+            models: None,
             usage: None,
         },
         orchestrator: OrchestratorConfig::default(),

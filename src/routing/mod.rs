@@ -8,6 +8,7 @@
 
 pub mod estimate;
 pub mod keyed;
+pub mod pooled;
 pub mod reserve;
 #[cfg(test)]
 mod restart_tests;
@@ -73,6 +74,9 @@ pub struct Route {
     /// Several keys with their health and scopes: when set, each attempt picks a live key with
     /// capacity ([`keyed::call`]) and `key` is not used.
     pub pool: Option<Arc<crate::keys::KeyPool>>,
+    /// A pool of models: when set, each call chooses among them ([`pooled::call`]) and
+    /// `provider`, `key` and `pool` are not used for it.
+    pub models: Option<Arc<pooled::ModelPool>>,
     /// Where every provider call is recorded for the usage ledger (`None`: not recorded).
     pub usage: Option<crate::usage::UsageTap>,
 }
@@ -203,6 +207,9 @@ pub async fn call<F>(
 where
     F: Fn() -> ChatRequest,
 {
+    if let Some(models) = &route.models {
+        return pooled::call(route, models, build, sink, priority, observer).await;
+    }
     if let Some(pool) = &route.pool {
         return keyed::call(route, pool, build, sink, priority, observer).await;
     }
@@ -332,6 +339,7 @@ mod tests {
             requester: Arc::from("a"),
             quota: None,
             pool: None,
+            models: None,
             usage: None,
         }
     }

@@ -295,6 +295,7 @@ mod tests {
             requester: Arc::from("a"),
             quota: None,
             pool: None,
+            models: None,
             usage: None,
         };
         let request = |max_tokens| ChatRequest {

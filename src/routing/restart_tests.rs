@@ -89,6 +89,7 @@ async fn a_call_dropped_by_a_restart_is_retried_at_once_and_not_charged_to_its_k
             ScopeKind::PerKey,
             None,
         ))),
+        models: None,
         usage: None,
     };
     let a = route("a", "sk-key-of-agent-a-000");

@@ -425,6 +425,7 @@ impl Runtime {
                     requester: Arc::from(agent.id.as_str()),
                     quota: None,
                     pool: self.key_pool(agent),
+                    models: None,
                     usage: Some(usage.tap(&agent.id)),
                 })
             })

@@ -87,6 +87,7 @@ fn route(
             output_cap: None,
         }),
         pool: Some(pool.clone()),
+        models: None,
         usage: None,
     }
 }
@@ -449,6 +450,7 @@ async fn a_call_that_never_reached_the_provider_is_not_counted() {
             output_cap: None,
         }),
         pool: Some(pool.clone()),
+        models: None,
         usage: None,
     };
     let err = call_first(&r, false).await.unwrap_err();

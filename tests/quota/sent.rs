@@ -190,6 +190,7 @@ fn route(fake: &Arc<Fake>, q: &QuotaHandle, who: &str, output_cap: u32) -> Route
             output_cap: Some(output_cap),
         }),
         pool: None,
+        models: None,
         usage: None,
     }
 }
