@@ -149,6 +149,7 @@ fn rig_logged(
         quota,
         pool: None,
         usage: None,
+        budget: None,
     };
     let spec = AgentSpec {
         config: AgentConfig::simulated("b", voter()),

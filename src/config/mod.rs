@@ -41,6 +41,6 @@ pub use secrets::EnvLookup;
 pub use team::{LoadOptions, check_team, check_team_text, load_team, parse_team};
 pub use types::{
     AgentConfig, BackendConfig, BackendKind, DEFAULT_CALL_TIMEOUT, DisplayType, ModelLimits,
-    NoveltyRequirement, OrchestratorConfig, RateLimitSettings, SimFailure, SimulatedSettings,
+    NoveltyRequirement, OrchestratorConfig, BudgetSettings, RateLimitSettings, SimFailure, SimulatedSettings,
     TeamConfig, TimeoutConfig, UiConfig, VotingSensitivity,
 };

@@ -141,4 +141,14 @@ pub(crate) struct RawRateLimit {
     pub(crate) acquire_timeout_seconds: Option<f64>,
     pub(crate) state: Option<String>,
     pub(crate) prices: Option<String>,
+    pub(crate) budget: Option<RawBudget>,
+}
+
+/// `rate_limit.budget:` (ours).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBudget {
+    pub(crate) per_run_usd: Option<f64>,
+    pub(crate) per_day_usd: Option<f64>,
+    pub(crate) allow_unpriced: Option<bool>,
 }

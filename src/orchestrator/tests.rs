@@ -58,6 +58,7 @@ fn spec(
             quota,
             pool: None,
             usage: None,
+            budget: None,
         },
         orchestrator: OrchestratorConfig::default(),
         question: Arc::from("Who is left?"),

@@ -45,6 +45,9 @@ pub const TOKENS: &str = "massgen_provider_tokens_total";
 /// Cost of each priced call in US dollars; its `_sum` is the running cost. Labels: `provider`,
 /// `model`. (A histogram because the metrics facade has integer counters only.)
 pub const COST: &str = "massgen_provider_cost_usd";
+/// Cost of the calls recorded in the usage ledger, in millionths of a US dollar (an integer
+/// counter: the metrics facade has no float counters). Labels: `agent`, `provider`, `model`.
+pub const COST_MICRODOLLARS: &str = "massgen_cost_microdollars_total";
 
 /// Agent turns by outcome. Labels: `outcome`.
 pub const AGENT_TURNS: &str = "massgen_agent_turns_total";
@@ -103,6 +106,7 @@ pub const ALL: &[&str] = &[
     RATE_LIMIT_RESPONSES,
     TOKENS,
     COST,
+    COST_MICRODOLLARS,
     AGENT_TURNS,
     COORDINATION_ROUNDS,
     VOTES,
@@ -201,6 +205,11 @@ pub fn describe_all() {
     describe_histogram!(
         COST,
         "Cost of each call in US dollars at list prices, per provider and model; the _sum series is the running cost"
+    );
+    describe_counter!(
+        COST_MICRODOLLARS,
+        Unit::Count,
+        "Cost of priced calls in millionths of a US dollar, per agent, provider and model (the usage ledger's price table)"
     );
     describe_counter!(
         AGENT_TURNS,

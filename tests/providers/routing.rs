@@ -88,6 +88,7 @@ fn route(
         }),
         pool: Some(pool.clone()),
         usage: None,
+        budget: None,
     }
 }
 
@@ -450,6 +451,7 @@ async fn a_call_that_never_reached_the_provider_is_not_counted() {
         }),
         pool: Some(pool.clone()),
         usage: None,
+        budget: None,
     };
     let err = call_first(&r, false).await.unwrap_err();
     // All four attempts went out at once under 1 RPM: none of them was counted.

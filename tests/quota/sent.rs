@@ -191,6 +191,7 @@ fn route(fake: &Arc<Fake>, q: &QuotaHandle, who: &str, output_cap: u32) -> Route
         }),
         pool: None,
         usage: None,
+        budget: None,
     }
 }
 
