@@ -190,7 +190,10 @@ impl AgentWork {
             }
         }
         self.stats.set(stats);
-        if result.as_ref().is_err_and(|e| e.budget_exceeded().is_some()) {
+        if result
+            .as_ref()
+            .is_err_and(|e| e.budget_exceeded().is_some())
+        {
             // The run's budget refused the call and stops the run (the refusal is the run's
             // stop signal): this agent is not failing, it waits to be stopped with the others
             // so its answers still count.

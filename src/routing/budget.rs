@@ -92,7 +92,10 @@ pub fn settle(
     let (Some(guard), Some(hold)) = (&route.budget, hold) else {
         return;
     };
-    let price = guard.price(route.provider.name(), &request.model).ok().flatten();
+    let price = guard
+        .price(route.provider.name(), &request.model)
+        .ok()
+        .flatten();
     let actual = match (result, price) {
         (_, None) => 0.0,
         (Ok(ChatResponse { usage: Some(u), .. }), Some(p))

@@ -250,7 +250,8 @@ where
                 // which answers may have arrived: rebuilding is cheap, a stale vote wastes quota.
                 match reserve::refresh(route, &mut p, granted, &build, regrowths, ceiling).await {
                     Some(request) => {
-                        let p = budget::cover(route, &mut hold, &request, Some(p), calls, quota_wait)?;
+                        let p =
+                            budget::cover(route, &mut hold, &request, Some(p), calls, quota_wait)?;
                         (request, p)
                     }
                     None => {

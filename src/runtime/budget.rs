@@ -35,7 +35,12 @@ pub(super) fn guard(
             "no usage ledger (rate_limit.state): the day budget counts only this run's calls"
         );
     }
-    Some(BudgetGuard::new(settings, prices.clone(), run_id, day_store))
+    Some(BudgetGuard::new(
+        settings,
+        prices.clone(),
+        run_id,
+        day_store,
+    ))
 }
 
 /// `stop`, or the first call the budget refuses.
@@ -72,7 +77,8 @@ pub(super) fn report(
         Ok(mut o) => {
             o.status = RunStatus::BudgetExceeded;
             // The stop was an interrupt as far as the orchestrator knew.
-            o.notes.retain(|n| !n.starts_with("the run was interrupted"));
+            o.notes
+                .retain(|n| !n.starts_with("the run was interrupted"));
             o.notes.insert(
                 0,
                 format!(

@@ -214,7 +214,12 @@ impl CallRecorder {
             .lookup(&self.provider, &self.model)
             .map(|p| p.cost(input, output));
         if let Some(usd) = cost {
-            crate::telemetry::provider::agent_cost(&self.tap.agent, &self.provider, &self.model, usd);
+            crate::telemetry::provider::agent_cost(
+                &self.tap.agent,
+                &self.provider,
+                &self.model,
+                usd,
+            );
         }
         run.add(UsageRecord {
             at_ms: chrono::Utc::now().timestamp_millis(),
