@@ -229,7 +229,7 @@ pub(super) fn rate_limit(
         let p = base.key("budget");
         let usd = |key: &str, v: Option<f64>| -> Result<Option<f64>, ConfigError> {
             match v {
-                Some(v) if !(v.is_finite() && v >= 0.0 && v < 1e9) => Err(doc.error(
+                Some(v) if !(v.is_finite() && (0.0..1e9).contains(&v)) => Err(doc.error(
                     &p.key(key),
                     format!("{v} is not valid: use an amount of US dollars of 0 or more"),
                 )),

@@ -35,6 +35,7 @@ fn refused(refusal: BudgetRefusal, calls: u32, quota_wait: Duration) -> CallErro
 
 /// Reserves `request`'s worst case on the route's budget (`None`: the route has none). An
 /// error means the call must not be made; `calls` and `quota_wait` go into it.
+#[allow(clippy::result_large_err)]
 pub fn reserve(
     route: &Route,
     request: &ChatRequest,
@@ -54,6 +55,7 @@ pub fn reserve(
 /// Makes `hold` cover `request` as it will be sent (rebuilt after the permit wait, it may have
 /// grown) and passes `permit` on; when it cannot, the permit is given back unsent and the error
 /// says the call must not be made.
+#[allow(clippy::result_large_err)]
 pub fn cover(
     route: &Route,
     hold: &mut Option<BudgetHold>,

@@ -50,15 +50,13 @@ impl Counting {
 /// is never changed.
 pub fn capped(route: &Route, mut request: ChatRequest, ceiling: Option<u32>) -> ChatRequest {
     // A budget reserves the output cap's price, so it sends the cap too.
-    if route.quota.is_some() || route.budget.is_some() {
-        if request.max_tokens.is_none() {
-            let cap = route
-                .quota
-                .as_ref()
-                .and_then(|q| q.output_cap)
-                .unwrap_or(estimate::DEFAULT_MAX_TOKENS);
-            request.max_tokens = Some(ceiling.map_or(cap, |c| c.min(cap)));
-        }
+    if (route.quota.is_some() || route.budget.is_some()) && request.max_tokens.is_none() {
+        let cap = route
+            .quota
+            .as_ref()
+            .and_then(|q| q.output_cap)
+            .unwrap_or(estimate::DEFAULT_MAX_TOKENS);
+        request.max_tokens = Some(ceiling.map_or(cap, |c| c.min(cap)));
     }
     request
 }
