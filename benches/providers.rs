@@ -115,6 +115,7 @@ fn route(p: ProviderRef, pool: Arc<KeyPool>, q: &QuotaHandle, who: &str) -> Rout
         pool: Some(pool),
         models: None,
         usage: None,
+        budget: None,
     }
 }
 

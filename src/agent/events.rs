@@ -184,9 +184,19 @@ pub enum RunEvent {
         /// Length in characters.
         chars: usize,
     },
+    /// A call would have passed a spending limit (`rate_limit.budget`): it was not made, and
+    /// the run ends with the best answer so far.
+    BudgetExceeded {
+        /// `run` or `day`.
+        scope: String,
+        /// The limit, in US dollars.
+        limit_usd: f64,
+        /// Spent against it so far, in US dollars.
+        spent_usd: f64,
+    },
     /// The run ended.
     RunFinished {
-        /// `completed`, `timed_out`, `interrupted` or `failed`.
+        /// `completed`, `timed_out`, `interrupted`, `budget_exceeded` or `failed`.
         status: String,
         /// The winner, if any.
         winner: Option<String>,

@@ -150,6 +150,7 @@ fn rig_logged(
         pool: None,
         models: None,
         usage: None,
+        budget: None,
     };
     let spec = AgentSpec {
         config: AgentConfig::simulated("b", voter()),

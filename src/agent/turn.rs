@@ -190,6 +190,15 @@ impl AgentWork {
             }
         }
         self.stats.set(stats);
+        if result
+            .as_ref()
+            .is_err_and(|e| e.budget_exceeded().is_some())
+        {
+            // The run's budget refused the call and stops the run (the refusal is the run's
+            // stop signal): this agent is not failing, it waits to be stopped with the others
+            // so its answers still count.
+            std::future::pending::<()>().await;
+        }
         result.map(|r| (r.response, r.sent))
     }
 

@@ -25,6 +25,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_INTERNAL: u8 = 1;
 /// Exit code: a usage or configuration error.
 pub const EXIT_CONFIG: u8 = 2;
+/// Exit code: a spending limit (`rate_limit.budget`) stopped the run, with its best answer or
+/// none ([`crate::runtime::EXIT_BUDGET`]).
+pub const EXIT_BUDGET: u8 = 5;
 /// Exit code: interrupted by Ctrl-C.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
@@ -363,6 +366,12 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     let code = match outcome {
         Ok(outcome) if outcome.status == RunStatus::Interrupted => {
             report_interrupted(&args, &question, &outcome)
+        }
+        Ok(outcome) if outcome.status == RunStatus::BudgetExceeded => {
+            match report_success(&args, &question, &outcome) {
+                EXIT_OK => EXIT_BUDGET,
+                code => code,
+            }
         }
         Ok(outcome) => report_success(&args, &question, &outcome),
         Err(err) => {

@@ -42,7 +42,7 @@ pub use profiles::builtin_profile_names;
 pub use secrets::EnvLookup;
 pub use team::{LoadOptions, check_team, check_team_text, load_team, parse_team};
 pub use types::{
-    AgentConfig, BackendConfig, BackendKind, DEFAULT_CALL_TIMEOUT, DisplayType, ModelLimits,
-    NoveltyRequirement, OrchestratorConfig, RateLimitSettings, SimFailure, SimulatedSettings,
-    TeamConfig, TimeoutConfig, UiConfig, VotingSensitivity,
+    AgentConfig, BackendConfig, BackendKind, BudgetSettings, DEFAULT_CALL_TIMEOUT, DisplayType,
+    ModelLimits, NoveltyRequirement, OrchestratorConfig, RateLimitSettings, SimFailure,
+    SimulatedSettings, TeamConfig, TimeoutConfig, UiConfig, VotingSensitivity,
 };

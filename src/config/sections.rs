@@ -249,6 +249,23 @@ pub(super) fn rate_limit(
         }
         out.limits_file = Some(path);
     }
+    if let Some(b) = raw.budget {
+        let p = base.key("budget");
+        let usd = |key: &str, v: Option<f64>| -> Result<Option<f64>, ConfigError> {
+            match v {
+                Some(v) if !(v.is_finite() && (0.0..1e9).contains(&v)) => Err(doc.error(
+                    &p.key(key),
+                    format!("{v} is not valid: use an amount of US dollars of 0 or more"),
+                )),
+                v => Ok(v),
+            }
+        };
+        out.budget = Some(crate::config::BudgetSettings {
+            per_run_usd: usd("per_run_usd", b.per_run_usd)?,
+            per_day_usd: usd("per_day_usd", b.per_day_usd)?,
+            allow_unpriced: b.allow_unpriced.unwrap_or(false),
+        });
+    }
     if let Some(file) = raw.prices {
         out.prices = Some(existing_file(
             doc,

@@ -143,6 +143,7 @@ pub(crate) struct RawRateLimit {
     pub(crate) prices: Option<String>,
     pub(crate) store: Option<serde_yaml::Value>,
     pub(crate) circuit: Option<RawCircuit>,
+    pub(crate) budget: Option<RawBudget>,
 }
 
 /// `rate_limit.circuit:` (ours): the circuit breaker of every provider endpoint.
@@ -151,4 +152,13 @@ pub(crate) struct RawRateLimit {
 pub(crate) struct RawCircuit {
     pub(crate) failures: Option<u32>,
     pub(crate) open_for: Option<serde_yaml::Value>,
+}
+
+/// `rate_limit.budget:` (ours).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBudget {
+    pub(crate) per_run_usd: Option<f64>,
+    pub(crate) per_day_usd: Option<f64>,
+    pub(crate) allow_unpriced: Option<bool>,
 }

@@ -264,6 +264,22 @@ pub struct RateLimitSettings {
     /// The circuit breaker of every provider endpoint (`rate_limit.circuit`: `failures` in a
     /// row open it for `open_for`); five for 30 s unless set.
     pub circuit: crate::keys::CircuitSettings,
+    /// Spending limits (`rate_limit.budget`); `None` when unset.
+    pub budget: Option<BudgetSettings>,
+}
+
+/// `rate_limit.budget`: how much a run and a UTC day may spend, in US dollars, priced with the
+/// price table. A call that would pass a limit is not made; the run ends with its best answer.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct BudgetSettings {
+    /// `per_run_usd`: the most one run may spend.
+    pub per_run_usd: Option<f64>,
+    /// `per_day_usd`: the most every run together may spend in one UTC day (counted from the
+    /// usage ledger kept with the quota state).
+    pub per_day_usd: Option<f64>,
+    /// `allow_unpriced` (default false): under a budget, a call to a model with no price is
+    /// refused unless this is set; then it counts as free.
+    pub allow_unpriced: bool,
 }
 
 /// The effective limits of one `(provider, model)` after lookup in the limits table.

@@ -16,15 +16,19 @@ pub enum RunStatus {
     /// The run was stopped from outside (Ctrl-C, SIGTERM, an embedding app); the winner was
     /// picked from what existed then, with no final presentation.
     Interrupted,
+    /// A call would have passed a spending limit (`rate_limit.budget`): the run was stopped
+    /// like an interrupted one and the winner picked from what existed then.
+    BudgetExceeded,
 }
 
 impl RunStatus {
-    /// `completed`, `timed_out` or `interrupted`.
+    /// `completed`, `timed_out`, `interrupted` or `budget_exceeded`.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Completed => "completed",
             RunStatus::TimedOut => "timed_out",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::BudgetExceeded => "budget_exceeded",
         }
     }
 }

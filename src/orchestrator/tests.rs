@@ -59,6 +59,7 @@ fn spec(
             pool: None,
             models: None,
             usage: None,
+            budget: None,
         },
         orchestrator: OrchestratorConfig::default(),
         question: Arc::from("Who is left?"),

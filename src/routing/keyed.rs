@@ -69,6 +69,7 @@ where
         let own = build();
         let own_cap = own.max_tokens;
         let request = reserve::capped(route, own, ceiling);
+        let mut hold = super::budget::reserve(route, &request, calls, quota_wait)?;
         let (chosen, permit) = match &route.quota {
             Some(q) => {
                 let tokens = reserve::tokens(route, &request);
@@ -121,6 +122,7 @@ where
             }
             None => (request, None),
         };
+        let permit = super::budget::cover(route, &mut hold, &request, permit, calls, quota_wait)?;
         // Another call (this agent's or any other's: keys are shared) may have retired the key
         // or opened its circuit while this one waited: nothing is ever sent with a retired key,
         // and a half-open key takes one trial call at a time while another key is usable.
@@ -184,6 +186,7 @@ where
         };
         drop(trial);
         reserve::settle(route, permit, &result);
+        super::budget::settle(route, hold, &request, &result);
         let error = match result {
             Ok(response) => {
                 return Ok(CallReport {

@@ -6,6 +6,7 @@
 //! This first version serves one provider endpoint with at most one key per agent; key choice
 //! and failover across keys and models extend [`Route`] later.
 
+pub mod budget;
 pub mod estimate;
 pub mod keyed;
 pub mod pooled;
@@ -79,6 +80,9 @@ pub struct Route {
     pub models: Option<Arc<pooled::ModelPool>>,
     /// Where every provider call is recorded for the usage ledger (`None`: not recorded).
     pub usage: Option<crate::usage::UsageTap>,
+    /// The run's spending limits, shared by every route of the run (`None`: no budget). A
+    /// call that could pass them is not made ([`budget`]).
+    pub budget: Option<Arc<crate::usage::budget::BudgetGuard>>,
 }
 
 /// Something that wants to know about retries (the agent turns them into events).
@@ -116,6 +120,16 @@ pub enum CallError {
         /// Time spent waiting for quota permits.
         quota_wait: Duration,
     },
+    /// The run's budget refused the call (it was not made).
+    #[error("{refusal}")]
+    Budget {
+        /// Why.
+        refusal: crate::usage::budget::BudgetRefusal,
+        /// Provider calls made before.
+        calls: u32,
+        /// Time spent waiting for quota permits.
+        quota_wait: Duration,
+    },
     /// The quota supervisor gave no permit.
     #[error("quota: {error}")]
     Quota {
@@ -132,7 +146,20 @@ impl CallError {
     /// Provider calls made before giving up.
     pub fn calls(&self) -> u32 {
         match self {
-            CallError::Provider { calls, .. } | CallError::Quota { calls, .. } => *calls,
+            CallError::Provider { calls, .. }
+            | CallError::Quota { calls, .. }
+            | CallError::Budget { calls, .. } => *calls,
+        }
+    }
+
+    /// The budget limit that stopped the call, if one did.
+    pub fn budget_exceeded(&self) -> Option<&crate::usage::budget::BudgetExceeded> {
+        match self {
+            CallError::Budget {
+                refusal: crate::usage::budget::BudgetRefusal::Exceeded(e),
+                ..
+            } => Some(e),
+            _ => None,
         }
     }
 
@@ -150,9 +177,9 @@ impl CallError {
     /// Time spent waiting for quota before giving up.
     pub fn quota_wait(&self) -> Duration {
         match self {
-            CallError::Provider { quota_wait, .. } | CallError::Quota { quota_wait, .. } => {
-                *quota_wait
-            }
+            CallError::Provider { quota_wait, .. }
+            | CallError::Quota { quota_wait, .. }
+            | CallError::Budget { quota_wait, .. } => *quota_wait,
         }
     }
 }
@@ -223,12 +250,17 @@ where
         let own = build();
         let own_cap = own.max_tokens;
         let granted = reserve::capped(route, own, ceiling);
+        let mut hold = budget::reserve(route, &granted, calls, quota_wait)?;
         let (request, permit) = match admit(route, &granted, priority).await {
             Ok(Some(mut p)) => {
                 // Even a permit granted at once crossed to the supervisor and back, time in
                 // which answers may have arrived: rebuilding is cheap, a stale vote wastes quota.
                 match reserve::refresh(route, &mut p, granted, &build, regrowths, ceiling).await {
-                    Some(request) => (request, Some(p)),
+                    Some(request) => {
+                        let p =
+                            budget::cover(route, &mut hold, &request, Some(p), calls, quota_wait)?;
+                        (request, p)
+                    }
                     None => {
                         // It grew past what fits now: never sent, never counted; wait again.
                         quota_wait += p.waited();
@@ -274,6 +306,7 @@ where
             handle.feedback(scope.clone(), signal);
         }
         reserve::settle(route, permit, &result);
+        budget::settle(route, hold, &request, &result);
         match result {
             Ok(response) => {
                 return Ok(CallReport {
@@ -341,6 +374,7 @@ mod tests {
             pool: None,
             models: None,
             usage: None,
+            budget: None,
         }
     }
 

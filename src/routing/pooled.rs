@@ -237,6 +237,18 @@ where
                 quota_wait,
             });
         }
+        // The budget holds the dearest candidate's worst case until the supervisor chose one;
+        // the hold is settled to what the chosen model cost.
+        let hold = super::budget::reserve_most(
+            route,
+            order.iter().map(|&i| {
+                let m = &pool.members[i];
+                (m.provider.name(), m.entry.model.as_str())
+            }),
+            &request,
+            calls,
+            quota_wait,
+        )?;
         let (chosen, permit) = match &route.quota {
             Some(q) => {
                 let acquired = super::traced::acquire(
@@ -345,6 +357,7 @@ where
             q.handle.feedback(scope.clone(), signal);
         }
         settle(member, permit, &result);
+        super::budget::settle_at(route, member.provider.name(), hold, &request, &result);
         let error = match result {
             Ok(response) => {
                 return Ok(CallReport {

@@ -44,16 +44,19 @@ impl Counting {
 }
 
 /// `request` with the route's output cap filled in when it names none and the route reserves
-/// quota (the cap reserved must be the cap sent).
+/// quota or has a budget (the cap reserved must be the cap sent).
 ///
 /// `ceiling` lowers the route's cap for this call ([`fitting_cap`]); a cap the agent set itself
 /// is never changed.
 pub fn capped(route: &Route, mut request: ChatRequest, ceiling: Option<u32>) -> ChatRequest {
-    if let Some(q) = &route.quota {
-        if request.max_tokens.is_none() {
-            let cap = q.output_cap.unwrap_or(estimate::DEFAULT_MAX_TOKENS);
-            request.max_tokens = Some(ceiling.map_or(cap, |c| c.min(cap)));
-        }
+    // A budget reserves the output cap's price, so it sends the cap too.
+    if (route.quota.is_some() || route.budget.is_some()) && request.max_tokens.is_none() {
+        let cap = route
+            .quota
+            .as_ref()
+            .and_then(|q| q.output_cap)
+            .unwrap_or(estimate::DEFAULT_MAX_TOKENS);
+        request.max_tokens = Some(ceiling.map_or(cap, |c| c.min(cap)));
     }
     request
 }
@@ -297,6 +300,7 @@ mod tests {
             pool: None,
             models: None,
             usage: None,
+            budget: None,
         };
         let request = |max_tokens| ChatRequest {
             options: Default::default(),

@@ -91,6 +91,7 @@ async fn a_call_dropped_by_a_restart_is_retried_at_once_and_not_charged_to_its_k
         ))),
         models: None,
         usage: None,
+        budget: None,
     };
     let a = route("a", "sk-key-of-agent-a-000");
     let b = route("b", "sk-key-of-agent-b-000");

@@ -10,6 +10,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod endpoints;
 mod outcome;
 mod quota;
@@ -25,7 +26,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use self::outcome::{RunError, RunOutcome};
+pub use self::outcome::{EXIT_BUDGET, RunError, RunOutcome};
 pub use self::run_dir::RunDir;
 use self::summary::{conclude, failed_status, write_summary};
 pub use crate::agent::events::{AgentState, RunEvent};
@@ -320,6 +321,10 @@ impl Runtime {
         let run_deadline = started.checked_add(timeout);
         let usage = RunUsage::new(run_id, self.usage.clone(), self.prices.clone());
         let mut routes = self.routes(&usage)?;
+        let budget = budget::guard(&self.team, &self.prices, run_id);
+        for route in &mut routes {
+            route.budget = budget.clone();
+        }
         let run_dir = self.open_run_dir()?;
         let log = run_dir.clone().map(|d| d as Arc<dyn EventLog>);
         let emitter = Emitter::new(self.events.clone(), log);
@@ -363,7 +368,7 @@ impl Runtime {
             &self.team.orchestrator,
             timeout,
             emitter.clone(),
-            stop,
+            budget::stop_or_trip(stop, budget.clone()),
         )
         .await;
         if let Some(f) = forwarder {
@@ -374,7 +379,10 @@ impl Runtime {
         if let Some(ledger) = usage.ledger() {
             ledger.flush().await;
         }
-        let result = conclude(c, duration, dir_path.clone());
+        let mut result = conclude(c, duration, dir_path.clone());
+        if let Some(exceeded) = budget.as_ref().and_then(|g| g.exceeded()) {
+            result.0 = budget::report(result.0, exceeded, &emitter);
+        }
         if let Some(dir) = &run_dir {
             let quota = self.quota_status().await;
             let usage = usage.summary();
@@ -427,6 +435,7 @@ impl Runtime {
                     pool: self.key_pool(agent),
                     models: None,
                     usage: Some(usage.tap(&agent.id)),
+                    budget: None,
                 })
             })
             .collect()

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use crate::orchestrator::{AgentStats, AnswerRecord, RunStatus, VoteRecord};
 
+/// Exit code of a run stopped by a spending limit (`rate_limit.budget`), with or without an
+/// answer.
+pub const EXIT_BUDGET: i32 = 5;
+
 /// A run that produced an answer.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -61,6 +65,14 @@ pub enum RunError {
         /// The run directory.
         run_dir: Option<PathBuf>,
     },
+    /// A spending limit stopped the run before any answer existed.
+    #[error("{message}: no agent had answered yet{}", dir_hint(run_dir))]
+    BudgetExceeded {
+        /// What limit, and the figures.
+        message: String,
+        /// The run directory.
+        run_dir: Option<PathBuf>,
+    },
     /// The run was interrupted before any answer existed.
     #[error("interrupted before any agent answered{}", dir_hint(run_dir))]
     Interrupted {
@@ -88,13 +100,15 @@ pub enum RunError {
 
 impl RunError {
     /// The process exit code for this error: 3 when no agent succeeded or no answer came,
-    /// 4 when quota deadlines prevented any answer, 130 when interrupted before any answer, 1 for
+    /// 4 when quota deadlines prevented any answer, [`EXIT_BUDGET`] (5) when a spending limit
+    /// stopped the run, 130 when interrupted before any answer, 1 for
     /// internal failures. (0 means success
     /// and 2 a configuration error; the CLI uses those.)
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::AllAgentsFailed { .. } | RunError::NoAnswer { .. } => 3,
             RunError::QuotaDeadline { .. } => 4,
+            RunError::BudgetExceeded { .. } => EXIT_BUDGET,
             RunError::Interrupted { .. } => 130,
             RunError::MissingProvider { .. } | RunError::RunDir(_) | RunError::Quota(_) => 1,
         }
@@ -106,6 +120,7 @@ impl RunError {
             RunError::AllAgentsFailed { run_dir, .. }
             | RunError::QuotaDeadline { run_dir, .. }
             | RunError::NoAnswer { run_dir, .. }
+            | RunError::BudgetExceeded { run_dir, .. }
             | RunError::Interrupted { run_dir } => run_dir.as_ref(),
             _ => None,
         }

@@ -12,6 +12,7 @@ use crate::supervisor::QuotaSnapshot;
 pub(super) fn failed_status(error: &RunError) -> &'static str {
     match error {
         RunError::Interrupted { .. } => "interrupted",
+        RunError::BudgetExceeded { .. } => "budget_exceeded",
         _ => "failed",
     }
 }
@@ -45,7 +46,9 @@ fn decide(
         let reason = match c.status {
             RunStatus::TimedOut => "the orchestrator timeout expired before any agent answered",
             RunStatus::Completed => "the agents finished without any answer",
-            RunStatus::Interrupted => return Err(RunError::Interrupted { run_dir }),
+            RunStatus::Interrupted | RunStatus::BudgetExceeded => {
+                return Err(RunError::Interrupted { run_dir });
+            }
         };
         return Err(RunError::NoAnswer {
             reason: reason.to_owned(),

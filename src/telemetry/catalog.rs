@@ -54,6 +54,9 @@ pub const PROVIDER_LATENCY: &str = "massgen_provider_latency_seconds";
 /// Failed calls of an endpoint by error kind (`circuit_open` for calls its open circuit
 /// refused without a request). Labels: `provider`, `endpoint`, `kind`.
 pub const PROVIDER_ERRORS: &str = "massgen_provider_errors_total";
+/// Cost of the calls recorded in the usage ledger, in millionths of a US dollar (an integer
+/// counter: the metrics facade has no float counters). Labels: `agent`, `provider`, `model`.
+pub const COST_MICRODOLLARS: &str = "massgen_cost_microdollars_total";
 
 /// Agent turns by outcome. Labels: `outcome`.
 pub const AGENT_TURNS: &str = "massgen_agent_turns_total";
@@ -116,6 +119,7 @@ pub const ALL: &[&str] = &[
     PROVIDER_CIRCUIT_STATE,
     PROVIDER_LATENCY,
     PROVIDER_ERRORS,
+    COST_MICRODOLLARS,
     AGENT_TURNS,
     COORDINATION_ROUNDS,
     VOTES,
@@ -229,6 +233,11 @@ pub fn describe_all() {
     describe_histogram!(
         COST,
         "Cost of each call in US dollars at list prices, per provider and model; the _sum series is the running cost"
+    );
+    describe_counter!(
+        COST_MICRODOLLARS,
+        Unit::Count,
+        "Cost of priced calls in millionths of a US dollar, per agent, provider and model (the usage ledger's price table)"
     );
     describe_counter!(
         AGENT_TURNS,

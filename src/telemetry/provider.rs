@@ -154,6 +154,21 @@ pub fn cost_usd(provider: &str, model: &str, usd: f64) {
     .record(usd.max(0.0));
 }
 
+/// A call of `agent` cost `usd` dollars by the usage ledger's price table (counted in
+/// millionths of a dollar, rounded).
+pub fn agent_cost(agent: &str, provider: &str, model: &str, usd: f64) {
+    // Far below 2^53 millionths for any real cost; negative or NaN costs count nothing.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let micros = (usd * 1_000_000.0).round().max(0.0) as u64;
+    counter!(
+        catalog::COST_MICRODOLLARS,
+        "agent" => agent.to_owned(),
+        "provider" => provider.to_owned(),
+        "model" => model.to_owned()
+    )
+    .increment(micros);
+}
+
 /// Records a call's usage: tokens always, cost when the model has a known price. Returns the cost
 /// recorded, if any.
 pub fn usage(provider: &str, model: &str, usage: Usage) -> Option<f64> {

@@ -10,6 +10,7 @@
 //! flushes when dropped. A store that fails is retried; records that still cannot be written
 //! are counted and reported in a warning, never dropped silently.
 
+pub mod budget;
 pub mod report;
 mod tap;
 

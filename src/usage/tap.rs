@@ -57,6 +57,7 @@ pub struct RunUsage {
     ledger: Option<UsageLedger>,
     prices: Arc<PriceTable>,
     totals: Mutex<UsageTotals>,
+    agents: Mutex<std::collections::BTreeMap<String, UsageTotals>>,
 }
 
 impl RunUsage {
@@ -67,6 +68,7 @@ impl RunUsage {
             ledger,
             prices,
             totals: Mutex::new(UsageTotals::default()),
+            agents: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -83,6 +85,11 @@ impl RunUsage {
         self.totals.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
+    /// Each agent's totals so far, by agent id.
+    pub fn agent_totals(&self) -> std::collections::BTreeMap<String, UsageTotals> {
+        self.agents.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
     /// The ledger, if records are kept.
     pub fn ledger(&self) -> Option<&UsageLedger> {
         self.ledger.as_ref()
@@ -92,6 +99,11 @@ impl RunUsage {
     pub fn summary(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self.totals()).unwrap_or_default();
         if let Some(map) = v.as_object_mut() {
+            // Per agent: the same figures (cost_usd is the agent's cost).
+            map.insert(
+                "agents".to_owned(),
+                serde_json::to_value(self.agent_totals()).unwrap_or_default(),
+            );
             map.insert(
                 "ledger".to_owned(),
                 match &self.ledger {
@@ -109,6 +121,9 @@ impl RunUsage {
     fn add(&self, record: UsageRecord) {
         if let Ok(mut t) = self.totals.lock() {
             t.add(&record);
+        }
+        if let Ok(mut a) = self.agents.lock() {
+            a.entry(record.agent.clone()).or_default().add(&record);
         }
         if let Some(l) = &self.ledger {
             l.record(record);
@@ -199,6 +214,14 @@ impl CallRecorder {
             .prices
             .lookup(&self.provider, &self.model)
             .map(|p| p.cost(input, output));
+        if let Some(usd) = cost {
+            crate::telemetry::provider::agent_cost(
+                &self.tap.agent,
+                &self.provider,
+                &self.model,
+                usd,
+            );
+        }
         run.add(UsageRecord {
             at_ms: chrono::Utc::now().timestamp_millis(),
             run_id: run.run_id.to_string(),

@@ -111,6 +111,7 @@ async fn route(pool: ModelPool, quota: bool) -> Route {
         pool: None,
         models: Some(Arc::new(pool)),
         usage: None,
+        budget: None,
     }
 }
 

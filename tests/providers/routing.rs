@@ -89,6 +89,7 @@ fn route(
         pool: Some(pool.clone()),
         models: None,
         usage: None,
+        budget: None,
     }
 }
 
@@ -452,6 +453,7 @@ async fn a_call_that_never_reached_the_provider_is_not_counted() {
         pool: Some(pool.clone()),
         models: None,
         usage: None,
+        budget: None,
     };
     let err = call_first(&r, false).await.unwrap_err();
     // All four attempts went out at once under 1 RPM: none of them was counted.

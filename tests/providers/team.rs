@@ -85,6 +85,7 @@ async fn three_agents_through_the_mock_with_binding_limits_get_no_429() {
             state: None,
             prices: None,
             circuit: Default::default(),
+            budget: None,
         },
     };
     let options = RuntimeOptions {

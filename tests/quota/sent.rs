@@ -192,6 +192,7 @@ fn route(fake: &Arc<Fake>, q: &QuotaHandle, who: &str, output_cap: u32) -> Route
         pool: None,
         models: None,
         usage: None,
+        budget: None,
     }
 }
 

@@ -72,6 +72,9 @@ fn record_realistic_sequence() {
     quota::limit_learned(scope);
     quota::scope_closed(scope, false);
 
+    provider::agent_cost("a1", "gemini", "gemini-2.5-pro", 0.0045);
+    provider::agent_cost("a1", "gemini", "gemini-2.5-pro", 0.0045);
+
     run::coordination_round();
     run::agent_turn(run::TurnOutcome::Answer);
     run::agent_turn(run::TurnOutcome::Answer);
@@ -196,6 +199,14 @@ fn exposition_has_the_expected_families_labels_and_values() {
     assert_eq!(
         value(
             &s,
+            catalog::COST_MICRODOLLARS,
+            &[("agent", "a1"), gm[0], gm[1]]
+        ),
+        Some(9000.0)
+    );
+    assert_eq!(
+        value(
+            &s,
             &format!("{}_count", catalog::PROVIDER_REQUEST_DURATION),
             &gm
         ),
@@ -280,6 +291,7 @@ fn exposition_has_the_expected_families_labels_and_values() {
         "status_class",
         "kind",
         "direction",
+        "agent",
         "outcome",
         "status",
         "le",
