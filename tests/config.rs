@@ -44,7 +44,7 @@ fn team_files() -> Vec<PathBuf> {
 /// The built-in limits and prices: not team files.
 fn is_limits_file(p: &Path) -> bool {
     p.file_name()
-        .is_some_and(|n| n == "rate_limits.yaml" || n == "prices.yaml")
+        .is_some_and(|n| n == "rate_limits.yaml" || n == "prices.yaml" || n == "pools.yaml")
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use massgen::config::{ConfigError, EnvLookup, LimitsTable, LoadOptions, PriceTable, parse_team};
+use massgen::config::{
+    ConfigError, EnvLookup, LimitsTable, LoadOptions, PoolTable, PriceTable, parse_team,
+};
 
 fn shipped() -> Vec<(PathBuf, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("configs");
@@ -25,6 +27,8 @@ fn load(name: &str, text: &str) -> Result<(), ConfigError> {
         LimitsTable::parse(text, name).map(|_| ())
     } else if name.ends_with("prices.yaml") {
         PriceTable::parse(text, name).map(|_| ())
+    } else if name.ends_with("pools.yaml") {
+        PoolTable::parse(text, name).map(|_| ())
     } else {
         let opts = LoadOptions {
             env: EnvLookup::from_pairs(Vec::<(String, String)>::new()),
