@@ -33,17 +33,17 @@ fn binary() -> String {
 }
 
 impl RedisServer {
-    /// Starts a server in a fresh temp dir.
+    /// Starts a server in a fresh temp dir, on a port no other test's server holds.
     pub fn start() -> RedisServer {
         let tmp = tempfile::tempdir().expect("no temp dir");
         let dir = tmp.path().to_path_buf();
         let mut s = RedisServer {
             child: None,
-            port: free_port(),
+            port: 0,
             dir,
             _tmp: Some(tmp),
         };
-        s.resume();
+        s.start_on_a_free_port();
         s
     }
 
@@ -52,12 +52,25 @@ impl RedisServer {
     pub fn start_in(dir: &Path) -> RedisServer {
         let mut s = RedisServer {
             child: None,
-            port: free_port(),
+            port: 0,
             dir: dir.to_path_buf(),
             _tmp: None,
         };
-        s.resume();
+        s.start_on_a_free_port();
         s
+    }
+
+    /// A port found free may be taken by another test before the server binds it (tests run
+    /// in parallel, each with servers of its own): then another port is tried, so no test ever
+    /// talks to another test's server.
+    fn start_on_a_free_port(&mut self) {
+        for _ in 0..20 {
+            self.port = free_port();
+            if self.try_resume() {
+                return;
+            }
+        }
+        panic!("redis-server did not start on any of 20 free loopback ports");
     }
 
     /// `redis://127.0.0.1:<port>/0`.
@@ -74,9 +87,19 @@ impl RedisServer {
     /// Starts the server (again) on the same port and data directory, and waits until it
     /// answers.
     pub fn resume(&mut self) {
+        assert!(
+            self.try_resume(),
+            "redis-server could not start again on port {}: another process took the port",
+            self.port
+        );
+    }
+
+    /// Starts the server on `self.port` and waits until it answers; `false` when the port is
+    /// taken (our server exited, or the one answering is another process).
+    fn try_resume(&mut self) -> bool {
         // Benches may measure another fsync policy (`REDIS_APPENDFSYNC=everysec`).
         let fsync = std::env::var("REDIS_APPENDFSYNC").unwrap_or_else(|_| "always".to_owned());
-        let child = Command::new(binary())
+        let mut child = Command::new(binary())
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .arg("--dir")
@@ -97,15 +120,34 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server did not start");
-        self.child = Some(child);
         let client = redis::Client::open(self.url()).expect("bad url");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let pong = client
+            if let Ok(Some(_)) = child.try_wait() {
+                // It exited: the port is taken.
+                return false;
+            }
+            let pid = client
                 .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-            if pong.is_ok() {
-                return;
+                .and_then(|mut c| redis::cmd("INFO").arg("server").query::<String>(&mut c))
+                .ok()
+                .and_then(|info| {
+                    info.lines()
+                        .find_map(|l| l.strip_prefix("process_id:"))
+                        .and_then(|p| p.trim().parse::<u32>().ok())
+                });
+            match pid {
+                Some(pid) if pid == child.id() => {
+                    self.child = Some(child);
+                    return true;
+                }
+                Some(_) => {
+                    // Another test's server answers on this port.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return false;
+                }
+                None => {}
             }
             assert!(
                 Instant::now() < deadline,
