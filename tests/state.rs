@@ -11,157 +11,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const LIMIT: usize = 5;
+#[path = "common/runs.rs"]
+mod runs;
 
-/// Stops a child process when the test ends, pass or fail.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The binary with fake keys, no RUST_LOG, and a state home inside `home` (never the user's).
-fn bin(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_massgen-rs"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd.env_remove("RUST_LOG");
-    cmd.env("XDG_STATE_HOME", home.join("state-home"));
-    cmd.env("HOME", home);
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A mock provider allowing `LIMIT` requests per `secs` per key and model, answering after
-/// `latency_ms`.
-fn mock(dir: &Path, latency_ms: u64, secs: u64) -> (Child, String) {
-    let limits = dir.join("mock_limits.yaml");
-    std::fs::write(
-        &limits,
-        format!("default:\n  windows: [{{requests: {LIMIT}, per: {secs}s}}]\n"),
-    )
-    .unwrap();
-    let mut child = Child(
-        bin(dir)
-            .args(["mock-provider", "--listen", "127.0.0.1:0", "--latency"])
-            .arg(latency_ms.to_string())
-            .arg("--limits")
-            .arg(&limits)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    use std::io::{BufRead, BufReader};
-    let stderr = child.0.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let first = lines.next().unwrap().unwrap();
-    std::thread::spawn(move || lines.for_each(drop));
-    let addr = first.rsplit("http://").next().unwrap().trim().to_owned();
-    assert!(addr.starts_with("127.0.0.1:"), "{first}");
-    (child, addr)
-}
-
-/// A team of two agents on one Gemini key and model, with the same limit as the mock; `extra`
-/// goes under `rate_limit:`. (Gemini sends no rate-limit headers on success, so a process that
-/// does not know what another spent learns it only from a 429.)
-fn team(dir: &Path, addr: &str, extra: &str, secs: u64) -> std::path::PathBuf {
-    let mut yaml = String::from("agents:\n");
-    for id in ["a", "b"] {
-        yaml.push_str(&format!(
-            "- id: {id}\n  backend: {{type: gemini, model: mock-gemini, \
-             base_url: 'http://{addr}/v1beta', api_key: shared-key-0000000000}}\n"
-        ));
-    }
-    yaml.push_str(&format!(
-        "rate_limit: {{limits_file: limits.yaml{extra}}}\n"
-    ));
-    let path = dir.join("team.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    std::fs::write(
-        dir.join("limits.yaml"),
-        format!(
-            "gemini:\n  default:\n    windows: [{{requests: {LIMIT}, per: {secs}s}}]\n    startup_cooldown: 0s\n"
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn run_args(team: &Path) -> Vec<String> {
-    vec![
-        "--config".into(),
-        team.display().to_string(),
-        "--rate-limit".into(),
-        "--no-run-dir".into(),
-        "--automation".into(),
-        "Name a prime number.".into(),
-    ]
-}
-
-fn assert_answered(out: &Output) {
-    let stdout = text(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("STATUS: completed"),
-        "{stdout}{}",
-        text(&out.stderr)
-    );
-}
-
-fn get(addr: &str, path: &str) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).unwrap()
-}
-
-/// The mock refused nothing, and no window of `secs` holds more than the limit. Returns how
-/// many requests it admitted.
-fn assert_within_limit(addr: &str, secs: u64) -> usize {
-    let window_us = secs * 1_000_000;
-    let stats = get(addr, "/stats");
-    assert_eq!(stats["total"]["refused"], 0, "the mock drew 429s: {stats}");
-    let log = get(addr, "/admissions");
-    let times: Vec<u64> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["at_us"].as_u64().unwrap())
-        .collect();
-    for &t in &times {
-        let inside = times
-            .iter()
-            .filter(|&&u| u <= t && t < u + window_us)
-            .count();
-        assert!(
-            inside <= LIMIT,
-            "{inside} requests in the {secs} s up to {t} us: {times:?}"
-        );
-    }
-    times.len()
-}
+use runs::*;
 
 #[test]
 fn a_second_run_right_after_the_first_waits_for_what_the_first_spent() {
     let dir = tempfile::tempdir().unwrap();
     let (_mock, addr) = mock(dir.path(), 0, 8);
     // The default state file, under XDG_STATE_HOME.
-    let team = team(dir.path(), &addr, "", 8);
+    let team = team(dir.path(), &addr, "", 8, "");
     let state = dir.path().join("state-home/massgen-rs/state.db");
     // `--validate` reads the store without creating it.
     let validate = || {
@@ -212,7 +75,7 @@ fn a_run_started_right_after_one_killed_with_sigkill_respects_its_calls() {
     let dir = tempfile::tempdir().unwrap();
     // Slow answers: the first run is still calling when it is killed.
     let (_mock, addr) = mock(dir.path(), 1200, 8);
-    let team = team(dir.path(), &addr, ", state: quota.db", 8);
+    let team = team(dir.path(), &addr, ", state: quota.db", 8, "");
     let mut first = Child(
         bin(dir.path())
             .args(run_args(&team))
@@ -241,7 +104,7 @@ fn a_run_started_right_after_one_killed_with_sigkill_respects_its_calls() {
 fn three_processes_started_together_share_one_limit() {
     let dir = tempfile::tempdir().unwrap();
     let (_mock, addr) = mock(dir.path(), 0, 2);
-    let team = team(dir.path(), &addr, "", 2);
+    let team = team(dir.path(), &addr, "", 2, "");
     let state = dir.path().join("shared.db");
     let started = Instant::now();
     let children: Vec<std::process::Child> = (0..3)
@@ -271,7 +134,7 @@ fn three_processes_started_together_share_one_limit() {
 #[test]
 fn validate_names_the_store_and_a_store_that_cannot_open_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let team = team(dir.path(), "127.0.0.1:9", "", 2);
+    let team = team(dir.path(), "127.0.0.1:9", "", 2, "");
     let out = bin(dir.path())
         .args(["--config", team.to_str().unwrap(), "--validate"])
         .output()

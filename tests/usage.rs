@@ -7,36 +7,17 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use massgen::keys::ApiKey;
 
 const KEY_A: &str = "usage-test-key-alpha-0001";
 const KEY_B: &str = "usage-test-key-bravo-0002";
 
-/// Stops a child process when the test ends, pass or fail.
-struct Child(std::process::Child);
+#[path = "common/runs.rs"]
+mod runs;
 
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The binary with no RUST_LOG and a state home inside `home` (never the user's).
-fn bin(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_massgen-rs"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    cmd.env_remove("RUST_LOG");
-    cmd.env("XDG_STATE_HOME", home.join("state-home"));
-    cmd.env("HOME", home);
-    cmd
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use runs::{Child, bin, get, text};
 
 /// A mock provider without limits, answering every 4th request with a 503.
 fn mock(dir: &Path) -> (Child, String) {
@@ -75,20 +56,6 @@ fn team(dir: &Path, addr: &str) -> std::path::PathBuf {
     let path = dir.join("team.yaml");
     std::fs::write(&path, yaml).unwrap();
     path
-}
-
-fn get(addr: &str, path: &str) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-    serde_json::from_str(body).unwrap()
 }
 
 fn usage(home: &Path, state: &Path, args: &[&str]) -> Output {
