@@ -177,16 +177,10 @@ fn validate_names_the_store_and_a_store_that_cannot_open_is_a_clear_error() {
         "{stderr}"
     );
     // In the team file: named with its file, key path and line.
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
+    let out = validate_team(
+        dir.path(),
         "agents:\n  - id: a\n    backend: {type: simulated, model: sim}\nrate_limit:\n  state: ''\n",
-    )
-    .unwrap();
-    let out = bin(dir.path())
-        .args(["--config", bad.to_str().unwrap(), "--validate"])
-        .output()
-        .unwrap();
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

@@ -133,31 +133,20 @@ fn validate_names_redis_and_an_unreachable_server_or_a_bad_url_is_a_clear_error(
         text(&out.stderr)
     );
     // In the team file: named with its file, key path and line.
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
+    let out = validate_team(
+        dir.path(),
         "agents:\n  - id: a\n    backend: {type: simulated, model: sim}\nrate_limit:\n  store:\n    url: redis://h/0\n    fail_open: true\n",
-    )
-    .unwrap();
-    let out = bin(dir.path())
-        .args(["--config", bad.to_str().unwrap(), "--validate"])
-        .output()
-        .unwrap();
+    );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("bad.yaml:7") && stderr.contains("rate_limit.store.fail_open"),
         "{stderr}"
     );
-    std::fs::write(
-        &bad,
+    let out = validate_team(
+        dir.path(),
         "agents:\n  - id: a\n    backend: {type: simulated, model: sim}\nrate_limit:\n  store: state.db\n",
-    )
-    .unwrap();
-    let out = bin(dir.path())
-        .args(["--config", bad.to_str().unwrap(), "--validate"])
-        .output()
-        .unwrap();
+    );
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("bad.yaml:5")
@@ -166,15 +155,10 @@ fn validate_names_redis_and_an_unreachable_server_or_a_bad_url_is_a_clear_error(
         "{stderr}"
     );
     // The mapping form with fail_open_local is accepted and shown.
-    std::fs::write(
-        &bad,
+    let out = validate_team(
+        dir.path(),
         "agents:\n  - id: a\n    backend: {type: simulated, model: sim}\nrate_limit:\n  store: {url: 'redis://127.0.0.1:6399/0', fail_open_local: true}\n",
-    )
-    .unwrap();
-    let out = bin(dir.path())
-        .args(["--config", bad.to_str().unwrap(), "--validate"])
-        .output()
-        .unwrap();
+    );
     let stdout = text(&out.stdout);
     assert!(
         out.status.success()

@@ -175,25 +175,8 @@ pub fn outcome_of(result: &Result<ChatResponse, ProviderError>) -> String {
         Err(e) => match e.kind {
             ProviderErrorKind::RateLimited => "rate_limited".to_owned(),
             ProviderErrorKind::Cancelled => "cancelled".to_owned(),
-            k => format!("error:{}", kind_name(k)),
+            k => format!("error:{}", k.as_str()),
         },
-    }
-}
-
-fn kind_name(kind: ProviderErrorKind) -> &'static str {
-    match kind {
-        ProviderErrorKind::RateLimited => "rate_limited",
-        ProviderErrorKind::Auth => "auth",
-        ProviderErrorKind::Transient => "transient",
-        ProviderErrorKind::Overloaded => "overloaded",
-        ProviderErrorKind::RequestTooLarge => "request_too_large",
-        ProviderErrorKind::SpendCap => "spend_cap",
-        ProviderErrorKind::BadRequest => "bad_request",
-        ProviderErrorKind::Malformed => "malformed",
-        ProviderErrorKind::Cancelled => "cancelled",
-        ProviderErrorKind::Internal => "internal",
-        ProviderErrorKind::Dropped => "dropped",
-        ProviderErrorKind::CircuitOpen => "circuit_open",
     }
 }
 

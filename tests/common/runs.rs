@@ -154,3 +154,13 @@ pub fn assert_within_limit(addr: &str, secs: u64) -> usize {
     }
     times.len()
 }
+
+/// `massgen-rs --config <team written from yaml> --validate` in `dir`.
+pub fn validate_team(dir: &Path, yaml: &str) -> Output {
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, yaml).unwrap();
+    bin(dir)
+        .args(["--config", bad.to_str().unwrap(), "--validate"])
+        .output()
+        .unwrap()
+}
