@@ -52,6 +52,7 @@ fn provider(kind: BackendKind, server: &MockServerHandle) -> Arc<dyn Provider> {
         enable_rate_limit: None,
         simulated: SimulatedSettings::default(),
         options: Default::default(),
+        pool: None,
     };
     let client = build_client(HttpSettings {
         connect_timeout: Duration::from_secs(2),

@@ -58,7 +58,8 @@ pub async fn status_json(runtime: &Runtime) -> serde_json::Value {
         .collect();
     match runtime.quota_status().await {
         Some(snapshot) => {
-            let report = StatusReport::from_snapshot(&snapshot).with_providers(providers);
+            let mut report = StatusReport::from_snapshot(&snapshot).with_providers(providers);
+            report.pools = runtime.pool_status(&report.scopes);
             match runtime.quota_handle() {
                 Some(q) => report.with_store(q.store_status().await).to_json(),
                 None => report.to_json(),
@@ -67,6 +68,7 @@ pub async fn status_json(runtime: &Runtime) -> serde_json::Value {
         None => serde_json::json!({
             "scopes": [],
             "providers": providers,
+            "pools": runtime.pool_status(&[]),
             "note": "rate limiting is off for this run (use --rate-limit)"
         }),
     }

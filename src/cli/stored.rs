@@ -21,20 +21,21 @@ pub fn team_scopes(team: &TeamConfig, table: &LimitsTable) -> Vec<(String, Vec<L
         if agent.backend.enable_rate_limit == Some(false) {
             continue;
         }
-        let b = &agent.backend;
-        let provider = b.kind.limits_provider();
-        let limits = table.lookup(provider, &b.model);
-        if limits.scope == ScopeKind::PerKey && !b.api_keys.is_empty() {
-            for key in &b.api_keys {
-                let name = format!("{provider}/{}/key:{}", b.model, key.short_id());
-                add(name, &limits.limits);
+        for b in agent.backends() {
+            let provider = b.kind.limits_provider();
+            let limits = table.lookup(provider, &b.model);
+            if limits.scope == ScopeKind::PerKey && !b.api_keys.is_empty() {
+                for key in &b.api_keys {
+                    let name = format!("{provider}/{}/key:{}", b.model, key.short_id());
+                    add(name, &limits.limits);
+                }
+            } else {
+                add(format!("{provider}/{}", b.model), &limits.limits);
             }
-        } else {
-            add(format!("{provider}/{}", b.model), &limits.limits);
-        }
-        if let Some(group) = &limits.shared_key {
-            let group_limits = table.shared_group(group).map(|g| g.limits);
-            add(format!("shared:{group}"), &group_limits.unwrap_or_default());
+            if let Some(group) = &limits.shared_key {
+                let group_limits = table.shared_group(group).map(|g| g.limits);
+                add(format!("shared:{group}"), &group_limits.unwrap_or_default());
+            }
         }
     }
     out

@@ -49,6 +49,23 @@ pub fn summary(team: &TeamConfig, table: &LimitsTable, rate_limit: bool, why: &s
     let _ = writeln!(out, "\nAgents:");
     for agent in &team.agents {
         let b = &agent.backend;
+        if let Some(pool) = &b.pool {
+            let _ = writeln!(
+                out,
+                "  {:<16} {:<14} {:<28} priority {}  {} model(s){}",
+                agent.id,
+                "pool",
+                pool.name,
+                agent.priority,
+                pool.members.len(),
+                agent
+                    .profile
+                    .as_ref()
+                    .map(|p| format!("  profile {p}"))
+                    .unwrap_or_default()
+            );
+            continue;
+        }
         let keys = match b.api_keys.len() {
             0 => "no key".to_owned(),
             1 => format!(
@@ -91,22 +108,86 @@ pub fn summary(team: &TeamConfig, table: &LimitsTable, rate_limit: bool, why: &s
     let _ = writeln!(out, "Quota state: {state} ({shared})");
     let _ = writeln!(out, "\nEffective limits per model:");
     let mut seen = Vec::new();
-    for agent in &team.agents {
-        let provider = agent.backend.kind.limits_provider();
-        let key = (provider, agent.backend.model.as_str());
+    for backend in team.agents.iter().flat_map(|a| a.backends()) {
+        let provider = backend.kind.limits_provider();
+        let key = (provider, backend.model.as_str());
         if seen.contains(&key) {
             continue;
         }
         seen.push(key);
-        let limits = table.lookup(provider, &agent.backend.model);
+        let limits = table.lookup(provider, &backend.model);
+        let _ = writeln!(out, "  {provider}/{}: {}", backend.model, describe(&limits));
+    }
+    pools(&mut out, team);
+    out
+}
+
+/// The models of each agent's pool, in the pool's order, with what they can do and cost, and
+/// the pool's entries that cannot be used here.
+fn pools(out: &mut String, team: &TeamConfig) {
+    let prices = crate::config::PriceTable::with_file(team.rate_limit.prices.as_deref())
+        .unwrap_or_else(|_| crate::config::PriceTable::builtin());
+    let mut shown: Vec<&str> = Vec::new();
+    for agent in &team.agents {
+        let Some(pool) = &agent.backend.pool else {
+            continue;
+        };
+        let users: Vec<&str> = team
+            .agents
+            .iter()
+            .filter(|a| a.backend.pool.as_ref().is_some_and(|p| p.name == pool.name))
+            .map(|a| a.id.as_str())
+            .collect();
+        if shown.contains(&pool.name.as_str()) {
+            continue;
+        }
+        shown.push(&pool.name);
         let _ = writeln!(
             out,
-            "  {provider}/{}: {}",
-            agent.backend.model,
-            describe(&limits)
+            "\nPool {} (agents {}; a call moves through at most {} models on rate limits):",
+            pool.name,
+            users.join(", "),
+            pool.max_models
         );
+        for m in &pool.members {
+            let e = &m.entry;
+            let mut can = vec![format!("context {}", e.context_window)];
+            can.push(format!("output {}", e.max_output_tokens));
+            for (on, what) in [
+                (e.tools, "tools"),
+                (e.parallel_tool_calls, "parallel tools"),
+                (e.vision, "vision"),
+            ] {
+                if on {
+                    can.push(what.to_owned());
+                }
+            }
+            let price = prices
+                .lookup(m.backend.kind.limits_provider(), &e.model)
+                .map_or("no price".to_owned(), |p| {
+                    format!(
+                        "${}/${} per Mtok in/out",
+                        p.input_per_mtok, p.output_per_mtok
+                    )
+                });
+            let keys = match m.backend.api_keys.len() {
+                0 => String::new(),
+                1 => format!("; key {}", m.backend.api_keys[0].masked()),
+                n => format!("; {n} keys"),
+            };
+            let _ = writeln!(
+                out,
+                "  {}/{} priority {}: {}; {price}{keys}",
+                e.provider,
+                e.model,
+                e.priority,
+                can.join(", ")
+            );
+        }
+        for l in &pool.left_out {
+            let _ = writeln!(out, "  {} left out: {}", l.label, l.reason);
+        }
     }
-    out
 }
 
 /// One line describing effective limits: `2 rpm, 120000 tpm, 48 rpd; concurrency 2; ...`.

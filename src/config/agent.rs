@@ -8,6 +8,8 @@ use super::document::Document;
 use super::error::{ConfigError, KeyPath, shown, suggestion};
 use super::massgen_keys::UNSUPPORTED_BACKENDS;
 use super::options::options;
+use super::pool_backend::pool_backend;
+use super::pools::PoolTable;
 use super::secrets::{EnvLookup, InterpolateError, interpolate, whole_reference};
 use super::sections::voting_sensitivity;
 use super::team_raw::{RawAgent, RawBackend, RawFail, RawSimulated};
@@ -19,12 +21,18 @@ pub(crate) struct AgentCtx<'a> {
     pub(crate) doc: &'a Document,
     pub(crate) env: &'a EnvLookup,
     pub(crate) allow_missing_keys: bool,
+    /// The pools `type: pool` backends name.
+    pub(crate) pools: &'a PoolTable,
 }
+
+/// The `type` of a backend that chooses among the models of a pool.
+const POOL_TYPE: &str = "pool";
 
 fn supported_list() -> String {
     BackendKind::ALL
         .iter()
         .map(|k| k.as_str())
+        .chain([POOL_TYPE])
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -134,6 +142,20 @@ fn backend(
             ),
         ));
     };
+    if type_name == POOL_TYPE {
+        return pool(cx, path, raw, diags);
+    }
+    for (key, given) in [
+        ("pool", raw.pool.is_some()),
+        ("max_models", raw.max_models.is_some()),
+    ] {
+        if given {
+            return Err(doc.error(
+                &path.key(key),
+                format!("only a `type: pool` backend takes `{key}` (this one is `{type_name}`)"),
+            ));
+        }
+    }
     let Some(kind) = BackendKind::parse(&type_name) else {
         if let Some((_, why)) = UNSUPPORTED_BACKENDS.iter().find(|(n, _)| *n == type_name) {
             return Err(doc.error(
@@ -144,7 +166,11 @@ fn backend(
                 ),
             ));
         }
-        let names: Vec<&str> = BackendKind::ALL.iter().map(|k| k.as_str()).collect();
+        let names: Vec<&str> = BackendKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .chain([POOL_TYPE])
+            .collect();
         let hint = suggestion(&type_name, &names);
         return Err(doc.error(
             &tpath,
@@ -156,7 +182,7 @@ fn backend(
         ));
     };
     let options = options(doc, path, kind, &mut raw, diags);
-    let model = raw.model.unwrap_or_default();
+    let model = raw.model.take().unwrap_or_default();
     if model.trim().is_empty() {
         return Err(doc.error(
             &path.key("model"),
@@ -167,6 +193,7 @@ fn backend(
         ));
     }
 
+    let (temperature, max_tokens, simulated) = sampling(doc, path, &mut raw, &type_name, kind)?;
     let base_url = base_url(cx, path, kind, raw.base_url)?;
     let api_keys = keys(
         cx,
@@ -177,6 +204,29 @@ fn backend(
         raw.api_keys,
         diags,
     )?;
+    Ok(BackendConfig {
+        kind,
+        model,
+        base_url,
+        api_keys,
+        temperature,
+        max_tokens,
+        enable_rate_limit: raw.enable_rate_limit,
+        simulated,
+        options,
+        pool: None,
+    })
+}
+
+/// `temperature`, `max_tokens` and `simulated` of a backend of `kind` (`type_name` as written;
+/// a pool takes `simulated` for its simulated models).
+fn sampling(
+    doc: &Document,
+    path: &KeyPath,
+    raw: &mut RawBackend,
+    type_name: &str,
+    kind: BackendKind,
+) -> Result<(Option<f32>, Option<u32>, SimulatedSettings), ConfigError> {
     if let Some(t) = raw.temperature {
         if !(0.0..=2.0).contains(&t) {
             return Err(doc.error(
@@ -194,9 +244,9 @@ fn backend(
             )
         })?),
     };
-    let simulated = match raw.simulated {
+    let simulated = match raw.simulated.take() {
         None => SimulatedSettings::default(),
-        Some(_) if kind != BackendKind::Simulated => {
+        Some(_) if kind != BackendKind::Simulated && type_name != POOL_TYPE => {
             return Err(doc.error(
                 &path.key("simulated"),
                 format!("only a `type: simulated` backend takes these settings (this one is `{type_name}`)"),
@@ -204,17 +254,52 @@ fn backend(
         }
         Some(s) => simulated(doc, &path.key("simulated"), s)?,
     };
-    Ok(BackendConfig {
-        kind,
-        model,
-        base_url,
-        api_keys,
-        temperature: raw.temperature.map(|t| t as f32),
+    Ok((raw.temperature.map(|t| t as f32), max_tokens, simulated))
+}
+
+/// A `type: pool` backend: sampling settings shared by its models, the rest from the pool.
+fn pool(
+    cx: &AgentCtx<'_>,
+    path: &KeyPath,
+    mut raw: RawBackend,
+    diags: &mut Diagnostics<'_>,
+) -> Result<BackendConfig, ConfigError> {
+    let given = [
+        ("top_p", raw.top_p.is_some()),
+        ("top_k", raw.top_k.is_some()),
+        ("reasoning", raw.reasoning.is_some()),
+        ("reasoning_effort", raw.reasoning_effort.is_some()),
+        ("text", raw.text.is_some()),
+        ("verbosity", raw.verbosity.is_some()),
+        ("parallel_tool_calls", raw.parallel_tool_calls.is_some()),
+        ("betas", raw.betas.is_some()),
+        ("chat_template_kwargs", raw.chat_template_kwargs.is_some()),
+        ("extra_body", raw.extra_body.is_some()),
+    ];
+    if let Some((key, _)) = given.iter().find(|(_, g)| *g) {
+        return Err(cx.doc.error(
+            &path.key(key),
+            format!(
+                "a pool backend spans providers, so it takes no provider options; remove `{key}` \
+                 (or use a backend of one provider for this agent)"
+            ),
+        ));
+    }
+    let (temperature, max_tokens, simulated) =
+        sampling(cx.doc, path, &mut raw, POOL_TYPE, BackendKind::Simulated)?;
+    let base = BackendConfig {
+        kind: BackendKind::Simulated,
+        model: String::new(),
+        base_url: None,
+        api_keys: Vec::new(),
+        temperature,
         max_tokens,
         enable_rate_limit: raw.enable_rate_limit,
         simulated,
-        options,
-    })
+        options: Default::default(),
+        pool: None,
+    };
+    pool_backend(cx, path, &mut raw, base, diags)
 }
 
 fn base_url(
@@ -299,33 +384,21 @@ fn keys(
                 .collect()
         }
         (None, None) => {
-            let (vars, required): (Vec<&str>, bool) = match (kind, base_url) {
-                (BackendKind::ChatCompletion, Some(url)) => {
-                    let (var, required) = BackendKind::chatcompletion_key_env(url);
-                    (vec![var], required)
-                }
-                _ => (kind.key_envs().to_vec(), true),
+            let missing = |var: String| {
+                format!(
+                    "no API key: set {var} in the environment, or give `api_key: ${{NAME}}` (or `api_keys: [...]`) naming the variable that holds it"
+                )
             };
-            let Some(&var) = vars.first() else {
-                return Ok(Vec::new());
-            };
-            let found = vars
-                .iter()
-                .find_map(|v| cx.env.get(v).map(|secret| (*v, secret)));
-            let missing = format!(
-                "no API key: set {var} in the environment, or give `api_key: ${{NAME}}` (or `api_keys: [...]`) naming the variable that holds it"
-            );
-            return match found {
-                Some((v, secret)) => Ok(vec![ApiKey::new(secret, format!("env {v}"))]),
-                None if !required => Ok(Vec::new()),
-                None if cx.allow_missing_keys => {
+            return match default_keys(cx, kind, base_url).map_err(missing) {
+                Ok(keys) => Ok(keys),
+                Err(missing) if cx.allow_missing_keys => {
                     diags.note(
                         &path.key("api_key"),
                         format!("{missing} (a run fails until it is set)"),
                     );
                     Ok(Vec::new())
                 }
-                None => Err(doc.error(&path.key("api_key"), missing)),
+                Err(missing) => Err(doc.error(&path.key("api_key"), missing)),
             };
         }
     };
@@ -350,6 +423,34 @@ fn keys(
         out.push(ApiKey::new(secret, origin));
     }
     Ok(out)
+}
+
+/// The key a backend of `kind` at `base_url` reads from the environment when the team file
+/// gives none: none when it needs none (or the optional variable is unset), else `Err` with
+/// what to set.
+pub(crate) fn default_keys(
+    cx: &AgentCtx<'_>,
+    kind: BackendKind,
+    base_url: Option<&str>,
+) -> Result<Vec<ApiKey>, String> {
+    let (vars, required): (Vec<&str>, bool) = match (kind, base_url) {
+        (BackendKind::ChatCompletion, Some(url)) => {
+            let (var, required) = BackendKind::chatcompletion_key_env(url);
+            (vec![var], required)
+        }
+        _ => (kind.key_envs().to_vec(), true),
+    };
+    let Some(&var) = vars.first() else {
+        return Ok(Vec::new());
+    };
+    let found = vars
+        .iter()
+        .find_map(|v| cx.env.get(v).map(|secret| (*v, secret)));
+    match found {
+        Some((v, secret)) => Ok(vec![ApiKey::new(secret, format!("env {v}"))]),
+        None if !required => Ok(Vec::new()),
+        None => Err(var.to_owned()),
+    }
 }
 
 fn simulated(
@@ -383,6 +484,16 @@ fn simulated(
         None => SimFailure::default(),
         Some(f) => failure(doc, &path.key("fail"), f)?,
     };
+    let mut model_rpm = std::collections::BTreeMap::new();
+    for (model, rpm) in raw.model_rpm.unwrap_or_default() {
+        let n = u32::try_from(rpm).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            doc.error(
+                &path.key("model_rpm").key(&model),
+                format!("{rpm} is not valid: requests per minute the simulated server allows `{model}`, from 1 up"),
+            )
+        })?;
+        model_rpm.insert(model, n);
+    }
     Ok(SimulatedSettings {
         latency: Duration::from_millis(raw.latency_ms.unwrap_or(0)),
         seed: raw.seed.unwrap_or(d.seed),
@@ -390,6 +501,7 @@ fn simulated(
         vote_for: raw.vote_for,
         output_tokens,
         failure,
+        model_rpm,
     })
 }
 

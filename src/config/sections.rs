@@ -275,6 +275,15 @@ pub(super) fn rate_limit(
             "a prices file (e.g. my_prices.yaml)",
         )?);
     }
+    if let Some(file) = raw.pools {
+        out.pools = Some(existing_file(
+            doc,
+            &base.key("pools"),
+            &file,
+            dir,
+            "a pools file (e.g. my_pools.yaml)",
+        )?);
+    }
     if let Some(state) = raw.state {
         let p = base.key("state");
         if state.trim().is_empty() {

@@ -11,6 +11,7 @@ use super::diagnostics::{CheckedTeam, ConfigProblems, Diagnostics};
 use super::document::Document;
 use super::error::{ConfigError, KeyPath, shown, suggestion};
 use super::keycheck::check_team_keys;
+use super::pools::PoolTable;
 use super::profiles::{empty_map, load_profile, overlay, search_dirs};
 use super::secrets::EnvLookup;
 use super::sections::{orchestrator, rate_limit, timeouts, ui};
@@ -174,17 +175,23 @@ fn build(
         section(doc, diags, raw.timeout_settings, "timeout_settings");
     let ui_raw: Option<RawUi> = section(doc, diags, raw.ui, "ui");
     let rate_raw: Option<RawRateLimit> = section(doc, diags, raw.rate_limit, "rate_limit");
+    let rate_limit = diags.take(rate_limit(doc, rate_raw, raw.enable_rate_limit, dir));
+    // `type: pool` backends name pools of the built-in table or the team's pools file.
+    let pools_file = rate_limit.as_ref().and_then(|r| r.pools.as_deref());
+    let pools = diags
+        .take(PoolTable::with_file(pools_file))
+        .unwrap_or_else(PoolTable::builtin);
     let cx = AgentCtx {
         doc,
         env: &opts.env,
         allow_missing_keys: opts.allow_missing_keys,
+        pools: &pools,
     };
     let agents = agents(&cx, raw.agents, raw.agent, diags);
     let orchestrator = orchestrator(doc, orchestrator_raw, diags);
     let orchestrator = diags.take(orchestrator);
     let timeouts = diags.take(timeouts(doc, timeouts_raw));
     let ui = diags.take(ui(doc, ui_raw));
-    let rate_limit = diags.take(rate_limit(doc, rate_raw, raw.enable_rate_limit, dir));
     if diags.has_errors() {
         return None;
     }
@@ -226,8 +233,24 @@ fn merge_one(
     let Some(Value::String(name)) = item.get("profile") else {
         return Ok(());
     };
-    let profile = load_profile(name, dirs, doc, &at.key("profile"))?;
+    let mut profile = load_profile(name, dirs, doc, &at.key("profile"))?;
     let own = std::mem::replace(item, empty_map());
+    // An agent that puts a profile on a pool keeps the profile's system message and sampling;
+    // the profile's model, endpoint, keys and provider options belong to its own backend.
+    let own_type = own.get("backend").and_then(|b| b.get("type"));
+    if own_type.and_then(Value::as_str) == Some("pool") {
+        if let Some(Value::Mapping(backend)) = profile.get_mut("backend") {
+            const KEPT: [&str; 6] = [
+                "temperature",
+                "max_tokens",
+                "enable_rate_limit",
+                "simulated",
+                "pool",
+                "max_models",
+            ];
+            backend.retain(|k, _| k.as_str().is_some_and(|k| KEPT.contains(&k)));
+        }
+    }
     *item = overlay(profile, own);
     Ok(())
 }

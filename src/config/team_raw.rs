@@ -64,6 +64,9 @@ pub(crate) struct RawBackend {
     pub(crate) betas: Option<Vec<String>>,
     pub(crate) chat_template_kwargs: Option<Value>,
     pub(crate) extra_body: Option<Value>,
+    /// `type: pool` (ours): the pool's name, and how many models one call may move through.
+    pub(crate) pool: Option<String>,
+    pub(crate) max_models: Option<i64>,
 }
 
 /// `agents[i].backend.reasoning`.
@@ -92,6 +95,7 @@ pub(crate) struct RawSimulated {
     pub(crate) vote_for: Option<String>,
     pub(crate) output_tokens: Option<i64>,
     pub(crate) fail: Option<RawFail>,
+    pub(crate) model_rpm: Option<std::collections::BTreeMap<String, i64>>,
 }
 
 /// `agents[i].backend.simulated.fail`.
@@ -144,6 +148,7 @@ pub(crate) struct RawRateLimit {
     pub(crate) store: Option<serde_yaml::Value>,
     pub(crate) circuit: Option<RawCircuit>,
     pub(crate) budget: Option<RawBudget>,
+    pub(crate) pools: Option<String>,
 }
 
 /// `rate_limit.circuit:` (ours): the circuit breaker of every provider endpoint.

@@ -61,6 +61,15 @@ pub struct AgentConfig {
 }
 
 impl AgentConfig {
+    /// Every backend the agent's calls may go to: each model of its pool (`type: pool`), else
+    /// its one backend.
+    pub fn backends(&self) -> Vec<&BackendConfig> {
+        match &self.backend.pool {
+            Some(pool) => pool.members.iter().map(|m| &m.backend).collect(),
+            None => vec![&self.backend],
+        }
+    }
+
     /// An agent `id` on the in-process simulated backend (model `sim-1`, no key, priority 0,
     /// no system message) behaving as `settings` say.
     pub fn simulated(id: impl Into<String>, settings: SimulatedSettings) -> Self {
@@ -75,6 +84,7 @@ impl AgentConfig {
                 max_tokens: None,
                 enable_rate_limit: None,
                 simulated: settings,
+                pool: None,
                 options: RequestOptions::default(),
             },
             system_message: None,
@@ -106,6 +116,9 @@ pub struct BackendConfig {
     pub simulated: SimulatedSettings,
     /// Provider options passed through to every request (`top_p`, `reasoning`, `text`, ...).
     pub options: RequestOptions,
+    /// `type: pool`: the models the agent's calls choose among (`kind`, `model`, `base_url`
+    /// and `api_keys` above are then those of the pool's first usable model).
+    pub pool: Option<std::sync::Arc<super::pool_backend::PoolBackend>>,
 }
 
 /// How the simulated backend behaves (`backend.simulated:` in the team file).
@@ -123,6 +136,10 @@ pub struct SimulatedSettings {
     pub output_tokens: u32,
     /// Injected failures (`fail:`).
     pub failure: SimFailure,
+    /// Requests per minute the simulated server allows each named model (`model_rpm:
+    /// {sim-small: 3}`), counted across the whole team as a provider counts an account: a
+    /// call over it is refused with a 429 carrying Retry-After and the limit, as real APIs do.
+    pub model_rpm: std::collections::BTreeMap<String, u32>,
 }
 
 impl Default for SimulatedSettings {
@@ -134,6 +151,7 @@ impl Default for SimulatedSettings {
             vote_for: None,
             output_tokens: 120,
             failure: SimFailure::default(),
+            model_rpm: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -266,6 +284,9 @@ pub struct RateLimitSettings {
     pub circuit: crate::keys::CircuitSettings,
     /// Spending limits (`rate_limit.budget`); `None` when unset.
     pub budget: Option<BudgetSettings>,
+    /// A user pools file whose entries override the built-in pools (`rate_limit.pools`,
+    /// relative to the team file's directory).
+    pub pools: Option<PathBuf>,
 }
 
 /// `rate_limit.budget`: how much a run and a UTC day may spend, in US dollars, priced with the

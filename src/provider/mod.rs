@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 pub use actor::{CircuitView, EndpointState, ProviderHealth, ProviderRef};
 pub use build::{build_provider, build_provider_with, dialect_of};
-pub use simulated::SimulatedProvider;
+pub use simulated::{SimServer, SimulatedProvider};
 pub use types::{
     ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, RequestOptions,
     Role, StreamEvent, StreamSink, ToolCall, ToolResult, ToolSpec, Usage,

@@ -17,6 +17,11 @@ pub(super) fn key_registry(system: &ActorSystem, team: &TeamConfig) -> KeyRegist
         for key in &agent.backend.api_keys {
             registry.handle(key);
         }
+        for member in agent.backend.pool.iter().flat_map(|p| &p.members) {
+            for key in &member.backend.api_keys {
+                registry.handle(key);
+            }
+        }
     }
     registry
 }
@@ -37,18 +42,21 @@ impl Runtime {
     }
 
     /// Each provider endpoint's health once (agents sharing an endpoint share its actor),
-    /// with the agents it serves, in agent order: what `/status` lists under `providers`.
+    /// with the agents it serves, in agent order: what `/status` lists under `providers`. A
+    /// pool agent is served by the endpoint of every model of its pool.
     pub async fn endpoint_health(&self) -> Vec<(ProviderHealth, Vec<String>)> {
         let mut seen: Vec<(crate::provider::ProviderRef, Vec<String>)> = Vec::new();
         let mut agents: Vec<&String> = self.providers.keys().collect();
         agents.sort();
         for agent in agents {
-            let Some(provider) = self.providers.get(agent) else {
-                continue;
-            };
-            match seen.iter_mut().find(|(p, _)| p.same_actor(provider)) {
-                Some((_, served)) => served.push(agent.clone()),
-                None => seen.push((provider.clone(), vec![agent.clone()])),
+            let own = self.providers.get(agent).into_iter();
+            let members = self.pool_members.get(agent).into_iter().flatten().flatten();
+            for provider in own.chain(members) {
+                match seen.iter_mut().find(|(p, _)| p.same_actor(provider)) {
+                    Some((_, served)) if served.last() != Some(agent) => served.push(agent.clone()),
+                    Some(_) => {}
+                    None => seen.push((provider.clone(), vec![agent.clone()])),
+                }
             }
         }
         let mut out = Vec::new();

@@ -13,6 +13,7 @@
 mod budget;
 mod endpoints;
 mod outcome;
+mod pools;
 mod quota;
 mod run_dir;
 mod summary;
@@ -140,6 +141,8 @@ pub struct Runtime {
     options: RuntimeOptions,
     /// The provider actor serving each agent (shared by agents on one HTTP endpoint).
     providers: HashMap<String, ProviderRef>,
+    /// For each agent on `type: pool`: the actor serving each model of its pool.
+    pool_members: HashMap<String, Vec<Option<ProviderRef>>>,
     /// One actor per distinct API key, shared by every agent and run.
     keys: KeyRegistry,
     events: broadcast::Sender<RunEvent>,
@@ -181,11 +184,12 @@ impl Runtime {
             (None, Some(q)) if !q.system().is_owned() => q.system().clone(),
             (None, _) => ActorSystem::start()?,
         };
-        let providers = crate::provider::actor::endpoints::start_for_team(
+        let started = crate::provider::actor::endpoints::start_for_team(
             &system,
             &team.agents,
             team.rate_limit.circuit,
         );
+        let (providers, pool_members) = (started.by_agent, started.pool_members);
         let keys = endpoints::key_registry(&system, &team);
         let quota = match (shared, options.rate_limit) {
             (Some(q), _) => Some(q.clone()),
@@ -206,6 +210,7 @@ impl Runtime {
             team,
             options,
             providers,
+            pool_members,
             keys,
             events,
             quota,
@@ -328,6 +333,7 @@ impl Runtime {
         let run_dir = self.open_run_dir()?;
         let log = run_dir.clone().map(|d| d as Arc<dyn EventLog>);
         let emitter = Emitter::new(self.events.clone(), log);
+        self.attach_pools(&mut routes, &emitter);
         let dir_path = run_dir.as_ref().map(|d| d.path().to_path_buf());
         emitter.emit(RunEvent::RunStarted {
             question: question.to_owned(),

@@ -20,9 +20,23 @@ use crate::supervisor::{QuotaEvent, QuotaHandle};
 
 /// The scopes one agent's calls reserve in, first the one provider feedback goes to.
 pub fn agent_scopes(agent: &AgentConfig, limits: &ModelLimits) -> Vec<ScopeId> {
-    let provider = agent.backend.kind.limits_provider();
-    let model = &agent.backend.model;
-    let base = match (limits.scope, agent.backend.api_keys.first()) {
+    backend_scopes(
+        agent.backend.kind.limits_provider(),
+        &agent.backend.model,
+        agent.backend.api_keys.first(),
+        limits,
+    )
+}
+
+/// The scopes a call to `model` at `provider` (as the limits file names it) with `key`
+/// reserves in, first the one provider feedback goes to.
+pub fn backend_scopes(
+    provider: &str,
+    model: &str,
+    key: Option<&crate::keys::ApiKey>,
+    limits: &ModelLimits,
+) -> Vec<ScopeId> {
+    let base = match (limits.scope, key) {
         (ScopeKind::PerKey, Some(key)) => format!("{provider}/{model}/key:{}", key.short_id()),
         _ => format!("{provider}/{model}"),
     };
@@ -74,6 +88,32 @@ pub async fn attach(
         let model_limits = limits
             .map(|l| l.lookup(provider, &agent.backend.model))
             .unwrap_or_default();
+        if let Some(models) = route.models.clone() {
+            let mut candidates = Vec::new();
+            let mut cap = u32::MAX;
+            for member in &models.members {
+                let provider = super::pools::limits_provider(&member.entry.provider);
+                let own = limits
+                    .map(|l| l.lookup(provider, &member.entry.model))
+                    .unwrap_or_default();
+                cap = cap.min(output_cap(&own, provider, limits));
+                for scope in &member.scopes {
+                    if scopes_seen.insert(scope.clone()) {
+                        register(handle, scope, &own, limits).await?;
+                    }
+                }
+                candidates.push(member.scopes.clone());
+            }
+            agents.insert(agent.id.clone());
+            route.quota = Some(QuotaRoute {
+                handle: handle.clone(),
+                candidates,
+                deadline: team.rate_limit.acquire_timeout,
+                run_deadline,
+                output_cap: Some(cap),
+            });
+            continue;
+        }
         let scopes = agent_scopes(agent, &model_limits);
         // With a key pool, every key's scope is registered and each key is a candidate.
         let mut to_register: Vec<ScopeId> = scopes.clone();
@@ -89,18 +129,7 @@ pub async fn attach(
         }
         for scope in &to_register {
             if scopes_seen.insert(scope.clone()) {
-                // A shared group counts against its own limits, not the model's.
-                let spec = match scope.as_str().strip_prefix("shared:") {
-                    Some(group) => limits
-                        .and_then(|l| l.shared_group(group))
-                        .unwrap_or_default()
-                        .scope_spec(),
-                    None => model_limits.scope_spec(),
-                };
-                handle
-                    .register_scope(scope.clone(), spec)
-                    .await
-                    .map_err(|e| RunError::Quota(e.to_string()))?;
+                register(handle, scope, &model_limits, limits).await?;
             }
         }
         agents.insert(agent.id.clone());
@@ -113,13 +142,24 @@ pub async fn attach(
         });
     }
     // Counting a prompt must never stall a worker to build a tokenizer once permits are out.
-    let counters: Vec<TokenCounter> = team
-        .agents
-        .iter()
-        .zip(routes.iter())
-        .filter(|(_, route)| route.quota.is_some())
-        .map(|(agent, route)| TokenCounter::for_model(route.provider.name(), &agent.backend.model))
-        .collect();
+    let mut counters: Vec<TokenCounter> = Vec::new();
+    for (agent, route) in team.agents.iter().zip(routes.iter()) {
+        if route.quota.is_none() {
+            continue;
+        }
+        match &route.models {
+            Some(models) => counters.extend(
+                models
+                    .members
+                    .iter()
+                    .map(|m| TokenCounter::for_model(m.provider.name(), &m.entry.model)),
+            ),
+            None => counters.push(TokenCounter::for_model(
+                route.provider.name(),
+                &agent.backend.model,
+            )),
+        }
+    }
     crate::routing::estimate::warm(counters).await;
     let scope_names: HashSet<String> = scopes_seen.iter().map(|s| s.to_string()).collect();
     let mut rx = handle.subscribe();
@@ -143,6 +183,27 @@ pub async fn attach(
         }
     });
     Ok(Forwarder { task })
+}
+
+/// Registers `scope` with the supervisor: a shared group with its own limits, any other with
+/// `model`'s.
+async fn register(
+    handle: &QuotaHandle,
+    scope: &ScopeId,
+    model: &ModelLimits,
+    limits: Option<&dyn LimitsSource>,
+) -> Result<(), RunError> {
+    let spec = match scope.as_str().strip_prefix("shared:") {
+        Some(group) => limits
+            .and_then(|l| l.shared_group(group))
+            .unwrap_or_default()
+            .scope_spec(),
+        None => model.scope_spec(),
+    };
+    handle
+        .register_scope(scope.clone(), spec)
+        .await
+        .map_err(|e| RunError::Quota(e.to_string()))
 }
 
 /// The output cap of an agent's requests: its model's, lowered by its shared group's token

@@ -392,9 +392,21 @@ impl QuotaSupervisor {
         let mut all_dead = true;
         // Whether no candidate can go before the deadline: refused at once, then.
         let mut all_late = true;
-        // What holds the first live candidate back, announced at once so every waiter is seen
-        // waiting (the scheduling pass stops early in long queues and may not reach it soon).
+        // What holds the soonest live candidate back (one that only waits its turn, else the
+        // earliest to free), announced at once so every waiter is seen waiting (the scheduling
+        // pass stops early in long queues and may not reach it soon).
         let mut first_wait: Option<(usize, Blocker, Option<Instant>)> = None;
+        let sooner = |new: Option<Instant>,
+                      queued: bool,
+                      old: &Option<(usize, Blocker, Option<Instant>)>| {
+            match old {
+                None => true,
+                Some((_, Blocker::Queue, _)) => false,
+                Some(_) if queued => true,
+                Some((_, _, Some(at))) => new.is_some_and(|n| n < *at),
+                Some((_, _, None)) => new.is_some(),
+            }
+        };
         for (ci, cand) in waiter.candidates.iter().enumerate() {
             let check = self.ledger.check(cand, now, waiter.est, &waiter.requester);
             let scope = check.scope.or(cand.first().copied()).unwrap_or(0);
@@ -402,11 +414,11 @@ impl QuotaSupervisor {
                 // With a shared store every grant goes through a store transaction: an
                 // admissible request waits for the pass behind this burst, unannounced.
                 Verdict::Admit if self.persist.is_some() => {}
-                Verdict::Admit => {
-                    first_wait.get_or_insert((scope, Blocker::Queue, None));
+                Verdict::Admit if sooner(None, true, &first_wait) => {
+                    first_wait = Some((scope, Blocker::Queue, None));
                 }
-                Verdict::WaitUntil { at, blocker } => {
-                    first_wait.get_or_insert((scope, blocker.clone(), Some(*at)));
+                Verdict::WaitUntil { at, blocker } if sooner(Some(*at), false, &first_wait) => {
+                    first_wait = Some((scope, blocker.clone(), Some(*at)));
                 }
                 Verdict::WaitForEvent { blocker, .. } => {
                     first_wait.get_or_insert((scope, blocker.clone(), None));

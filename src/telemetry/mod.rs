@@ -19,6 +19,7 @@ mod bridge;
 pub mod catalog;
 mod exporter;
 mod logging;
+mod pool_status;
 pub mod pricing;
 pub mod provider;
 mod provider_status;
@@ -37,6 +38,7 @@ pub use exporter::{install_prometheus, local_recorder, prometheus_builder};
 pub use logging::{
     LOG_ENV, LogFormat, LogOptions, build_filter, init_tracing, subscriber, verbosity_directives,
 };
+pub use pool_status::{LeftOutStatus, ModelStatus, PoolStatus};
 pub use provider_status::ProviderStatus;
 pub use server::{
     DEFAULT_METRICS_ADDR, EXPOSITION_CONTENT_TYPE, MetricsServer, MetricsServerOptions, ScrapeHook,

@@ -90,6 +90,9 @@ pub struct StatusReport {
     /// Every provider endpoint: circuit breaker, load, errors, latency.
     #[serde(default)]
     pub providers: Vec<super::ProviderStatus>,
+    /// Every pool agents choose models from: each model's limits and availability.
+    #[serde(default)]
+    pub pools: Vec<super::PoolStatus>,
 }
 
 impl StatusReport {
@@ -106,6 +109,7 @@ impl StatusReport {
             store: None,
             store_error: None,
             providers: Vec::new(),
+            pools: Vec::new(),
         }
     }
 

@@ -25,6 +25,7 @@ fn agent(id: &str, kind: BackendKind, base_url: String) -> AgentConfig {
         id: id.to_owned(),
         backend: BackendConfig {
             options: Default::default(),
+            pool: None,
             kind,
             model: "mock-model".to_owned(),
             base_url: Some(base_url),

@@ -338,6 +338,7 @@ fn agent(id: &str, kind: BackendKind, server: &MockServerHandle) -> AgentConfig 
         id: id.to_owned(),
         backend: BackendConfig {
             options: Default::default(),
+            pool: None,
             kind,
             model: "gpt-4o-mini".to_owned(),
             base_url: Some(base_url),

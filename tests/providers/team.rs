@@ -29,6 +29,7 @@ fn agent(id: &str, kind: BackendKind, base_url: String) -> AgentConfig {
             enable_rate_limit: Some(true),
             simulated: SimulatedSettings::default(),
             options: Default::default(),
+            pool: None,
         },
         system_message: Some(format!("You are agent {id}.")),
         priority: 0,
@@ -86,6 +87,7 @@ async fn three_agents_through_the_mock_with_binding_limits_get_no_429() {
             prices: None,
             circuit: Default::default(),
             budget: None,
+            pools: None,
         },
     };
     let options = RuntimeOptions {

@@ -29,7 +29,7 @@ pub use crate::keys::CircuitSettings;
 pub const MAX_OPEN_FOR: Duration = Duration::from_secs(300);
 
 /// The state of an endpoint's circuit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointState {
     /// Calls go through.

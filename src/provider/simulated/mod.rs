@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+mod server;
 mod text;
+
+pub use self::server::SimServer;
 
 use self::text::compose_answer;
 use super::{
@@ -36,6 +39,8 @@ pub struct SimulatedProvider {
     sorted_team: Vec<String>,
     calls: AtomicU32,
     answers_given: AtomicU32,
+    /// Where `model_rpm` is counted: the provider's own, or one shared by a whole team.
+    server: std::sync::Arc<SimServer>,
 }
 
 impl SimulatedProvider {
@@ -53,7 +58,15 @@ impl SimulatedProvider {
             sorted_team,
             calls: AtomicU32::new(0),
             answers_given: AtomicU32::new(0),
+            server: std::sync::Arc::new(SimServer::new()),
         }
+    }
+
+    /// The same model counting `model_rpm` on `server` (shared by every simulated agent of a
+    /// team, as a provider counts every caller of one account).
+    pub fn with_server(mut self, server: std::sync::Arc<SimServer>) -> Self {
+        self.server = server;
+        self
     }
 
     /// How many calls this model has received.
@@ -88,6 +101,18 @@ impl SimulatedProvider {
             finish_reason: Some("stop".to_owned()),
             ..ChatResponse::default()
         };
+        if let Some(&rpm) = self.settings.model_rpm.get(&request.model) {
+            if let Err(signal) = self.server.admit(&request.model, rpm) {
+                return Err(Box::new(
+                    ProviderError::new(
+                        ProviderErrorKind::RateLimited,
+                        signal.message.clone().unwrap_or_default(),
+                    )
+                    .with_status(429)
+                    .with_signal(signal),
+                ));
+            }
+        }
         match self.injected_failure(call, &mut rng) {
             Some("rate_limit") => {
                 let mut signal = RateLimitSignal::new(SignalKind::RateLimited);
