@@ -282,7 +282,11 @@ async fn each_key_of_a_team_opens_after_the_failures_rate_limit_circuit_sets() {
             assert_eq!(key.circuit(), CircuitState::Closed, "after {i} failures");
         }
         key.record_error(&unavailable()).await;
-        assert_eq!(key.circuit(), CircuitState::Open, "after {failures} failures");
+        assert_eq!(
+            key.circuit(),
+            CircuitState::Open,
+            "after {failures} failures"
+        );
         let status = &rt.key_status()[0];
         assert_eq!(
             (status.circuit, status.consecutive_failures),

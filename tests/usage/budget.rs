@@ -126,7 +126,10 @@ fn a_run_budget_stops_the_run_before_a_call_could_pass_it_and_keeps_the_answer()
     assert!(out.status.success(), "{}", text(&out.stderr));
     let (calls, whole, _) = served(&addr, 0);
     let budget = 1.3;
-    assert!(whole > budget, "the budget must bind: the run cost ${whole}");
+    assert!(
+        whole > budget,
+        "the budget must bind: the run cost ${whole}"
+    );
 
     // Both first calls fit (their worst cases together are about $1.10); no third call does,
     // whether one answer or both were in when it asked.
@@ -139,7 +142,10 @@ fn a_run_budget_stops_the_run_before_a_call_could_pass_it_and_keeps_the_answer()
         usd <= budget,
         "the mock served ${usd} in {requests} requests"
     );
-    assert!(requests < calls, "{requests} of the {calls} calls of a whole run");
+    assert!(
+        requests < calls,
+        "{requests} of the {calls} calls of a whole run"
+    );
     assert!(answers >= 1, "the mock gave no answer");
     let status = status_json(&run_dir(&runs));
     assert!(
@@ -150,6 +156,36 @@ fn a_run_budget_stops_the_run_before_a_call_could_pass_it_and_keeps_the_answer()
             .any(|a| a["answers"].as_u64().unwrap() >= 1),
         "{status}"
     );
+}
+
+#[test]
+fn calls_in_flight_count_against_the_run_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each answer takes the mock a second, so both agents' first calls are usually in flight
+    // together.
+    let (_mock, addr) = mock(dir.path(), &["--latency", "1000"]);
+    // One first call's worst case (about $0.55) fits, two together do not; two answers served
+    // (about $0.72) would pass it.
+    let budget = 0.6;
+    let team = team(dir.path(), &addr, &format!("{{per_run_usd: {budget}}}"));
+    let out = run(
+        dir.path(),
+        &team,
+        &dir.path().join("state.db"),
+        &dir.path().join("runs"),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{}{stderr}", text(&out.stdout));
+    assert!(
+        stderr.contains("budget per run of $0.60 reached"),
+        "{stderr}"
+    );
+    let (requests, usd, _) = served(&addr, 0);
+    assert!(
+        usd <= budget,
+        "the mock served ${usd} in {requests} requests"
+    );
+    assert!(requests <= 1, "the mock served {requests} requests");
 }
 
 /// The UTC day (days since 1970) now.
