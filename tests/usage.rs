@@ -2,6 +2,7 @@
 //! state file, then `massgen-rs usage` reports the calls. Every figure is checked against what
 //! the mock itself says it served (`GET /admissions`: one entry per admitted request with its
 //! key, its tokens and the fault it was answered with), never against our own accounting.
+//! Budgets (`rate_limit.budget`) are checked the same way, in `usage/budget.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -19,17 +20,15 @@ mod runs;
 
 use runs::{Child, bin, get, text};
 
-/// A mock provider without limits, answering every 4th request with a 503.
-fn mock(dir: &Path) -> (Child, String) {
+#[path = "usage/budget.rs"]
+mod budget;
+
+/// A mock provider without limits, with `args` (`--faults ...`) after its address.
+fn mock(dir: &Path, args: &[&str]) -> (Child, String) {
     let mut child = Child(
         bin(dir)
-            .args([
-                "mock-provider",
-                "--listen",
-                "127.0.0.1:0",
-                "--faults",
-                "503:every=4",
-            ])
+            .args(["mock-provider", "--listen", "127.0.0.1:0"])
+            .args(args)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -98,7 +97,8 @@ fn served_per_key(addr: &str) -> BTreeMap<String, Served> {
 #[test]
 fn the_ledger_reports_what_the_mock_served_per_agent_and_never_holds_a_key() {
     let dir = tempfile::tempdir().unwrap();
-    let (_mock, addr) = mock(dir.path());
+    // Every 4th request is answered with a 503.
+    let (_mock, addr) = mock(dir.path(), &["--faults", "503:every=4"]);
     let team = team(dir.path(), &addr);
     let state = dir.path().join("ledger").join("state.db");
     let runs = dir.path().join("runs");

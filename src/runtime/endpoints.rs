@@ -10,9 +10,10 @@ use crate::provider::ProviderHealth;
 use crate::system::ActorSystem;
 
 /// The key registry of a runtime, with every configured key's actor started (so
-/// [`Runtime::key_status`] lists each key from the start, used or not).
+/// [`Runtime::key_status`] lists each key from the start, used or not). Each key's circuit
+/// breaker takes the team's `rate_limit.circuit`, as every endpoint's does.
 pub(super) fn key_registry(system: &ActorSystem, team: &TeamConfig) -> KeyRegistry {
-    let registry = KeyRegistry::new(system);
+    let registry = KeyRegistry::with_circuit(system, team.rate_limit.circuit);
     for agent in &team.agents {
         for key in &agent.backend.api_keys {
             registry.handle(key);

@@ -1,7 +1,8 @@
 //! The circuit breaker of a provider endpoint against the mock provider, counted by the mock:
 //! repeated 5xx open it and nothing reaches the mock while it is open; after the cooldown one
 //! probe goes; a failed probe reopens it for longer, a successful one closes it; 4xx and 429
-//! answers never open it. And `/status` lists each endpoint with the mock's counts.
+//! answers never open it. And `/status` lists each endpoint with the mock's counts; a team's
+//! `rate_limit.circuit` sets its keys' circuits too.
 //!
 //! Real time with short cooldowns (the mock serves real sockets): nothing asserts how fast
 //! anything went, only what the mock saw.
@@ -19,6 +20,7 @@ use massgen::telemetry::{MetricsServer, MetricsServerOptions};
 use massgen::{Runtime, RuntimeOptions};
 
 use super::{FIRST, actors, mock, provider, request};
+use massgen::keys::CircuitState;
 use massgen::mock_provider::MockLimits;
 
 /// Requests the mock received (answered well, with a fault, or refused by a limit).
@@ -241,4 +243,59 @@ async fn status_lists_each_endpoint_with_the_counts_the_mock_saw() {
         p["latency_p99_ms"].as_u64().unwrap(),
     );
     assert!(p50 <= p99, "{p}");
+}
+
+/// A failure that counts toward a circuit (a 503).
+fn unavailable() -> ProviderError {
+    ProviderError::new(ProviderErrorKind::Transient, "503 unavailable").with_status(503)
+}
+
+/// Waits (at most 20 s) for `key`'s circuit to leave `Open`.
+async fn key_half_open(key: &massgen::keys::KeyHandle) -> bool {
+    for _ in 0..2000 {
+        if key.circuit() == CircuitState::HalfOpen {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_key_of_a_team_opens_after_the_failures_rate_limit_circuit_sets() {
+    let server = mock(MockLimits::unlimited(), "").await;
+    // The team's setting (2 failures, 1 s rest), then the default (5 failures, 30 s rest).
+    for (configured, failures) in [(true, 2u32), (false, 5)] {
+        let mut team = TeamConfig::new(vec![openai_agent("solo", &server)]);
+        if configured {
+            team.rate_limit.circuit = CircuitSettings {
+                failures_to_open: 2,
+                open_for: Duration::from_secs(1),
+            };
+        }
+        let rt = Runtime::new(team, RuntimeOptions::default()).unwrap();
+        let handles = rt.key_registry().handles();
+        assert_eq!(handles.len(), 1, "the agent's one key is registered");
+        let key = &handles[0];
+        for i in 1..failures {
+            key.record_error(&unavailable()).await;
+            assert_eq!(key.circuit(), CircuitState::Closed, "after {i} failures");
+        }
+        key.record_error(&unavailable()).await;
+        assert_eq!(
+            key.circuit(),
+            CircuitState::Open,
+            "after {failures} failures"
+        );
+        let status = &rt.key_status()[0];
+        assert_eq!(
+            (status.circuit, status.consecutive_failures),
+            (CircuitState::Open, failures)
+        );
+        if configured {
+            // The team's rest (1 s), not the default 30 s, ends within the 20 s waited.
+            assert!(key_half_open(key).await, "{:?}", key.status());
+        }
+    }
+    assert_eq!(seen(&server), 0, "no request was made");
 }
