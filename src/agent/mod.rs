@@ -13,6 +13,7 @@ pub mod board;
 pub mod checks;
 pub mod conversation;
 pub mod events;
+pub mod model_moves;
 mod turn;
 
 use std::sync::Arc;

@@ -141,7 +141,9 @@ impl ModelPool {
         able.into_iter().map(|(_, _, i)| i).collect()
     }
 
+    /// Counts `event` in the pool metrics (here, once, whoever listens) and emits it.
     fn emit(&self, event: RunEvent) {
+        crate::telemetry::pool::record_pool_event(&event);
         if let Some(e) = &self.events {
             e.emit(event);
         }

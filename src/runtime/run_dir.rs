@@ -9,12 +9,15 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::agent::events::{EventLog, RunEvent};
+use crate::agent::model_moves::ModelMoves;
 
 /// An open run directory.
 #[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
     events: Mutex<BufWriter<File>>,
+    /// The pool moves of the run's agents, folded as their events are recorded.
+    moves: Mutex<ModelMoves>,
 }
 
 impl RunDir {
@@ -45,6 +48,7 @@ impl RunDir {
         Ok(Self {
             path,
             events: Mutex::new(BufWriter::new(file)),
+            moves: Mutex::new(ModelMoves::new()),
         })
     }
 
@@ -58,6 +62,14 @@ impl RunDir {
         let p = self.path.join(name);
         fs::write(&p, contents)?;
         Ok(p)
+    }
+
+    /// What the agents' pooled calls did so far (for `status.json`).
+    pub fn model_moves(&self) -> ModelMoves {
+        self.moves
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Flushes `events.jsonl`.
@@ -84,6 +96,12 @@ fn safe_name(id: &str) -> String {
 
 impl EventLog for RunDir {
     fn record(&self, t: Duration, event: &RunEvent) {
+        if ModelMoves::concerns(event) {
+            self.moves
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(event);
+        }
         let Ok(mut value) = serde_json::to_value(event) else {
             return;
         };

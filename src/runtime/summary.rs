@@ -110,6 +110,10 @@ pub(super) fn write_summary(
             "duration_ms": duration_ms,
         }),
     };
+    if let Some(agents) = status.get_mut("agents") {
+        // Agents whose calls went through a pool: the models used, rotations, waits for a model.
+        dir.model_moves().annotate(agents);
+    }
     if let (Some(snapshot), Some(map)) = (quota, status.as_object_mut()) {
         // Every scope at the end of the run: limits, usage, queue, cooldowns, learned limits.
         let scopes = serde_json::to_value(&snapshot.scopes).unwrap_or_default();
@@ -124,3 +128,7 @@ pub(super) fn write_summary(
     dir.write("status.json", &text).map_err(io)?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "summary_tests.rs"]
+mod tests;

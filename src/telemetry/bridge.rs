@@ -257,7 +257,9 @@ impl MetricsServerOptions {
 /// Records one run event: turns by outcome (answers, votes, retries, failures, the final
 /// presentation), votes, coordination rounds (run start and each restart) and the run's
 /// duration by status. Quota events inside the run stream are left to the supervisor's own
-/// stream ([`spawn_quota_bridge`]) so nothing is counted twice.
+/// stream ([`spawn_quota_bridge`]), and the pool moves (`model_selected`, `model_rotated`,
+/// `no_model_available`) to routing, which counts them where it emits them
+/// ([`super::pool::record_pool_event`]), so nothing is counted twice.
 pub fn record_run_event(event: &RunEvent) {
     match event {
         RunEvent::RunStarted { .. } | RunEvent::Restart { .. } => r::coordination_round(),

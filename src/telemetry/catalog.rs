@@ -2,7 +2,7 @@
 //!
 //! Names carry their unit and, for counters, the `_total` suffix, so the exposition reads the
 //! same with or without the exporter's "recommended naming" option. Recording goes through the
-//! typed functions in [`super::quota`], [`super::provider`] and [`super::run`]; nothing else in
+//! typed functions in [`super::quota`], [`super::provider`], [`super::pool`] and [`super::run`]; nothing else in
 //! the crate names a metric.
 
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -57,6 +57,15 @@ pub const PROVIDER_ERRORS: &str = "massgen_provider_errors_total";
 /// Cost of the calls recorded in the usage ledger, in millionths of a US dollar (an integer
 /// counter: the metrics facade has no float counters). Labels: `agent`, `provider`, `model`.
 pub const COST_MICRODOLLARS: &str = "massgen_cost_microdollars_total";
+
+/// Pooled calls given a model (their first attempt). Labels: `pool`, `provider`, `model`.
+pub const MODEL_SELECTED: &str = "massgen_model_selected_total";
+/// Pooled calls moved to another model of their pool. Labels: `pool`, `from`, `to` (both
+/// `<provider>/<model>`), `reason`.
+pub const MODEL_ROTATIONS: &str = "massgen_model_rotations_total";
+/// Times no model of a pool could take a call at once (it waited for the earliest freeing one,
+/// or none was capable). Labels: `pool`.
+pub const MODEL_UNAVAILABLE: &str = "massgen_model_unavailable_total";
 
 /// Agent turns by outcome. Labels: `outcome`.
 pub const AGENT_TURNS: &str = "massgen_agent_turns_total";
@@ -120,6 +129,9 @@ pub const ALL: &[&str] = &[
     PROVIDER_LATENCY,
     PROVIDER_ERRORS,
     COST_MICRODOLLARS,
+    MODEL_SELECTED,
+    MODEL_ROTATIONS,
+    MODEL_UNAVAILABLE,
     AGENT_TURNS,
     COORDINATION_ROUNDS,
     VOTES,
@@ -238,6 +250,21 @@ pub fn describe_all() {
         COST_MICRODOLLARS,
         Unit::Count,
         "Cost of priced calls in millionths of a US dollar, per agent, provider and model (the usage ledger's price table)"
+    );
+    describe_counter!(
+        MODEL_SELECTED,
+        Unit::Count,
+        "Pooled calls given a model of their pool (first attempt), per pool, provider and model"
+    );
+    describe_counter!(
+        MODEL_ROTATIONS,
+        Unit::Count,
+        "Pooled calls moved to another model, per pool, from and to model (provider/model) and reason (rate_limited, overloaded, transient, auth, other)"
+    );
+    describe_counter!(
+        MODEL_UNAVAILABLE,
+        Unit::Count,
+        "Times no model of a pool could take a call at once: it waited for the earliest freeing model, or none was capable, per pool"
     );
     describe_counter!(
         AGENT_TURNS,

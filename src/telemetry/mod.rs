@@ -1,7 +1,7 @@
 //! Metric catalog, Prometheus exporter, `/metrics` + `/status` server and tracing setup.
 //!
 //! - [`catalog`]: every metric name, its help text, unit and buckets ([`describe_all`]).
-//! - [`quota`], [`provider`], [`run`]: typed recording functions, the only way the crate records
+//! - [`quota`], [`provider`], [`pool`], [`run`]: typed recording functions, the only way the crate records
 //!   a metric, so call sites cannot misspell a name or put free text in a label.
 //! - [`install_prometheus`] / [`local_recorder`]: the exporter; library users may install their
 //!   own `metrics` recorder instead.
@@ -19,6 +19,7 @@ mod bridge;
 pub mod catalog;
 mod exporter;
 mod logging;
+pub mod pool;
 mod pool_status;
 pub mod pricing;
 pub mod provider;

@@ -288,3 +288,122 @@ async fn selection_orders_capable_models_by_cost_then_priority() {
         "tiny"
     );
 }
+
+/// The value of the series `name{labels}` in a Prometheus text exposition (labels in any order).
+fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let want: std::collections::BTreeMap<&str, &str> = labels.iter().copied().collect();
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (body, value) = rest.rsplit_once("} ")?;
+        let got: std::collections::BTreeMap<&str, &str> = body
+            .split("\",")
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once("=\"")?;
+                Some((k, v.trim_end_matches('"')))
+            })
+            .collect();
+        (got == want).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// Every pool move ends up once in the Prometheus exposition, and the counts agree with what the
+/// mock saw: a selection or rotation per request it received, a rotation per 429 it sent.
+#[tokio::test]
+async fn pool_moves_are_counted_in_the_exposition_as_the_mock_saw_them() {
+    let rpm = Limit::new(Dimension::Requests, 1, Duration::from_secs(60)).unwrap();
+    let server = mock(MockLimits::unlimited().with_model("cheap-a", vec![rpm]), "").await;
+    provider(BackendKind::OpenAi, &server)
+        .chat(&to_model("cheap-a"), None, None)
+        .await
+        .unwrap();
+    let before = server.stats().total.admitted + server.stats().total.refused;
+    let recorder = massgen::telemetry::local_recorder().unwrap();
+    // The calls run on this thread (a current-thread test runtime), where the recorder is in
+    // force; the run's events also reach a subscriber, which must not change the counts.
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let (tx, mut rx) = tokio::sync::broadcast::channel(64);
+    let models = [
+        ("cheap-a", 0.1, 1, 1_000_000, true),
+        ("mid-b", 1.0, 1, 1_000_000, true),
+    ];
+    let r = route(pool(&server, &models, Some(Emitter::new(tx, None))), true).await;
+    for _ in 0..3 {
+        call(
+            &r,
+            || request(FIRST, true, false),
+            None,
+            0,
+            &Delays::default(),
+        )
+        .await
+        .unwrap();
+    }
+    while let Ok(e) = rx.try_recv() {
+        massgen::telemetry::record_run_event(&e);
+    }
+    // A pool whose every model is too small for the prompt: no model, and no request.
+    let mut tiny = pool(&server, &[("small", 0.1, 1, 500, false)], None);
+    tiny.name = "tiny".into();
+    let long = format!(
+        "<ORIGINAL MESSAGE> {} <END OF ORIGINAL MESSAGE>",
+        "word ".repeat(2_000)
+    );
+    let refused = call(
+        &route(tiny, true).await,
+        || ChatRequest {
+            messages: vec![Message::user(long.clone())],
+            ..request(FIRST, false, false)
+        },
+        None,
+        0,
+        &Delays::default(),
+    )
+    .await;
+    assert!(refused.is_err());
+
+    let text = recorder.handle().render();
+    let selected = |model: &str| {
+        series(
+            &text,
+            "massgen_model_selected_total",
+            &[("pool", "fast"), ("provider", "openai"), ("model", model)],
+        )
+        .unwrap_or(0.0)
+    };
+    let rotated = series(
+        &text,
+        "massgen_model_rotations_total",
+        &[
+            ("pool", "fast"),
+            ("from", "openai/cheap-a"),
+            ("to", "openai/mid-b"),
+            ("reason", "rate_limited"),
+        ],
+    )
+    .unwrap_or(0.0);
+    let (a_ok, a_429) = counts(&server, "cheap-a");
+    let (b_ok, b_429) = counts(&server, "mid-b");
+    // Each 429 of the cheap model moved its call to the other one.
+    assert_eq!(a_429, 1, "{text}");
+    assert_eq!(rotated, a_429 as f64, "{text}");
+    // Calls given the cheap model: the ones it refused (its one success came before routing).
+    assert_eq!(selected("cheap-a"), (a_ok - 1 + a_429) as f64, "{text}");
+    // Every request mid-b received was a selection of it or a rotation to it.
+    assert_eq!(b_429, 0);
+    assert_eq!(selected("mid-b") + rotated, b_ok as f64, "{text}");
+    // And nothing else: the requests the mock received since are exactly the moves counted.
+    let after = server.stats().total.admitted + server.stats().total.refused;
+    assert_eq!(
+        (after - before) as f64,
+        selected("cheap-a") + selected("mid-b") + rotated
+    );
+    assert_eq!(
+        series(
+            &text,
+            "massgen_model_unavailable_total",
+            &[("pool", "tiny")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use massgen::provider::{ChatResponse, ProviderError, ProviderErrorKind, Usage};
 use massgen::quota::{Dimension, RateLimitSignal, SignalKind};
-use massgen::telemetry::{self, catalog, provider, quota, run};
+use massgen::telemetry::{self, catalog, pool, provider, quota, run};
 
 use super::{parse_exposition, promtool_check, type_of, value};
 
@@ -74,6 +74,18 @@ fn record_realistic_sequence() {
 
     provider::agent_cost("a1", "gemini", "gemini-2.5-pro", 0.0045);
     provider::agent_cost("a1", "gemini", "gemini-2.5-pro", 0.0045);
+
+    // A pool of two Gemini models: the first call is given Pro, is rate-limited and moves to
+    // Flash; a later call finds both busy and waits.
+    pool::model_selected("fast", "gemini", "gemini-2.5-pro");
+    pool::model_rotated(
+        "fast",
+        "gemini/gemini-2.5-pro",
+        "gemini/gemini-2.5-flash",
+        pool::RotationReason::RateLimited,
+    );
+    pool::model_selected("fast", "gemini", "gemini-2.5-flash");
+    pool::model_unavailable("fast");
 
     run::coordination_round();
     run::agent_turn(run::TurnOutcome::Answer);
@@ -262,6 +274,35 @@ fn exposition_has_the_expected_families_labels_and_values() {
         labels.push(("kind", kind));
         assert_eq!(value(&s, catalog::PROVIDER_ERRORS, &labels), Some(1.0));
     }
+    assert_eq!(
+        type_of(&text, catalog::MODEL_ROTATIONS).as_deref(),
+        Some("counter")
+    );
+    assert_eq!(
+        value(
+            &s,
+            catalog::MODEL_SELECTED,
+            &[("pool", "fast"), gm[0], gm[1]]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            catalog::MODEL_ROTATIONS,
+            &[
+                ("pool", "fast"),
+                ("from", "gemini/gemini-2.5-pro"),
+                ("to", "gemini/gemini-2.5-flash"),
+                ("reason", "rate_limited")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, catalog::MODEL_UNAVAILABLE, &[("pool", "fast")]),
+        Some(1.0)
+    );
     assert_eq!(value(&s, catalog::COORDINATION_ROUNDS, &[]), Some(1.0));
     assert_eq!(value(&s, catalog::VOTES, &[]), Some(1.0));
     assert_eq!(
@@ -294,6 +335,9 @@ fn exposition_has_the_expected_families_labels_and_values() {
         "agent",
         "outcome",
         "status",
+        "pool",
+        "from",
+        "to",
         "le",
     ];
     for sample in &s {
