@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use massgen::keys::ApiKey;
 
@@ -25,22 +25,7 @@ mod budget;
 
 /// A mock provider without limits, with `args` (`--faults ...`) after its address.
 fn mock(dir: &Path, args: &[&str]) -> (Child, String) {
-    let mut child = Child(
-        bin(dir)
-            .args(["mock-provider", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    use std::io::{BufRead, BufReader};
-    let stderr = child.0.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let first = lines.next().unwrap().unwrap();
-    std::thread::spawn(move || lines.for_each(drop));
-    let addr = first.rsplit("http://").next().unwrap().trim().to_owned();
-    assert!(addr.starts_with("127.0.0.1:"), "{first}");
-    (child, addr)
+    runs::mock_with(dir, args)
 }
 
 /// Two agents on the Gemini dialect, each with a key of its own.

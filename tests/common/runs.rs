@@ -42,12 +42,18 @@ pub fn mock(dir: &Path, latency_ms: u64, secs: u64) -> (Child, String) {
         format!("default:\n  windows: [{{requests: {LIMIT}, per: {secs}s}}]\n"),
     )
     .unwrap();
+    let latency = latency_ms.to_string();
+    let limits = limits.display().to_string();
+    mock_with(dir, &["--latency", &latency, "--limits", &limits])
+}
+
+/// A mock provider started with `args` after its address (`--limits FILE`, `--faults ...`);
+/// its address once it listens.
+pub fn mock_with(dir: &Path, args: &[&str]) -> (Child, String) {
     let mut child = Child(
         bin(dir)
-            .args(["mock-provider", "--listen", "127.0.0.1:0", "--latency"])
-            .arg(latency_ms.to_string())
-            .arg("--limits")
-            .arg(&limits)
+            .args(["mock-provider", "--listen", "127.0.0.1:0"])
+            .args(args)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
