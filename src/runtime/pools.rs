@@ -137,3 +137,78 @@ impl Runtime {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use std::sync::Arc;
+
+    use crate::config::{LimitsTable, LoadOptions, parse_team};
+    use crate::runtime::{Runtime, RuntimeOptions};
+    use crate::telemetry::StatusReport;
+
+    /// The shipped pool team: its first model's limit (two a minute at the simulated server) is
+    /// learned from a 429 during the run, and the pool status then shows that model closed with
+    /// its return time and the learned limit, while the others are available.
+    #[test]
+    fn the_shipped_pool_team_rotates_and_its_status_shows_the_closed_model() {
+        let text = include_str!("../../configs/pool_team.yaml");
+        let team = parse_team(text, "pool_team.yaml", &LoadOptions::default()).unwrap();
+        let options = RuntimeOptions {
+            rate_limit: true,
+            limits: Some(Arc::new(LimitsTable::builtin())),
+            ..RuntimeOptions::default()
+        };
+        let runtime = Runtime::new(team, options).unwrap();
+        let app = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut events = runtime.subscribe();
+        let outcome = app.block_on(runtime.run("Which sort suits nearly sorted data?"));
+        assert!(outcome.is_ok(), "{outcome:?}");
+        let mut rotations = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            if let crate::agent::events::RunEvent::ModelRotated {
+                from, to, reason, ..
+            } = e
+            {
+                rotations.push((from, to, reason));
+            }
+        }
+        assert!(
+            rotations.contains(&(
+                "simulated/sim-small".to_owned(),
+                "simulated/sim-medium".to_owned(),
+                "rate_limited".to_owned()
+            )),
+            "{rotations:?}"
+        );
+        let snapshot = app.block_on(runtime.quota_status()).unwrap();
+        let report = StatusReport::from_snapshot(&snapshot);
+        let pools = runtime.pool_status(&report.scopes);
+        assert_eq!(pools.len(), 1);
+        let pool = &pools[0];
+        assert_eq!(pool.pool, "simulated");
+        assert_eq!(pool.agents, ["researcher", "critic", "summarizer"]);
+        let small = &pool.models[0];
+        assert_eq!(small.model, "sim-small");
+        assert!(!small.available, "{small:?}");
+        assert!(
+            small
+                .available_in_secs
+                .is_some_and(|s| s > 0.0 && s <= 60.0),
+            "{small:?}"
+        );
+        let quota = small.quota.as_ref().unwrap();
+        let requests = quota
+            .limits
+            .iter()
+            .find(|l| l.dimension == "requests")
+            .unwrap();
+        assert!(requests.learned && requests.limit == 2, "{requests:?}");
+        assert!(pool.models[1..].iter().all(|m| m.available), "{pool:?}");
+        assert_eq!(pool.available, 2);
+    }
+}

@@ -359,3 +359,120 @@ fn rate_limit_circuit_sets_every_endpoints_breaker_and_bad_values_name_key_and_l
         assert!(e.contains(key) && e.contains(says), "{bad}: {e}");
     }
 }
+
+#[test]
+fn a_pool_backend_resolves_its_models_and_leaves_out_those_without_a_key() {
+    // Only Gemini's key is set: the built-in `fast` pool keeps its Gemini models, in order.
+    let text =
+        "agents:\n- id: a\n  backend: {type: pool, pool: fast, temperature: 0.2, max_models: 2}\n";
+    let team = parse_team(
+        text,
+        "t.yaml",
+        &opts(&[("GEMINI_API_KEY", "g-secret-000111")]),
+    )
+    .unwrap();
+    let backend = &team.agents[0].backend;
+    let pool = backend.pool.as_ref().unwrap();
+    assert_eq!(pool.name, "fast");
+    assert_eq!(pool.max_models, 2);
+    let models: Vec<&str> = pool
+        .members
+        .iter()
+        .map(|m| m.entry.model.as_str())
+        .collect();
+    assert_eq!(models, ["gemini-2.5-flash-lite", "gemini-2.5-flash"]);
+    assert!(
+        pool.members
+            .iter()
+            .all(|m| m.backend.kind == BackendKind::Gemini
+                && m.backend.temperature == Some(0.2)
+                && m.backend.api_keys.len() == 1)
+    );
+    // The agent's own backend is the pool's first model.
+    assert_eq!(backend.model, "gemini-2.5-flash-lite");
+    let left: Vec<&str> = pool.left_out.iter().map(|l| l.label.as_str()).collect();
+    assert_eq!(left, ["openai/gpt-4.1-nano", "openai/gpt-4o-mini"]);
+    assert!(
+        pool.left_out[0].reason.contains("OPENAI_API_KEY"),
+        "{:?}",
+        pool.left_out
+    );
+    // `any` is every entry of every pool once.
+    let any = "agents:\n- id: a\n  backend: {type: pool, pool: any}\n";
+    let team = parse_team(
+        any,
+        "t.yaml",
+        &opts(&[("GEMINI_API_KEY", "g-secret-000111")]),
+    )
+    .unwrap();
+    let pool = team.agents[0].backend.pool.as_ref().unwrap();
+    let total = pool.members.len() + pool.left_out.len();
+    let mut labels: Vec<String> = pool
+        .members
+        .iter()
+        .map(|m| format!("{}/{}", m.entry.provider, m.entry.model))
+        .chain(pool.left_out.iter().map(|l| l.label.clone()))
+        .collect();
+    labels.sort();
+    labels.dedup();
+    assert_eq!(labels.len(), total, "each model once");
+}
+
+#[test]
+fn pool_backend_mistakes_name_the_key_and_line() {
+    let env = [("GEMINI_API_KEY", "g-secret-000111")];
+    let cases = [
+        (
+            "agents:\n- id: a\n  backend: {type: pool, pool: fsat}\n",
+            "agents[0].backend.pool",
+            "Did you mean `fast`",
+        ),
+        (
+            "agents:\n- id: a\n  backend: {type: pool}\n",
+            "agents[0].backend.pool",
+            "missing",
+        ),
+        (
+            "agents:\n- id: a\n  backend: {type: pool, pool: fast, model: x}\n",
+            "agents[0].backend.model",
+            "takes its models",
+        ),
+        (
+            "agents:\n- id: a\n  backend: {type: pool, pool: fast, top_p: 0.5}\n",
+            "agents[0].backend.top_p",
+            "no provider options",
+        ),
+        (
+            "agents:\n- id: a\n  backend: {type: gemini, model: m, pool: fast}\n",
+            "agents[0].backend.pool",
+            "only a `type: pool`",
+        ),
+        (
+            "agents:\n- id: a\n  backend: {type: pool, pool: fast, max_models: 99}\n",
+            "agents[0].backend.max_models",
+            "out of range",
+        ),
+    ];
+    for (text, path, words) in cases {
+        let err = parse_team(text, "t.yaml", &opts(&env))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.yaml:3:"), "{err}");
+        assert!(err.contains(path), "{path}: {err}");
+        assert!(err.contains(words), "{words}: {err}");
+    }
+    // No key for any model of the pool: an error naming the variables, unless keys may be
+    // missing (summaries), where it is a warning.
+    let text = "agents:\n- id: a\n  backend: {type: pool, pool: smart}\n";
+    let err = parse_team(text, "t.yaml", &opts(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no model of pool `smart` can be used here"),
+        "{err}"
+    );
+    assert!(
+        err.contains("OPENAI_API_KEY") && err.contains("ANTHROPIC_API_KEY"),
+        "{err}"
+    );
+}
