@@ -44,8 +44,9 @@ pub(crate) async fn chat(
     timeout: Duration,
     usage: Option<&UsageTap>,
 ) -> Result<ChatResponse, ProviderError> {
-    // Recorded when the call ends, or as cancelled if this future is dropped before.
-    let recorder = usage.map(|u| u.start(provider.name(), &request.model, key));
+    // Recorded when the call ends, or as cancelled (at its reserved tokens) if this future is
+    // dropped before.
+    let recorder = usage.map(|u| u.start_request(provider.name(), &request, key));
     let key_id = key.map(ApiKey::short_id);
     let span = spans::provider_call(provider.name(), &request.model, key_id.as_deref(), attempt);
     let sent = Instant::now();

@@ -1,7 +1,8 @@
 //! [`UsageTap`]: what a route needs to record its calls (the run, the agent, the prices, the
 //! ledger), [`CallRecorder`]: one call being recorded (a call cancelled before it ended is
-//! recorded as `cancelled` when its recorder is dropped), and [`RunUsage`]: the run's totals
-//! for its `status.json`.
+//! recorded as `cancelled` when its recorder is dropped, at the tokens it reserved: the request
+//! may already have reached the provider, which may serve and bill it anyway), and
+//! [`RunUsage`]: the run's totals for its `status.json`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -9,7 +10,9 @@ use std::time::Instant;
 use super::UsageLedger;
 use crate::config::PriceTable;
 use crate::keys::ApiKey;
-use crate::provider::{ChatResponse, ProviderError, ProviderErrorKind};
+use crate::provider::{ChatRequest, ChatResponse, ProviderError, ProviderErrorKind};
+use crate::quota::TokenCount;
+use crate::routing::estimate::{TokenCounter, estimate_tokens};
 use crate::store::UsageRecord;
 
 /// The totals of one run's calls.
@@ -149,7 +152,23 @@ impl UsageTap {
             key: key.map(ApiKey::fingerprint).unwrap_or_default(),
             started: Instant::now(),
             done: false,
+            request: None,
         }
+    }
+
+    /// Starts recording one call of `request` at `provider` with `key`. Dropped unfinished
+    /// (the call was cancelled, perhaps after the provider received it), it records the call
+    /// at what `request` reserves: its prompt estimate and its output cap, so a later budget
+    /// check counts what the provider may have billed.
+    pub fn start_request(
+        &self,
+        provider: &str,
+        request: &Arc<ChatRequest>,
+        key: Option<&ApiKey>,
+    ) -> CallRecorder {
+        let mut recorder = self.start(provider, &request.model, key);
+        recorder.request = Some(request.clone());
+        recorder
     }
 }
 
@@ -162,6 +181,8 @@ pub struct CallRecorder {
     key: String,
     started: Instant,
     done: bool,
+    /// The request, for the reserved tokens of a cancelled call.
+    request: Option<Arc<ChatRequest>>,
 }
 
 /// The ledger's outcome of a call: `ok` (`ok:usage_unreported` when the provider reported no
@@ -224,7 +245,11 @@ impl CallRecorder {
 impl Drop for CallRecorder {
     fn drop(&mut self) {
         if !self.done {
-            self.record(0, 0, "cancelled".to_owned());
+            let reserved = self.request.as_ref().map_or(TokenCount::new(0, 0), |r| {
+                let counter = TokenCounter::for_model(&self.provider, &r.model);
+                estimate_tokens(r, counter)
+            });
+            self.record(reserved.input, reserved.output, "cancelled".to_owned());
         }
     }
 }

@@ -124,6 +124,50 @@ async fn a_call_dropped_before_it_ended_is_recorded_as_cancelled() {
     assert_eq!(t.input_tokens, 2_000_000);
 }
 
+#[tokio::test]
+async fn a_cancelled_call_of_a_known_request_counts_what_it_reserved() {
+    use crate::config::PriceTable;
+    let store = MemoryUsage::default();
+    let ledger = UsageLedger::start(Box::new(store.clone()), "memory".into());
+    let run = RunUsage::new(
+        "run-8",
+        Some(ledger.clone()),
+        Arc::new(PriceTable::builtin()),
+    );
+    let tap = run.tap("agent-1");
+    let request = Arc::new(crate::provider::ChatRequest {
+        model: "gpt-4o".into(),
+        messages: vec![crate::provider::Message::user(
+            "How many words does this prompt have when counted as tokens?",
+        )],
+        tools: Vec::new(),
+        temperature: None,
+        max_tokens: Some(500),
+        stream: false,
+        options: Default::default(),
+    });
+    // The provider may have received it: counted at its prompt estimate and its output cap.
+    drop(tap.start_request("openai", &request, None));
+    ledger.flush().await;
+    let all = store.all();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].outcome, "cancelled");
+    let counter = crate::routing::estimate::TokenCounter::for_model("openai", "gpt-4o");
+    let reserved = crate::routing::estimate::estimate_tokens(&request, counter);
+    assert!(reserved.input > 5, "{reserved:?}");
+    assert_eq!(
+        (all[0].input_tokens, all[0].output_tokens),
+        (reserved.input, 500)
+    );
+    let price = PriceTable::builtin()
+        .lookup("openai", "gpt-4o")
+        .cloned()
+        .unwrap();
+    let cost = all[0].cost_usd.unwrap();
+    assert!((cost - price.cost(reserved.input, 500)).abs() < 1e-12 && cost > 0.0);
+    assert_eq!(run.totals().cost_usd, cost);
+}
+
 #[test]
 fn outcomes_name_what_happened() {
     use crate::provider::{ChatResponse, ProviderError, ProviderErrorKind, Usage};
