@@ -392,8 +392,9 @@ impl QuotaSupervisor {
         let mut all_dead = true;
         // Whether no candidate can go before the deadline: refused at once, then.
         let mut all_late = true;
-        // What holds the first live candidate back, announced at once so every waiter is seen
-        // waiting (the scheduling pass stops early in long queues and may not reach it soon).
+        // What holds the live candidates back (the first, or one known to free sooner),
+        // announced at once so every waiter is seen waiting (the scheduling pass stops early in
+        // long queues and may not reach it soon).
         let mut first_wait: Option<(usize, Blocker, Option<Instant>)> = None;
         for (ci, cand) in waiter.candidates.iter().enumerate() {
             let check = self.ledger.check(cand, now, waiter.est, &waiter.requester);
@@ -405,9 +406,12 @@ impl QuotaSupervisor {
                 Verdict::Admit => {
                     first_wait.get_or_insert((scope, Blocker::Queue, None));
                 }
-                Verdict::WaitUntil { at, blocker } => {
-                    first_wait.get_or_insert((scope, blocker.clone(), Some(*at)));
-                }
+                // A later candidate free sooner is the wait announced: the earliest time known.
+                Verdict::WaitUntil { at, blocker } => match &first_wait {
+                    Some((_, _, Some(t))) if *at >= *t => {}
+                    Some((_, _, None)) => {}
+                    _ => first_wait = Some((scope, blocker.clone(), Some(*at))),
+                },
                 Verdict::WaitForEvent { blocker, .. } => {
                     first_wait.get_or_insert((scope, blocker.clone(), None));
                 }
