@@ -252,16 +252,15 @@ where
         )?;
         let (chosen, permit) = match &route.quota {
             Some(q) => {
-                let candidates: Vec<Vec<ScopeId>> = order
-                    .iter()
-                    .map(|&i| pool.members[i].scopes.clone())
-                    .collect();
                 // Subscribed before asking, so the supervisor's `waiting` answer is not missed.
                 let events = pool.events.as_ref().map(|_| q.handle.subscribe());
                 let acquire = super::traced::acquire(
                     &q.handle,
                     AcquireRequest {
-                        candidates: candidates.clone(),
+                        candidates: order
+                            .iter()
+                            .map(|&i| pool.members[i].scopes.clone())
+                            .collect(),
                         est_tokens: tokens.total(),
                         est_output: tokens.output,
                         priority,
@@ -269,7 +268,7 @@ where
                         requester: route.requester.clone(),
                     },
                 );
-                let acquired = announcing_wait(pool, &agent, &candidates, events, acquire).await;
+                let acquired = announcing_wait(pool, &agent, &order, events, acquire).await;
                 match acquired {
                     Ok(p) => {
                         quota_wait += p.waited();
@@ -412,12 +411,12 @@ where
 }
 
 /// Awaits `acquire`; when the supervisor answers that the request joined its queue (its
-/// `waiting` event for `agent` on one of `candidates`' scopes: no capable model is admissible
-/// now), emits `no_model_available` at once, with the time the supervisor gave then.
+/// `waiting` event for `agent` on a scope of the members in `order`: no capable model is
+/// admissible now), emits `no_model_available` at once, with the time the supervisor gave then.
 async fn announcing_wait<T>(
     pool: &ModelPool,
     agent: &str,
-    candidates: &[Vec<ScopeId>],
+    order: &[usize],
     events: Option<broadcast::Receiver<QuotaEvent>>,
     acquire: impl Future<Output = T>,
 ) -> T {
@@ -432,7 +431,10 @@ async fn announcing_wait<T>(
             event = events.recv() => match event {
                 Ok(QuotaEvent::Waiting { requester, scope, eta_ms, .. })
                     if requester == agent
-                        && candidates.iter().flatten().any(|s| s.as_str() == scope) =>
+                        && order
+                            .iter()
+                            .flat_map(|&i| &pool.members[i].scopes)
+                            .any(|s| s.as_str() == scope) =>
                 {
                     pool.emit(RunEvent::NoModelAvailable {
                         agent: agent.to_owned(),
