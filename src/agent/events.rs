@@ -146,8 +146,10 @@ pub enum RunEvent {
         /// Why (the error kind: `rate_limited`, `overloaded`, ...).
         reason: String,
     },
-    /// No model of a pool could take a call at once: it waits for the earliest freeing one
-    /// (`eta_ms`: how long, when known), or none is capable (`eta_ms` absent).
+    /// No model of a pool could take a call at once: emitted as it starts waiting for the
+    /// earliest freeing one (`eta_ms`: how long, as the supervisor knew then), or when none is
+    /// capable (`eta_ms` absent; also absent for a wait whose end no limit can tell, such as a
+    /// concurrency slot).
     NoModelAvailable {
         /// The agent.
         agent: String,

@@ -478,7 +478,7 @@ fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent) {
             eta_ms,
         } => {
             let when = eta_ms.map_or_else(
-                || "none is capable".to_owned(),
+                || "none is capable, or no time is known".to_owned(),
                 |ms| format!("waiting {}", fmt_wait(Duration::from_millis(ms))),
             );
             p.note(&format!(

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 
 use super::{CallError, CallObserver, CallReport, Route, reserve};
@@ -29,7 +30,7 @@ use crate::provider::{
     ChatRequest, ChatResponse, ProviderError, ProviderErrorKind, ProviderRef, StreamSink,
 };
 use crate::quota::ScopeId;
-use crate::supervisor::{AcquireRequest, Permit};
+use crate::supervisor::{AcquireRequest, Permit, QuotaEvent};
 
 /// How many times one call moves to another model on a rate limit before it waits instead.
 pub const DEFAULT_MAX_MODELS: u32 = 3;
@@ -253,7 +254,9 @@ where
         )?;
         let (chosen, permit) = match &route.quota {
             Some(q) => {
-                let acquired = super::traced::acquire(
+                // Subscribed before asking, so the supervisor's `waiting` answer is not missed.
+                let events = pool.events.as_ref().map(|_| q.handle.subscribe());
+                let acquire = super::traced::acquire(
                     &q.handle,
                     AcquireRequest {
                         candidates: order
@@ -266,20 +269,11 @@ where
                         deadline: q.acquire_deadline(),
                         requester: route.requester.clone(),
                     },
-                )
-                .await;
+                );
+                let acquired = announcing_wait(pool, &agent, &order, events, acquire).await;
                 match acquired {
                     Ok(p) => {
-                        let waited = p.waited();
-                        quota_wait += waited;
-                        if waited >= Duration::from_millis(1) {
-                            // Every capable model was busy: the call waited for the first to free.
-                            pool.emit(RunEvent::NoModelAvailable {
-                                agent: agent.clone(),
-                                pool: pool.name.clone(),
-                                eta_ms: Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)),
-                            });
-                        }
+                        quota_wait += p.waited();
                         let i = order[p.candidate().min(order.len() - 1)];
                         (i, Some(p))
                     }
@@ -418,6 +412,47 @@ where
     }
 }
 
+/// Awaits `acquire`; when the supervisor answers that the request joined its queue (its
+/// `waiting` event for `agent` on a scope of the members in `order`: no capable model is
+/// admissible now), emits `no_model_available` at once, with the time the supervisor gave then.
+async fn announcing_wait<T>(
+    pool: &ModelPool,
+    agent: &str,
+    order: &[usize],
+    events: Option<broadcast::Receiver<QuotaEvent>>,
+    acquire: impl Future<Output = T>,
+) -> T {
+    let Some(mut events) = events else {
+        return acquire.await;
+    };
+    tokio::pin!(acquire);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut acquire => return out,
+            event = events.recv() => match event {
+                Ok(QuotaEvent::Waiting { requester, scope, eta_ms, .. })
+                    if requester == agent
+                        && order
+                            .iter()
+                            .flat_map(|&i| &pool.members[i].scopes)
+                            .any(|s| s.as_str() == scope) =>
+                {
+                    pool.emit(RunEvent::NoModelAvailable {
+                        agent: agent.to_owned(),
+                        pool: pool.name.clone(),
+                        eta_ms,
+                    });
+                    // Announced once per wait: the rest is the grant.
+                    return acquire.await;
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return acquire.await,
+            },
+        }
+    }
+}
+
 /// Without a supervisor: the first member in `order` that is not resting, sleeping until the
 /// earliest one wakes when all are.
 async fn rest_then_pick(
@@ -445,3 +480,7 @@ async fn rest_then_pick(
         tokio::time::sleep_until(until).await;
     }
 }
+
+#[cfg(test)]
+#[path = "pooled_tests.rs"]
+mod tests;
