@@ -56,6 +56,7 @@ fn provider(base_url: String) -> Arc<dyn massgen::provider::Provider> {
         enable_rate_limit: None,
         simulated: SimulatedSettings::default(),
         options: Default::default(),
+        pool: None,
     };
     build_provider_with(
         &backend,
