@@ -15,6 +15,7 @@ pub mod anthropic;
 mod build;
 pub mod gemini;
 pub mod http;
+mod image;
 pub mod openai;
 pub mod signals;
 pub mod simulated;
@@ -26,6 +27,7 @@ mod types;
 use std::sync::Arc;
 
 pub use actor::{CircuitView, EndpointState, ProviderHealth, ProviderRef};
+pub use image::ImageInput;
 pub use build::{build_provider, build_provider_with, dialect_of};
 pub use simulated::{SimServer, SimulatedProvider};
 pub use types::{
