@@ -155,10 +155,13 @@ impl MockRequest {
 
     /// The images the request carried, in order.
     pub fn images(&self) -> impl Iterator<Item = &MockImage> {
-        self.turns.iter().flat_map(|t| &t.parts).filter_map(|p| match p {
-            Part::Image(i) => Some(i),
-            _ => None,
-        })
+        self.turns
+            .iter()
+            .flat_map(|t| &t.parts)
+            .filter_map(|p| match p {
+                Part::Image(i) => Some(i),
+                _ => None,
+            })
     }
 
     /// The text of the first user message (empty when there is none).
@@ -286,7 +289,9 @@ fn read_openai(body: &Value, r: &mut MockRequest) -> Result<(), String> {
         }
         let role = m["role"].as_str().unwrap_or_default();
         if !pictures.is_empty() && role != "user" {
-            return Err(format!("image content parts are only allowed in user messages, not `{role}`"));
+            return Err(format!(
+                "image content parts are only allowed in user messages, not `{role}`"
+            ));
         }
         match role {
             "system" | "developer" => system.push(content),

@@ -106,7 +106,11 @@ pub fn gemini(part: &Value) -> Result<Option<MockImage>, String> {
         return inline(text(d, "mimeType", "mime_type"), data).map(Some);
     }
     if let Some(f) = field(part, "fileData", "file_data") {
-        return web(text(f, "fileUri", "file_uri"), text(f, "mimeType", "mime_type")).map(Some);
+        return web(
+            text(f, "fileUri", "file_uri"),
+            text(f, "mimeType", "mime_type"),
+        )
+        .map(Some);
     }
     Ok(None)
 }
@@ -142,9 +146,15 @@ mod tests {
         let img = openai(&png).unwrap().unwrap();
         assert!(img.inline);
         assert_eq!(img.media_type, "image/png");
-        assert!(openai(&json!({"type": "image_url", "image_url": {"url": "data:image/png,x"}}))
-            .is_err());
-        assert!(openai(&json!({"type": "text", "text": "hi"})).unwrap().is_none());
+        assert!(
+            openai(&json!({"type": "image_url", "image_url": {"url": "data:image/png,x"}}))
+                .is_err()
+        );
+        assert!(
+            openai(&json!({"type": "text", "text": "hi"}))
+                .unwrap()
+                .is_none()
+        );
         let g = gemini(&json!({"inline_data": {"mime_type": "image/jpeg", "data": "/9j/"}}));
         assert_eq!(g.unwrap().unwrap().media_type, "image/jpeg");
         let g = gemini(&json!({"fileData": {"fileUri": "https://e.x/a.png"}})).unwrap();

@@ -15,8 +15,8 @@ use super::openai::{send, tool_call};
 use super::signals::{Dialect, classify_error};
 use super::sse::{SseEvent, drive};
 use super::{
-    ChatRequest, ChatResponse, ImageInput, Message, Provider, ProviderError, ProviderErrorKind, Role,
-    StreamEvent, StreamSink, ToolCall, Usage,
+    ChatRequest, ChatResponse, ImageInput, Message, Provider, ProviderError, ProviderErrorKind,
+    Role, StreamEvent, StreamSink, ToolCall, Usage,
 };
 use crate::keys::ApiKey;
 

@@ -12,8 +12,8 @@ use super::openai::send;
 use super::signals::Dialect;
 use super::sse::{SseEvent, drive};
 use super::{
-    ChatRequest, ChatResponse, ImageInput, Message, Provider, ProviderError, ProviderErrorKind, Role,
-    StreamEvent, StreamSink, ToolCall, Usage,
+    ChatRequest, ChatResponse, ImageInput, Message, Provider, ProviderError, ProviderErrorKind,
+    Role, StreamEvent, StreamSink, ToolCall, Usage,
 };
 use crate::keys::ApiKey;
 

@@ -27,8 +27,8 @@ mod types;
 use std::sync::Arc;
 
 pub use actor::{CircuitView, EndpointState, ProviderHealth, ProviderRef};
-pub use image::ImageInput;
 pub use build::{build_provider, build_provider_with, dialect_of};
+pub use image::ImageInput;
 pub use simulated::{SimServer, SimulatedProvider};
 pub use types::{
     ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, RequestOptions,

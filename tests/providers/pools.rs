@@ -282,10 +282,7 @@ async fn a_vision_request_skips_text_only_models() {
         .iter()
         .map(|a| (a.model.clone(), a.images))
         .collect();
-    assert_eq!(
-        seen,
-        [("sees".to_owned(), 1), ("text-cheap".to_owned(), 0)]
-    );
+    assert_eq!(seen, [("sees".to_owned(), 1), ("text-cheap".to_owned(), 0)]);
 }
 
 #[tokio::test]

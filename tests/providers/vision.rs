@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::{FIRST, KINDS, key, mock, provider, request};
 
 /// A 1 x 1 PNG, base64.
-const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+const PNG: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
 
 fn dialect(kind: BackendKind) -> MockDialect {
     match kind {
@@ -84,55 +85,87 @@ async fn documented_image_bodies_are_read_and_malformed_images_refused() {
         server.gemini_url()
     );
     let bearer = [("authorization", "Bearer k-0123456789")];
-    let xkey = [("x-api-key", "k-0123456789"), ("anthropic-version", "2023-06-01")];
+    let xkey = [
+        ("x-api-key", "k-0123456789"),
+        ("anthropic-version", "2023-06-01"),
+    ];
     let gkey = [("x-goog-api-key", "k-0123456789")];
     // As the providers' vision guides show them.
     let cases = [
-        (openai.clone(), &bearer[..], json!({"model": "gpt-4o", "messages": [
+        (
+            openai.clone(),
+            &bearer[..],
+            json!({"model": "gpt-4o", "messages": [
             {"role": "user", "content": [
                 {"type": "text", "text": "What is in this image?"},
                 {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}},
                 {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG}"),
-                                                    "detail": "low"}}]}]})),
-        (claude.clone(), &xkey[..], json!({"model": "claude-sonnet-4-5", "max_tokens": 64,
+                                                    "detail": "low"}}]}]}),
+        ),
+        (
+            claude.clone(),
+            &xkey[..],
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 64,
             "messages": [{"role": "user", "content": [
                 {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                              "data": PNG}},
                 {"type": "image", "source": {"type": "url", "url": "https://example.com/a.jpg"}},
-                {"type": "text", "text": "Describe these."}]}]})),
-        (gemini.clone(), &gkey[..], json!({"contents": [{"parts": [
+                {"type": "text", "text": "Describe these."}]}]}),
+        ),
+        (
+            gemini.clone(),
+            &gkey[..],
+            json!({"contents": [{"parts": [
                 {"inline_data": {"mime_type": "image/png", "data": PNG}},
                 {"file_data": {"mime_type": "image/jpeg", "file_uri": "https://example.com/a.jpg"}},
-                {"text": "Caption these."}]}]})),
+                {"text": "Caption these."}]}]}),
+        ),
     ];
     for (url, headers, body) in &cases {
         let (status, text) = post(url.clone(), headers, body).await;
         assert_eq!(status, 200, "{url}: {text}");
     }
     let log = server.admissions();
-    assert_eq!(
-        log.iter().map(|a| a.images).collect::<Vec<_>>(),
-        [2, 2, 2]
-    );
+    assert_eq!(log.iter().map(|a| a.images).collect::<Vec<_>>(), [2, 2, 2]);
     let refused = [
         // A data URL that is not base64.
-        (openai.clone(), &bearer[..], json!({"model": "gpt-4o", "messages": [
+        (
+            openai.clone(),
+            &bearer[..],
+            json!({"model": "gpt-4o", "messages": [
             {"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": "data:image/png,raw"}}]}]})),
+                {"type": "image_url", "image_url": {"url": "data:image/png,raw"}}]}]}),
+        ),
         // OpenAI takes images in user messages only.
-        (openai, &bearer[..], json!({"model": "gpt-4o", "messages": [
+        (
+            openai,
+            &bearer[..],
+            json!({"model": "gpt-4o", "messages": [
             {"role": "system", "content": [
-                {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}}]}]})),
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}}]}]}),
+        ),
         // Base64 data without its media type.
-        (claude, &xkey[..], json!({"model": "claude-sonnet-4-5", "max_tokens": 64,
+        (
+            claude,
+            &xkey[..],
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 64,
             "messages": [{"role": "user", "content": [
-                {"type": "image", "source": {"type": "base64", "data": PNG}}]}]})),
-        (gemini, &gkey[..], json!({"contents": [{"parts": [
-                {"inlineData": {"data": PNG}}]}]})),
+                {"type": "image", "source": {"type": "base64", "data": PNG}}]}]}),
+        ),
+        (
+            gemini,
+            &gkey[..],
+            json!({"contents": [{"parts": [
+                {"inlineData": {"data": PNG}}]}]}),
+        ),
     ];
     for (url, headers, body) in &refused {
         let (status, text) = post(url.clone(), headers, body).await;
         assert_eq!(status, 400, "{url}: {text}");
     }
-    assert_eq!(server.admissions().len(), 3, "refused bodies are not admitted");
+    assert_eq!(
+        server.admissions().len(),
+        3,
+        "refused bodies are not admitted"
+    );
 }
