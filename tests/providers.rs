@@ -322,3 +322,5 @@ mod pools;
 mod routing;
 #[path = "providers/team.rs"]
 mod team;
+#[path = "providers/vision.rs"]
+mod vision;

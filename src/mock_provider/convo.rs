@@ -12,11 +12,14 @@
 //! - Anthropic: `system` (text or text blocks), `messages` with blocks `text`,
 //!   `tool_use {id, name, input}` and `tool_result {tool_use_id, content, is_error}`;
 //!   `tools: [{name, description, input_schema}]`; `max_tokens` (required, as the API does).
+//! - Images in each dialect's form: [`super::images`].
 //!
 //! Text is taken as sent: an assistant message that describes a call in prose
 //! (`[called new_answer({...})]`) is text, not a tool call.
 
 use serde_json::Value;
+
+use super::images::{self, MockImage};
 
 /// The three API dialects the mock speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -85,6 +88,8 @@ pub enum Part {
         /// Anthropic's `is_error`.
         is_error: bool,
     },
+    /// An image (read by [`super::images`]).
+    Image(MockImage),
 }
 
 /// One message.
@@ -146,6 +151,17 @@ impl MockRequest {
     /// Whether a tool of this name is offered.
     pub fn offers(&self, name: &str) -> bool {
         self.tools.iter().any(|t| t.name == name)
+    }
+
+    /// The images the request carried, in order.
+    pub fn images(&self) -> impl Iterator<Item = &MockImage> {
+        self.turns
+            .iter()
+            .flat_map(|t| &t.parts)
+            .filter_map(|p| match p {
+                Part::Image(i) => Some(i),
+                _ => None,
+            })
     }
 
     /// The text of the first user message (empty when there is none).
@@ -267,7 +283,17 @@ fn read_openai(body: &Value, r: &mut MockRequest) -> Result<(), String> {
     let mut system = Vec::new();
     for m in messages {
         let content = text_of(&m["content"]);
-        match m["role"].as_str().unwrap_or_default() {
+        let mut pictures = Vec::new();
+        for p in array(m.get("content")) {
+            pictures.extend(images::openai(p)?.map(Part::Image));
+        }
+        let role = m["role"].as_str().unwrap_or_default();
+        if !pictures.is_empty() && role != "user" {
+            return Err(format!(
+                "image content parts are only allowed in user messages, not `{role}`"
+            ));
+        }
+        match role {
             "system" | "developer" => system.push(content),
             "assistant" => {
                 let mut parts = Vec::new();
@@ -306,7 +332,9 @@ fn read_openai(body: &Value, r: &mut MockRequest) -> Result<(), String> {
             }
             "user" => r.turns.push(Turn {
                 role: Role::User,
-                parts: vec![Part::Text(content)],
+                parts: std::iter::once(Part::Text(content))
+                    .chain(pictures)
+                    .collect(),
             }),
             other => return Err(format!("unknown message role `{other}`")),
         }
@@ -346,6 +374,8 @@ fn read_gemini(body: &Value, r: &mut MockRequest) -> Result<(), String> {
                     name: f["name"].as_str().unwrap_or_default().to_owned(),
                     arguments: compact(&f["args"]),
                 });
+            } else if let Some(image) = images::gemini(p)? {
+                parts.push(Part::Image(image));
             } else if let Some(f) = p.get("functionResponse") {
                 let response = &f["response"];
                 let single = response.as_object().and_then(|o| {
@@ -418,6 +448,10 @@ fn read_anthropic(body: &Value, r: &mut MockRequest) -> Result<(), String> {
                                 is_error: b["is_error"].as_bool().unwrap_or(false),
                             });
                         }
+                        "image" if role == Role::Assistant => {
+                            return Err("image blocks are not allowed in assistant turns".into());
+                        }
+                        "image" => parts.extend(images::anthropic(b)?.map(Part::Image)),
                         _ => {}
                     }
                 }
@@ -437,100 +471,5 @@ fn read_anthropic(body: &Value, r: &mut MockRequest) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use serde_json::json;
-
-    use super::*;
-
-    fn results(r: &MockRequest) -> Vec<(String, String, String)> {
-        r.turns
-            .iter()
-            .flat_map(|t| &t.parts)
-            .filter_map(|p| match p {
-                Part::ToolResult {
-                    id, name, content, ..
-                } => Some((id.clone(), name.clone(), content.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn openai_native_tool_calls_and_results() {
-        let b = json!({"model": "gpt-4o", "max_completion_tokens": 50, "messages": [
-            {"role": "system", "content": "sys"},
-            {"role": "user", "content": "q"},
-            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
-                "function": {"name": "new_answer", "arguments": "{\"content\":\"x\"}"}}]},
-            {"role": "tool", "tool_call_id": "c1", "content": "That answer is identical."}],
-            "tools": [{"type": "function", "function": {"name": "vote", "description": "d",
-                "parameters": {"type": "object"}}}], "stream": true,
-            "stream_options": {"include_usage": true}});
-        let r = read_request(MockDialect::OpenAi, &b, None, false).unwrap();
-        assert_eq!(r.system, "sys");
-        assert_eq!(r.max_output, Some(50));
-        assert!(r.stream && r.include_usage && r.offers("vote"));
-        assert_eq!(r.turns[2].role, Role::Tool);
-        assert_eq!(
-            results(&r),
-            vec![(
-                "c1".into(),
-                "new_answer".into(),
-                "That answer is identical.".into()
-            )]
-        );
-        assert!(
-            matches!(&r.turns[1].parts[0], Part::ToolCall { arguments, .. } if arguments == "{\"content\":\"x\"}")
-        );
-        assert!(read_request(MockDialect::OpenAi, &json!({}), None, false).is_err());
-    }
-
-    #[test]
-    fn gemini_function_calls_and_responses() {
-        let b = json!({"systemInstruction": {"parts": [{"text": "sys"}]},
-            "generationConfig": {"maxOutputTokens": 64},
-            "contents": [{"role": "user", "parts": [{"text": "q"}]},
-                {"role": "model", "parts": [{"functionCall": {"name": "vote", "args": {"agent_id": "agent9"}}}]},
-                {"role": "user", "parts": [{"functionResponse": {"name": "vote", "response": {"error": "Unknown agent id"}}}]}],
-            "tools": [{"functionDeclarations": [{"name": "new_answer"}]}]});
-        let r = read_request(MockDialect::Gemini, &b, Some("gem"), true).unwrap();
-        assert_eq!(
-            (r.model.as_str(), r.stream, r.max_output),
-            ("gem", true, Some(64))
-        );
-        assert_eq!(r.first_user_text(), "q");
-        assert_eq!(results(&r)[0].2, "Unknown agent id");
-        assert!(r.offers("new_answer"));
-    }
-
-    #[test]
-    fn anthropic_blocks_and_required_max_tokens() {
-        let b = json!({"model": "claude", "max_tokens": 100, "system": [{"type": "text", "text": "s"}],
-            "messages": [{"role": "user", "content": "q"},
-                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "vote", "input": {"agent_id": "agent1"}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "is_error": true,
-                    "content": [{"type": "text", "text": "no"}]}]}],
-            "tools": [{"name": "vote", "input_schema": {}}]});
-        let r = read_request(MockDialect::Anthropic, &b, None, false).unwrap();
-        assert_eq!(r.system, "s");
-        assert_eq!(results(&r), vec![("t1".into(), "vote".into(), "no".into())]);
-        let mut no_cap = b.clone();
-        no_cap.as_object_mut().unwrap().remove("max_tokens");
-        assert!(read_request(MockDialect::Anthropic, &no_cap, None, false).is_err());
-    }
-
-    #[test]
-    fn prose_calls_stay_text() {
-        let b = json!({"model": "m", "messages": [{"role": "user", "content": "q"},
-            {"role": "assistant", "content": "[called new_answer({\"content\":\"x\"})]"},
-            {"role": "user", "content": "That answer is identical to an existing one."}]});
-        let r = read_request(MockDialect::OpenAi, &b, None, false).unwrap();
-        assert!(
-            r.turns
-                .iter()
-                .flat_map(|t| &t.parts)
-                .all(|p| matches!(p, Part::Text(_)))
-        );
-    }
-}
+#[path = "convo_tests.rs"]
+mod tests;

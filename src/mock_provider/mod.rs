@@ -30,6 +30,7 @@ pub mod convo;
 pub mod faults;
 pub mod headers;
 pub mod hostile;
+pub mod images;
 pub mod limits;
 mod records;
 mod refuse;

@@ -81,6 +81,9 @@ pub struct MockAdmission {
     pub prose_calls: u64,
     /// The fault it was answered with, if any (`Debug` form).
     pub fault: Option<String>,
+    /// The images it carried, in any dialect's form (each charged
+    /// [`super::images::image_tokens`] input tokens).
+    pub images: u64,
 }
 
 impl MockAdmission {

@@ -427,6 +427,7 @@ async fn handle(
                             native_rejection: reading.native_rejection,
                             prose_calls: reading.prose_calls,
                             fault: fault.map(|f| format!("{f:?}")),
+                            images: u64::try_from(request.images().count()).unwrap_or(u64::MAX),
                         },
                     );
                     let completion = (arrival != done && fault.is_none()).then(|| Completion {

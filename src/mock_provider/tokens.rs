@@ -15,6 +15,8 @@
 //!   piece rounded up on its own (so the sum is at most the whole text's quarter plus one per
 //!   piece).
 //!
+//! Each image counts a fixed figure per dialect, [`super::images::image_tokens`].
+//!
 //! The output cap a request is charged for and cut at: the one it sent (`max_tokens` or
 //! `max_completion_tokens`; `generationConfig.maxOutputTokens`; Anthropic's required
 //! `max_tokens`), else the model's largest output ([`model_max_output`]).
@@ -174,6 +176,7 @@ pub fn input_tokens(request: &MockRequest) -> u64 {
                     let name = if tk == Tokenizer::Quarter { name } else { "" };
                     tk.count(name).saturating_add(tk.count(content))
                 }
+                Part::Image(_) => super::images::image_tokens(request.dialect),
             };
             total = total.saturating_add(n);
         }

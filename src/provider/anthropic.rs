@@ -15,8 +15,8 @@ use super::openai::{send, tool_call};
 use super::signals::{Dialect, classify_error};
 use super::sse::{SseEvent, drive};
 use super::{
-    ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, Role,
-    StreamEvent, StreamSink, ToolCall, Usage,
+    ChatRequest, ChatResponse, ImageInput, Message, Provider, ProviderError, ProviderErrorKind,
+    Role, StreamEvent, StreamSink, ToolCall, Usage,
 };
 use crate::keys::ApiKey;
 
@@ -100,7 +100,8 @@ impl Provider for Anthropic {
     }
 }
 
-/// The content blocks one message becomes, and the role it is sent under: text as a `text`
+/// The content blocks one message becomes, and the role it is sent under: a user message's
+/// images as `image` blocks ([`image_block`]), text as a `text`
 /// block (empty text is left out: the API refuses empty text blocks), an assistant's tool calls
 /// as `tool_use` blocks, a tool result as a `tool_result` block in a user message.
 fn wire_blocks(m: &Message) -> (Role, Vec<Value>) {
@@ -114,6 +115,7 @@ fn wire_blocks(m: &Message) -> (Role, Vec<Value>) {
         blocks.push(block);
         return (Role::User, blocks);
     }
+    blocks.extend(m.images.iter().map(image_block));
     if !m.content.is_empty() {
         blocks.push(json!({"type": "text", "text": m.content}));
     }
@@ -128,6 +130,18 @@ fn wire_blocks(m: &Message) -> (Role, Vec<Value>) {
         _ => Role::User,
     };
     (role, blocks)
+}
+
+/// An image as an `image` block, before the message's text (where Anthropic advises images
+/// go): inline data with a `base64` source (`media_type`, `data`), a URL with a `url` source.
+fn image_block(image: &ImageInput) -> Value {
+    let source = match image {
+        ImageInput::Inline { media_type, data } => {
+            json!({"type": "base64", "media_type": media_type, "data": data})
+        }
+        ImageInput::Url { url, .. } => json!({"type": "url", "url": url}),
+    };
+    json!({"type": "image", "source": source})
 }
 
 /// A turn's content: a plain string when it is only text (text blocks joined by a blank line),
@@ -147,14 +161,14 @@ fn wire_content(blocks: Vec<Value>) -> Value {
 /// of one role merged (the API wants them alternating, starting with the user; a user turn with
 /// tool results keeps them first).
 pub fn request_body(request: &ChatRequest) -> Value {
-    let system: Vec<&str> = request
-        .messages
+    let messages = super::image::images_on_user_side(&request.messages);
+    let system: Vec<&str> = messages
         .iter()
         .filter(|m| m.role == Role::System)
         .map(|m| m.content.as_str())
         .collect();
     let mut turns: Vec<(Role, Vec<Value>)> = Vec::new();
-    for m in request.messages.iter().filter(|m| m.role != Role::System) {
+    for m in messages.iter().filter(|m| m.role != Role::System) {
         let (role, blocks) = wire_blocks(m);
         if blocks.is_empty() {
             continue;

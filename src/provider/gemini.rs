@@ -12,8 +12,8 @@ use super::openai::send;
 use super::signals::Dialect;
 use super::sse::{SseEvent, drive};
 use super::{
-    ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, Role,
-    StreamEvent, StreamSink, ToolCall, Usage,
+    ChatRequest, ChatResponse, ImageInput, Message, Provider, ProviderError, ProviderErrorKind,
+    Role, StreamEvent, StreamSink, ToolCall, Usage,
 };
 use crate::keys::ApiKey;
 
@@ -91,7 +91,8 @@ fn gemini_schema(schema: &Value) -> Value {
     }
 }
 
-/// The parts one message becomes, and the role it is sent under: text as a `text` part, an
+/// The parts one message becomes, and the role it is sent under: text as a `text` part (after
+/// a user message's images, [`image_part`]), an
 /// assistant's tool calls as `functionCall` parts (role `model`, each with its thought
 /// signature when the model gave one), a tool result as a `functionResponse` part (role
 /// `user`; a refusal under the `error` key, a result under `output`).
@@ -120,24 +121,43 @@ fn wire_parts(m: &Message) -> (&'static str, Vec<Value>) {
         }
         _ => {}
     }
+    parts.extend(m.images.iter().map(image_part));
     if !m.content.is_empty() {
         parts.push(json!({"text": m.content}));
     }
     ("user", parts)
 }
 
+/// An image as a part, before the message's text (Gemini's advice for prompts with an
+/// image): inline data as `inlineData {mimeType, data}`, a URL as `fileData {mimeType,
+/// fileUri}` (the media type left out when neither given nor named by the URL's extension).
+fn image_part(image: &ImageInput) -> Value {
+    match image {
+        ImageInput::Inline { media_type, data } => {
+            json!({"inlineData": {"mimeType": media_type, "data": data}})
+        }
+        ImageInput::Url { url, .. } => {
+            let mut file = json!({"fileUri": url});
+            if let Some(m) = image.media_type() {
+                file["mimeType"] = json!(m);
+            }
+            json!({"fileData": file})
+        }
+    }
+}
+
 /// The JSON body of a `generateContent` request: system messages become `systemInstruction`,
 /// assistant turns become role `model`, and consecutive messages of one role are merged into
 /// one content (Gemini wants the roles to alternate).
 pub fn request_body(request: &ChatRequest) -> Value {
-    let system: Vec<Value> = request
-        .messages
+    let messages = super::image::images_on_user_side(&request.messages);
+    let system: Vec<Value> = messages
         .iter()
         .filter(|m| m.role == Role::System)
         .map(|m| json!({"text": m.content}))
         .collect();
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    for m in request.messages.iter().filter(|m| m.role != Role::System) {
+    for m in messages.iter().filter(|m| m.role != Role::System) {
         let (role, parts) = wire_parts(m);
         if parts.is_empty() {
             continue;

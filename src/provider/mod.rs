@@ -15,6 +15,7 @@ pub mod anthropic;
 mod build;
 pub mod gemini;
 pub mod http;
+mod image;
 pub mod openai;
 pub mod signals;
 pub mod simulated;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 
 pub use actor::{CircuitView, EndpointState, ProviderHealth, ProviderRef};
 pub use build::{build_provider, build_provider_with, dialect_of};
+pub use image::ImageInput;
 pub use simulated::{SimServer, SimulatedProvider};
 pub use types::{
     ChatRequest, ChatResponse, Message, Provider, ProviderError, ProviderErrorKind, RequestOptions,

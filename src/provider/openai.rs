@@ -93,7 +93,7 @@ impl Provider for OpenAiCompatible {
 
 /// One message in the chat completions form: an assistant's tool calls as `tool_calls` (with
 /// `content: null` when it wrote no text), a tool result as `role: tool` with its
-/// `tool_call_id`.
+/// `tool_call_id`, a user message with images as content parts ([`content_parts`]).
 fn wire_message(m: &Message) -> Value {
     match (&m.role, &m.tool_result) {
         (Role::Tool, Some(result)) => {
@@ -117,8 +117,23 @@ fn wire_message(m: &Message) -> Value {
             };
             json!({"role": "assistant", "content": content, "tool_calls": calls})
         }
+        (Role::User, _) if !m.images.is_empty() => {
+            json!({"role": "user", "content": content_parts(m)})
+        }
         (role, _) => json!({"role": role, "content": m.content}),
     }
+}
+
+/// A user message's content with images: an array of parts, its text (when there is any) as a
+/// `text` part, then each image as an `image_url` part whose `url` is the image's own or, for
+/// inline data, a `data:<media type>;base64,...` URL.
+fn content_parts(m: &Message) -> Vec<Value> {
+    let text = (!m.content.is_empty()).then(|| json!({"type": "text", "text": m.content}));
+    let images = m
+        .images
+        .iter()
+        .map(|i| json!({"type": "image_url", "image_url": {"url": i.as_url()}}));
+    text.into_iter().chain(images).collect()
 }
 
 /// OpenAI's own API (the `openai` backend, or any backend whose base URL is OpenAI's) takes the
@@ -133,7 +148,10 @@ pub fn completion_cap(body: &mut Value) {
 
 /// The JSON body of a chat completions request.
 pub fn request_body(request: &ChatRequest) -> Value {
-    let messages: Vec<Value> = request.messages.iter().map(wire_message).collect();
+    let messages: Vec<Value> = super::image::images_on_user_side(&request.messages)
+        .iter()
+        .map(wire_message)
+        .collect();
     let mut body = json!({"model": request.model, "messages": messages, "stream": request.stream});
     if !request.tools.is_empty() {
         let tools: Vec<Value> = request

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{ChatRequest, Message, ToolCall, ToolSpec};
+use super::{ChatRequest, ImageInput, Message, ToolCall, ToolSpec};
 
 /// A retried turn: a refused answer (text and a tool call carrying a signature), a refused pair
 /// of votes, a reply without a tool call and the nudge that follows it.
@@ -65,6 +65,31 @@ pub(crate) fn same_role_runs(model: &str) -> ChatRequest {
         tools: Vec::new(),
         temperature: None,
         max_tokens: Some(64),
+        stream: false,
+    }
+}
+
+/// A conversation with images: a question with text and an inline PNG, the model's reply, a
+/// follow-up that is only a web image (a `.jpg`), and a system message carrying an image (sent
+/// in a user turn of its own).
+pub(crate) fn with_images(model: &str) -> ChatRequest {
+    let mut sys = Message::system("Look closely.");
+    sys.images = vec![ImageInput::url("https://example.com/ref")];
+    ChatRequest {
+        options: Default::default(),
+        model: model.into(),
+        messages: vec![
+            sys,
+            Message::user_with_images(
+                "What is this?",
+                vec![ImageInput::inline("image/png", "iVBORw0KGgo=")],
+            ),
+            Message::assistant("A dot."),
+            Message::user_with_images("", vec![ImageInput::url("https://example.com/b.jpg")]),
+        ],
+        tools: Vec::new(),
+        temperature: None,
+        max_tokens: Some(256),
         stream: false,
     }
 }

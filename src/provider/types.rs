@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 
+use super::image::ImageInput;
 use crate::keys::ApiKey;
 use crate::quota::RateLimitSignal;
 
@@ -35,8 +36,8 @@ pub struct ToolResult {
     pub is_error: bool,
 }
 
-/// One chat message: text, and for the model's turns the tool calls it made, or for a tool
-/// result the call it answers. Build messages with the constructors; each adapter sends every
+/// One chat message: text (and images, for the user), and for the model's turns the tool calls
+/// it made, or for a tool result the call it answers. Build messages with the constructors; each adapter sends every
 /// form in its provider's native shape.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
@@ -51,6 +52,10 @@ pub struct Message {
     /// For a [`Role::Tool`] message: the call it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_result: Option<ToolResult>,
+    /// The images it carries, in order (user messages; see [`Message::user_with_images`]). A
+    /// request carrying any needs a vision-capable model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageInput>,
 }
 
 impl Message {
@@ -60,6 +65,7 @@ impl Message {
             content,
             tool_calls: Vec::new(),
             tool_result: None,
+            images: Vec::new(),
         }
     }
 
@@ -70,6 +76,13 @@ impl Message {
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
         Self::text(Role::User, content.into())
+    }
+    /// A user message with `images` (its text may be empty).
+    pub fn user_with_images(content: impl Into<String>, images: Vec<ImageInput>) -> Self {
+        Self {
+            images,
+            ..Self::text(Role::User, content.into())
+        }
     }
     /// An assistant message.
     pub fn assistant(content: impl Into<String>) -> Self {

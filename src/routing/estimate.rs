@@ -43,6 +43,14 @@ pub const UPPER_BOUND_SCALE: u64 = 135;
 /// ... and never goes below one token per this many characters.
 pub const UPPER_BOUND_CHARS_PER_TOKEN: u64 = 3;
 
+/// Input tokens reserved per image a message carries. Providers count an image by its pixel
+/// size, which a request does not state, so this is the most an image costs before the
+/// providers scale it down: Anthropic documents about 1,600 tokens for the largest image it
+/// keeps unscaled (width x height / 750, 1092 x 1092 px), above OpenAI's 765 for a 1024 x 1024
+/// image at high detail (85 plus 170 per 512 px tile) and Gemini's 258 per 768 px tile for
+/// images up to that size. Very large images sent to Gemini may count more (more tiles).
+pub const IMAGE_TOKENS: u64 = 1_600;
+
 /// How a prompt's tokens are counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenCounter {
@@ -274,6 +282,7 @@ fn message_tokens(m: &crate::provider::Message, counter: TokenCounter) -> u64 {
         content,
         tool_calls,
         tool_result,
+        images,
     } = m;
     // The text line by line through the cache (prompts repeat answers line by line); tool calls
     // and results as the JSON they travel as.
@@ -283,7 +292,11 @@ fn message_tokens(m: &crate::provider::Message, counter: TokenCounter) -> u64 {
         json_tokens(tool_calls, counter)
     };
     let result = tool_result.as_ref().map_or(0, |r| json_tokens(r, counter));
-    counter.estimate_text(content) + calls + result
+    // An image as a fixed figure, never its data or URL as text.
+    let images = u64::try_from(images.len())
+        .unwrap_or(u64::MAX)
+        .saturating_mul(IMAGE_TOKENS);
+    (counter.estimate_text(content) + calls + result).saturating_add(images)
 }
 
 /// Tokens of `value` as compact JSON (its debug form if it does not serialize: every field).

@@ -75,8 +75,7 @@ pub struct Needs {
     pub context: u64,
     /// It offers tools.
     pub tools: bool,
-    /// It carries images. [`ChatRequest`] carries text only today, so this is set by callers
-    /// that know (a pool of vision tasks); a text request never needs it.
+    /// It carries images (some message has [`crate::provider::Message::images`]).
     pub vision: bool,
 }
 
@@ -86,7 +85,7 @@ impl Needs {
         Needs {
             context: input.saturating_add(output),
             tools: !request.tools.is_empty(),
-            vision: false,
+            vision: request.messages.iter().any(|m| !m.images.is_empty()),
         }
     }
 }

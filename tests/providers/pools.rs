@@ -9,7 +9,7 @@ use std::time::Duration;
 use massgen::agent::events::{Emitter, RunEvent};
 use massgen::config::{BackendKind, PoolEntry, Price};
 use massgen::mock_provider::{MockLimits, MockServerHandle};
-use massgen::provider::{ChatRequest, Message, ProviderRef};
+use massgen::provider::{ChatRequest, ImageInput, Message, ProviderRef};
 use massgen::quota::{Dimension, Limit, ScopeId, ScopeSpec};
 use massgen::routing::pooled::{ModelPool, Needs, PoolMember};
 use massgen::routing::{CallObserver, QuotaRoute, RetryPolicy, Route, call};
@@ -243,6 +243,46 @@ async fn a_long_prompt_skips_the_small_context_model() {
     .unwrap();
     assert_eq!(report.sent.model, "small");
     assert_eq!(counts(&server, "small"), (1, 0));
+}
+
+#[tokio::test]
+async fn a_vision_request_skips_text_only_models() {
+    let server = mock(MockLimits::unlimited(), "").await;
+    // The cheapest model reads text only.
+    let models = [
+        ("text-cheap", 0.1, 1, 1_000_000, false),
+        ("sees", 1.0, 2, 1_000_000, true),
+    ];
+    let r = route(pool(&server, &models, None), true).await;
+    let with_image = || ChatRequest {
+        messages: vec![Message::user_with_images(
+            FIRST,
+            vec![ImageInput::inline("image/png", "iVBORw0KGgo=")],
+        )],
+        ..request(FIRST, false, false)
+    };
+    let report = call(&r, with_image, None, 0, &Delays::default())
+        .await
+        .unwrap();
+    assert_eq!(report.sent.model, "sees");
+    // A text request still goes to the cheap text model.
+    let report = call(
+        &r,
+        || request(FIRST, false, false),
+        None,
+        0,
+        &Delays::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.sent.model, "text-cheap");
+    // What reached the mock: the image only at the vision model, the text only at the other.
+    let seen: Vec<(String, u64)> = server
+        .admissions()
+        .iter()
+        .map(|a| (a.model.clone(), a.images))
+        .collect();
+    assert_eq!(seen, [("sees".to_owned(), 1), ("text-cheap".to_owned(), 0)]);
 }
 
 #[tokio::test]

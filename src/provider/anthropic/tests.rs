@@ -159,3 +159,26 @@ fn usage_without_output_tokens_keeps_the_output_reservation() {
         Some(TokenCount::new(120, 500))
     );
 }
+
+#[test]
+fn images_go_as_image_blocks_with_base64_or_url_sources() {
+    // Images before the text of their turn as `image` blocks: inline data with a `base64`
+    // source, a URL with a `url` source; a turn holding an image is sent as blocks.
+    let req = crate::provider::test_conversations::with_images("claude-sonnet-4-5");
+    let expected = json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 256,
+        "system": "Look closely.",
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/ref"}},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                             "data": "iVBORw0KGgo="}},
+                {"type": "text", "text": "What is this?"}]},
+            {"role": "assistant", "content": "A dot."},
+            {"role": "user", "content": [
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/b.jpg"}}]}
+        ]
+    });
+    assert_eq!(request_body(&req), expected);
+}

@@ -209,3 +209,25 @@ fn generated_function_call_ids_never_repeat_across_attempts() {
     let again = parse_response(&fixture("function_call.json")).unwrap();
     assert_ne!(first.tool_calls[0].id, again.tool_calls[0].id);
 }
+
+#[test]
+fn images_go_as_inline_data_and_file_data_parts() {
+    // Images before the text of their turn; inline data as `inlineData {mimeType, data}`, a URL
+    // as `fileData {fileUri}` with the media type its extension names (none for `/ref`). The
+    // system's image opens the user turn it merges into.
+    let req = crate::provider::test_conversations::with_images("gemini-2.5-flash");
+    let expected = json!({
+        "systemInstruction": {"parts": [{"text": "Look closely."}]},
+        "contents": [
+            {"role": "user", "parts": [
+                {"fileData": {"fileUri": "https://example.com/ref"}},
+                {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
+                {"text": "What is this?"}]},
+            {"role": "model", "parts": [{"text": "A dot."}]},
+            {"role": "user", "parts": [
+                {"fileData": {"fileUri": "https://example.com/b.jpg", "mimeType": "image/jpeg"}}]}
+        ],
+        "generationConfig": {"maxOutputTokens": 256}
+    });
+    assert_eq!(request_body(&req), expected);
+}

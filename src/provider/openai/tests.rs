@@ -192,3 +192,27 @@ fn generated_tool_call_ids_never_repeat_across_attempts() {
     assert_eq!(distinct.len(), ids.len(), "{ids:?}");
     assert!(ids.iter().all(|id| id.starts_with("call_mg_")), "{ids:?}");
 }
+
+#[test]
+fn images_go_as_image_url_content_parts() {
+    // The documented form: a user message's content as an array of parts, text then
+    // `image_url` parts; inline data as a base64 data URL; text-only messages as plain strings.
+    let req = crate::provider::test_conversations::with_images("gpt-4o-mini");
+    let expected = json!({
+        "model": "gpt-4o-mini",
+        "stream": false,
+        "max_tokens": 256,
+        "messages": [
+            {"role": "system", "content": "Look closely."},
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://example.com/ref"}}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]},
+            {"role": "assistant", "content": "A dot."},
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://example.com/b.jpg"}}]}
+        ]
+    });
+    assert_eq!(request_body(&req), expected);
+}
