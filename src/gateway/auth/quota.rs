@@ -150,4 +150,21 @@ impl Client {
             Vec::new()
         }
     }
+
+    /// Adds [`Client::scopes`] to every alternative of a permit request
+    /// (`AcquireRequest::candidates`), so whichever key or model the supervisor picks, the
+    /// call also reserves in the client's own scope.
+    pub fn add_scopes(&self, candidates: &mut [Vec<ScopeId>]) {
+        let own = self.scopes();
+        if own.is_empty() {
+            return;
+        }
+        for c in candidates {
+            for s in &own {
+                if !c.contains(s) {
+                    c.push(s.clone());
+                }
+            }
+        }
+    }
 }

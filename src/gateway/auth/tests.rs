@@ -315,6 +315,27 @@ fn a_client_quota_is_a_scope_spec_built_like_a_limits_entry() {
     assert_eq!(spec.window_guard, crate::config::DEFAULT_WINDOW_GUARD);
 }
 
+#[test]
+fn client_scopes_join_every_alternative_once() {
+    let t = quota_client(2);
+    let mut candidates = vec![
+        vec![ScopeId::new("openai/m/key:1")],
+        vec![ScopeId::new("openai/m/key:2"), ScopeId::new("client:ci")],
+    ];
+    t.get("ci").unwrap().add_scopes(&mut candidates);
+    assert_eq!(
+        candidates,
+        vec![
+            vec![ScopeId::new("openai/m/key:1"), ScopeId::new("client:ci")],
+            vec![ScopeId::new("openai/m/key:2"), ScopeId::new("client:ci")],
+        ]
+    );
+    let none = ClientTable::from_raw(&[raw("plain", BOB_KEY)]).unwrap();
+    let mut c = vec![vec![ScopeId::new("x")]];
+    none.get("plain").unwrap().add_scopes(&mut c);
+    assert_eq!(c, vec![vec![ScopeId::new("x")]]);
+}
+
 #[actix_rt::test(system = "crate::system::PausedSystem")]
 async fn a_client_scope_with_rpm_2_makes_the_third_permit_wait() {
     let q = QuotaHandle::start_local(SupervisorSettings::default()).unwrap();
@@ -327,9 +348,9 @@ async fn a_client_scope_with_rpm_2_makes_the_third_permit_wait() {
         .unwrap();
     let client = t.get("ci").unwrap();
     let ask = || {
-        let mut scopes = vec![ScopeId::new("simulated/m")];
-        scopes.extend(client.scopes());
-        let mut req = AcquireRequest::new(scopes, 10, client.requester());
+        let mut req =
+            AcquireRequest::new(vec![ScopeId::new("simulated/m")], 10, client.requester());
+        client.add_scopes(&mut req.candidates);
         req.deadline = Some(Duration::from_secs(600));
         req
     };
