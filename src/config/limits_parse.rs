@@ -37,6 +37,30 @@ pub(crate) const ENTRY_KEYS: [&str; 15] = [
 /// (`window_guard`): a little above the spread of request delays to a provider.
 pub(crate) const DEFAULT_WINDOW_GUARD: Duration = Duration::from_millis(250);
 
+/// The shorthand keys of a limits entry, in the order they are read: what each counts and
+/// over how many seconds (`rpm` = requests per 60 s, ...). Client quotas of the gateway use the
+/// same keys with the same meaning ([`shorthand_limit`]).
+pub(crate) const SHORTHANDS: [(&str, Dimension, u64); 6] = [
+    ("rpm", Dimension::Requests, 60),
+    ("tpm", Dimension::Tokens, 60),
+    ("itpm", Dimension::InputTokens, 60),
+    ("otpm", Dimension::OutputTokens, 60),
+    ("rpd", Dimension::Requests, 86_400),
+    ("tpd", Dimension::Tokens, 86_400),
+];
+
+/// The limit a shorthand key (`rpm`, `tpm`, `rpd`, ... of [`SHORTHANDS`]) stands for with
+/// `amount`; `None` for a key that is no shorthand.
+pub(crate) fn shorthand_limit(
+    key: &str,
+    amount: u64,
+) -> Option<Result<Limit, crate::quota::LimitError>> {
+    SHORTHANDS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|&(_, dim, secs)| Limit::new(dim, amount, Duration::from_secs(secs)))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEntry {
@@ -226,15 +250,8 @@ fn entry(doc: &Document, v: &Value, path: &KeyPath, matched: &str) -> Result<Ent
     }
     let raw: RawEntry = doc.deserialize(v.clone(), path)?;
     let mut limits = Vec::new();
-    let sugar = [
-        ("rpm", raw.rpm, Dimension::Requests, 60),
-        ("tpm", raw.tpm, Dimension::Tokens, 60),
-        ("itpm", raw.itpm, Dimension::InputTokens, 60),
-        ("otpm", raw.otpm, Dimension::OutputTokens, 60),
-        ("rpd", raw.rpd, Dimension::Requests, 86_400),
-        ("tpd", raw.tpd, Dimension::Tokens, 86_400),
-    ];
-    for (key, amount, dim, secs) in sugar {
+    let given = [raw.rpm, raw.tpm, raw.itpm, raw.otpm, raw.rpd, raw.tpd];
+    for ((key, dim, secs), amount) in SHORTHANDS.into_iter().zip(given) {
         if let Some(n) = amount {
             let n = positive(doc, &path.key(key), n, key)?;
             limits.push(make_limit(

@@ -37,6 +37,7 @@ pub use crosscheck::validate_limits_against_team;
 pub use diagnostics::{CheckedTeam, ConfigProblems};
 pub use error::ConfigError;
 pub use limits::LimitsTable;
+pub(crate) use limits_parse::{DEFAULT_WINDOW_GUARD, shorthand_limit};
 pub use pool_backend::{LeftOut, PoolBackend, PoolMemberConfig, entry_kind};
 pub use pools::{ANY_POOL, PoolEntry, PoolTable};
 pub use prices::{Price, PriceTable};

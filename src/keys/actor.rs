@@ -24,6 +24,9 @@ pub(crate) struct KeyActor {
     /// The id of the trial call of a half-open circuit, while one is in flight.
     trial: Option<u64>,
     next_trial: u64,
+    /// Counts admin-ordered rests, so the timer of an earlier rest (or of one an enable
+    /// ended) does nothing.
+    rests: u64,
 }
 
 impl KeyActor {
@@ -40,6 +43,7 @@ impl KeyActor {
             openings: 0,
             trial: None,
             next_trial: 0,
+            rests: 0,
         }
     }
 
@@ -145,6 +149,57 @@ impl Handler<Retire> for KeyActor {
 
     fn handle(&mut self, msg: Retire, _ctx: &mut Self::Context) {
         self.status.send_modify(|s| s.retire(msg.0));
+    }
+}
+
+/// An admin's order for the key (the gateway's admin endpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AdminOrder {
+    /// Skip the key, like a retired one, until enabled.
+    Disable,
+    /// Use the key again: ends a disable and a forced rest (a retired key stays retired).
+    Enable,
+    /// Skip the key, like a retired one, for this long; then it is used again by itself.
+    Rest(std::time::Duration),
+}
+
+impl Message for AdminOrder {
+    type Result = ();
+}
+
+impl Handler<AdminOrder> for KeyActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: AdminOrder, ctx: &mut Self::Context) {
+        match msg {
+            AdminOrder::Disable => {
+                self.status
+                    .send_if_modified(|s| !std::mem::replace(&mut s.disabled, true));
+            }
+            AdminOrder::Enable => {
+                self.rests += 1;
+                self.status.send_if_modified(|s| {
+                    let changed = s.disabled || s.cooling_until_ms.is_some();
+                    s.disabled = false;
+                    s.cooling_until_ms = None;
+                    changed
+                });
+            }
+            AdminOrder::Rest(d) => {
+                self.rests += 1;
+                let rest = self.rests;
+                let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+                let until = chrono::Utc::now().timestamp_millis().saturating_add(ms);
+                self.status
+                    .send_modify(|s| s.cooling_until_ms = Some(until));
+                ctx.run_later(d, move |act, _| {
+                    if act.rests == rest {
+                        act.status
+                            .send_if_modified(|s| s.cooling_until_ms.take().is_some());
+                    }
+                });
+            }
+        }
     }
 }
 

@@ -7,7 +7,9 @@ use actix::Addr;
 use tokio::sync::watch;
 
 use super::ApiKey;
-use super::actor::{BeginTrial, EndTrial, Failed, KeyActor, Retire, Succeeded, TrialGrant};
+use super::actor::{
+    AdminOrder, BeginTrial, EndTrial, Failed, KeyActor, Retire, Succeeded, TrialGrant,
+};
 use super::health::{CircuitState, KeyHealth, KeyStatus, KeyUsage};
 use crate::provider::{ProviderError, Usage};
 
@@ -42,7 +44,7 @@ impl KeyHandle {
         &self.key
     }
 
-    /// Whether the key may be used (not retired).
+    /// Whether the key may be used now (not retired, disabled or resting by an admin's order).
     pub fn is_live(&self) -> bool {
         self.status.borrow().is_live()
     }
@@ -80,6 +82,25 @@ impl KeyHandle {
     /// Retires the key for good with `reason` (returns once every handle sees it).
     pub async fn retire(&self, reason: impl Into<String>) {
         let _ = self.actor.send(Retire(reason.into())).await;
+    }
+
+    /// Disables the key: every pool skips it like a retired key until [`KeyHandle::enable`]
+    /// (returns once every handle sees it).
+    pub async fn disable(&self) {
+        let _ = self.actor.send(AdminOrder::Disable).await;
+    }
+
+    /// Ends a disable or a forced rest (a retired key stays retired). Returns once every
+    /// handle sees it.
+    pub async fn enable(&self) {
+        let _ = self.actor.send(AdminOrder::Enable).await;
+    }
+
+    /// Makes the key rest for `duration`: skipped like a retired key until then, used again by
+    /// itself afterwards; a later rest replaces an earlier one. Returns once every handle sees
+    /// it.
+    pub async fn rest_for(&self, duration: std::time::Duration) {
+        let _ = self.actor.send(AdminOrder::Rest(duration)).await;
     }
 
     /// Records a call that succeeded with `usage` (returns once every handle sees it).

@@ -93,6 +93,12 @@ pub struct KeyStatus {
     pub usage: KeyUsage,
     /// The last error seen with the key.
     pub last_error: Option<String>,
+    /// Disabled by an admin (`POST /admin/keys/{id}/disable`): skipped like a retired key
+    /// until enabled again.
+    pub disabled: bool,
+    /// Resting by an admin's order (`POST /admin/keys/{id}/cooldown`) until this wall-clock
+    /// time (ms since the epoch): skipped like a retired key until then.
+    pub cooling_until_ms: Option<i64>,
 }
 
 impl KeyStatus {
@@ -108,12 +114,38 @@ impl KeyStatus {
             trial_in_flight: false,
             usage: KeyUsage::default(),
             last_error: None,
+            disabled: false,
+            cooling_until_ms: None,
         }
     }
 
-    /// Whether the key may still be used (not retired).
+    /// Whether the key may be used now: not retired, not disabled and not in a forced
+    /// cooldown.
     pub fn is_live(&self) -> bool {
-        self.health == KeyHealth::Healthy
+        self.health == KeyHealth::Healthy && !self.disabled && self.cooling_until_ms.is_none()
+    }
+
+    /// Why the key may not be used now (`None` when it may): its retirement reason, or that an
+    /// admin disabled it or made it rest. Names the key by its masked form only.
+    pub fn unusable_reason(&self) -> Option<String> {
+        if let KeyHealth::Retired { reason } = &self.health {
+            return Some(reason.clone());
+        }
+        if self.disabled {
+            return Some(format!(
+                "the key {} ({}) is disabled by an admin",
+                self.key, self.origin
+            ));
+        }
+        self.cooling_until_ms.map(|until| {
+            let left_ms = until.saturating_sub(chrono::Utc::now().timestamp_millis());
+            format!(
+                "the key {} ({}) rests for {}s more by an admin's order",
+                self.key,
+                self.origin,
+                (left_ms.max(0) + 999) / 1000
+            )
+        })
     }
 
     /// Whether the key is live and its circuit lets a call through now: closed, or half-open

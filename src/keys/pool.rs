@@ -132,8 +132,8 @@ impl KeyPool {
 
     /// One candidate per live key (rotated on each call so usage spreads over keys), or one
     /// keyless candidate for a backend without keys. Keys whose circuit is open (or whose
-    /// half-open trial is in flight) are left out while another key is available. Empty when
-    /// every key is retired.
+    /// half-open trial is in flight) are left out while another key is available; retired,
+    /// disabled and admin-rested keys always are. Empty when no key is left.
     pub fn candidates(&self) -> Vec<Candidate> {
         if self.keys.is_empty() {
             return vec![Candidate {
@@ -162,14 +162,12 @@ impl KeyPool {
             .any(|k| k.key().expose() != key.expose() && k.is_available())
     }
 
-    /// Why no key is usable: every retirement reason, joined.
+    /// Why no key is usable: every retirement reason (or admin's disable or forced rest),
+    /// joined.
     pub fn retired_reasons(&self) -> String {
         self.keys
             .iter()
-            .filter_map(|k| match k.health() {
-                super::KeyHealth::Retired { reason } => Some(reason),
-                super::KeyHealth::Healthy => None,
-            })
+            .filter_map(|k| k.status().unusable_reason())
             .collect::<Vec<_>>()
             .join("; ")
     }

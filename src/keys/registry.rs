@@ -95,6 +95,15 @@ impl KeyRegistry {
             .clone()
     }
 
+    /// The keys whose short id ([`ApiKey::short_id`]) is `id` (one, unless two secrets share
+    /// an id).
+    pub fn by_id(&self, id: &str) -> Vec<Arc<KeyHandle>> {
+        self.handles()
+            .into_iter()
+            .filter(|h| h.key().short_id() == id)
+            .collect()
+    }
+
     /// Every key's status now (masked, never the secret), in the order first seen.
     pub fn status(&self) -> Vec<KeyStatus> {
         self.handles().iter().map(|h| h.status()).collect()

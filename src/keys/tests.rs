@@ -136,3 +136,85 @@ async fn resting_keys_are_still_used_when_no_other_key_is_available() {
     assert_eq!(pool.candidates().len(), 2);
     assert!(!pool.other_available(pool.keys()[0].key()));
 }
+
+#[actix_rt::test(system = "crate::system::PausedSystem")]
+async fn a_disabled_key_is_skipped_like_a_retired_one_until_enabled() {
+    let registry = KeyRegistry::new(&ActorSystem::current().unwrap());
+    let pool = KeyPool::new(
+        &registry,
+        "openai",
+        "m",
+        vec![key("one"), key("two")],
+        ScopeKind::PerKey,
+        None,
+    );
+    let one = registry.by_id(&key("one").short_id());
+    assert_eq!(one.len(), 1);
+    one[0].disable().await;
+    assert!(!one[0].is_live() && one[0].status().disabled);
+    for _ in 0..3 {
+        let c = pool.candidates();
+        assert_eq!(c.len(), 1, "every rotation leaves the disabled key out");
+        assert_eq!(c[0].key.as_ref().unwrap().key(), &key("two"));
+    }
+    // Time does not bring a disabled key back.
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(pool.candidates().len(), 1);
+    pool.keys()[1].disable().await;
+    assert!(pool.candidates().is_empty());
+    let why = pool.retired_reasons();
+    assert!(why.contains("disabled by an admin"), "{why}");
+    assert!(!why.contains("sk-test-one"), "{why}");
+    one[0].enable().await;
+    assert!(one[0].is_live());
+    assert_eq!(pool.candidates().len(), 1);
+    // Enabling does not bring a retired key back.
+    let refused = ProviderError::new(ProviderErrorKind::Auth, "invalid key").with_status(401);
+    one[0].record_error(&refused).await;
+    one[0].enable().await;
+    assert!(!one[0].is_live());
+    assert!(registry.by_id("00000000").is_empty());
+}
+
+#[actix_rt::test(system = "crate::system::PausedSystem")]
+async fn a_forced_rest_ends_by_itself_and_a_later_order_replaces_it() {
+    let registry = KeyRegistry::new(&ActorSystem::current().unwrap());
+    let pool = KeyPool::new(
+        &registry,
+        "openai",
+        "m",
+        vec![key("one"), key("two")],
+        ScopeKind::PerKey,
+        None,
+    );
+    let one = pool.keys()[0].clone();
+    one.rest_for(Duration::from_secs(60)).await;
+    assert!(!one.is_live());
+    assert!(one.status().cooling_until_ms.is_some());
+    assert_eq!(pool.candidates().len(), 1);
+    let why = one.status().unusable_reason().unwrap();
+    assert!(why.contains("rests for"), "{why}");
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    assert!(!one.is_live(), "still resting before its end");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::task::yield_now().await;
+    assert!(one.is_live(), "the rest ended by itself");
+    assert_eq!(one.status().cooling_until_ms, None);
+    assert_eq!(pool.candidates().len(), 2);
+    // A rest of 10 s replaced by one of 100 s: the first timer does not end the second.
+    one.rest_for(Duration::from_secs(10)).await;
+    one.rest_for(Duration::from_secs(100)).await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    tokio::task::yield_now().await;
+    assert!(!one.is_live());
+    // Enabling ends a rest at once, and the old timer does not matter afterwards.
+    one.enable().await;
+    assert!(one.is_live());
+    one.disable().await;
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    tokio::task::yield_now().await;
+    assert!(
+        !one.is_live(),
+        "the rest's timer does not enable a disabled key"
+    );
+}

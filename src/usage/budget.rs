@@ -102,6 +102,8 @@ pub enum BudgetRefusal {
 struct DaySource {
     store: Box<dyn UsageStore>,
     run_id: String,
+    /// Only records of this requester (`agent`) count: a gateway client's own budget.
+    requester: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -148,6 +150,28 @@ impl BudgetGuard {
         run_id: &str,
         day_store: Option<Box<dyn UsageStore>>,
     ) -> Arc<Self> {
+        Self::build(settings, prices, run_id, None, day_store)
+    }
+
+    /// Like [`BudgetGuard::new`], for one requester's own budget (a gateway client): its day
+    /// limit counts only the ledger records whose `agent` is `requester`.
+    pub fn for_requester(
+        settings: BudgetSettings,
+        prices: Arc<PriceTable>,
+        run_id: &str,
+        requester: &str,
+        day_store: Option<Box<dyn UsageStore>>,
+    ) -> Arc<Self> {
+        Self::build(settings, prices, run_id, Some(requester), day_store)
+    }
+
+    fn build(
+        settings: BudgetSettings,
+        prices: Arc<PriceTable>,
+        run_id: &str,
+        requester: Option<&str>,
+        day_store: Option<Box<dyn UsageStore>>,
+    ) -> Arc<Self> {
         let guard = Self {
             settings,
             prices,
@@ -158,6 +182,7 @@ impl BudgetGuard {
                     Mutex::new(DaySource {
                         store,
                         run_id: run_id.to_owned(),
+                        requester: requester.map(str::to_owned),
                     })
                 }),
             tripped: tokio::sync::watch::channel(None).0,
@@ -205,12 +230,17 @@ impl BudgetGuard {
             return;
         }
         let mut day = day.lock().unwrap_or_else(PoisonError::into_inner);
-        let DaySource { store, run_id } = &mut *day;
+        let DaySource {
+            store,
+            run_id,
+            requester,
+        } = &mut *day;
         match store.since(start) {
             Ok(records) => {
                 st.others_today = records
                     .iter()
                     .filter(|r| r.run_id != *run_id)
+                    .filter(|r| requester.as_deref().is_none_or(|q| r.agent == q))
                     .filter_map(|r| r.cost_usd)
                     .sum();
                 st.day_start_ms = start;

@@ -115,6 +115,41 @@ fn the_day_budget_counts_other_runs_of_today_from_the_ledger() {
 }
 
 #[test]
+fn a_requester_budget_counts_only_that_requesters_records() {
+    let mut ledger = MemoryUsage::default();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut mine = record("gateway-earlier", Some(0.30), now);
+    mine.agent = "client:ci".to_owned();
+    let mut theirs = record("gateway-earlier", Some(5.0), now);
+    theirs.agent = "client:other".to_owned();
+    let mut own_run = record("gw1", Some(9.0), now);
+    own_run.agent = "client:ci".to_owned();
+    ledger.append(&[mine, theirs, own_run]).unwrap();
+    let g = BudgetGuard::for_requester(
+        settings(None, Some(0.50)),
+        Arc::new(PriceTable::builtin()),
+        "gw1",
+        "client:ci",
+        Some(Box::new(ledger.clone())),
+    );
+    // 0.30 of this client from an earlier process: 0.20 is left, the other client's 5.00 and
+    // this process's own records do not count.
+    let e = g.admit(0.25).unwrap_err();
+    assert_eq!(e.scope, BudgetScope::Day);
+    assert!((e.spent_usd - 0.30).abs() < 1e-9, "{e:?}");
+    g.admit(0.20).unwrap().settle(0.20);
+    assert!(g.admit(0.01).is_err());
+    // The same ledger read for every requester counts everything of other runs.
+    let all = BudgetGuard::new(
+        settings(None, Some(6.0)),
+        Arc::new(PriceTable::builtin()),
+        "gw1",
+        Some(Box::new(ledger)),
+    );
+    assert!(all.admit(0.71).is_err());
+}
+
+#[test]
 fn concurrent_reservations_never_pass_the_budget() {
     // Many threads reserve random amounts and settle at or under them; at no moment may
     // spent + reserved pass the limit, and the total spent never does.
