@@ -12,7 +12,7 @@ use std::process::Output;
 #[path = "common/runs.rs"]
 mod runs;
 
-use runs::{Child, bin, get, mock_with, text};
+use runs::{Child, bin, get, mock_with, state_run, text};
 
 /// What the mock allows the first model: one request per minute. The first agent to reach it
 /// takes it; an agent keeps to the model its calls went to before unless that one is full (a
@@ -89,15 +89,8 @@ fn team(dir: &Path, addr: &str, dialect: Dialect, extra: &str) -> PathBuf {
 
 /// One run with its run directory under `runs` and its quota state in `state`.
 fn run(dir: &Path, team: &Path, state: &Path, runs: &Path) -> Output {
-    bin(dir)
-        .arg("--config")
-        .arg(team)
-        .arg("--state")
-        .arg(state)
-        .arg("--runs-dir")
-        .arg(runs)
+    state_run(dir, team, state, runs)
         .env("GEMINI_API_KEY", "pool-test-gemini-key")
-        .args(["--automation", "Name a prime number."])
         .output()
         .unwrap()
 }

@@ -77,7 +77,8 @@ Examples:
   massgen-rs usage --by run --format json --state team-quota.db
 
 Every provider call of a run (failed, rate-limited and cancelled ones included) is recorded with
-the tokens the provider reported and its cost from the built-in price table (docs/prices.md);
+the tokens the provider reported (a cancelled call at the tokens it reserved, since the provider
+may have served it) and its cost from the built-in price table (docs/prices.md);
 \"?\" marks a cost that involves a model without a price. Records are kept 400 days.";
 
 /// Flags of `massgen-rs usage`.

@@ -170,3 +170,18 @@ pub fn validate_team(dir: &Path, yaml: &str) -> Output {
         .output()
         .unwrap()
 }
+
+/// `massgen-rs --config team --state state --runs-dir runs --automation "Name a prime
+/// number."`: one run with its run directory under `runs` and its quota state and usage ledger
+/// in `state` (add environment before running it).
+pub fn state_run(dir: &Path, team: &Path, state: &Path, runs: &Path) -> Command {
+    let mut cmd = bin(dir);
+    cmd.arg("--config")
+        .arg(team)
+        .arg("--state")
+        .arg(state)
+        .arg("--runs-dir")
+        .arg(runs)
+        .args(["--automation", "Name a prime number."]);
+    cmd
+}

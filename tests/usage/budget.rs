@@ -48,14 +48,7 @@ fn team(dir: &Path, addr: &str, budget: &str) -> PathBuf {
 
 /// One run of `team` with its own run directory under `runs`, the usage ledger in `state`.
 fn run(dir: &Path, team: &Path, state: &Path, runs: &Path) -> Output {
-    bin(dir)
-        .arg("--config")
-        .arg(team)
-        .arg("--state")
-        .arg(state)
-        .arg("--runs-dir")
-        .arg(runs)
-        .args(["--automation", "Name a prime number."])
+    super::runs::state_run(dir, team, state, runs)
         .output()
         .unwrap()
 }
@@ -189,6 +182,18 @@ fn calls_in_flight_count_against_the_run_budget() {
 }
 
 /// The UTC day (days since 1970) now.
+/// The cost of every call in the ledger of `state`, from `massgen-rs usage`.
+fn ledger_usd(dir: &Path, state: &Path) -> f64 {
+    let out = bin(dir)
+        .args(["usage", "--by", "run", "--format", "json", "--state"])
+        .arg(state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let groups: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    groups.iter().map(|g| g["cost_usd"].as_f64().unwrap()).sum()
+}
+
 fn utc_day() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -203,11 +208,8 @@ fn a_day_budget_counts_every_run_of_the_state_file_and_stops_the_one_that_would_
     let (_mock, addr) = mock(dir.path(), &[]);
     let state = dir.path().join("ledger").join("state.db");
     let day = utc_day();
-    // The first run (about $1.72) fits; the second fits its two first calls (about $1.10 of
-    // worst case) and no third.
-    let budget = 3.0;
-    let team = team(dir.path(), &addr, &format!("{{per_day_usd: {budget}}}"));
-
+    // The first run (about $1.72 at the mock) has room to spare.
+    let team = team(dir.path(), &addr, "{per_day_usd: 1000}");
     let out = run(dir.path(), &team, &state, &dir.path().join("runs-1"));
     assert!(
         out.status.success() && text(&out.stdout).contains("STATUS: completed"),
@@ -216,18 +218,25 @@ fn a_day_budget_counts_every_run_of_the_state_file_and_stops_the_one_that_would_
         text(&out.stderr)
     );
     let (first_calls, first_usd, _) = served(&addr, 0);
+    // What the ledger holds for it: the answered calls at their usage, calls cancelled when the
+    // run ended at what they reserved (the provider may have served them), so at least what
+    // the mock served.
+    let recorded = ledger_usd(dir.path(), &state);
     assert!(
-        first_usd > 0.0 && first_usd < budget,
-        "the first run spent ${first_usd}"
+        recorded >= first_usd - 1e-9,
+        "ledger ${recorded}, mock ${first_usd}"
     );
-
+    // The day's budget leaves the second run room for its two first calls (about $1.10 of
+    // worst case) and no whole run.
+    let budget = recorded + 1.3;
+    let team = self::team(dir.path(), &addr, &format!("{{per_day_usd: {budget}}}"));
     let runs = dir.path().join("runs-2");
     let out = run(dir.path(), &team, &state, &runs);
     if utc_day() != day {
         // A new UTC day began between the runs: the second run had the whole day's budget.
         return;
     }
-    assert_stopped_with_answer(&out, &runs, "budget per day of $3.00");
+    assert_stopped_with_answer(&out, &runs, &format!("budget per day of ${budget:.2}"));
     let (calls, total_usd, _) = served(&addr, 0);
     assert!(
         total_usd <= budget,
