@@ -7,6 +7,7 @@
 //! Layers (each module may use only those below it in this list):
 //!
 //! - [`cli`] — flag parsing and terminal rendering for the `massgen-rs` binary.
+//! - [`gateway`] — `massgen-rs serve`: an OpenAI-compatible server in front of the supervisor.
 //! - [`config`] — team file + limits file -> validated runtime types (two-stage load).
 //! - [`runtime`] — the library entry point: build a team, run a question, watch events.
 //! - [`orchestrator`] — the MassGen coordination protocol.
@@ -23,6 +24,7 @@
 pub mod agent;
 pub mod cli;
 pub mod config;
+pub mod gateway;
 pub mod keys;
 pub mod mock_provider;
 pub mod orchestrator;

@@ -111,6 +111,7 @@ pub async fn attach(
                 deadline: team.rate_limit.acquire_timeout,
                 run_deadline,
                 output_cap: Some(cap),
+                extra_scopes: Vec::new(),
             });
             continue;
         }
@@ -139,6 +140,7 @@ pub async fn attach(
             deadline: team.rate_limit.acquire_timeout,
             run_deadline,
             output_cap: Some(output_cap(&model_limits, provider, limits)),
+            extra_scopes: Vec::new(),
         });
     }
     // Counting a prompt must never stall a worker to build a tokenizer once permits are out.
