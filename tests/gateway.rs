@@ -255,6 +255,21 @@ async fn a_request_past_its_wait_gets_429_with_the_supervisors_retry_after() {
         (Some(1), Some(1)),
         "{status}"
     );
+    // The refusal of a client's request is in the metrics too, as a team agent's would be.
+    let metrics = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let denied = metrics.lines().any(|l| {
+        l.starts_with("massgen_quota_permits_denied_total{")
+            && l.contains("simulated/sim-fast")
+            && l.ends_with(" 1")
+    });
+    assert!(denied, "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,6 +82,7 @@ impl Runtime {
                     &mut routes,
                     None,
                     &emitter,
+                    true,
                 )
                 .await?,
             ),

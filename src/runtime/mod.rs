@@ -352,6 +352,7 @@ impl Runtime {
                     &mut routes,
                     run_deadline,
                     &emitter,
+                    false,
                 )
                 .await?,
             ),
