@@ -112,6 +112,7 @@ fn route(p: ProviderRef, pool: Arc<KeyPool>, q: &QuotaHandle, who: &str) -> Rout
             deadline: Some(Duration::from_secs(120)),
             run_deadline: None,
             output_cap: None,
+            extra_scopes: Vec::new(),
         }),
         pool: Some(pool),
         models: None,

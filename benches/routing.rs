@@ -318,6 +318,7 @@ async fn failover(trials: u64) {
                 deadline: Some(Duration::from_secs(30)),
                 run_deadline: None,
                 output_cap: None,
+                extra_scopes: Vec::new(),
             }),
             pool: None,
             models: Some(Arc::new(pool)),

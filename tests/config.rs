@@ -41,10 +41,11 @@ fn team_files() -> Vec<PathBuf> {
     files
 }
 
-/// The built-in limits and prices: not team files.
+/// The built-in limits and prices, and the gateway's file: not team files.
 fn is_limits_file(p: &Path) -> bool {
-    p.file_name()
-        .is_some_and(|n| n == "rate_limits.yaml" || n == "prices.yaml" || n == "pools.yaml")
+    p.file_name().is_some_and(|n| {
+        n == "rate_limits.yaml" || n == "prices.yaml" || n == "pools.yaml" || n == "gateway.yaml"
+    })
 }
 
 #[test]

@@ -198,6 +198,7 @@ async fn a_call_that_waited_for_quota_shows_the_answers_of_the_moment_it_is_sent
         deadline: Some(Duration::from_secs(600)),
         run_deadline: None,
         output_cap: None,
+        extra_scopes: Vec::new(),
     };
     let taken = quota
         .acquire(crate::supervisor::AcquireRequest {
@@ -452,6 +453,7 @@ async fn quota_route(concurrency: u32) -> (QuotaHandle, QuotaRoute) {
         deadline: Some(Duration::from_secs(600)),
         run_deadline: None,
         output_cap: None,
+        extra_scopes: Vec::new(),
     };
     (quota, route)
 }

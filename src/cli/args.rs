@@ -25,6 +25,9 @@ Examples:
   # What the last week's provider calls used and cost, per model (the usage ledger)
   massgen-rs usage --since 7d --by model
 
+  # An OpenAI-compatible gateway in front of the quota supervisor (docs/gateway.md)
+  massgen-rs serve --config configs/gateway.yaml
+
   # Serve the mock provider (OpenAI, Gemini and Anthropic dialects) on loopback
   massgen-rs mock-provider --listen 127.0.0.1:8089 --latency 50
 
@@ -62,6 +65,10 @@ pub enum Command {
     /// Serve a mock LLM provider (OpenAI-compatible, Gemini and Anthropic dialects) that enforces
     /// exact rate limits and can inject faults — for dry runs, tests and benchmarks.
     MockProvider(MockProviderArgs),
+    /// Serve an OpenAI-compatible gateway (POST /v1/chat/completions, GET /v1/models) that puts
+    /// any client behind the quota supervisor: requests wait for quota up to a deadline, then
+    /// get 429 with Retry-After (docs/gateway.md).
+    Serve(ServeArgs),
     /// Show what earlier runs' provider calls used and cost: calls, outcomes, tokens, cost
     /// and latency per model, agent, key, day, provider or run, from the usage ledger kept
     /// with the quota state.
@@ -240,6 +247,20 @@ pub enum LogFormatArg {
     Pretty,
     /// One JSON object per line.
     Json,
+}
+
+/// Flags of `massgen-rs serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The gateway file: where to listen, the models served, rate limits (e.g.
+    /// configs/gateway.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+
+    /// Address to listen on instead of the file's `listen` (a non-loopback address needs
+    /// `allow_remote: true` in the file; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR", value_parser = parse_addr)]
+    pub listen: Option<SocketAddr>,
 }
 
 /// Flags of `massgen-rs mock-provider`.

@@ -9,11 +9,12 @@ mod mock;
 mod progress;
 mod report;
 mod run;
+mod serve;
 mod stored;
 mod usage;
 mod validate;
 
-pub use args::{Cli, Command, LogFormatArg, MockProviderArgs, RunArgs, UsageArgs};
+pub use args::{Cli, Command, LogFormatArg, MockProviderArgs, RunArgs, ServeArgs, UsageArgs};
 pub use automation::{AutomationReport, render as render_automation};
 pub use metrics::status_json;
 pub use progress::{Progress, ProgressMode, fmt_elapsed, fmt_wait};

@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Some(Command::MockProvider(args)) => super::mock::run(args),
         Some(Command::Usage(args)) => super::usage::run(&args),
+        Some(Command::Serve(args)) => super::serve::run(args),
         None => run_team(cli.run),
     };
     ExitCode::from(code)

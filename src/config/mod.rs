@@ -34,8 +34,13 @@ mod team_raw;
 mod types;
 
 pub use crosscheck::validate_limits_against_team;
+// For other files built on the team file's machinery (the gateway's config).
+pub(crate) use diagnostics::Diagnostics;
 pub use diagnostics::{CheckedTeam, ConfigProblems};
+pub(crate) use document::Document;
+pub(crate) use duration::duration_from_value;
 pub use error::ConfigError;
+pub(crate) use error::{KeyPath, shown};
 pub use limits::LimitsTable;
 pub(crate) use limits_parse::{DEFAULT_WINDOW_GUARD, shorthand_limit};
 pub use pool_backend::{LeftOut, PoolBackend, PoolMemberConfig, entry_kind};
@@ -44,6 +49,7 @@ pub use prices::{Price, PriceTable};
 pub use profiles::builtin_profile_names;
 pub use secrets::EnvLookup;
 pub use team::{LoadOptions, check_team, check_team_text, load_team, parse_team};
+pub(crate) use team::{Sections, models_team};
 pub use types::{
     AgentConfig, BackendConfig, BackendKind, BudgetSettings, DEFAULT_CALL_TIMEOUT, DisplayType,
     ModelLimits, NoveltyRequirement, OrchestratorConfig, RateLimitSettings, SimFailure,

@@ -169,13 +169,46 @@ fn build(
 ) -> Option<TeamConfig> {
     let root = KeyPath::root();
     let raw: RawTeam = diags.take(doc.deserialize(value, &root))?;
+    let sections = Sections {
+        orchestrator: raw.orchestrator,
+        timeouts: raw.timeout_settings,
+        ui: raw.ui,
+        rate_limit: raw.rate_limit,
+        enable_rate_limit: raw.enable_rate_limit,
+    };
+    let (list, single) = (raw.agents, raw.agent);
+    assemble(doc, sections, opts, dir, diags, |cx, diags| {
+        agents(cx, list, single, diags)
+    })
+}
+
+/// The sections of a team besides its agents, as written (each `None` when absent).
+#[derive(Default)]
+pub(crate) struct Sections {
+    pub(crate) orchestrator: Option<Value>,
+    pub(crate) timeouts: Option<Value>,
+    pub(crate) ui: Option<Value>,
+    pub(crate) rate_limit: Option<Value>,
+    pub(crate) enable_rate_limit: Option<bool>,
+}
+
+/// Validates `sections` and the agents `agents` builds (with the pools the rate-limit section
+/// names), recording every problem; the team when there was none.
+fn assemble(
+    doc: &Document,
+    sections: Sections,
+    opts: &LoadOptions,
+    dir: Option<&Path>,
+    diags: &mut Diagnostics<'_>,
+    agents: impl FnOnce(&AgentCtx<'_>, &mut Diagnostics<'_>) -> Option<Vec<AgentConfig>>,
+) -> Option<TeamConfig> {
     let orchestrator_raw: Option<RawOrchestrator> =
-        section(doc, diags, raw.orchestrator, "orchestrator");
+        section(doc, diags, sections.orchestrator, "orchestrator");
     let timeouts_raw: Option<RawTimeouts> =
-        section(doc, diags, raw.timeout_settings, "timeout_settings");
-    let ui_raw: Option<RawUi> = section(doc, diags, raw.ui, "ui");
-    let rate_raw: Option<RawRateLimit> = section(doc, diags, raw.rate_limit, "rate_limit");
-    let rate_limit = diags.take(rate_limit(doc, rate_raw, raw.enable_rate_limit, dir));
+        section(doc, diags, sections.timeouts, "timeout_settings");
+    let ui_raw: Option<RawUi> = section(doc, diags, sections.ui, "ui");
+    let rate_raw: Option<RawRateLimit> = section(doc, diags, sections.rate_limit, "rate_limit");
+    let rate_limit = diags.take(rate_limit(doc, rate_raw, sections.enable_rate_limit, dir));
     // `type: pool` backends name pools of the built-in table or the team's pools file.
     let pools_file = rate_limit.as_ref().and_then(|r| r.pools.as_deref());
     let pools = diags
@@ -187,7 +220,7 @@ fn build(
         allow_missing_keys: opts.allow_missing_keys,
         pools: &pools,
     };
-    let agents = agents(&cx, raw.agents, raw.agent, diags);
+    let agents = agents(&cx, diags);
     let orchestrator = orchestrator(doc, orchestrator_raw, diags);
     let orchestrator = diags.take(orchestrator);
     let timeouts = diags.take(timeouts(doc, timeouts_raw));
@@ -203,6 +236,110 @@ fn build(
         ui: ui?,
         rate_limit: rate_limit?,
     })
+}
+
+/// A team whose agents are the `{name, backend}` items of the list at `list_key` of `doc` (a
+/// gateway's `models:`): each agent's id is its name, each backend is checked exactly as a
+/// team file's (errors name `models[2].backend.type` and the line), and the other `sections`
+/// as a team file's. `dir` is where relative paths (limits, prices, pools files) are taken from.
+pub(crate) fn models_team(
+    doc: &Document,
+    list_key: &str,
+    list: Vec<Value>,
+    sections: Sections,
+    opts: &LoadOptions,
+    dir: Option<&Path>,
+    diags: &mut Diagnostics<'_>,
+) -> Option<TeamConfig> {
+    assemble(doc, sections, opts, dir, diags, |cx, diags| {
+        models(cx, list_key, list, diags)
+    })
+}
+
+/// One item of a models list.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    name: Option<String>,
+    backend: Option<super::team_raw::RawBackend>,
+}
+
+fn models(
+    cx: &AgentCtx<'_>,
+    list_key: &str,
+    list: Vec<Value>,
+    diags: &mut Diagnostics<'_>,
+) -> Option<Vec<AgentConfig>> {
+    let doc = cx.doc;
+    let at = KeyPath::root().key(list_key);
+    if list.is_empty() {
+        diags.error(doc.error(
+            &at,
+            "the list is empty: name at least one model (`- name: ...` with a `backend:`)",
+        ));
+        return None;
+    }
+    let mut out: Vec<AgentConfig> = Vec::new();
+    let mut failed = false;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, value) in list.into_iter().enumerate() {
+        let path = at.index(i);
+        let built = doc.deserialize::<RawModel>(value, &path).and_then(|raw| {
+            let name = model_name(doc, &path, raw.name)?;
+            if let Some(first) = seen.insert(name.clone(), i) {
+                return Err(doc.error(
+                    &path.key("name"),
+                    format!(
+                        "duplicate name `{}` (also used by {}); every model needs its own name",
+                        shown(&name),
+                        at.index(first)
+                    ),
+                ));
+            }
+            let agent_raw = RawAgent {
+                id: Some(name),
+                backend: raw.backend,
+                system_message: None,
+                priority: None,
+                profile: None,
+                _description: None,
+                voting_sensitivity: None,
+            };
+            agent(cx, &path, agent_raw, None, diags)
+        });
+        match built {
+            Ok(a) => out.push(a),
+            Err(e) => {
+                diags.error(e);
+                failed = true;
+            }
+        }
+    }
+    (!failed).then_some(out)
+}
+
+/// A model's `name`: what clients send as `model`.
+fn model_name(doc: &Document, path: &KeyPath, name: Option<String>) -> Result<String, ConfigError> {
+    let Some(name) = name else {
+        return Err(doc.error(
+            &path.key("name"),
+            "missing; every model needs the name clients ask for (e.g. `name: sim`)",
+        ));
+    };
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !ok {
+        return Err(doc.error(
+            &path.key("name"),
+            format!(
+                "`{}` is not a valid model name: use letters, digits, `_`, `-` and `.` only",
+                shown(&name)
+            ),
+        ));
+    }
+    Ok(name)
 }
 
 /// The document with every `profile: NAME` agent laid over its profile.

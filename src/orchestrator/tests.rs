@@ -159,6 +159,7 @@ async fn abandoning_a_run_stops_its_agents_and_returns_their_permits() {
         deadline: Some(Duration::from_secs(600)),
         run_deadline: None,
         output_cap: None,
+        extra_scopes: Vec::new(),
     };
     let hanging = Arc::new(Hanging::default());
     let system = ActorSystem::current().unwrap();

@@ -76,7 +76,8 @@ where
                 let acquired = super::traced::acquire(
                     &q.handle,
                     AcquireRequest {
-                        candidates: candidates.iter().map(|c| c.scopes.clone()).collect(),
+                        candidates: q
+                            .with_extra(candidates.iter().map(|c| c.scopes.clone()).collect()),
                         est_tokens: tokens.total(),
                         est_output: tokens.output,
                         priority,

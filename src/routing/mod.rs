@@ -45,9 +45,23 @@ pub struct QuotaRoute {
     /// The output cap (`max_tokens`) sent and reserved with a request that names none
     /// (`None`: [`estimate::DEFAULT_MAX_TOKENS`]); see [`reserve::capped`].
     pub output_cap: Option<u32>,
+    /// Scopes every candidate also reserves in (a gateway client's own quota scopes; empty for
+    /// team runs). They go after a candidate's own scopes, so provider feedback still goes to
+    /// the candidate's first scope.
+    pub extra_scopes: Vec<ScopeId>,
 }
 
 impl QuotaRoute {
+    /// `candidates`, each with [`QuotaRoute::extra_scopes`] added: what an acquire asks for.
+    pub fn with_extra(&self, mut candidates: Vec<Vec<ScopeId>>) -> Vec<Vec<ScopeId>> {
+        if !self.extra_scopes.is_empty() {
+            for c in &mut candidates {
+                c.extend(self.extra_scopes.iter().cloned());
+            }
+        }
+        candidates
+    }
+
     /// How long an acquire made now may wait: the shorter of the configured deadline and the
     /// time the run has left.
     pub fn acquire_deadline(&self) -> Option<Duration> {
@@ -106,7 +120,7 @@ async fn admit(
     let permit = traced::acquire(
         &q.handle,
         AcquireRequest {
-            candidates: q.candidates.clone(),
+            candidates: q.with_extra(q.candidates.clone()),
             est_tokens: tokens.total(),
             est_output: tokens.output,
             priority,
@@ -329,6 +343,7 @@ mod tests {
             deadline: deadline.map(Duration::from_secs),
             run_deadline: run_left.map(|s| tokio::time::Instant::now() + Duration::from_secs(s)),
             output_cap: None,
+            extra_scopes: Vec::new(),
         };
         let secs = |d: Option<Duration>| d.map(|d| d.as_secs());
         // No deadline of its own: as long as the run has left, counted from now.
@@ -415,6 +430,7 @@ mod tests {
             deadline: Some(Duration::from_secs(600)),
             run_deadline: None,
             output_cap: None,
+            extra_scopes: Vec::new(),
         };
         let make = |who: &str| {
             let mut r = route(SimulatedSettings::default());

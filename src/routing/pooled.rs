@@ -258,10 +258,12 @@ where
                 let acquire = super::traced::acquire(
                     &q.handle,
                     AcquireRequest {
-                        candidates: order
-                            .iter()
-                            .map(|&i| pool.members[i].scopes.clone())
-                            .collect(),
+                        candidates: q.with_extra(
+                            order
+                                .iter()
+                                .map(|&i| pool.members[i].scopes.clone())
+                                .collect(),
+                        ),
                         est_tokens: tokens.total(),
                         est_output: tokens.output,
                         priority,

@@ -144,6 +144,7 @@ async fn no_model_available_is_emitted_when_the_wait_starts_with_the_earliest_et
             deadline: Some(Duration::from_secs(120)),
             run_deadline: None,
             output_cap: None,
+            extra_scopes: Vec::new(),
         }),
         pool: None,
         models: None,

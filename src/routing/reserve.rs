@@ -320,6 +320,7 @@ mod tests {
             deadline: None,
             run_deadline: None,
             output_cap: Some(300),
+            extra_scopes: Vec::new(),
         });
         assert_eq!(capped(&route, request(None), None).max_tokens, Some(300));
         // The agent's own cap wins, and is what is reserved.

@@ -12,6 +12,7 @@
 
 mod budget;
 mod endpoints;
+mod gateway;
 mod outcome;
 mod pools;
 mod quota;
@@ -27,6 +28,7 @@ use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+pub use self::gateway::{RequestRoute, ServedRoutes};
 pub use self::outcome::{EXIT_BUDGET, RunError, RunOutcome};
 pub use self::run_dir::RunDir;
 use self::summary::{conclude, failed_status, write_summary};
@@ -350,6 +352,7 @@ impl Runtime {
                     &mut routes,
                     run_deadline,
                     &emitter,
+                    false,
                 )
                 .await?,
             ),

@@ -69,7 +69,8 @@ impl Drop for Forwarder {
 }
 
 /// Registers every agent's scopes, gives each opted-in route its quota admission, and starts
-/// forwarding quota events into `emitter`.
+/// forwarding quota events into `emitter`: the events of the agents' own requests, or with
+/// `any_requester` those of every requester (a gateway's requesters are its clients).
 pub async fn attach(
     handle: &QuotaHandle,
     team: &TeamConfig,
@@ -77,6 +78,7 @@ pub async fn attach(
     routes: &mut [Route],
     run_deadline: Option<tokio::time::Instant>,
     emitter: &Emitter,
+    any_requester: bool,
 ) -> Result<Forwarder, RunError> {
     let mut scopes_seen = HashSet::new();
     let mut agents = HashSet::new();
@@ -111,6 +113,7 @@ pub async fn attach(
                 deadline: team.rate_limit.acquire_timeout,
                 run_deadline,
                 output_cap: Some(cap),
+                extra_scopes: Vec::new(),
             });
             continue;
         }
@@ -139,6 +142,7 @@ pub async fn attach(
             deadline: team.rate_limit.acquire_timeout,
             run_deadline,
             output_cap: Some(output_cap(&model_limits, provider, limits)),
+            extra_scopes: Vec::new(),
         });
     }
     // Counting a prompt must never stall a worker to build a tokenizer once permits are out.
@@ -171,7 +175,7 @@ pub async fn attach(
         loop {
             match rx.recv().await {
                 Ok(event) => {
-                    if ours(&event, &agents, &scope_names) {
+                    if ours(&event, any_requester, &agents, &scope_names) {
                         metrics.record(&event);
                         crate::telemetry::log_quota_event(&event);
                         forward(&emitter, event);
@@ -226,11 +230,18 @@ fn output_cap(model: &ModelLimits, provider: &str, limits: Option<&dyn LimitsSou
     }
 }
 
-fn ours(event: &QuotaEvent, agents: &HashSet<String>, scopes: &HashSet<String>) -> bool {
+/// Whether `event` belongs to this run (or gateway): a request of one of `agents` (of anyone
+/// with `any_requester`), or news of one of its `scopes`.
+fn ours(
+    event: &QuotaEvent,
+    any_requester: bool,
+    agents: &HashSet<String>,
+    scopes: &HashSet<String>,
+) -> bool {
     match event {
         QuotaEvent::Waiting { requester, .. }
         | QuotaEvent::Granted { requester, .. }
-        | QuotaEvent::Denied { requester, .. } => agents.contains(requester),
+        | QuotaEvent::Denied { requester, .. } => any_requester || agents.contains(requester),
         QuotaEvent::Settled { scopes: s, .. } => s.iter().any(|x| scopes.contains(x)),
         QuotaEvent::CooldownStarted { scope, .. } | QuotaEvent::LimitLearned { scope, .. } => {
             scopes.contains(scope)

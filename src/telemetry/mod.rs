@@ -43,7 +43,7 @@ pub use pool_status::{LeftOutStatus, ModelStatus, PoolStatus};
 pub use provider_status::ProviderStatus;
 pub use server::{
     DEFAULT_METRICS_ADDR, EXPOSITION_CONTENT_TYPE, MetricsServer, MetricsServerOptions, ScrapeHook,
-    StatusSource,
+    StatusSource, routes as metrics_routes,
 };
 pub use status::{LimitStatus, ScopeState, ScopeStatus, StatusReport};
 

@@ -136,11 +136,7 @@ impl MetricsServer {
             status: options.status,
             before_scrape: options.before_scrape,
         };
-        let app = Router::new()
-            .route("/", get(index))
-            .route("/metrics", get(metrics))
-            .route("/status", get(status))
-            .with_state(state);
+        let app = routes(state.handle, state.status, state.before_scrape).route("/", get(index));
         let (stop, stopped) = oneshot::channel::<()>();
         let serve = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -197,6 +193,23 @@ impl Drop for MetricsServer {
         }
         self.upkeep.abort();
     }
+}
+
+/// `GET /metrics` and `GET /status` as a router to merge into another server (the gateway's):
+/// the same handlers [`MetricsServer`] serves.
+pub fn routes(
+    handle: PrometheusHandle,
+    status_source: Option<StatusSource>,
+    before_scrape: Option<ScrapeHook>,
+) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .with_state(AppState {
+            handle,
+            status: status_source,
+            before_scrape,
+        })
 }
 
 async fn index() -> &'static str {

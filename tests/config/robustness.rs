@@ -29,6 +29,13 @@ fn load(name: &str, text: &str) -> Result<(), ConfigError> {
         PriceTable::parse(text, name).map(|_| ())
     } else if name.ends_with("pools.yaml") {
         PoolTable::parse(text, name).map(|_| ())
+    } else if name.ends_with("gateway.yaml") {
+        massgen::gateway::parse_gateway(text, name, &LoadOptions::default())
+            .map(|_| ())
+            .map_err(|p| {
+                p.into_error()
+                    .unwrap_or_else(|| ConfigError::new(name, "", None, "no error named"))
+            })
     } else {
         let opts = LoadOptions {
             env: EnvLookup::from_pairs(Vec::<(String, String)>::new()),

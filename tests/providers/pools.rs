@@ -94,6 +94,7 @@ async fn route(pool: ModelPool, quota: bool) -> Route {
             deadline: Some(Duration::from_secs(5)),
             run_deadline: None,
             output_cap: None,
+            extra_scopes: Vec::new(),
         })
     } else {
         None

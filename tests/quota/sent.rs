@@ -188,6 +188,7 @@ fn route(fake: &Arc<Fake>, q: &QuotaHandle, who: &str, output_cap: u32) -> Route
             deadline: Some(Duration::from_secs(3600)),
             run_deadline: None,
             output_cap: Some(output_cap),
+            extra_scopes: Vec::new(),
         }),
         pool: None,
         models: None,

@@ -1,0 +1,416 @@
+//! `massgen-rs serve` as clients use it: raw HTTP for every route and error, and the official
+//! openai Python SDK (tests/fixtures/gateway/sdk_client.py) for the paths SDK users take.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "gateway/common.rs"]
+mod common;
+
+use std::time::Duration;
+
+use common::{chat, client, get_json, sdk, serve, sim_config, spawn_listening};
+use serde_json::{Value, json};
+
+fn question(model: &str) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+}
+
+/// One request a minute for `sim`, so a second request has to wait.
+fn one_a_minute(dir: &std::path::Path) -> String {
+    std::fs::write(
+        dir.join("limits.yaml"),
+        "simulated:\n  sim-fast:\n    rpm: 1\n",
+    )
+    .unwrap();
+    sim_config("rate_limit: {limits_file: limits.yaml, state: none}\n")
+}
+
+fn scope<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scope"] == name)
+        .unwrap_or_else(|| panic!("no scope {name}: {status}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_probes_metrics_and_status_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = serve(dir.path(), &sim_config("rate_limit: {state: none}\n"));
+    let models = get_json(&addr, "/v1/models").await;
+    assert_eq!(models["object"], "list");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["sim", "sim-pool"]);
+    assert_eq!(models["data"][1]["served_by"]["pool"], "simulated");
+    let http = client();
+    let health = http
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    // One call, then the status and metrics show it.
+    assert_eq!(chat(&addr, question("sim")).await.status(), 200);
+    let status = get_json(&addr, "/status").await;
+    assert_eq!(
+        scope(&status, "simulated/sim-fast")["granted_total"],
+        1,
+        "{status}"
+    );
+    let metrics = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("agent=\"gateway\""), "{metrics}");
+    let unknown = http
+        .get(format!("http://{addr}/v2/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unknown_url");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_and_streams_answer_in_openai_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = serve(dir.path(), &sim_config("rate_limit: {state: none}\n"));
+    let response = chat(&addr, question("sim")).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["model"], "sim");
+    assert!(body["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    let text = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(text.starts_with("Final answer"), "{body}");
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    let usage = &body["usage"];
+    let (p, c) = (
+        usage["prompt_tokens"].as_u64().unwrap(),
+        usage["completion_tokens"].as_u64().unwrap(),
+    );
+    assert!(p > 0 && c > 0, "{body}");
+    assert_eq!(usage["total_tokens"].as_u64().unwrap(), p + c);
+
+    let mut streamed = question("sim-pool");
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let response = chat(&addr, streamed).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let sse = response.text().await.unwrap();
+    let events: Vec<&str> = sse
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            e.strip_prefix("data: ")
+                .unwrap_or_else(|| panic!("not an SSE data line: {e}"))
+        })
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "{sse}");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk")
+    );
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert!(content.starts_with("Final answer"), "{sse}");
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert!(
+        last["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+        "{sse}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_clear_4xx_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = serve(
+        dir.path(),
+        &sim_config("max_body_bytes: 4096\nrate_limit: {state: none}\n"),
+    );
+    let http = client();
+    let url = format!("http://{addr}/v1/chat/completions");
+    let send = |body: String, content_type: Option<&'static str>| {
+        let mut r = http.post(&url).body(body);
+        if let Some(t) = content_type {
+            r = r.header("content-type", t);
+        }
+        r.send()
+    };
+    let cases: Vec<(String, Option<&str>, u16, &str)> = vec![
+        (question("sim").to_string(), None, 415, "Content-Type"),
+        (question("sim").to_string(), Some("text/plain"), 415, "text/plain"),
+        ("{\"model\": \"sim\", \"messages\": [".into(), Some("application/json"), 400, "not a valid"),
+        ("[1, 2]".into(), Some("application/json"), 400, "not a valid"),
+        (json!({"model": "sim"}).to_string(), Some("application/json"), 400, "messages"),
+        (json!({"model": "sim", "messages": []}).to_string(), Some("application/json"), 400, "empty"),
+        (json!({"model": "sim", "messages": [{"role": "wizard", "content": "x"}]}).to_string(), Some("application/json"), 400, "wizard"),
+        (json!({"model": "sim", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x"}}]}]}).to_string(), Some("application/json; charset=utf-8"), 400, "text and image_url parts"),
+        (json!({"model": "sim", "messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}).to_string(), Some("application/json"), 400, "`user` messages only"),
+        (question("gpt-unknown").to_string(), Some("application/json"), 404, "gpt-unknown"),
+        (json!({"model": "sim", "messages": [{"role": "user", "content": "x".repeat(8000)}]}).to_string(), Some("application/json"), 413, "max_body_bytes"),
+    ];
+    for (body, content_type, status, says) in cases {
+        let response = send(body.clone(), content_type).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{body:.200}");
+        let error: Value = response.json().await.unwrap();
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{status}: {message}");
+        assert!(error["error"]["type"].is_string(), "{error}");
+    }
+    let not_found = send(question("nope").to_string(), Some("application/json"))
+        .await
+        .unwrap();
+    let error: Value = not_found.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "model_not_found");
+    let bad_wait = http
+        .post(&url)
+        .header("x-massgen-max-wait", "soon")
+        .json(&question("sim"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_wait.status(), 400);
+    // A header that tries to smuggle a line break never reaches the server as one.
+    let injected = http
+        .post(&url)
+        .header("x-massgen-max-wait", "1\r\nx-evil: 1")
+        .json(&question("sim"))
+        .send()
+        .await;
+    assert!(
+        injected.is_err(),
+        "the client must refuse the header itself"
+    );
+    assert_eq!(chat(&addr, question("sim")).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_wait_gets_429_with_the_supervisors_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = serve(dir.path(), &one_a_minute(dir.path()));
+    assert_eq!(chat(&addr, question("sim")).await.status(), 200);
+    let refused = client()
+        .post(format!("http://{addr}/v1/chat/completions"))
+        .header("x-massgen-max-wait", "0.2")
+        .json(&question("sim"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The minute's one request was just made: it frees within the minute (plus the
+    // supervisor's safety margin, rounded up to whole seconds).
+    assert!((1..=62).contains(&after), "Retry-After {after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit_exceeded");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("simulated/sim-fast"),
+        "{body}"
+    );
+    let status = get_json(&addr, "/status").await;
+    let s = scope(&status, "simulated/sim-fast");
+    assert_eq!(
+        (s["granted_total"].as_u64(), s["denied_total"].as_u64()),
+        (Some(1), Some(1)),
+        "{status}"
+    );
+    // The refusal of a client's request is in the metrics too, as a team agent's would be.
+    let metrics = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let denied = metrics.lines().any(|l| {
+        l.starts_with("massgen_quota_permits_denied_total{")
+            && l.contains("simulated/sim-fast")
+            && l.ends_with(" 1")
+    });
+    assert!(denied, "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_while_queued_consumes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = serve(dir.path(), &one_a_minute(dir.path()));
+    assert_eq!(chat(&addr, question("sim")).await.status(), 200);
+    // A request willing to wait ten minutes, from a client that gives up after a moment.
+    let url = format!("http://{addr}/v1/chat/completions");
+    let waiting = tokio::spawn(async move {
+        client()
+            .post(url)
+            .header("x-massgen-max-wait", "600")
+            .json(&question("sim"))
+            .send()
+            .await
+    });
+    let queued = poll_status(&addr, |s| s["waiting_total"] == 1).await;
+    assert_eq!(
+        scope(&queued, "simulated/sim-fast")["queue_depth"],
+        1,
+        "{queued}"
+    );
+    waiting.abort();
+    let _ = waiting.await;
+    // Its permit request left the queue with it: nothing granted, nothing refused.
+    let after = poll_status(&addr, |s| s["waiting_total"] == 0).await;
+    let s = scope(&after, "simulated/sim-fast");
+    assert_eq!(s["queue_depth"], 0, "{after}");
+    assert_eq!(
+        (s["granted_total"].as_u64(), s["denied_total"].as_u64()),
+        (Some(1), Some(0)),
+        "{after}"
+    );
+}
+
+/// `/status` once `ready` holds (polled for up to 20 s).
+async fn poll_status(addr: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        last = get_json(addr, "/status").await;
+        if ready(&last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("status never reached the expected state: {last}");
+}
+
+#[test]
+fn the_shipped_example_serves_and_a_remote_listen_is_refused() {
+    let (child, addr) = common::serve_file(std::path::Path::new("configs/gateway.yaml"));
+    let sdk_answer = sdk(&addr, "nonstream", "sim-pool");
+    assert_eq!(sdk_answer["object"], "chat.completion");
+    drop(child);
+    let out = common::bin()
+        .args([
+            "serve",
+            "--config",
+            "configs/gateway.yaml",
+            "--listen",
+            "0.0.0.0:0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("allow_remote"));
+}
+
+#[test]
+fn the_openai_sdk_gets_answers_streams_404s_and_429s() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = serve(dir.path(), &one_a_minute(dir.path()));
+    // The pool model first: `sim` has one request a minute.
+    let plain = sdk(&addr, "nonstream", "sim-pool");
+    assert_eq!(plain["object"], "chat.completion");
+    assert_eq!(plain["model"], "sim-pool");
+    assert!(
+        plain["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Final answer"),
+        "{plain}"
+    );
+    let (p, c) = (
+        plain["prompt_tokens"].as_u64().unwrap(),
+        plain["completion_tokens"].as_u64().unwrap(),
+    );
+    assert_eq!(plain["total_tokens"].as_u64().unwrap(), p + c);
+    let streamed = sdk(&addr, "stream", "sim-pool");
+    assert!(
+        streamed["content_chunks"].as_u64().unwrap() > 1,
+        "{streamed}"
+    );
+    assert!(
+        streamed["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Final answer"),
+        "{streamed}"
+    );
+    assert_eq!(streamed["finish_reason"], "stop");
+    assert!(
+        streamed["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+        "{streamed}"
+    );
+    let missing = sdk(&addr, "notfound", "no-such-model");
+    assert_eq!(missing["status"], 404);
+    assert_eq!(missing["code"], "model_not_found");
+    // `sim`'s one request of the minute, then a request that may wait 0.2 s.
+    assert_eq!(sdk(&addr, "nonstream", "sim")["object"], "chat.completion");
+    let limited = sdk(&addr, "ratelimit", "sim");
+    assert_eq!(limited["status"], 429, "{limited}");
+    let after: u64 = limited["retry_after"].as_str().unwrap().parse().unwrap();
+    assert!((1..=62).contains(&after), "{limited}");
+    assert_eq!(limited["type"], "rate_limit_exceeded");
+}
+
+#[test]
+fn the_openai_sdk_makes_a_tool_call_round_trip_through_the_gateway_to_the_mock() {
+    let (_mock, mock) = spawn_listening(&["mock-provider", "--listen", "127.0.0.1:0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = serve(
+        dir.path(),
+        &format!(
+            "models:\n  - name: mocked\n    backend: {{type: chatcompletion, model: mock-a, \
+             base_url: 'http://{mock}/v1', api_key: key-gw-000000000000}}\n\
+             rate_limit: {{state: none}}\n"
+        ),
+    );
+    let round = sdk(&addr, "tools", "mocked");
+    assert_eq!(round["finish_reason"], "tool_calls", "{round}");
+    assert_eq!(round["tool"], "new_answer");
+    assert!(round["arguments"]["content"].is_string(), "{round}");
+    assert!(
+        round["final"].as_str().unwrap().starts_with("Final answer"),
+        "{round}"
+    );
+    // The mock saw both calls, and refused none.
+    let stats = common::get_blocking(&mock, "/stats");
+    assert_eq!(stats["total"]["admitted"], 2, "{stats}");
+    assert_eq!(stats["total"]["refused"], 0, "{stats}");
+}
