@@ -323,8 +323,54 @@ async fn poll_status(addr: &str, ready: impl Fn(&Value) -> bool) -> Value {
 #[test]
 fn the_shipped_example_serves_and_a_remote_listen_is_refused() {
     let (child, addr) = common::serve_file(std::path::Path::new("configs/gateway.yaml"));
-    let sdk_answer = sdk(&addr, "nonstream", "sim-pool");
+    // The shipped file has one client, `demo` (a user): its key is needed, and enough.
+    let sdk_answer = common::sdk_as(&addr, "nonstream", "sim-pool", Some("demo-client-key"));
     assert_eq!(sdk_answer["object"], "chat.completion");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = |path: &str, key: Option<&str>, post: bool| {
+        rt.block_on(async {
+            let url = format!("http://{addr}{path}");
+            let mut req = if post {
+                common::client().post(url).json(&serde_json::json!({
+                    "model": "sim", "messages": [{"role": "user", "content": "hi"}]
+                }))
+            } else {
+                common::client().get(url)
+            };
+            if let Some(key) = key {
+                req = req.bearer_auth(key);
+            }
+            let resp = req.send().await.unwrap();
+            let code = resp.status().as_u16();
+            let www = resp.headers().get("www-authenticate").is_some();
+            (code, www)
+        })
+    };
+    assert_eq!(status("/v1/chat/completions", None, true), (401, true));
+    assert_eq!(
+        status("/v1/chat/completions", Some("wrong-key"), true),
+        (401, true)
+    );
+    assert_eq!(
+        status("/v1/chat/completions", Some("demo-client-key"), true).0,
+        200
+    );
+    assert_eq!(status("/v1/models", None, false).0, 401);
+    // Probes stay open; the admin routes are for admins only.
+    assert_eq!(status("/healthz", None, false).0, 200);
+    assert_eq!(status("/admin/keys", Some("demo-client-key"), false).0, 403);
+    // The demo client's own quota scope is registered and counts its requests.
+    let report = common::get_blocking(&addr, "/status");
+    let scope = report["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scope"] == "client:demo")
+        .unwrap_or_else(|| panic!("no client:demo scope in {report}"));
+    assert!(scope["granted_total"].as_u64().unwrap() >= 2, "{scope}");
     drop(child);
     let out = common::bin()
         .args([

@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod auth;
+mod clients;
 pub mod config;
 pub mod error;
 pub mod server;

@@ -64,8 +64,10 @@ impl Drop for GatewayServer {
 }
 
 /// Builds the runtime of `config`'s models and serves them on `config.listen`, with `hooks`
-/// (auth layer, admin routes) added to the router.
+/// (auth layer, admin routes) added to the router; with no hooks, the file's `clients:` guard
+/// the API routes (every client's quota registered with the supervisor) and the admin routes.
 pub async fn start(config: GatewayConfig, hooks: GatewayHooks) -> Result<GatewayServer, String> {
+    let clients = super::clients::table(&config)?;
     let mut team = config.team.clone();
     // Like a team run: quota state and usage in the per-user state file unless the file says.
     if team.rate_limit.state.is_none() {
@@ -100,6 +102,13 @@ pub async fn start(config: GatewayConfig, hooks: GatewayHooks) -> Result<Gateway
         routes,
         prometheus,
     });
+    super::clients::register(&state, &clients).await?;
+    // Without hooks of the caller's own, the clients of the file guard the API and admin routes.
+    let hooks = if hooks.api_layer.is_none() && hooks.admin.is_none() {
+        super::clients::hooks(clients)
+    } else {
+        hooks
+    };
     let app = router(state.clone(), hooks);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

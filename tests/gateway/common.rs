@@ -105,8 +105,17 @@ pub async fn get_json(addr: &str, path: &str) -> serde_json::Value {
 /// Runs the openai SDK client script in `mode` against the gateway at `addr`; its JSON output.
 /// Fails (never skips) when python or the openai package is missing.
 pub fn sdk(addr: &str, mode: &str, model: &str) -> serde_json::Value {
+    sdk_as(addr, mode, model, None)
+}
+
+/// [`sdk`] with the client key `key` (a gateway with `clients:`).
+pub fn sdk_as(addr: &str, mode: &str, model: &str, key: Option<&str>) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gateway/sdk_client.py");
-    let out = Command::new("python3")
+    let mut cmd = Command::new("python3");
+    if let Some(key) = key {
+        cmd.env("GATEWAY_KEY", key);
+    }
+    let out = cmd
         .arg(&script)
         .args([&format!("http://{addr}/v1"), mode, model])
         .output()
