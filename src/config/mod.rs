@@ -49,7 +49,7 @@ pub use prices::{Price, PriceTable};
 pub use profiles::builtin_profile_names;
 pub use secrets::EnvLookup;
 pub use team::{LoadOptions, check_team, check_team_text, load_team, parse_team};
-pub(crate) use team::{Sections, models_team};
+pub(crate) use team::{Sections, models_team, read_file as read_config_file};
 pub use types::{
     AgentConfig, BackendConfig, BackendKind, BudgetSettings, DEFAULT_CALL_TIMEOUT, DisplayType,
     ModelLimits, NoveltyRequirement, OrchestratorConfig, RateLimitSettings, SimFailure,

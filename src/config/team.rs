@@ -47,16 +47,19 @@ pub fn load_team(path: &Path, opts: &LoadOptions) -> Result<TeamConfig, ConfigEr
         .map_err(problems_error)
 }
 
-/// Like [`load_team`], returning the warnings too, and on failure every problem of the file
-/// (errors, then warnings).
-pub fn check_team(path: &Path, opts: &LoadOptions) -> Result<CheckedTeam, ConfigProblems> {
+/// The text of the config file at `path` (`what` names it in the error), its name for errors,
+/// and the directory its relative paths are taken from.
+pub(crate) fn read_file(
+    path: &Path,
+    what: &str,
+) -> Result<(String, String, PathBuf), ConfigProblems> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigProblems {
         errors: vec![ConfigError::new(
             name.clone(),
             "",
             None,
-            format!("cannot read the team file: {e}"),
+            format!("cannot read the {what}: {e}"),
         )],
         warnings: Vec::new(),
     })?;
@@ -64,6 +67,13 @@ pub fn check_team(path: &Path, opts: &LoadOptions) -> Result<CheckedTeam, Config
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    Ok((text, name, dir))
+}
+
+/// Like [`load_team`], returning the warnings too, and on failure every problem of the file
+/// (errors, then warnings).
+pub fn check_team(path: &Path, opts: &LoadOptions) -> Result<CheckedTeam, ConfigProblems> {
+    let (text, name, dir) = read_file(path, "team file")?;
     let mut checked = parse_in(&text, &name, opts, Some(&dir))?;
     checked.team.source = Some(path.to_path_buf());
     Ok(checked)

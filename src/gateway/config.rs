@@ -95,20 +95,7 @@ const TOP_KEYS: &str =
 /// Reads and checks the gateway file at `path`; relative paths inside it (limits, prices,
 /// pools files, the state file) are taken from its directory.
 pub fn load_gateway(path: &Path, opts: &LoadOptions) -> Result<GatewayConfig, ConfigProblems> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigProblems {
-        errors: vec![ConfigError::new(
-            name.clone(),
-            "",
-            None,
-            format!("cannot read the gateway file: {e}"),
-        )],
-        warnings: Vec::new(),
-    })?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let (text, name, dir) = crate::config::read_config_file(path, "gateway file")?;
     let mut config = parse_gateway_in(&text, &name, opts, Some(&dir))?;
     config.source = Some(path.to_path_buf());
     config.team.source = Some(path.to_path_buf());
