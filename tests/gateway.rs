@@ -6,6 +6,9 @@
 #[path = "gateway/common.rs"]
 mod common;
 
+#[path = "gateway/budgets.rs"]
+mod budgets;
+
 use std::time::Duration;
 
 use common::{chat, client, get_json, sdk, serve, sim_config, spawn_listening};

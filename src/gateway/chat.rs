@@ -69,14 +69,15 @@ async fn serve(
     };
     let chat = wire.to_chat(agent).map_err(ApiError::bad_request)?;
     let max_wait = max_wait(&parts.headers, state.config.max_wait)?;
-    let (requester, extra_scopes) = match caller {
-        Some(c) => (c.name, c.extra_scopes),
-        None => (ANONYMOUS.to_owned(), Vec::new()),
+    let (requester, extra_scopes, budget) = match caller {
+        Some(c) => (c.name, c.extra_scopes, c.budget),
+        None => (ANONYMOUS.to_owned(), Vec::new(), None),
     };
     let ask = RequestRoute {
         requester: &requester,
         max_wait: Some(max_wait),
         extra_scopes,
+        budget,
     };
     let Some(route) = state.routes.route(&agent.id, &ask) else {
         return Err(ApiError::unknown_model(

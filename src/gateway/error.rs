@@ -10,6 +10,13 @@ use serde_json::json;
 use crate::provider::ProviderErrorKind;
 use crate::routing::CallError;
 use crate::supervisor::AcquireError;
+use crate::usage::budget::{BudgetRefusal, BudgetScope};
+
+/// How long from `now` until the next 00:00 UTC (when day budgets start again).
+fn until_utc_midnight(now: chrono::DateTime<chrono::Utc>) -> Duration {
+    let ms = now.timestamp_millis().rem_euclid(86_400_000);
+    Duration::from_millis(u64::try_from(86_400_000 - ms).unwrap_or(0))
+}
 
 /// An error answer.
 #[derive(Debug, Clone)]
@@ -67,12 +74,21 @@ impl ApiError {
     pub fn from_call(error: &CallError) -> Self {
         match error {
             CallError::Quota { error, .. } => Self::from_quota(error),
-            CallError::Budget { refusal, .. } => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "insufficient_quota",
-                refusal.to_string(),
-            )
-            .code("insufficient_quota"),
+            CallError::Budget { refusal, .. } => {
+                let mut e = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "insufficient_quota",
+                    refusal.to_string(),
+                )
+                .code("insufficient_quota");
+                // A day budget is new again at 00:00 UTC; other refusals do not pass by waiting.
+                if let BudgetRefusal::Exceeded(x) = refusal
+                    && x.scope == BudgetScope::Day
+                {
+                    e.retry_after = Some(until_utc_midnight(chrono::Utc::now()));
+                }
+                e
+            }
             CallError::Provider { error, .. } => {
                 let message = format!("upstream provider: {}", error.message);
                 match error.kind {
@@ -172,6 +188,7 @@ impl IntoResponse for ApiError {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -181,5 +198,39 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
         assert_eq!(retry_after_secs(Duration::ZERO), 1);
         assert_eq!(retry_after_secs(Duration::from_secs(42)), 42);
+    }
+
+    #[test]
+    fn a_day_budget_refusal_says_to_come_back_at_midnight_utc() {
+        use chrono::TimeZone;
+        let at = |h, m, s| chrono::Utc.with_ymd_and_hms(2026, 12, 2, h, m, s).unwrap();
+        assert_eq!(until_utc_midnight(at(23, 59, 0)), Duration::from_secs(60));
+        assert_eq!(until_utc_midnight(at(0, 0, 0)), Duration::from_secs(86_400));
+        assert_eq!(
+            until_utc_midnight(at(12, 0, 0)),
+            Duration::from_secs(43_200)
+        );
+        let refusal = |scope| CallError::Budget {
+            refusal: BudgetRefusal::Exceeded(crate::usage::budget::BudgetExceeded {
+                scope,
+                limit_usd: 1.0,
+                spent_usd: 1.0,
+                in_flight_usd: 0.0,
+                needed_usd: 0.1,
+            }),
+            calls: 0,
+            quota_wait: Duration::ZERO,
+        };
+        let day = ApiError::from_call(&refusal(BudgetScope::Day));
+        assert_eq!(day.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(day.code, Some("insufficient_quota"));
+        assert!(
+            day.retry_after
+                .is_some_and(|d| d <= Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            ApiError::from_call(&refusal(BudgetScope::Run)).retry_after,
+            None
+        );
     }
 }

@@ -47,6 +47,8 @@ pub struct Caller {
     /// Scopes the request's permit must also reserve in (the client's own quota), registered
     /// with the supervisor (`GatewayState::runtime.quota_handle()`) by the auth layer.
     pub extra_scopes: Vec<ScopeId>,
+    /// The client's own spending limits (`quota.per_day_usd`), made within the gateway's.
+    pub budget: Option<Arc<crate::usage::budget::BudgetGuard>>,
 }
 
 /// Everything a request handler needs, shared by every request.

@@ -105,7 +105,8 @@ pub async fn start(config: GatewayConfig, hooks: GatewayHooks) -> Result<Gateway
     super::clients::register(&state, &clients).await?;
     // Without hooks of the caller's own, the clients of the file guard the API and admin routes.
     let hooks = if hooks.api_layer.is_none() && hooks.admin.is_none() {
-        super::clients::hooks(clients)
+        let budgets = super::clients::budgets(&state, &clients, &name);
+        super::clients::hooks(clients, budgets)
     } else {
         hooks
     };

@@ -13,11 +13,14 @@ use crate::agent::events::Emitter;
 use crate::quota::ScopeId;
 use crate::routing::Route;
 use crate::usage::RunUsage;
+use crate::usage::budget::BudgetGuard;
 
 /// One prepared route per model, for as long as the gateway serves.
 pub struct ServedRoutes {
     routes: HashMap<String, Route>,
     usage: Arc<RunUsage>,
+    /// The gateway's own spending limits (`rate_limit.budget`), shared by every route.
+    budget: Option<Arc<BudgetGuard>>,
     /// Feeds quota events to metrics and logs while the routes serve.
     _forwarder: Option<Forwarder>,
 }
@@ -42,6 +45,9 @@ pub struct RequestRoute<'a> {
     /// Scopes the request's permit must also reserve in (the client's own quota scopes,
     /// registered with the supervisor by whoever made them), after the model's own.
     pub extra_scopes: Vec<ScopeId>,
+    /// The requester's own spending limits, made within [`ServedRoutes::budget`] (so a call
+    /// fits both); `None`: only the gateway's budget applies.
+    pub budget: Option<Arc<BudgetGuard>>,
 }
 
 impl ServedRoutes {
@@ -55,7 +61,16 @@ impl ServedRoutes {
             q.run_deadline = None;
             q.extra_scopes = request.extra_scopes.clone();
         }
+        if let Some(budget) = &request.budget {
+            route.budget = Some(budget.clone());
+        }
         Some(route)
+    }
+
+    /// The gateway's own spending limits (`rate_limit.budget`), if any: what a requester's
+    /// budget must be made within.
+    pub fn budget(&self) -> Option<&Arc<BudgetGuard>> {
+        self.budget.as_ref()
     }
 
     /// The usage of every call served so far.
@@ -71,6 +86,12 @@ impl Runtime {
     pub async fn serve_routes(&self, name: &str) -> Result<ServedRoutes, RunError> {
         let usage = RunUsage::new(name, self.usage.clone(), self.prices.clone());
         let mut routes = self.routes(&usage)?;
+        // The file's budget limits everything the gateway serves; its day limit also counts
+        // what earlier runs and gateways recorded in the ledger.
+        let budget = super::budget::guard(&self.team, &self.prices, name);
+        for route in &mut routes {
+            route.budget = budget.clone();
+        }
         let emitter = Emitter::new(self.events.clone(), None);
         self.attach_pools(&mut routes, &emitter);
         let forwarder = match &self.quota {
@@ -98,6 +119,7 @@ impl Runtime {
         Ok(ServedRoutes {
             routes,
             usage,
+            budget,
             _forwarder: forwarder,
         })
     }

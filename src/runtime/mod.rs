@@ -228,6 +228,11 @@ impl Runtime {
         self.usage.as_ref()
     }
 
+    /// The prices calls are costed with (the built-in table, or the team's prices file).
+    pub fn prices(&self) -> &Arc<PriceTable> {
+        &self.prices
+    }
+
     /// Uses `provider` for `agent_id` instead of the one its backend would get: a provider actor
     /// of its own is started for it on the runtime's actor system.
     pub fn with_provider(

@@ -125,6 +125,9 @@ pub struct BudgetGuard {
     prices: Arc<PriceTable>,
     state: Mutex<State>,
     day: Option<Mutex<DaySource>>,
+    /// A budget every call under this one must also fit (a gateway client's budget lies
+    /// within the gateway's own): reserved, grown and settled together with this one.
+    outer: Option<Arc<BudgetGuard>>,
     tripped: tokio::sync::watch::Sender<Option<BudgetExceeded>>,
 }
 
@@ -150,19 +153,23 @@ impl BudgetGuard {
         run_id: &str,
         day_store: Option<Box<dyn UsageStore>>,
     ) -> Arc<Self> {
-        Self::build(settings, prices, run_id, None, day_store)
+        Self::build(settings, prices, run_id, None, day_store, None)
     }
 
     /// Like [`BudgetGuard::new`], for one requester's own budget (a gateway client): its day
-    /// limit counts only the ledger records whose `agent` is `requester`.
+    /// limit counts only the ledger records whose `agent` is `requester`. With `outer` (the
+    /// gateway's own budget), every call must fit both: a hold on this guard holds the same
+    /// amount on `outer`, and a model `outer` cannot price is refused when `outer` refuses
+    /// unpriced models.
     pub fn for_requester(
         settings: BudgetSettings,
         prices: Arc<PriceTable>,
         run_id: &str,
         requester: &str,
         day_store: Option<Box<dyn UsageStore>>,
+        outer: Option<Arc<BudgetGuard>>,
     ) -> Arc<Self> {
-        Self::build(settings, prices, run_id, Some(requester), day_store)
+        Self::build(settings, prices, run_id, Some(requester), day_store, outer)
     }
 
     fn build(
@@ -171,6 +178,7 @@ impl BudgetGuard {
         run_id: &str,
         requester: Option<&str>,
         day_store: Option<Box<dyn UsageStore>>,
+        outer: Option<Arc<BudgetGuard>>,
     ) -> Arc<Self> {
         let guard = Self {
             settings,
@@ -185,6 +193,7 @@ impl BudgetGuard {
                         requester: requester.map(str::to_owned),
                     })
                 }),
+            outer,
             tripped: tokio::sync::watch::channel(None).0,
         };
         {
@@ -206,10 +215,12 @@ impl BudgetGuard {
     /// The price of `model` at `provider` for a call under this budget: `Ok(None)` when it has
     /// none and `allow_unpriced` is set.
     pub fn price(&self, provider: &str, model: &str) -> Result<Option<Price>, BudgetRefusal> {
-        match self.prices.lookup(provider, model) {
-            Some(p) => Ok(Some(p.clone())),
-            None if self.settings.allow_unpriced => Ok(None),
-            None => Err(BudgetRefusal::Unpriced {
+        match (self.prices.lookup(provider, model), &self.outer) {
+            (Some(p), _) => Ok(Some(p.clone())),
+            // The outer budget decides whether an unpriced model may be called at all.
+            (None, Some(outer)) => outer.price(provider, model),
+            (None, None) if self.settings.allow_unpriced => Ok(None),
+            (None, None) => Err(BudgetRefusal::Unpriced {
                 provider: provider.to_owned(),
                 model: model.to_owned(),
             }),
@@ -269,11 +280,18 @@ impl BudgetGuard {
             self.trip(e);
             return Err(e);
         }
+        // Still under this guard's lock (inner before outer, always), so the two reservations
+        // are made together.
+        let outer = match &self.outer {
+            Some(outer) => Some(Box::new(outer.admit(needed)?)),
+            None => None,
+        };
         st.reserved += needed;
         Ok(BudgetHold {
             guard: self.clone(),
             reserved: needed,
             done: false,
+            outer,
         })
     }
 
@@ -350,6 +368,8 @@ pub struct BudgetHold {
     guard: Arc<BudgetGuard>,
     reserved: f64,
     done: bool,
+    /// The same reservation on the outer budget, if the guard has one.
+    outer: Option<Box<BudgetHold>>,
 }
 
 impl BudgetHold {
@@ -375,6 +395,9 @@ impl BudgetHold {
             self.guard.trip(e);
             return Err(e);
         }
+        if let Some(outer) = &mut self.outer {
+            outer.grow(estimated_usd)?;
+        }
         st.reserved += extra;
         self.reserved += extra;
         Ok(())
@@ -384,6 +407,9 @@ impl BudgetHold {
     pub fn settle(mut self, actual_usd: f64) {
         self.done = true;
         self.guard.finish(self.reserved, actual_usd);
+        if let Some(outer) = self.outer.take() {
+            outer.settle(actual_usd);
+        }
     }
 }
 

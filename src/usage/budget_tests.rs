@@ -131,6 +131,7 @@ fn a_requester_budget_counts_only_that_requesters_records() {
         "gw1",
         "client:ci",
         Some(Box::new(ledger.clone())),
+        None,
     );
     // 0.30 of this client from an earlier process: 0.20 is left, the other client's 5.00 and
     // this process's own records do not count.
@@ -202,4 +203,70 @@ async fn tripped_completes_on_the_first_refusal() {
     assert!(g.admit(0.2).is_err());
     let e = waiter.await.unwrap();
     assert!((e.needed_usd - 0.2).abs() < 1e-9);
+}
+
+#[test]
+fn a_client_budget_within_the_gateways_holds_settles_and_releases_on_both() {
+    let prices = Arc::new(PriceTable::builtin());
+    let gateway = BudgetGuard::new(settings(None, Some(1.00)), prices.clone(), "gw", None);
+    let client = |limit: f64| {
+        BudgetGuard::for_requester(
+            settings(None, Some(limit)),
+            prices.clone(),
+            "gw",
+            "client:a",
+            None,
+            Some(gateway.clone()),
+        )
+    };
+    let a = client(0.50);
+    let b = client(0.80);
+    // A hold on a client is a hold on the gateway too.
+    let held = a.admit(0.40).unwrap();
+    assert_eq!(gateway.spent(), (0.0, 0.40));
+    // The client's own limit refuses first...
+    assert_eq!(a.admit(0.20).unwrap_err().limit_usd, 0.50);
+    // ...and the gateway's limit refuses another client's call that fits its own.
+    let e = b.admit(0.70).unwrap_err();
+    assert_eq!(e.limit_usd, 1.00, "{e:?}");
+    assert_eq!(b.spent(), (0.0, 0.0), "a refused call holds nothing");
+    held.settle(0.30);
+    assert_eq!(a.spent(), (0.30, 0.0));
+    assert_eq!(gateway.spent(), (0.30, 0.0));
+    // A hold dropped unsettled releases both; growing holds both.
+    let mut h = b.admit(0.10).unwrap();
+    h.grow(0.60).unwrap();
+    assert_eq!(gateway.spent(), (0.30, 0.60));
+    assert!(
+        h.grow(0.75).is_err(),
+        "0.30 + 0.75 passes the gateway's 1.00"
+    );
+    drop(h);
+    assert_eq!(gateway.spent(), (0.30, 0.0));
+    assert_eq!(b.spent(), (0.0, 0.0));
+}
+
+#[test]
+fn an_unpriced_model_under_a_client_budget_is_refused_when_the_gateway_refuses_it() {
+    let prices = Arc::new(PriceTable::builtin());
+    let strict = BudgetGuard::new(settings(None, Some(1.0)), prices.clone(), "gw", None);
+    // A client budget lets unpriced models through on its own (as the gateway builds them).
+    let lenient = BudgetSettings {
+        allow_unpriced: true,
+        ..settings(None, Some(0.5))
+    };
+    let client = BudgetGuard::for_requester(
+        lenient,
+        prices.clone(),
+        "gw",
+        "client:a",
+        None,
+        Some(strict),
+    );
+    assert!(matches!(
+        client.price("nowhere", "no-such-model"),
+        Err(BudgetRefusal::Unpriced { .. })
+    ));
+    let alone = BudgetGuard::for_requester(lenient, prices, "gw", "client:a", None, None);
+    assert!(matches!(alone.price("nowhere", "no-such-model"), Ok(None)));
 }

@@ -111,12 +111,14 @@ pub async fn register_client_scopes(
 /// `run_id`: earlier gateway processes, other gateways on the same ledger) plus what it settled
 /// itself. `open_ledger` opens the usage ledger once per guard (`None`: only this process's
 /// calls count). Unpriced models count as free for a client budget (the gateway's own budget,
-/// if any, decides whether they may be called at all).
+/// if any, decides whether they may be called at all). With `gateway` (the gateway's own
+/// budget, `rate_limit.budget`), each client's calls must fit it too.
 pub fn client_budgets(
     clients: &ClientTable,
     prices: &Arc<PriceTable>,
     run_id: &str,
     mut open_ledger: impl FnMut() -> Option<Box<dyn UsageStore>>,
+    gateway: Option<&Arc<BudgetGuard>>,
 ) -> HashMap<String, Arc<BudgetGuard>> {
     clients
         .clients()
@@ -134,6 +136,7 @@ pub fn client_budgets(
                 run_id,
                 &c.requester(),
                 open_ledger(),
+                gateway.cloned(),
             );
             Some((c.name().to_owned(), guard))
         })

@@ -141,10 +141,16 @@ impl SimulatedProvider {
             }
             None => self.choose_tool(request, question, &mut rng, call, &mut response),
         }
-        response.usage = Some(Usage::new(
-            approx_tokens(request),
-            u64::from(self.settings.output_tokens),
-        ));
+        // Like a real API, never more output than the request's cap: a reply cut there ends
+        // with `length`.
+        let mut output = u64::from(self.settings.output_tokens);
+        if let Some(cap) = request.max_tokens.map(u64::from)
+            && output > cap
+        {
+            output = cap;
+            response.finish_reason = Some("length".to_owned());
+        }
+        response.usage = Some(Usage::new(approx_tokens(request), output));
         Ok(response)
     }
 
@@ -322,6 +328,21 @@ mod tests {
         format!(
             "<ORIGINAL MESSAGE> Why is the sky blue? <END OF ORIGINAL MESSAGE>\n{ANSWERS_OPEN}\n{answers}\n{ANSWERS_CLOSE}"
         )
+    }
+
+    #[tokio::test]
+    async fn output_never_passes_the_requests_cap() {
+        let team = vec!["a".to_owned()];
+        let p = SimulatedProvider::new("a", SimulatedSettings::default(), &team);
+        let full = u64::from(SimulatedSettings::default().output_tokens);
+        let mut req = request("Why?", false);
+        let r = p.chat(&req, None, None).await.unwrap();
+        assert_eq!(r.usage.unwrap().output_tokens, full);
+        assert_eq!(r.finish_reason.as_deref(), Some("stop"));
+        req.max_tokens = Some(7);
+        let r = p.chat(&req, None, None).await.unwrap();
+        assert_eq!(r.usage.unwrap().output_tokens, 7);
+        assert_eq!(r.finish_reason.as_deref(), Some("length"));
     }
 
     #[tokio::test]
