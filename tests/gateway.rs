@@ -463,3 +463,67 @@ fn the_openai_sdk_makes_a_tool_call_round_trip_through_the_gateway_to_the_mock()
     assert_eq!(stats["total"]["admitted"], 2, "{stats}");
     assert_eq!(stats["total"]["refused"], 0, "{stats}");
 }
+
+/// A stream the upstream provider cuts after part of the answer was sent is not retried onto
+/// the same response (that would splice two attempts' text): the client gets the part, then an
+/// error event saying the answer is incomplete. A stream cut before anything was sent is
+/// retried cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_broken_upstream_after_text_was_sent_ends_with_an_error_not_a_splice() {
+    let (_mock, mock) = spawn_listening(&[
+        "mock-provider",
+        "--listen",
+        "127.0.0.1:0",
+        "--faults",
+        "truncate:first=1",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = serve(
+        dir.path(),
+        &format!(
+            "models:\n  - name: mocked\n    backend: {{type: chatcompletion, model: mock-a, \
+             base_url: 'http://{mock}/v1', api_key: key-gw-000000000000}}\n\
+             rate_limit: {{state: none}}\n"
+        ),
+    );
+    let mut body = question("mocked");
+    body["stream"] = json!(true);
+    let read = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        let mut content = String::new();
+        let mut error = None;
+        for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+            if data == "[DONE]" {
+                continue;
+            }
+            let v: Value = serde_json::from_str(data).unwrap();
+            if v.get("error").is_some() {
+                error = Some(v);
+            } else if let Some(c) = v["choices"][0]["delta"]["content"].as_str() {
+                content.push_str(c);
+            }
+        }
+        (content, error, text)
+    };
+    let (partial, error, raw) = read(chat(&addr, body.clone()).await).await;
+    let error = error.unwrap_or_else(|| panic!("no error event after a broken stream: {raw}"));
+    assert_eq!(error["error"]["type"], "api_error", "{raw}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("incomplete"),
+        "{raw}"
+    );
+    // The part sent is the start of one answer, never two answers run together.
+    assert!(!partial.is_empty(), "{raw}");
+    assert_eq!(partial.matches("Final answer").count(), 1, "{raw}");
+    // The next request is answered whole.
+    let (whole, error, raw) = read(chat(&addr, body).await).await;
+    assert!(error.is_none(), "{raw}");
+    assert!(whole.starts_with("Final answer"), "{raw}");
+    // The mock answers a question the same way each time: what was sent first is the start
+    // of that answer.
+    assert!(whole.starts_with(partial.as_str()), "{partial} / {raw}");
+}

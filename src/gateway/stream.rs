@@ -40,6 +40,8 @@ struct Chunks {
     text: String,
     /// The ids of the tool calls sent so far.
     calls: Vec<String>,
+    /// The response has started: what is in `out` may have reached the client.
+    started: bool,
     done: bool,
 }
 
@@ -80,6 +82,31 @@ impl Chunks {
                 let c = self.chunk(json!({"tool_calls": [delta]}), None);
                 self.push(&c);
             }
+            // Nothing sent yet: the next attempt's answer is streamed as if it were the first.
+            StreamEvent::Retrying(_) if !self.started => {
+                self.out.clear();
+                self.text.clear();
+                self.calls.clear();
+            }
+            StreamEvent::Retrying(_) if self.text.is_empty() && self.calls.is_empty() => {}
+            // Part of an answer is out and cannot be taken back: splicing another attempt's
+            // answer onto it would hand the client text no model wrote. Stop the call (its
+            // permit is given back) and end the stream with an error, as a provider whose
+            // stream broke would.
+            StreamEvent::Retrying(reason) => {
+                self.call = None;
+                let error = ApiError::new(
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    "api_error",
+                    format!(
+                        "upstream provider failed after part of the answer was sent ({reason}); \
+                         the answer above is incomplete: send the request again"
+                    ),
+                );
+                self.push(&error.body());
+                self.out.push_back(Bytes::from_static(b"data: [DONE]\n\n"));
+                self.done = true;
+            }
             _ => {}
         }
     }
@@ -89,6 +116,9 @@ impl Chunks {
     fn finish(&mut self, report: &CallReport) {
         while let Ok(e) = self.events.try_recv() {
             self.event(e);
+            if self.done {
+                return;
+            }
         }
         let response = &report.response;
         if let Some(rest) = response.text.strip_prefix(self.text.as_str()) {
@@ -135,7 +165,12 @@ impl Chunks {
             };
             tokio::select! {
                 biased;
-                Some(e) = self.events.recv() => self.event(e),
+                Some(e) = self.events.recv() => {
+                    self.event(e);
+                    if self.done {
+                        break;
+                    }
+                }
                 result = call => {
                     self.call = None;
                     match result {
@@ -173,6 +208,7 @@ pub(super) async fn respond(
         out: VecDeque::new(),
         text: String::new(),
         calls: Vec::new(),
+        started: false,
         done: false,
     };
     // The role first, as OpenAI sends it; it goes out with the first piece of the answer.
@@ -184,6 +220,7 @@ pub(super) async fn respond(
     chunks
         .out
         .push_front(Bytes::from(format!("data: {first}\n\n")));
+    chunks.started = true;
     let body = futures_util::stream::unfold(chunks, |mut chunks| async move {
         if chunks.out.is_empty() {
             // A failure here is sent as an error event by `advance`.

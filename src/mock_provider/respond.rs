@@ -4,7 +4,7 @@
 use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 
 use super::convo::MockDialect;
 use super::faults::Fault;
@@ -30,6 +30,9 @@ pub(super) fn error_message(dialect: MockDialect, status: u16, message: &str) ->
     }
     r
 }
+
+/// How long a truncated answer's first half stays in flight before the connection is cut.
+const TRUNCATE_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Builds the response; `Reset` sends no body byte, `Truncate` cuts half-way, `Malformed` breaks
 /// the JSON (the whole body, or the middle stream event).
@@ -59,7 +62,14 @@ pub(super) fn respond(mut r: Rendered, fault: Option<Fault>) -> Response {
                 mid -= 1;
             }
             text.truncate(mid);
-            Body::from_stream(stream::iter([Ok(Bytes::from(text)), Err(cut())]))
+            // The first half reaches the client before the cut, as when a real stream breaks:
+            // the client has the start of the answer in hand.
+            let first = stream::iter([Ok::<Bytes, std::io::Error>(Bytes::from(text))]);
+            let then_cut = stream::once(async move {
+                tokio::time::sleep(TRUNCATE_PAUSE).await;
+                Err(cut())
+            });
+            Body::from_stream(first.chain(then_cut))
         }
         Some(Fault::Malformed) => {
             let i = r.pieces.len() / 2;

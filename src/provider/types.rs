@@ -340,6 +340,10 @@ pub enum StreamEvent {
     ToolCall(ToolCall),
     /// Usage arrived.
     Usage(Usage),
+    /// The attempt failed (the reason) and the call is made again: what it streamed so far is
+    /// void, and the next attempt's events follow. Sent by [`crate::routing::call`] before the
+    /// retry, in order with the failed attempt's events.
+    Retrying(String),
 }
 
 /// Where a provider sends [`StreamEvent`]s during a streamed call. Sending never blocks the call:

@@ -107,6 +107,22 @@ pub trait CallObserver: Send + Sync {
     fn retrying(&self, attempt: u32, reason: &str, delay: Duration);
 }
 
+/// Passes retries on to the caller's observer and marks them in the stream
+/// ([`StreamEvent::Retrying`](crate::provider::StreamEvent::Retrying)).
+struct MarkRetries<'a> {
+    inner: &'a dyn CallObserver,
+    sink: Option<&'a StreamSink>,
+}
+
+impl CallObserver for MarkRetries<'_> {
+    fn retrying(&self, attempt: u32, reason: &str, delay: Duration) {
+        if let Some(sink) = self.sink {
+            let _ = sink.try_send(crate::provider::StreamEvent::Retrying(reason.to_owned()));
+        }
+        self.inner.retrying(attempt, reason, delay);
+    }
+}
+
 /// Waits for a permit when the route has quota admission.
 async fn admit(
     route: &Route,
@@ -157,6 +173,12 @@ pub async fn call<F>(
 where
     F: Fn() -> ChatRequest,
 {
+    // Whoever reads the stream learns of a retry in order with the events it voids.
+    let marking = MarkRetries {
+        inner: observer,
+        sink,
+    };
+    let observer: &dyn CallObserver = &marking;
     if let Some(models) = &route.models {
         return pooled::call(route, models, build, sink, priority, observer).await;
     }
