@@ -9,6 +9,9 @@ mod common;
 #[path = "gateway/budgets.rs"]
 mod budgets;
 
+#[path = "gateway/fuzz.rs"]
+mod fuzz;
+
 use std::time::Duration;
 
 use common::{chat, client, get_json, sdk, serve, sim_config, spawn_listening};
@@ -208,17 +211,7 @@ async fn malformed_requests_get_clear_4xx_and_the_server_keeps_serving() {
         .await
         .unwrap();
     assert_eq!(bad_wait.status(), 400);
-    // A header that tries to smuggle a line break never reaches the server as one.
-    let injected = http
-        .post(&url)
-        .header("x-massgen-max-wait", "1\r\nx-evil: 1")
-        .json(&question("sim"))
-        .send()
-        .await;
-    assert!(
-        injected.is_err(),
-        "the client must refuse the header itself"
-    );
+    // Line breaks smuggled into headers and other raw-HTTP abuse: tests/gateway/fuzz.rs.
     assert_eq!(chat(&addr, question("sim")).await.status(), 200);
 }
 

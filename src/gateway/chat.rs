@@ -187,7 +187,10 @@ fn max_wait(headers: &HeaderMap, default: Duration) -> Result<Duration, ApiError
         .and_then(|t| t.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0);
     match secs {
-        Some(s) => Ok(Duration::from_secs_f64(s).min(MAX_WAIT_CEILING)),
+        // Capped before converting: a huge number of seconds is no Duration at all.
+        Some(s) => Ok(Duration::from_secs_f64(
+            s.min(MAX_WAIT_CEILING.as_secs_f64()),
+        )),
         None => Err(ApiError::bad_request(format!(
             "`{MAX_WAIT_HEADER}` must be a number of seconds (e.g. 2.5)"
         ))),
