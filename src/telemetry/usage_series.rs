@@ -75,7 +75,7 @@ pub struct UsageSeries {
 }
 
 /// `records` (ended at or after `since_ms`) summed into buckets of `bucket_ms` aligned on
-/// `since_ms`.
+/// multiples of `bucket_ms` since the epoch (so two reads with the same bucket agree).
 pub fn series(
     store: String,
     records: &[UsageRecord],
@@ -88,7 +88,7 @@ pub fn series(
     let mut models: BTreeMap<String, UsageSums> = BTreeMap::new();
     let mut total = UsageSums::default();
     for r in records.iter().filter(|r| r.at_ms >= since_ms) {
-        let t = since_ms + (r.at_ms - since_ms) / bucket_ms * bucket_ms;
+        let t = r.at_ms.div_euclid(bucket_ms) * bucket_ms;
         buckets.entry(t).or_default().add(r);
         models
             .entry(format!("{}/{}", r.provider, r.model))
@@ -275,6 +275,9 @@ mod tests {
         let s = series("x".into(), &records[1..], 1_000, 5_000, 1_000);
         let t: Vec<(i64, u64)> = s.points.iter().map(|p| (p.t_ms, p.sums.calls)).collect();
         assert_eq!(t, [(1_000, 2), (4_000, 1), (5_000, 1)]);
+        let wide = series("x".into(), &records, 500, 5_000, 2_000);
+        let t: Vec<(i64, u64)> = wide.points.iter().map(|p| (p.t_ms, p.sums.calls)).collect();
+        assert_eq!(t, [(0, 3), (4_000, 2)], "buckets sit on multiples of their width");
         assert_eq!(s.points[0].sums.failed, 1);
         assert_eq!(s.points[0].sums.cost_usd, 0.25);
         assert_eq!(s.total.calls, 4);

@@ -96,7 +96,7 @@ function renderScopes(status) {
       el("h3", {}, s.scope, " ", badge(s.state)),
       ...s.limits.map((l) => gauge(s.scope, l)),
       el("div", { class: "meta" }, meta.join(" · ")),
-      wait ? el("div", { class: "meta wait", "data-wait": wait.detail }, "latest wait: " + (wait.agent || "") + " " + wait.detail) : null,
+      wait ? el("div", { class: "meta wait", "data-wait": wait.detail }, "latest wait: " + (wait.agent ? wait.agent + ", " : "") + wait.detail) : null,
       s.learned_limits.length ? el("div", { class: "meta learned" }, "learned: " + s.learned_limits.join("; ")) : null,
       el("div", { class: "meta" }, "granted " + s.granted_total + " · denied " + s.denied_total));
   });
@@ -130,7 +130,7 @@ function renderKeys(keys) {
       }
     }
     return el("tr", { "data-key-id": k.id, "data-key-mask": k.key, "data-key-status": k.status },
-      el("td", { class: "mask" }, k.key), el("td", {}, k.origin), el("td", {}, badge(k.status)),
+      el("td", { class: "mask" }, k.key), el("td", { class: "origin" }, k.origin), el("td", {}, badge(k.status)),
       el("td", {}, k.calls + (k.rate_limited ? " (" + k.rate_limited + " limited)" : "")),
       el("td", { class: "why" }, k.reason || ""), actions);
   });
@@ -143,7 +143,7 @@ function renderKeys(keys) {
 function renderProviders(providers) {
   replace($("providers").tBodies[0], ...providers.map((p) =>
     el("tr", { "data-provider": p.name, "data-circuit": p.state },
-      el("td", {}, p.name), el("td", {}, badge(p.state, p.state + "-circuit")),
+      el("td", { class: "origin" }, p.name), el("td", {}, badge(p.state, p.state + "-circuit")),
       el("td", {}, p.in_flight), el("td", {}, p.calls), el("td", {}, p.errors + (p.rejected ? " +" + p.rejected + " rejected" : "")),
       el("td", {}, (p.latency_p50_ms ?? "–") + " / " + (p.latency_p95_ms ?? "–") + " ms"))));
 }
@@ -172,24 +172,26 @@ function renderRouting(entries) {
 }
 
 // ---- charts ----
-function chart(node, points, value) {
-  const W = 600, H = 160, L = 44, B = 20, T = 8, R = 8;
-  const xs = points.map((p) => p.t_ms);
+function chart(node, series, value) {
+  // Bars: one per bucket holding calls, placed in time over the whole asked span.
+  const W = 400, H = 160, L = 40, B = 20, T = 8, R = 8;
+  const points = series.points;
+  const x0 = series.since_ms, x1 = Math.max(series.until_ms, x0 + 1), bucket = series.bucket_ms;
   const ys = points.map(value);
-  const x0 = Math.min(...xs), x1 = Math.max(...xs), ymax = Math.max(...ys, 0) || 1;
-  const sx = (t) => L + (x1 > x0 ? ((t - x0) / (x1 - x0)) * (W - L - R) : (W - L - R) / 2);
+  const ymax = Math.max(...ys, 0) || 1;
+  const sx = (t) => L + ((t - x0) / (x1 - x0)) * (W - L - R);
   const sy = (v) => H - B - (v / ymax) * (H - B - T);
-  const parts = [svg("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }),
-    svg("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B })];
+  const bw = Math.max(2, sx(x0 + bucket) - sx(x0) - 1);
   const label = (x, y, text, anchor) => { const t = svg("text", { x, y, "text-anchor": anchor || "start" }); t.textContent = text; return t; };
-  parts.push(label(L - 4, T + 10, fmt(ymax), "end"), label(L - 4, H - B, "0", "end"));
-  if (points.length) {
-    parts.push(label(L, H - 4, new Date(x0).toLocaleTimeString()), label(W - R, H - 4, new Date(x1).toLocaleTimeString(), "end"));
-    parts.push(svg("polyline", { class: "line", points: points.map((p, i) => sx(xs[i]) + "," + sy(ys[i])).join(" ") }));
-    points.forEach((p, i) => parts.push(svg("circle", { class: "dot", cx: sx(xs[i]), cy: sy(ys[i]), r: 3, "data-t": p.t_ms, "data-value": ys[i] })));
-  } else {
-    parts.push(label(W / 2, H / 2, "no calls recorded yet", "middle"));
-  }
+  const parts = [svg("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }),
+    svg("line", { class: "axis", x1: L, y1: T, x2: L, y2: H - B }),
+    label(L - 4, T + 10, fmt(ymax), "end"), label(L - 4, H - B, "0", "end"),
+    label(L, H - 4, new Date(x0).toLocaleString()), label(W - R, H - 4, "now", "end")];
+  points.forEach((p, i) => {
+    const x = Math.max(L, Math.min(W - R - bw, sx(p.t_ms)));
+    parts.push(svg("rect", { class: "bar", x, y: sy(ys[i]), width: bw, height: Math.max(1, H - B - sy(ys[i])), "data-t": p.t_ms, "data-value": ys[i] }));
+  });
+  if (!points.length) parts.push(label(W / 2, H / 2, "no calls recorded in this span", "middle"));
   node.setAttribute("data-points", points.length);
   node.setAttribute("data-total", ys.reduce((a, b) => a + b, 0));
   node.replaceChildren(...parts);
@@ -197,18 +199,19 @@ function chart(node, points, value) {
 
 async function pollUsage() {
   try {
-    const s = await getJson("/usage/series?since=24h");
-    chart($("chart-calls"), s.points, (p) => p.calls);
-    chart($("chart-tokens"), s.points, (p) => p.input_tokens + p.output_tokens);
-    chart($("chart-cost"), s.points, (p) => p.cost_usd);
-    $("usage-note").textContent = "last 24 h, " + Math.round(s.bucket_ms / 1000) + " s buckets, " + s.total.calls + " calls, $" + s.total.cost_usd.toFixed(4) + " — " + s.store;
+    const s = await getJson("/usage/series?" + $("usage-range").value);
+    chart($("chart-calls"), s, (p) => p.calls);
+    chart($("chart-tokens"), s, (p) => p.input_tokens + p.output_tokens);
+    chart($("chart-cost"), s, (p) => p.cost_usd);
+    $("usage-note").textContent = s.total.calls + " calls, $" + s.total.cost_usd.toFixed(4) + " — " + s.store;
     $("usage-note").dataset.totalCalls = s.total.calls;
     replace($("models").tBodies[0], ...Object.entries(s.models).map(([m, t]) =>
       el("tr", { "data-model": m, "data-calls": t.calls }, el("td", {}, m), el("td", {}, t.calls), el("td", {}, t.failed),
         el("td", {}, fmt(t.input_tokens) + " / " + fmt(t.output_tokens)), el("td", {}, t.cost_usd.toFixed(4)))));
   } catch (e) {
     $("usage-note").textContent = "(no usage ledger: " + e.message + ")";
-    for (const c of document.querySelectorAll("svg[data-chart]")) chart(c, [], () => 0);
+    const now = Date.now();
+    for (const c of document.querySelectorAll("svg[data-chart]")) chart(c, { points: [], since_ms: now - 3600000, until_ms: now, bucket_ms: 60000 }, () => 0);
   }
 }
 
@@ -268,6 +271,7 @@ function setupAdmin() {
 }
 
 setupAdmin();
+$("usage-range").addEventListener("change", pollUsage);
 poll();
 pollUsage();
 setInterval(poll, POLL_MS);
