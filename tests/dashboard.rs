@@ -174,3 +174,69 @@ fn the_dashboard_shows_what_status_reports_while_a_run_waits_for_quota() {
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "no screenshot");
 }
+
+const ADMIN_KEY: &str = "dash-admin-client-key-0001";
+const USER_KEY: &str = "dash-user-client-key-0002";
+
+#[test]
+fn the_gateway_dashboard_offers_admin_actions_only_with_an_admin_client_key() {
+    require_browser_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_mock, mock_addr) = mock_with(d, &["--latency", "20"]);
+    std::fs::write(
+        d.join("gateway.yaml"),
+        format!(
+            "listen: 127.0.0.1:0\n\
+             models:\n\
+             \x20 - name: m\n    backend: {{type: chatcompletion, model: gpt-4o-mini, \
+             base_url: 'http://{mock_addr}/v1', api_key: {KEY_A}}}\n\
+             rate_limit: {{enable_rate_limit: true, state: state.db}}\n\
+             clients:\n\
+             \x20 - {{name: boss, key: {ADMIN_KEY}, role: admin}}\n\
+             \x20 - {{name: someone, key: {USER_KEY}, role: user}}\n"
+        ),
+    )
+    .unwrap();
+    let mut gateway = Child(
+        bin(d)
+            .current_dir(d)
+            .args(["serve", "--config", "gateway.yaml", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = gateway.0.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the gateway stopped before listening")
+            .unwrap();
+        if let Some(rest) = line.split("gateway listening on http://").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let status = get(&addr, "/status");
+    let key = status["keys"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(status["keys"][0]["status"], "active", "{status}");
+    let shot = d.join("gateway.png");
+    let args: Vec<String> = vec![
+        "--gateway".into(),
+        "--url".into(),
+        format!("http://{addr}/"),
+        "--screenshot".into(),
+        shot.display().to_string(),
+        "--user-key".into(),
+        USER_KEY.into(),
+        "--admin-key".into(),
+        ADMIN_KEY.into(),
+    ];
+    let report = check(&args, d);
+    assert_eq!(report["before_key"], "off", "{report}");
+    assert_eq!(report["disabled_key"], key.as_str(), "{report}");
+    // The click reached the admin route: the gateway itself says the key is disabled.
+    let after = get(&addr, "/status");
+    assert_eq!(after["keys"][0]["status"], "disabled", "{after}");
+}
