@@ -48,7 +48,8 @@ fn require_browser_tools() {
 /// Where the screenshot goes: `DASHBOARD_SCREENSHOT` if set (the docs' image is made this
 /// way), else the test's own directory.
 fn screenshot_path(dir: &Path) -> PathBuf {
-    std::env::var_os("DASHBOARD_SCREENSHOT").map_or_else(|| dir.join("dashboard.png"), PathBuf::from)
+    std::env::var_os("DASHBOARD_SCREENSHOT")
+        .map_or_else(|| dir.join("dashboard.png"), PathBuf::from)
 }
 
 /// Runs the check script; panics with its output when it fails. Returns its report.
@@ -142,9 +143,12 @@ fn the_dashboard_shows_what_status_reports_while_a_run_waits_for_quota() {
     until(&addr, "/status", "no request waited for quota", |s| {
         s["waiting_total"].as_u64().unwrap_or(0) >= 1
     });
-    until(&addr, "/usage/series?since=1h", "the ledger holds no call", |s| {
-        s["total"]["calls"].as_u64().unwrap_or(0) >= 1
-    });
+    until(
+        &addr,
+        "/usage/series?since=1h",
+        "the ledger holds no call",
+        |s| s["total"]["calls"].as_u64().unwrap_or(0) >= 1,
+    );
     let shot = screenshot_path(d);
     let args: Vec<String> = vec![
         "--url".into(),
@@ -172,7 +176,10 @@ fn the_dashboard_shows_what_status_reports_while_a_run_waits_for_quota() {
     assert_eq!(report["keys"].as_array().unwrap().len(), 2, "{report}");
     assert_eq!(report["admin_form_hidden"], true, "{report}");
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "no screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "no screenshot"
+    );
 }
 
 const ADMIN_KEY: &str = "dash-admin-client-key-0001";
@@ -201,7 +208,13 @@ fn the_gateway_dashboard_offers_admin_actions_only_with_an_admin_client_key() {
     let mut gateway = Child(
         bin(d)
             .current_dir(d)
-            .args(["serve", "--config", "gateway.yaml", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--config",
+                "gateway.yaml",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),

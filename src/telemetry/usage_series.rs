@@ -277,7 +277,11 @@ mod tests {
         assert_eq!(t, [(1_000, 2), (4_000, 1), (5_000, 1)]);
         let wide = series("x".into(), &records, 500, 5_000, 2_000);
         let t: Vec<(i64, u64)> = wide.points.iter().map(|p| (p.t_ms, p.sums.calls)).collect();
-        assert_eq!(t, [(0, 3), (4_000, 2)], "buckets sit on multiples of their width");
+        assert_eq!(
+            t,
+            [(0, 3), (4_000, 2)],
+            "buckets sit on multiples of their width"
+        );
         assert_eq!(s.points[0].sums.failed, 1);
         assert_eq!(s.points[0].sums.cost_usd, 0.25);
         assert_eq!(s.total.calls, 4);
