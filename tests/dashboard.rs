@@ -86,11 +86,11 @@ fn the_dashboard_shows_what_status_reports_while_a_run_waits_for_quota() {
     require_browser_tools();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    // The mock admits 2 requests per 30 s per key and model; the team knows the same limit per
+    // The mock admits 2 requests per 60 s per key and model; the team knows the same limit per
     // key, so its three agents (two on one key) soon wait for quota.
     std::fs::write(
         d.join("mock_limits.yaml"),
-        "default:\n  windows: [{requests: 2, per: 30s}]\n",
+        "default:\n  windows: [{requests: 2, per: 60s}]\n",
     )
     .unwrap();
     let limits = d.join("mock_limits.yaml").display().to_string();
@@ -102,11 +102,17 @@ fn the_dashboard_shows_what_status_reports_while_a_run_waits_for_quota() {
              base_url: 'http://{mock_addr}/v1', api_key: {key}}}\n"
         ));
     }
-    yaml.push_str("rate_limit: {limits_file: limits.yaml}\n");
+    yaml.push_str("rate_limit: {limits_file: limits.yaml, prices: prices.yaml}\n");
     std::fs::write(d.join("team.yaml"), yaml).unwrap();
+    // Priced, so the cost chart has something to show.
+    std::fs::write(
+        d.join("prices.yaml"),
+        "chatcompletion:\n  gpt-4o-mini: {input: 150.0, output: 600.0, source: test, as_of: 2026-01-01}\n",
+    )
+    .unwrap();
     std::fs::write(
         d.join("limits.yaml"),
-        "chatcompletion:\n  default:\n    windows: [{requests: 2, per: 30s}]\n    scope: per_key\n",
+        "chatcompletion:\n  default:\n    windows: [{requests: 2, per: 60s}]\n    scope: per_key\n",
     )
     .unwrap();
     // Paths relative to the test's directory: the page (and the docs' screenshot) names them.
@@ -173,6 +179,8 @@ fn the_dashboard_shows_what_status_reports_while_a_run_waits_for_quota() {
         charted >= 1 && charted <= answered,
         "the chart shows {charted} calls, the mock answered {answered}: {report}"
     );
+    let cost = report["chart_total_cost"].as_f64().unwrap();
+    assert!(cost > 0.0, "the priced calls cost nothing on the chart: {report}");
     assert_eq!(report["keys"].as_array().unwrap().len(), 2, "{report}");
     assert_eq!(report["admin_form_hidden"], true, "{report}");
     let png = std::fs::read(&shot).unwrap();
