@@ -45,11 +45,10 @@ fn require_browser_tools() {
     );
 }
 
-/// Where the screenshot goes: `DASHBOARD_SCREENSHOT` if set (the docs' image is made this
-/// way), else the test's own directory.
-fn screenshot_path(dir: &Path) -> PathBuf {
-    std::env::var_os("DASHBOARD_SCREENSHOT")
-        .map_or_else(|| dir.join("dashboard.png"), PathBuf::from)
+/// Where a screenshot goes: the variable `var` if set (the docs' images are made this way),
+/// else `name` in the test's own directory.
+fn screenshot_path(var: &str, dir: &Path, name: &str) -> PathBuf {
+    std::env::var_os(var).map_or_else(|| dir.join(name), PathBuf::from)
 }
 
 /// Runs the check script; panics with its output when it fails. Returns its report.
@@ -155,7 +154,7 @@ fn the_dashboard_shows_what_status_reports_while_a_run_waits_for_quota() {
         "the ledger holds no call",
         |s| s["total"]["calls"].as_u64().unwrap_or(0) >= 1,
     );
-    let shot = screenshot_path(d);
+    let shot = screenshot_path("DASHBOARD_SCREENSHOT", d, "dashboard.png");
     let args: Vec<String> = vec![
         "--url".into(),
         format!("http://{addr}/"),
@@ -180,7 +179,10 @@ fn the_dashboard_shows_what_status_reports_while_a_run_waits_for_quota() {
         "the chart shows {charted} calls, the mock answered {answered}: {report}"
     );
     let cost = report["chart_total_cost"].as_f64().unwrap();
-    assert!(cost > 0.0, "the priced calls cost nothing on the chart: {report}");
+    assert!(
+        cost > 0.0,
+        "the priced calls cost nothing on the chart: {report}"
+    );
     assert_eq!(report["keys"].as_array().unwrap().len(), 2, "{report}");
     assert_eq!(report["admin_form_hidden"], true, "{report}");
     let png = std::fs::read(&shot).unwrap();
@@ -206,6 +208,7 @@ fn the_gateway_dashboard_offers_admin_actions_only_with_an_admin_client_key() {
              models:\n\
              \x20 - name: m\n    backend: {{type: chatcompletion, model: gpt-4o-mini, \
              base_url: 'http://{mock_addr}/v1', api_key: {KEY_A}}}\n\
+             \x20 - name: p\n    backend: {{type: pool, pool: simulated}}\n\
              rate_limit: {{enable_rate_limit: true, state: state.db}}\n\
              clients:\n\
              \x20 - {{name: boss, key: {ADMIN_KEY}, role: admin}}\n\
@@ -242,7 +245,7 @@ fn the_gateway_dashboard_offers_admin_actions_only_with_an_admin_client_key() {
     let status = get(&addr, "/status");
     let key = status["keys"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(status["keys"][0]["status"], "active", "{status}");
-    let shot = d.join("gateway.png");
+    let shot = screenshot_path("DASHBOARD_GATEWAY_SCREENSHOT", d, "gateway.png");
     let args: Vec<String> = vec![
         "--gateway".into(),
         "--url".into(),
@@ -256,6 +259,11 @@ fn the_gateway_dashboard_offers_admin_actions_only_with_an_admin_client_key() {
     ];
     let report = check(&args, d);
     assert_eq!(report["before_key"], "off", "{report}");
+    assert_eq!(
+        report["pools"],
+        serde_json::json!(["simulated"]),
+        "{report}"
+    );
     assert_eq!(report["disabled_key"], key.as_str(), "{report}");
     // The click reached the admin route: the gateway itself says the key is disabled.
     let after = get(&addr, "/status");
