@@ -65,42 +65,27 @@ pub async fn status_json_with(
     runtime: &Runtime,
     routing: Option<&RoutingLog>,
 ) -> serde_json::Value {
-    let mut json = status_core(runtime).await;
-    let scopes: Vec<telemetry::ScopeStatus> = json
-        .get("scopes")
-        .and_then(|s| serde_json::from_value(s.clone()).ok())
-        .unwrap_or_default();
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let keys: Vec<KeyStatusView> = runtime
-        .key_status()
-        .iter()
-        .map(|k| KeyStatusView::new(k, &scopes, now_ms))
-        .collect();
-    if let Some(obj) = json.as_object_mut() {
-        obj.insert(
-            "keys".to_owned(),
-            serde_json::to_value(keys).unwrap_or_default(),
-        );
-        let recent = routing.map(RoutingLog::recent).unwrap_or_default();
-        obj.insert(
-            "routing".to_owned(),
-            serde_json::to_value(recent).unwrap_or_default(),
-        );
-    }
-    json
-}
-
-async fn status_core(runtime: &Runtime) -> serde_json::Value {
     let providers: Vec<ProviderStatus> = runtime
         .endpoint_health()
         .await
         .iter()
         .map(|(h, agents)| ProviderStatus::from_health(h, agents.clone()))
         .collect();
+    let routing = routing.map(RoutingLog::recent).unwrap_or_default();
+    let keys = |scopes: &[telemetry::ScopeStatus]| -> Vec<KeyStatusView> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        runtime
+            .key_status()
+            .iter()
+            .map(|k| KeyStatusView::new(k, scopes, now_ms))
+            .collect()
+    };
     match runtime.quota_status().await {
         Some(snapshot) => {
             let mut report = StatusReport::from_snapshot(&snapshot).with_providers(providers);
             report.pools = runtime.pool_status(&report.scopes);
+            report.keys = keys(&report.scopes);
+            report.routing = routing;
             match runtime.quota_handle() {
                 Some(q) => report.with_store(q.store_status().await).to_json(),
                 None => report.to_json(),
@@ -110,6 +95,8 @@ async fn status_core(runtime: &Runtime) -> serde_json::Value {
             "scopes": [],
             "providers": providers,
             "pools": runtime.pool_status(&[]),
+            "keys": keys(&[]),
+            "routing": routing,
             "note": "rate limiting is off for this run (use --rate-limit)"
         }),
     }
