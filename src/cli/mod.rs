@@ -16,7 +16,7 @@ mod validate;
 
 pub use args::{Cli, Command, LogFormatArg, MockProviderArgs, RunArgs, ServeArgs, UsageArgs};
 pub use automation::{AutomationReport, render as render_automation};
-pub use metrics::status_json;
+pub use metrics::{status_json, status_json_with};
 pub use progress::{Progress, ProgressMode, fmt_elapsed, fmt_wait};
 pub use run::{EXIT_CONFIG, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, run};
 pub use validate::{describe as describe_limits, list_backends, summary as validate_summary};

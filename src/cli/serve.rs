@@ -64,6 +64,7 @@ pub fn run(args: ServeArgs) -> u8 {
         );
         say!("  probes:            GET http://{addr}/healthz, GET http://{addr}/readyz");
         say!("  metrics, status:   GET http://{addr}/metrics, GET http://{addr}/status");
+        say!("  dashboard:         http://{addr}/  (admin actions once an admin client key is entered)");
         say!(
             "  quota wait:        up to {:.1} s per request (header x-massgen-max-wait to change)",
             server.state().config.max_wait.as_secs_f64()

@@ -144,13 +144,18 @@ pub fn router(state: Arc<GatewayState>, hooks: GatewayHooks) -> Router {
         .route("/readyz", get(readyz))
         .with_state(state.clone())
         .merge(api);
+    // The dashboard's log of routing and quota moves (a task of the server's runtime).
+    let routing = crate::telemetry::RoutingLog::watch(state.runtime.subscribe());
     match &state.prometheus {
         Some(handle) => {
             let for_status = state.runtime.clone();
             let for_scrape = state.runtime.clone();
             let status: crate::telemetry::StatusSource = Arc::new(move || {
                 let runtime = for_status.clone();
-                Box::pin(async move { crate::cli::status_json(&runtime).await })
+                let routing = routing.clone();
+                Box::pin(
+                    async move { crate::cli::status_json_with(&runtime, Some(&routing)).await },
+                )
             });
             let scrape: crate::telemetry::ScrapeHook = Arc::new(move || {
                 let runtime = for_scrape.clone();
@@ -171,11 +176,19 @@ pub fn router(state: Arc<GatewayState>, hooks: GatewayHooks) -> Router {
             app = app
                 .route(
                     "/status",
-                    get(move || async move { axum::Json(crate::cli::status_json(&runtime).await) }),
+                    get(move || async move {
+                        axum::Json(crate::cli::status_json_with(&runtime, Some(&routing)).await)
+                    }),
                 )
                 .route("/metrics", get(no_metrics));
         }
     }
+    // The dashboard page is public like /status; its admin actions call the admin routes with
+    // the client key the user enters.
+    app = app.merge(crate::telemetry::dashboard::routes(
+        crate::telemetry::DashboardMode::Gateway,
+        state.runtime.team().rate_limit.state.clone(),
+    ));
     // Admin endpoints (provider keys, cooldowns) bring their own checks.
     if let Some(admin) = hooks.admin {
         app = app.merge(admin(&state));
@@ -247,7 +260,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         "invalid_request_error",
         format!(
             "no route `{}`: the gateway serves POST /v1/chat/completions, GET /v1/models, \
-             /healthz, /readyz, /metrics and /status",
+             /healthz, /readyz, /metrics, /status and its dashboard at /",
             crate::config::shown(uri.path())
         ),
     )

@@ -5,7 +5,8 @@
 //!   a metric, so call sites cannot misspell a name or put free text in a label.
 //! - [`install_prometheus`] / [`local_recorder`]: the exporter; library users may install their
 //!   own `metrics` recorder instead.
-//! - [`MetricsServer`]: `GET /metrics` and `GET /status` on a loopback address;
+//! - [`MetricsServer`]: `GET /metrics`, `GET /status` and the [`dashboard`] at `/` on a
+//!   loopback address;
 //!   [`MetricsServerOptions::with_quota`] serves a supervisor's live state ([`StatusReport`]).
 //! - Bridges: [`apply_quota_snapshot`] sets the quota gauges from a snapshot,
 //!   [`record_quota_event`] / [`spawn_quota_bridge`] turn supervisor events into counters and
@@ -17,7 +18,9 @@
 
 mod bridge;
 pub mod catalog;
+pub mod dashboard;
 mod exporter;
+mod key_status;
 mod logging;
 pub mod pool;
 mod pool_status;
@@ -25,22 +28,27 @@ pub mod pricing;
 pub mod provider;
 mod provider_status;
 pub mod quota;
+mod routing_log;
 pub mod run;
 mod server;
 pub mod spans;
 mod status;
+pub mod usage_series;
 
 pub use bridge::{
     QuotaMetricsBridge, apply_quota_snapshot, log_quota_event, record_quota_event,
     record_run_event, spawn_quota_bridge, spawn_run_bridge,
 };
 pub use catalog::describe_all;
+pub use dashboard::DashboardMode;
 pub use exporter::{install_prometheus, local_recorder, prometheus_builder};
+pub use key_status::KeyStatusView;
 pub use logging::{
     LOG_ENV, LogFormat, LogOptions, build_filter, init_tracing, subscriber, verbosity_directives,
 };
 pub use pool_status::{LeftOutStatus, ModelStatus, PoolStatus};
 pub use provider_status::ProviderStatus;
+pub use routing_log::{ROUTING_KEPT, RoutingEntry, RoutingLog};
 pub use server::{
     DEFAULT_METRICS_ADDR, EXPOSITION_CONTENT_TYPE, MetricsServer, MetricsServerOptions, ScrapeHook,
     StatusSource, routes as metrics_routes,

@@ -1,5 +1,6 @@
-//! [`MetricsServer`]: serves `GET /metrics` (Prometheus exposition) and `GET /status` (live quota
-//! status as JSON) over HTTP/1 on one address, loopback unless the user names another.
+//! [`MetricsServer`]: serves `GET /metrics` (Prometheus exposition), `GET /status` (live quota
+//! status as JSON) and the web dashboard (`/`, `/usage/series`) over HTTP/1 on one address,
+//! loopback unless the user names another.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -41,6 +42,8 @@ pub struct MetricsServerOptions {
     pub status: Option<StatusSource>,
     /// Runs before each `/metrics` render.
     pub before_scrape: Option<ScrapeHook>,
+    /// The ledger `/usage/series` reads for the dashboard's charts (`None`: 404).
+    pub usage: Option<crate::store::StoreSpec>,
     /// How often histogram samples are folded into their buckets between scrapes, which keeps
     /// the recorder's memory bounded on long runs.
     pub upkeep_interval: Duration,
@@ -58,6 +61,7 @@ impl std::fmt::Debug for MetricsServerOptions {
             .field("addr", &self.addr)
             .field("status", &self.status.is_some())
             .field("before_scrape", &self.before_scrape.is_some())
+            .field("usage", &self.usage)
             .field("upkeep_interval", &self.upkeep_interval)
             .finish()
     }
@@ -70,8 +74,15 @@ impl MetricsServerOptions {
             addr,
             status: None,
             before_scrape: None,
+            usage: None,
             upkeep_interval: Duration::from_secs(5),
         }
+    }
+
+    /// Serve `/usage/series` from the usage ledger kept in `spec`.
+    pub fn with_usage(mut self, spec: Option<crate::store::StoreSpec>) -> Self {
+        self.usage = spec;
+        self
     }
 
     /// Answer `/status` with what `source` returns.
@@ -136,7 +147,9 @@ impl MetricsServer {
             status: options.status,
             before_scrape: options.before_scrape,
         };
-        let app = routes(state.handle, state.status, state.before_scrape).route("/", get(index));
+        let app = routes(state.handle, state.status, state.before_scrape).merge(
+            super::dashboard::routes(super::DashboardMode::Run, options.usage),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let serve = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -210,10 +223,6 @@ pub fn routes(
             status: status_source,
             before_scrape,
         })
-}
-
-async fn index() -> &'static str {
-    "massgen metrics: GET /metrics (Prometheus text format), GET /status (quota status JSON)\n"
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -93,6 +93,13 @@ pub struct StatusReport {
     /// Every pool agents choose models from: each model's limits and availability.
     #[serde(default)]
     pub pools: Vec<super::PoolStatus>,
+    /// Every provider key, masked, with its status (`active`, `cooldown`, `exhausted`,
+    /// `disabled`).
+    #[serde(default)]
+    pub keys: Vec<super::KeyStatusView>,
+    /// The latest routing and quota moves, oldest first (empty when nothing keeps them).
+    #[serde(default)]
+    pub routing: Vec<super::RoutingEntry>,
 }
 
 impl StatusReport {
@@ -110,6 +117,8 @@ impl StatusReport {
             store_error: None,
             providers: Vec::new(),
             pools: Vec::new(),
+            keys: Vec::new(),
+            routing: Vec::new(),
         }
     }
 
