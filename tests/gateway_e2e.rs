@@ -64,13 +64,21 @@ fn two_hundred_concurrent_clients_are_all_answered_within_the_mocks_limit() {
         .unwrap();
     let url = format!("http://{gateway}/v1/chat/completions");
     let out = rt.block_on(load::run(&url, "none", "mocked", CLIENTS, 0, 1));
-    assert!(out.failures.is_empty(), "{:?}", &out.failures[..5.min(out.failures.len())]);
+    assert!(
+        out.failures.is_empty(),
+        "{:?}",
+        &out.failures[..5.min(out.failures.len())]
+    );
     assert_eq!(out.sent, CLIENTS as u64);
     assert_eq!(out.answered, CLIENTS as u64);
     // The mock's side: every request arrived once, none was refused, and no trailing second
     // held more than the limit.
     let stats = get_blocking(&mock, "/stats");
-    assert_eq!(load::mock_counts(&stats, "mock-a"), (CLIENTS as u64, 0), "{stats}");
+    assert_eq!(
+        load::mock_counts(&stats, "mock-a"),
+        (CLIENTS as u64, 0),
+        "{stats}"
+    );
     let admissions = get_blocking(&mock, "/admissions");
     assert_eq!(admissions.as_array().unwrap().len(), CLIENTS);
     let minute = Duration::from_secs(60);
@@ -78,7 +86,10 @@ fn two_hundred_concurrent_clients_are_all_answered_within_the_mocks_limit() {
     // The gateway used the whole limit and never more.
     assert_eq!(busiest, RPM, "the most requests in one minute at the mock");
     let tokens = load::busiest_tokens(&admissions, "mock-a", minute);
-    assert!(tokens <= 1_000_000, "{tokens} tokens in one minute at the mock");
+    assert!(
+        tokens <= 1_000_000,
+        "{tokens} tokens in one minute at the mock"
+    );
     let status = get_blocking(&gateway, "/status");
     let scope = status["scopes"]
         .as_array()
@@ -139,7 +150,10 @@ fn massgen_runs_a_three_agent_team_through_the_gateway_without_a_429() {
     // The mock's own records: MassGen's calls all arrived, none was refused, none too close.
     let stats = get_blocking(&mock, "/stats");
     let (admitted, refused) = load::mock_counts(&stats, "mock-a");
-    assert!(admitted >= 4, "three answers or votes and a final answer: {stats}");
+    assert!(
+        admitted >= 4,
+        "three answers or votes and a final answer: {stats}"
+    );
     assert_eq!(refused, 0, "{stats}");
     let openai = &stats["by_dialect"]["openai"];
     assert!(
@@ -152,13 +166,13 @@ fn massgen_runs_a_three_agent_team_through_the_gateway_without_a_429() {
     let minute = Duration::from_secs(60);
     assert!(load::busiest_window(&admissions, "mock-a", minute) <= 20);
     let tokens = load::busiest_tokens(&admissions, "mock-a", minute);
-    assert!(tokens <= 200_000, "{tokens} tokens within a minute at the mock");
+    assert!(
+        tokens <= 200_000,
+        "{tokens} tokens within a minute at the mock"
+    );
     // The gateway held MassGen's parallel calls rather than passing them on, and granted
     // exactly what the mock admitted.
     assert!(waited_secs(&gateway) > 1.0, "no MassGen call waited");
     let status = get_blocking(&gateway, "/status");
-    assert_eq!(
-        status["scopes"][0]["granted_total"], admitted,
-        "{status}"
-    );
+    assert_eq!(status["scopes"][0]["granted_total"], admitted, "{status}");
 }

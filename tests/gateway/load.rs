@@ -103,9 +103,9 @@ async fn one(http: &reqwest::Client, url: &str, key: &str, body: Value, out: &mu
     };
     let status = answer.status();
     let text = answer.text().await.unwrap_or_default();
-    let completion = serde_json::from_str::<Value>(&text)
-        .ok()
-        .is_some_and(|v| v["object"] == "chat.completion" && v["choices"][0]["message"].is_object());
+    let completion = serde_json::from_str::<Value>(&text).ok().is_some_and(|v| {
+        v["object"] == "chat.completion" && v["choices"][0]["message"].is_object()
+    });
     if status == 200 && completion {
         out.answered += 1;
         true
@@ -153,7 +153,12 @@ pub fn busiest_tokens(admissions: &Value, model: &str, period: Duration) -> u64 
     })
 }
 
-fn busiest(admissions: &Value, model: &str, period: Duration, weight: impl Fn(&Value) -> u64) -> u64 {
+fn busiest(
+    admissions: &Value,
+    model: &str,
+    period: Duration,
+    weight: impl Fn(&Value) -> u64,
+) -> u64 {
     let mut by_scope: std::collections::BTreeMap<String, Vec<(u64, u64)>> = Default::default();
     for a in admissions.as_array().into_iter().flatten() {
         if a["model"] == model {
