@@ -33,7 +33,20 @@ fn mock_with(dir: &std::path::Path, limits: &str) -> (common::Child, String) {
 
 /// The sum of the gateway's permit waits, from its `/metrics`.
 fn waited_secs(gateway: &str) -> f64 {
-    let text = common::get_text_blocking(gateway, "/metrics");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let text = rt.block_on(async {
+        common::client()
+            .get(format!("http://{gateway}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
     text.lines()
         .filter(|l| l.starts_with("massgen_quota_permit_wait_seconds_sum"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

@@ -139,21 +139,3 @@ pub fn get_blocking(addr: &str, path: &str) -> serde_json::Value {
         .unwrap();
     rt.block_on(get_json(addr, path))
 }
-
-/// `GET path` as text, from a test without an async runtime.
-pub fn get_text_blocking(addr: &str, path: &str) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        client()
-            .get(format!("http://{addr}{path}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    })
-}
