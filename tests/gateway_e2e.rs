@@ -187,5 +187,12 @@ fn massgen_runs_a_three_agent_team_through_the_gateway_without_a_429() {
     // exactly what the mock admitted.
     assert!(waited_secs(&gateway) > 1.0, "no MassGen call waited");
     let status = get_blocking(&gateway, "/status");
-    assert_eq!(status["scopes"][0]["granted_total"], admitted, "{status}");
+    let scope = status["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scope"] == "chatcompletion/mock-a")
+        .unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(scope["granted_total"], admitted, "{status}");
+    assert_eq!(scope["denied_total"], 0, "{status}");
 }
