@@ -1,6 +1,7 @@
 //! `massgen-rs` end to end: load and validate the configuration, run the team with live
 //! progress, print the answer, and map every outcome to an exit code.
 
+use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
@@ -331,6 +332,7 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     // run the orderly way rather than killing it before its status is written.
     let stop = interrupted();
     let agent_ids: Vec<String> = team.agents.iter().map(|a| a.id.clone()).collect();
+    let supervised = supervised_agents(&team, rate_limit);
     let options = RuntimeOptions {
         rate_limit,
         limits: Some(Arc::new(table)),
@@ -355,9 +357,14 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     };
     let display = tokio::spawn(show_progress(
         runtime.subscribe(),
-        mode,
-        agent_ids,
-        args.automation,
+        Arc::clone(&runtime),
+        ShowOptions {
+            mode,
+            question: question.clone(),
+            agents: agent_ids,
+            supervised,
+            automation: args.automation,
+        },
     ));
     // Ctrl-C or SIGTERM ends the run the orderly way: calls in flight are cancelled and the
     // run directory gets its status.json and final event like any other end.
@@ -396,21 +403,56 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     code
 }
 
-/// Draws run events until the run finishes (or the stream closes).
+/// What the display task needs to know about the run.
+struct ShowOptions {
+    mode: ProgressMode,
+    question: String,
+    /// Agent ids in config order.
+    agents: Vec<String>,
+    /// Agents whose calls go through the quota supervisor.
+    supervised: HashSet<String>,
+    automation: bool,
+}
+
+/// The agents whose calls ask the quota supervisor for permits (rate limiting on, and not
+/// turned off for the agent): their quota waits show as their `waiting for quota` state.
+fn supervised_agents(team: &TeamConfig, rate_limit: bool) -> HashSet<String> {
+    team.agents
+        .iter()
+        .filter(|a| rate_limit && a.backend.enable_rate_limit != Some(false))
+        .map(|a| a.id.clone())
+        .collect()
+}
+
+/// Draws run events until the run finishes (or the stream closes): on the terminal display
+/// when `mode` is live and the terminal takes it, else as lines.
 async fn show_progress(
     mut events: tokio::sync::broadcast::Receiver<RunEvent>,
-    mode: ProgressMode,
-    agents: Vec<String>,
-    automation: bool,
+    runtime: Arc<Runtime>,
+    opts: ShowOptions,
 ) {
-    let mut progress = Progress::new(std::io::stderr(), mode, &agents);
+    let mut tui = if opts.mode == ProgressMode::Live {
+        match super::display::Tui::start(&opts.question, &opts.agents) {
+            Ok(tui) => Some(tui),
+            Err(e) => {
+                // The in-place lines need nothing more than the cursor moves.
+                eprintln!("note: terminal display unavailable ({e}); showing progress lines");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut progress = Progress::new(std::io::stderr(), opts.mode, &opts.agents);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    // The quota strip's figures: the supervisor's snapshot, twice a second.
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             event = events.recv() => match event {
                 Ok(event) => {
                     if let RunEvent::RunStarted { run_dir: Some(dir), .. } = &event {
-                        if automation {
+                        if opts.automation {
                             // MassGen prints LOG_DIR first, so scripts can watch the run.
                             let _ = print_stdout(&format!("LOG_DIR: {}\n", dir.display()));
                         }
@@ -419,22 +461,39 @@ async fn show_progress(
                     // display reads anyway, so the last event is never lost to a shutdown.
                     crate::telemetry::record_run_event(&event);
                     let finished = matches!(event, RunEvent::RunFinished { .. });
-                    apply(&mut progress, &event);
+                    match &mut tui {
+                        Some(tui) => tui.event(&event),
+                        None => apply(&mut progress, &event, &opts.supervised),
+                    }
                     if finished {
                         break;
                     }
                 }
-                Err(RecvError::Lagged(n)) => progress.note(&format!("({n} events not shown)")),
+                Err(RecvError::Lagged(n)) => match &mut tui {
+                    Some(tui) => tui.note(format!("({n} events not shown)")),
+                    None => progress.note(&format!("({n} events not shown)")),
+                },
                 Err(RecvError::Closed) => break,
             },
-            _ = tick.tick() => progress.tick(),
+            _ = tick.tick() => match &mut tui {
+                Some(tui) => tui.tick(),
+                None => progress.tick(),
+            },
+            _ = poll.tick(), if tui.is_some() => {
+                if let (Some(tui), Some(snapshot)) = (&mut tui, runtime.quota_status().await) {
+                    tui.snapshot(&snapshot);
+                }
+            }
         }
     }
-    progress.finish();
+    match tui {
+        Some(tui) => tui.finish(),
+        None => progress.finish(),
+    }
 }
 
 /// Translates one run event into the display.
-fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent) {
+fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent, supervised: &HashSet<String>) {
     match event {
         RunEvent::RunStarted {
             run_dir: Some(dir), ..
@@ -473,6 +532,12 @@ fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent) {
                 "{agent}: pool {pool} moved {from} -> {to} ({reason})"
             ));
         }
+        // A supervised agent's pool waits in the supervisor's queue: the supervisor's `waiting`
+        // event already showed it as the agent's `waiting for quota` state (with the scope, the
+        // blocking limit and the ETA), and the pool's event is that same wait seen from the pool
+        // (it is sent in answer to it). Printing both showed every pooled wait twice. A pool
+        // without a supervisor rests its models itself: that wait is shown only here.
+        RunEvent::NoModelAvailable { agent, .. } if supervised.contains(agent) => {}
         RunEvent::NoModelAvailable {
             agent,
             pool,
