@@ -18,8 +18,8 @@ struct Pane {
 }
 
 impl Pane {
-    /// A detached 120x40 session running `sh` in `dir`, with `env` set.
-    fn start(dir: &Path, env: &[(&str, String)]) -> Pane {
+    /// A detached 120x40 session `tag` running `bash` in `dir`, with `env` set.
+    fn start(dir: &Path, tag: &str, env: &[(&str, String)]) -> Pane {
         let probe = Command::new("tmux").arg("-V").output();
         assert!(
             probe.as_ref().is_ok_and(|o| o.status.success()),
@@ -28,15 +28,26 @@ impl Pane {
         );
         let pane = Pane {
             socket: dir.join("tmux.sock"),
-            name: format!("massgen-display-{}", std::process::id()),
+            name: format!("massgen-display-{}-{tag}", std::process::id()),
         };
         let mut cmd = pane.tmux();
-        cmd.args(["new-session", "-d", "-s", &pane.name, "-x", "120", "-y", "40"])
-            .args(["-c", dir.to_str().unwrap()]);
+        cmd.args([
+            "new-session",
+            "-d",
+            "-s",
+            &pane.name,
+            "-x",
+            "120",
+            "-y",
+            "40",
+        ])
+        .args(["-c", dir.to_str().unwrap()]);
         for (k, v) in env {
             cmd.args(["-e", &format!("{k}={v}")]);
         }
-        cmd.arg("sh");
+        // bash, not dash: after a Ctrl-C that the program handled (it exits 130 on its own),
+        // bash goes on with the command line, so `echo exit=$?` still reports the code.
+        cmd.args(["bash", "--norc", "--noprofile"]);
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "tmux new-session: {}", text(&out));
         pane
@@ -152,6 +163,14 @@ simulated:
     window_guard: 0s
 ";
 
+/// The exit code the shell printed after the run (a line `exit=N`; the typed command line
+/// shows `exit=$?`, which is not one).
+fn exit_code(screen: &str) -> Option<i32> {
+    screen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("exit=")?.parse().ok())
+}
+
 /// The whole-second ETA the quota strip shows (`blocked by requests/8s, ETA 6s`), if any.
 fn strip_eta(screen: &str) -> Option<u64> {
     let at = screen.find("blocked by requests/8s, ETA ")?;
@@ -161,13 +180,14 @@ fn strip_eta(screen: &str) -> Option<u64> {
     (unit == 's').then(|| digits.parse().ok()).flatten()
 }
 
-#[test]
-fn the_display_shows_quota_waits_and_gives_the_terminal_back() {
+/// A pane in a fresh directory holding the team, running the team on a question.
+fn start_run(tag: &str) -> (tempfile::TempDir, Pane) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("team.yaml"), TEAM).unwrap();
     std::fs::write(dir.path().join("limits.yaml"), LIMITS).unwrap();
     let pane = Pane::start(
         dir.path(),
+        tag,
         &[
             ("TERM", "xterm-256color".to_owned()),
             // Quota state of this run stays in the test's directory.
@@ -182,39 +202,26 @@ fn the_display_shows_quota_waits_and_gives_the_terminal_back() {
         "'{}' --config team.yaml --no-run-dir 'What is the capital of France?'; echo \"exit=$?\"",
         env!("CARGO_BIN_EXE_massgen-rs")
     ));
+    (dir, pane)
+}
 
-    // While a call waits for the window: the gauge of the full limit, and its ETA.
-    let waiting = pane.wait_for("a quota wait on the display", RUN_TIMEOUT, |s| {
-        s.contains("requests/8s 2/2") && strip_eta(s).is_some()
-    });
-    assert!(waiting.contains(" alpha "), "{waiting}");
-    assert!(waiting.contains(" beta "), "{waiting}");
-    assert!(waiting.contains("waiting for quota"), "{waiting}");
-    assert!(waiting.contains("simulated/sim-fast"), "{waiting}");
-    assert!(waiting.contains("in flight"), "{waiting}");
-    assert_eq!(pane.format("#{alternate_on}"), "1", "the display is on the alternate screen");
-    // The ETA counts down while the call waits (it does not need a new event to move).
-    let first = strip_eta(&waiting).unwrap();
-    pane.wait_for("the ETA to count down", RUN_TIMEOUT, |s| {
-        strip_eta(s).is_some_and(|eta| eta < first)
-    });
-    if let Ok(keep) = std::env::var("MASSGEN_DISPLAY_SCREEN") {
-        // For the docs: the pane as captured during the wait.
-        std::fs::write(keep, &waiting).unwrap();
-    }
-
-    // The run ends: the main screen is back with the winner and the answer.
-    let end = pane.wait_for("the run to end", RUN_TIMEOUT, |s| s.contains("exit="));
-    assert!(end.contains("exit=0"), "{end}");
-    assert_eq!(pane.format("#{alternate_on}"), "0", "alternate screen left:\n{end}");
-    assert_eq!(pane.format("#{cursor_flag}"), "1", "cursor shown again:\n{end}");
-    let history = pane.history();
-    assert!(history.contains("winner: "), "{history}");
-    assert!(history.contains("run completed in"), "{history}");
-    assert!(history.contains("Final answer."), "the answer on stdout:\n{history}");
-
-    // The terminal is a normal cooked terminal: what is typed is echoed and run.
-    pane.type_line("stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo -e -icanon -e -echo; echo restored-ok");
+/// The pane is a normal cooked terminal again: the alternate screen is left, the cursor
+/// shown, and what is typed is echoed and run.
+fn assert_restored(pane: &Pane) {
+    let end = pane.capture();
+    assert_eq!(
+        pane.format("#{alternate_on}"),
+        "0",
+        "alternate screen left:\n{end}"
+    );
+    assert_eq!(
+        pane.format("#{cursor_flag}"),
+        "1",
+        "cursor shown again:\n{end}"
+    );
+    pane.type_line(
+        "stty -a | tr ' ' '\\n' | grep -x -e icanon -e echo -e -icanon -e -echo; echo restored-ok",
+    );
     let after = pane.wait_for("the shell to answer", RUN_TIMEOUT, |s| {
         s.lines().any(|l| l.trim() == "restored-ok")
     });
@@ -226,4 +233,69 @@ fn the_display_shows_quota_waits_and_gives_the_terminal_back() {
         .filter(|l| ["icanon", "echo", "-icanon", "-echo"].contains(l))
         .collect();
     assert_eq!(modes, ["icanon", "echo"], "{after}");
+}
+
+#[test]
+fn the_display_shows_quota_waits_and_gives_the_terminal_back() {
+    let (_dir, pane) = start_run("wait");
+
+    // While a call waits for the window: the gauge of the full limit, and its ETA.
+    let waiting = pane.wait_for("a quota wait on the display", RUN_TIMEOUT, |s| {
+        s.contains("requests/8s 2/2") && strip_eta(s).is_some()
+    });
+    assert!(waiting.contains(" alpha "), "{waiting}");
+    assert!(waiting.contains(" beta "), "{waiting}");
+    assert!(waiting.contains("waiting for quota"), "{waiting}");
+    assert!(waiting.contains("simulated/sim-fast"), "{waiting}");
+    assert!(waiting.contains("in flight"), "{waiting}");
+    assert_eq!(
+        pane.format("#{alternate_on}"),
+        "1",
+        "the display is on the alternate screen"
+    );
+    // The ETA counts down while the call waits (it does not need a new event to move).
+    let first = strip_eta(&waiting).unwrap();
+    pane.wait_for("the ETA to count down", RUN_TIMEOUT, |s| {
+        strip_eta(s).is_some_and(|eta| eta < first)
+    });
+    if let Ok(keep) = std::env::var("MASSGEN_DISPLAY_SCREEN") {
+        // For the docs: the pane as captured during the wait.
+        std::fs::write(keep, &waiting).unwrap();
+    }
+
+    // The run ends: the main screen is back with the winner and the answer.
+    let end = pane.wait_for("the run to end", RUN_TIMEOUT, |s| exit_code(s).is_some());
+    assert_eq!(exit_code(&end), Some(0), "{end}");
+    let history = pane.history();
+    assert!(history.contains("winner: "), "{history}");
+    assert!(history.contains("run completed in"), "{history}");
+    assert!(
+        history.contains("Final answer."),
+        "the answer on stdout:\n{history}"
+    );
+    assert_restored(&pane);
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_gives_the_terminal_back() {
+    let (_dir, pane) = start_run("ctrl-c");
+    pane.wait_for("a quota wait on the display", RUN_TIMEOUT, |s| {
+        s.contains("requests/8s 2/2") && strip_eta(s).is_some()
+    });
+    let out = pane
+        .tmux()
+        .args(["send-keys", "-t", &pane.name, "C-c"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "send-keys: {}", text(&out));
+    // The first Ctrl-C stops the run the orderly way: exit code 130, the best answer named.
+    let end = pane.wait_for("the run to stop", RUN_TIMEOUT, |s| exit_code(s).is_some());
+    assert_eq!(exit_code(&end), Some(130), "{end}");
+    let history = pane.history();
+    assert!(history.contains("run interrupted in"), "{history}");
+    assert!(
+        history.contains("interrupted: the best answer so far"),
+        "{history}"
+    );
+    assert_restored(&pane);
 }

@@ -144,9 +144,7 @@ fn render_panel(frame: &mut Frame, area: Rect, state: &DisplayState, panel: &Age
         ))),
     }
     frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: true }),
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
         area,
     );
 }
@@ -186,7 +184,12 @@ fn render_quota(frame: &mut Frame, area: Rect, state: &DisplayState) {
             if y >= bottom {
                 break;
             }
-            let row = Rect::new(inner.x.saturating_add(2), y, inner.width.saturating_sub(2), 1);
+            let row = Rect::new(
+                inner.x.saturating_add(2),
+                y,
+                inner.width.saturating_sub(2),
+                1,
+            );
             let ratio = if gauge.limit == 0 {
                 0.0
             } else {
@@ -201,7 +204,10 @@ fn render_quota(frame: &mut Frame, area: Rect, state: &DisplayState) {
             };
             let learned = if gauge.learned { " (learned)" } else { "" };
             let label = format!("{} {}/{}{learned}", gauge.name, gauge.used, gauge.limit);
-            frame.render_widget(Paragraph::new(gauge_line(&label, ratio, row.width, color)), row);
+            frame.render_widget(
+                Paragraph::new(gauge_line(&label, ratio, row.width, color)),
+                row,
+            );
             y += 1;
         }
     }
@@ -265,11 +271,7 @@ fn scope_line(state: &DisplayState, scope: &ScopeStrip) -> Line<'static> {
 
 /// The footer's lines: notes, the winner, the final answer, the end of the run.
 fn footer_text(state: &DisplayState) -> Vec<Line<'static>> {
-    let mut lines: Vec<Line> = state
-        .notes
-        .iter()
-        .map(|n| Line::raw(one_line(n)))
-        .collect();
+    let mut lines: Vec<Line> = state.notes.iter().map(|n| Line::raw(one_line(n))).collect();
     if let Some((winner, votes)) = &state.winner {
         lines.push(Line::from(Span::styled(
             format!("winner: {winner} with {votes} vote(s)"),

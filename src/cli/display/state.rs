@@ -228,7 +228,9 @@ impl DisplayState {
                 from,
                 to,
                 reason,
-            } => self.note(format!("{agent}: pool {pool} moved {from} -> {to} ({reason})")),
+            } => self.note(format!(
+                "{agent}: pool {pool} moved {from} -> {to} ({reason})"
+            )),
             RunEvent::ActorFailed { actor, reason } => {
                 self.note(format!("{actor} stopped unexpectedly: {reason}"));
             }

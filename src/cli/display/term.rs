@@ -55,6 +55,11 @@ impl Screen {
 
     /// Draws `state`; a terminal that refuses output is not an error worth stopping a run.
     pub fn draw(&mut self, state: &mut DisplayState) {
+        if !ACTIVE.load(Ordering::SeqCst) {
+            // Given back already (a panic elsewhere, a second Ctrl-C): never draw over the
+            // main screen.
+            return;
+        }
         state.interrupted |= INTERRUPTED.load(Ordering::SeqCst);
         let _ = self.terminal.draw(|frame| render(frame, state));
     }

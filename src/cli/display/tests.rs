@@ -138,7 +138,10 @@ fn agent_panels_show_state_answer_and_votes() {
     assert!(text.contains("answer agent1.1 (1 so far):"), "{text}");
     // The preview is shown on one line.
     assert!(text.contains("Paris is the capital of France."), "{text}");
-    assert!(text.contains("votes: cast -> critic · received 0"), "{text}");
+    assert!(
+        text.contains("votes: cast -> critic · received 0"),
+        "{text}"
+    );
     assert!(text.contains("votes: cast - · received 1"), "{text}");
     assert!(text.contains("no answer yet"), "{text}");
 }
@@ -155,12 +158,22 @@ fn quota_strip_shows_gauges_queue_blocker_and_cooldown() {
     assert!(text.contains("blocked by rpm, ETA 12s"), "{text}");
     assert!(text.contains("cooldown (startup) 3s left"), "{text}");
     // The gauges are drawn: a full limit fills its line, an unused one does not.
-    let full = text.lines().find(|l| l.contains("requests/8s 2/2")).unwrap();
-    let empty = text.lines().find(|l| l.contains("tpm 1200/240000")).unwrap();
+    let full = text
+        .lines()
+        .find(|l| l.contains("requests/8s 2/2"))
+        .unwrap();
+    let empty = text
+        .lines()
+        .find(|l| l.contains("tpm 1200/240000"))
+        .unwrap();
     let count = |l: &str, ch: char| l.chars().filter(|c| *c == ch).count();
     assert!(count(full, '█') > 60, "{full}");
     assert_eq!(count(full, '░'), 0, "{full}");
-    assert_eq!(count(empty, '█'), 0, "1200 of 240000 is less than a cell: {empty}");
+    assert_eq!(
+        count(empty, '█'),
+        0,
+        "1200 of 240000 is less than a cell: {empty}"
+    );
     // 3 of 5: three fifths of the bar, rounded down.
     let rpm = text.lines().find(|l| l.contains("rpm 3/5")).unwrap();
     let (on, off) = (count(rpm, '█'), count(rpm, '░'));
@@ -230,10 +243,16 @@ fn winner_and_end_of_run_are_shown() {
     let text = screen(&draw(&s, 120, 40));
     assert!(text.contains("critic ★ winner"), "{text}");
     assert!(text.contains("winner: critic with 2 vote(s)"), "{text}");
-    assert!(text.contains("final answer by critic (321 characters)"), "{text}");
+    assert!(
+        text.contains("final answer by critic (321 characters)"),
+        "{text}"
+    );
     assert!(text.contains("run completed in 8.6s"), "{text}");
     let summary = summary(&s);
-    assert!(summary.contains("winner: critic with 2 vote(s)"), "{summary}");
+    assert!(
+        summary.contains("winner: critic with 2 vote(s)"),
+        "{summary}"
+    );
     assert!(summary.contains("critic"), "{summary}");
     assert!(summary.contains("run completed in 8.6s"), "{summary}");
 }

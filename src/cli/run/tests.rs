@@ -74,7 +74,10 @@ fn a_pooled_quota_wait_is_printed_once() {
     for order in [[&wait, &pool_wait], [&pool_wait, &wait]] {
         let text = lines(&order, &["a"]);
         assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(text.contains("a: waiting for quota — simulated/sim-small"), "{text}");
+        assert!(
+            text.contains("a: waiting for quota — simulated/sim-small"),
+            "{text}"
+        );
     }
     let text = lines(&[&pool_wait], &[]);
     assert!(
