@@ -139,8 +139,9 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Two simulated agents under a limit of two requests per 8 s: their first calls go at once,
-/// and the votes and the final answer wait several seconds each for the window.
+/// Two simulated agents under a limit of two requests per 8 s (and a roomy rpm and tpm, for
+/// more gauges): their first calls go at once, and the votes and the final answer wait several
+/// seconds each for the window.
 const TEAM: &str = "\
 agents:
   - id: alpha
@@ -157,6 +158,8 @@ rate_limit:
 const LIMITS: &str = "\
 simulated:
   default:
+    rpm: 30
+    tpm: 100000
     windows:
       - {requests: 2, per: 8s}
     concurrency: 2
@@ -248,6 +251,8 @@ fn the_display_shows_quota_waits_and_gives_the_terminal_back() {
     assert!(waiting.contains("waiting for quota"), "{waiting}");
     assert!(waiting.contains("simulated/sim-fast"), "{waiting}");
     assert!(waiting.contains("in flight"), "{waiting}");
+    assert!(waiting.contains("rpm 2/30"), "{waiting}");
+    assert!(waiting.contains("tpm "), "{waiting}");
     assert_eq!(
         pane.format("#{alternate_on}"),
         "1",

@@ -284,7 +284,11 @@ fn progress_mode(args: &RunArgs, team: &TeamConfig) -> ProgressMode {
     if args.automation || args.verbosity() < 0 || args.log_format == LogFormatArg::Json {
         // JSON logs are for machines: no human progress lines in between.
         ProgressMode::Off
-    } else if std::io::stderr().is_terminal() && team.ui.display_type == DisplayType::Rich {
+    } else if std::io::stderr().is_terminal()
+        && team.ui.display_type == DisplayType::Rich
+        && args.verbosity() == 0
+    {
+        // Logs asked for with -v would write over the terminal display: they get plain lines.
         ProgressMode::Live
     } else {
         ProgressMode::Plain
