@@ -7,7 +7,7 @@ mod render;
 mod state;
 mod term;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use render::render;
 pub use state::{AgentPanel, DisplayState, LimitGauge, ScopeStrip};
@@ -16,11 +16,15 @@ pub(super) use term::{interrupt, restore};
 use crate::runtime::RunEvent;
 use crate::supervisor::QuotaSnapshot;
 
+/// Events closer together than this are drawn together (a burst of events is one frame).
+const MIN_FRAME_GAP: Duration = Duration::from_millis(40);
+
 /// The display of one run on the terminal.
 #[derive(Debug)]
 pub(super) struct Tui {
     screen: term::Screen,
     state: DisplayState,
+    drawn: Instant,
 }
 
 impl Tui {
@@ -29,27 +33,41 @@ impl Tui {
         let mut tui = Tui {
             screen: term::Screen::start()?,
             state: DisplayState::new(question, agents, Instant::now()),
+            drawn: Instant::now(),
         };
         tui.screen.draw(&mut tui.state);
         Ok(tui)
     }
 
-    /// Shows one run event.
+    /// Shows one run event (at once, unless a frame was drawn a moment ago: then with the
+    /// next event or tick).
     pub(super) fn event(&mut self, event: &RunEvent) {
-        self.state.apply(event, Instant::now());
-        self.screen.draw(&mut self.state);
+        let now = Instant::now();
+        self.state.apply(event, now);
+        if now.saturating_duration_since(self.drawn) >= MIN_FRAME_GAP
+            || matches!(event, RunEvent::RunFinished { .. })
+        {
+            self.draw(now);
+        }
     }
 
     /// Shows the supervisor's latest view of the scopes.
     pub(super) fn snapshot(&mut self, snapshot: &QuotaSnapshot) {
-        self.state.apply_snapshot(snapshot, Instant::now());
-        self.screen.draw(&mut self.state);
+        let now = Instant::now();
+        self.state.apply_snapshot(snapshot, now);
+        self.draw(now);
     }
 
     /// Redraws with the clock moved on (ETAs and cooldowns count down).
     pub(super) fn tick(&mut self) {
-        self.state.tick(Instant::now());
+        let now = Instant::now();
+        self.state.tick(now);
+        self.draw(now);
+    }
+
+    fn draw(&mut self, now: Instant) {
         self.screen.draw(&mut self.state);
+        self.drawn = now;
     }
 
     /// A note about the run (events lost to a slow display).
@@ -60,7 +78,7 @@ impl Tui {
     /// Puts the terminal back and leaves the end of the run on the main screen: each agent's
     /// last state, the winner and how the run ended (the answer itself follows on stdout).
     pub(super) fn finish(self) {
-        let Tui { screen, state } = self;
+        let Tui { screen, state, .. } = self;
         drop(screen);
         eprint!("{}", summary(&state));
     }

@@ -91,7 +91,7 @@ fn render_agents(
 fn state_style(state: &str) -> Style {
     let color = match state {
         "thinking" | "presenting" => Color::Cyan,
-        "waiting for quota" => Color::Yellow,
+        "waiting for quota" | "waiting for a model" => Color::Yellow,
         "answered" | "voted" | "done" => Color::Green,
         "failed" => Color::Red,
         _ => Color::Gray,
@@ -101,10 +101,14 @@ fn state_style(state: &str) -> Style {
 
 fn render_panel(frame: &mut Frame, area: Rect, state: &DisplayState, panel: &AgentPanel) {
     let winner = state.winner.as_ref().is_some_and(|(w, _)| *w == panel.id);
+    let model = panel
+        .model
+        .as_deref()
+        .map_or_else(String::new, |m| format!("· {m} "));
     let title = if winner {
-        format!(" {} ★ winner ", panel.id)
+        format!(" {} ★ winner {model}", panel.id)
     } else {
-        format!(" {} ", panel.id)
+        format!(" {} {model}", panel.id)
     };
     let border = if winner {
         Style::new().fg(Color::Green)

@@ -30,6 +30,8 @@ pub struct AgentPanel {
     pub answers: u32,
     /// Whom it voted for (its vote in force).
     pub voted_for: Option<String>,
+    /// For an agent on a pool: the model its latest call went to (`simulated/sim-medium`).
+    pub model: Option<String>,
 }
 
 impl AgentPanel {
@@ -43,6 +45,7 @@ impl AgentPanel {
             answer_preview: String::new(),
             answers: 0,
             voted_for: None,
+            model: None,
         }
     }
 }
@@ -222,15 +225,39 @@ impl DisplayState {
                 attempt,
                 reason,
             } => self.note(format!("{agent}: attempt {attempt} failed ({reason})")),
+            RunEvent::ModelSelected {
+                agent,
+                provider,
+                model,
+                ..
+            } => self.agent(agent).model = Some(format!("{provider}/{model}")),
             RunEvent::ModelRotated {
                 agent,
                 pool,
                 from,
                 to,
                 reason,
-            } => self.note(format!(
-                "{agent}: pool {pool} moved {from} -> {to} ({reason})"
-            )),
+            } => {
+                self.agent(agent).model = Some(to.clone());
+                self.note(format!(
+                    "{agent}: pool {pool} moved {from} -> {to} ({reason})"
+                ));
+            }
+            // The supervisor's own wait (the agent's `waiting for quota` state) says more; a
+            // pool without a supervisor waits for a model to come back from its rest.
+            RunEvent::NoModelAvailable {
+                agent,
+                pool,
+                eta_ms,
+            } => {
+                let panel = self.agent(agent);
+                if panel.state != "waiting for quota" {
+                    panel.state = "waiting for a model".to_owned();
+                    panel.detail = format!("no model of pool {pool} available");
+                    panel.wait_until =
+                        eta_ms.map(|ms| instant_after(now, Duration::from_millis(ms)));
+                }
+            }
             RunEvent::ActorFailed { actor, reason } => {
                 self.note(format!("{actor} stopped unexpectedly: {reason}"));
             }

@@ -303,3 +303,55 @@ fn limit_names() {
     assert_eq!(limit_name("requests", 8.0), "requests/8s");
     assert_eq!(limit_name("tokens", 3600.0), "tokens/1h");
 }
+
+#[test]
+fn pooled_agents_show_their_model_and_pool_waits() {
+    let t0 = Instant::now();
+    let mut s = DisplayState::new("q", &agents(), t0);
+    s.apply(
+        &RunEvent::ModelSelected {
+            agent: "critic".into(),
+            pool: "fast".into(),
+            provider: "simulated".into(),
+            model: "sim-medium".into(),
+        },
+        t0,
+    );
+    // A pool resting its models by itself (no supervisor).
+    s.apply(
+        &RunEvent::NoModelAvailable {
+            agent: "summarizer".into(),
+            pool: "fast".into(),
+            eta_ms: Some(4_000),
+        },
+        t0,
+    );
+    let text = screen(&draw(&s, 120, 40));
+    assert!(text.contains(" critic · simulated/sim-medium "), "{text}");
+    assert!(text.contains("waiting for a model"), "{text}");
+    assert!(text.contains("no model of pool fast available"), "{text}");
+    assert!(text.contains("ETA 4s"), "{text}");
+    // Under a supervisor its own wait says more, and stays.
+    s.apply(
+        &state_event(
+            "summarizer",
+            AgentState::WaitingQuota {
+                scope: "simulated/sim-small".into(),
+                limit: Some("rpm".into()),
+                eta_ms: 9_000,
+            },
+        ),
+        t0,
+    );
+    s.apply(
+        &RunEvent::NoModelAvailable {
+            agent: "summarizer".into(),
+            pool: "fast".into(),
+            eta_ms: Some(9_000),
+        },
+        t0,
+    );
+    let text = screen(&draw(&s, 120, 40));
+    assert!(text.contains("simulated/sim-small rpm"), "{text}");
+    assert!(!text.contains("waiting for a model"), "{text}");
+}
