@@ -304,3 +304,44 @@ fn ctrl_c_stops_the_run_and_gives_the_terminal_back() {
     );
     assert_restored(&pane);
 }
+
+/// Plain progress (stderr not a terminal) of a pooled team under the supervisor: the run's
+/// record holds each pooled wait twice (the agent's `waiting_quota` state and the pool's
+/// `no_model_available`), the lines show it once.
+#[test]
+fn plain_lines_show_a_pooled_wait_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_massgen-rs"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .args(["--config", "configs/pool_team.yaml", "--runs-dir"])
+        .arg(&runs)
+        .arg("Which sort suits nearly sorted data?")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    let recorded = |kind: &str| events.lines().filter(|l| l.contains(kind)).count();
+    // The first calls wait out the startup cooldown: both events are recorded.
+    assert!(recorded("\"no_model_available\"") > 0, "{events}");
+    assert!(recorded("\"waiting_quota\"") > 0, "{events}");
+    let waits = stderr
+        .lines()
+        .filter(|l| l.contains("waiting for quota"))
+        .count();
+    assert!(waits > 0, "{stderr}");
+    assert!(waits <= recorded("\"waiting_quota\""), "{stderr}");
+    assert!(
+        !stderr.contains("no model of pool"),
+        "a pooled wait shown twice:\n{stderr}"
+    );
+}
