@@ -375,6 +375,9 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     let outcome = runtime.run_until(&question, stop).await;
     // The run's last event ends the display task; give it a moment to draw the final state.
     let _ = tokio::time::timeout(Duration::from_secs(2), display).await;
+    // Whatever became of the display task, the terminal is given back before anything is
+    // printed on it.
+    super::display::restore();
     let code = match outcome {
         Ok(outcome) if outcome.status == RunStatus::Interrupted => {
             report_interrupted(&args, &question, &outcome)
@@ -484,7 +487,9 @@ async fn show_progress(
                 None => progress.tick(),
             },
             _ = poll.tick(), if tui.is_some() => {
-                if let (Some(tui), Some(snapshot)) = (&mut tui, runtime.quota_status().await) {
+                // A busy supervisor delays the strip, never the events.
+                let snapshot = tokio::time::timeout(Duration::from_millis(200), runtime.quota_status());
+                if let (Some(tui), Ok(Some(snapshot))) = (&mut tui, snapshot.await) {
                     tui.snapshot(&snapshot);
                 }
             }
