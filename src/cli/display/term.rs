@@ -90,7 +90,7 @@ pub fn interrupt() -> bool {
 
 /// A panic restores the terminal first, so its message lands on the main screen, then runs the
 /// hook that was in place before.
-fn install_panic_hook() {
+pub(super) fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -98,4 +98,17 @@ fn install_panic_hook() {
             previous(info);
         }));
     });
+}
+
+/// Marks the display as up (or not) without touching the terminal: for tests of the restoring
+/// paths.
+#[cfg(test)]
+pub(super) fn set_active(active: bool) {
+    ACTIVE.store(active, Ordering::SeqCst);
+}
+
+/// Whether the display holds the terminal now.
+#[cfg(test)]
+pub(super) fn is_active() -> bool {
+    ACTIVE.load(Ordering::SeqCst)
 }

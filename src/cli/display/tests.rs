@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
 
@@ -354,4 +354,33 @@ fn pooled_agents_show_their_model_and_pool_waits() {
     let text = screen(&draw(&s, 120, 40));
     assert!(text.contains("simulated/sim-small rpm"), "{text}");
     assert!(!text.contains("waiting for a model"), "{text}");
+}
+
+/// A panic anywhere gives the terminal back first, then runs the hook that was in place (here
+/// one that notes it ran, then prints as usual).
+#[test]
+fn a_panic_gives_the_terminal_back_then_runs_the_previous_hook() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CHAINED: AtomicBool = AtomicBool::new(false);
+    static SAW_RESTORED: AtomicBool = AtomicBool::new(false);
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        CHAINED.store(true, Ordering::SeqCst);
+        // The terminal was given back before this hook ran.
+        SAW_RESTORED.store(!term::is_active(), Ordering::SeqCst);
+        default(info);
+    }));
+    term::install_panic_hook();
+    term::set_active(true);
+    let result = std::panic::catch_unwind(|| panic!("a bug while the display is up"));
+    assert!(result.is_err());
+    assert!(!term::is_active(), "the terminal was given back");
+    assert!(CHAINED.load(Ordering::SeqCst), "the previous hook ran");
+    assert!(
+        SAW_RESTORED.load(Ordering::SeqCst),
+        "restored before the previous hook"
+    );
+    // Restoring again is harmless.
+    restore();
+    assert!(!term::is_active());
 }
