@@ -1,5 +1,10 @@
+use std::collections::HashSet;
+
+use super::show::{apply, describe_state};
 use super::*;
+use crate::cli::progress::Progress;
 use crate::config::parse_team;
+use crate::runtime::{AgentState, RunEvent};
 
 fn team(yaml: &str) -> TeamConfig {
     let parsed = parse_team(yaml, "team.yaml", &LoadOptions::default());
