@@ -9,11 +9,17 @@ pub(super) fn interrupted() -> impl std::future::Future<Output = ()> + Send {
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
-        eprintln!(
-            "\ninterrupted: stopping the agents and saving the run (Ctrl-C again quits at once)"
-        );
+        // The terminal display shows the interruption in its header; a line printed over it
+        // would be lost with its screen.
+        if !super::display::interrupt() {
+            eprintln!(
+                "\ninterrupted: stopping the agents and saving the run (Ctrl-C again quits at once)"
+            );
+        }
         let _ = tx.send(true);
         shutdown_signal().await;
+        // Quitting at once skips every destructor: give the terminal back first.
+        super::display::restore();
         std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
     async move {

@@ -3,6 +3,7 @@
 
 mod args;
 mod automation;
+mod display;
 mod interrupt;
 mod metrics;
 mod mock;
@@ -16,6 +17,10 @@ mod validate;
 
 pub use args::{Cli, Command, LogFormatArg, MockProviderArgs, RunArgs, ServeArgs, UsageArgs};
 pub use automation::{AutomationReport, render as render_automation};
+pub use display::{
+    AgentPanel, DisplayState, LimitGauge, ScopeStrip, render as render_display,
+    summary as display_summary,
+};
 pub use metrics::{status_json, status_json_with};
 pub use progress::{Progress, ProgressMode, fmt_elapsed, fmt_wait};
 pub use run::{EXIT_CONFIG, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, run};

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 /// How progress is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
-    /// Redraw a block of per-agent lines in place (stderr is a terminal).
+    /// Stderr is a terminal and `ui.display_type` asks for a rich one: the CLI shows its
+    /// terminal display; [`Progress`] itself (the fallback when the terminal cannot be taken
+    /// over) redraws a block of per-agent lines in place.
     Live,
     /// Append one line per change (stderr is a file or pipe, or `ui.display_type: simple`).
     Plain,

@@ -7,17 +7,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
-
 use super::args::{Cli, Command, LogFormatArg, RunArgs};
 use super::automation::{AutomationReport, render};
 use super::interrupt::interrupted;
-use super::progress::{Progress, ProgressMode, fmt_wait};
+use super::progress::ProgressMode;
 use super::report::{report_interrupted, report_success};
 use super::{stored, validate};
 use crate::config::{self, DisplayType, LimitsTable, LoadOptions, PriceTable, TeamConfig};
-use crate::runtime::{AgentState, RunError, RunEvent, RunStatus, Runtime, RuntimeOptions};
+use crate::runtime::{RunError, RunStatus, Runtime, RuntimeOptions};
 use crate::store::StoreSpec;
+use show::{ShowOptions, show_progress, supervised_agents};
 
 /// Exit code: the team produced an answer.
 pub const EXIT_OK: u8 = 0;
@@ -283,7 +282,11 @@ fn progress_mode(args: &RunArgs, team: &TeamConfig) -> ProgressMode {
     if args.automation || args.verbosity() < 0 || args.log_format == LogFormatArg::Json {
         // JSON logs are for machines: no human progress lines in between.
         ProgressMode::Off
-    } else if std::io::stderr().is_terminal() && team.ui.display_type == DisplayType::Rich {
+    } else if std::io::stderr().is_terminal()
+        && team.ui.display_type == DisplayType::Rich
+        && args.verbosity() == 0
+    {
+        // Logs asked for with -v would write over the terminal display: they get plain lines.
         ProgressMode::Live
     } else {
         ProgressMode::Plain
@@ -331,6 +334,7 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     // run the orderly way rather than killing it before its status is written.
     let stop = interrupted();
     let agent_ids: Vec<String> = team.agents.iter().map(|a| a.id.clone()).collect();
+    let supervised = supervised_agents(&team, rate_limit);
     let options = RuntimeOptions {
         rate_limit,
         limits: Some(Arc::new(table)),
@@ -355,15 +359,23 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     };
     let display = tokio::spawn(show_progress(
         runtime.subscribe(),
-        mode,
-        agent_ids,
-        args.automation,
+        Arc::clone(&runtime),
+        ShowOptions {
+            mode,
+            question: question.clone(),
+            agents: agent_ids,
+            supervised,
+            automation: args.automation,
+        },
     ));
     // Ctrl-C or SIGTERM ends the run the orderly way: calls in flight are cancelled and the
     // run directory gets its status.json and final event like any other end.
     let outcome = runtime.run_until(&question, stop).await;
     // The run's last event ends the display task; give it a moment to draw the final state.
     let _ = tokio::time::timeout(Duration::from_secs(2), display).await;
+    // Whatever became of the display task, the terminal is given back before anything is
+    // printed on it.
+    super::display::restore();
     let code = match outcome {
         Ok(outcome) if outcome.status == RunStatus::Interrupted => {
             report_interrupted(&args, &question, &outcome)
@@ -396,143 +408,7 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     code
 }
 
-/// Draws run events until the run finishes (or the stream closes).
-async fn show_progress(
-    mut events: tokio::sync::broadcast::Receiver<RunEvent>,
-    mode: ProgressMode,
-    agents: Vec<String>,
-    automation: bool,
-) {
-    let mut progress = Progress::new(std::io::stderr(), mode, &agents);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Ok(event) => {
-                    if let RunEvent::RunStarted { run_dir: Some(dir), .. } = &event {
-                        if automation {
-                            // MassGen prints LOG_DIR first, so scripts can watch the run.
-                            let _ = print_stdout(&format!("LOG_DIR: {}\n", dir.display()));
-                        }
-                    }
-                    // Run metrics (turns, rounds, run duration) from the one stream the
-                    // display reads anyway, so the last event is never lost to a shutdown.
-                    crate::telemetry::record_run_event(&event);
-                    let finished = matches!(event, RunEvent::RunFinished { .. });
-                    apply(&mut progress, &event);
-                    if finished {
-                        break;
-                    }
-                }
-                Err(RecvError::Lagged(n)) => progress.note(&format!("({n} events not shown)")),
-                Err(RecvError::Closed) => break,
-            },
-            _ = tick.tick() => progress.tick(),
-        }
-    }
-    progress.finish();
-}
-
-/// Translates one run event into the display.
-fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent) {
-    match event {
-        RunEvent::RunStarted {
-            run_dir: Some(dir), ..
-        } => {
-            p.note(&format!("run directory {}", dir.display()));
-        }
-        RunEvent::AgentState { agent, state } => {
-            let (label, detail, eta) = describe_state(state);
-            p.set_state(agent, label, &detail, eta);
-        }
-        RunEvent::TurnRetry {
-            agent,
-            attempt,
-            reason,
-        } => {
-            p.note(&format!(
-                "{agent}: attempt {attempt} failed ({reason}); trying again"
-            ));
-        }
-        RunEvent::ModelSelected {
-            agent,
-            pool,
-            provider,
-            model,
-        } => {
-            p.note(&format!("{agent}: pool {pool} chose {provider}/{model}"));
-        }
-        RunEvent::ModelRotated {
-            agent,
-            pool,
-            from,
-            to,
-            reason,
-        } => {
-            p.note(&format!(
-                "{agent}: pool {pool} moved {from} -> {to} ({reason})"
-            ));
-        }
-        RunEvent::NoModelAvailable {
-            agent,
-            pool,
-            eta_ms,
-        } => {
-            let when = eta_ms.map_or_else(
-                || "none is capable, or no time is known".to_owned(),
-                |ms| format!("waiting {}", fmt_wait(Duration::from_millis(ms))),
-            );
-            p.note(&format!(
-                "{agent}: no model of pool {pool} available; {when}"
-            ));
-        }
-        RunEvent::ActorFailed { actor, reason } => {
-            p.note(&format!("{actor} stopped unexpectedly: {reason}"));
-        }
-        RunEvent::WinnerSelected { agent, votes, .. } => {
-            p.note(&format!("winner: {agent} with {votes} vote(s)"));
-        }
-        RunEvent::RunFinished {
-            status,
-            duration_ms,
-            ..
-        } => {
-            p.note(&format!(
-                "run {status} in {}",
-                super::progress::fmt_elapsed(Duration::from_millis(*duration_ms))
-            ));
-        }
-        _ => {}
-    }
-}
-
-fn describe_state(state: &AgentState) -> (&'static str, String, Option<Duration>) {
-    match state {
-        AgentState::Thinking => ("thinking", String::new(), None),
-        AgentState::WaitingQuota {
-            scope,
-            limit,
-            eta_ms,
-        } => {
-            let eta = Duration::from_millis(*eta_ms);
-            let what = limit
-                .as_deref()
-                .map(|l| format!("{scope} {l}"))
-                .unwrap_or(scope.clone());
-            (
-                "waiting for quota",
-                format!("{what}, ETA {}", fmt_wait(eta)),
-                Some(eta),
-            )
-        }
-        AgentState::Answered { label } => ("answered", label.clone(), None),
-        AgentState::Voted { for_agent } => ("voted", format!("for {for_agent}"), None),
-        AgentState::Restarting => ("restarting", "new answers to consider".to_owned(), None),
-        AgentState::Failed { reason } => ("failed", reason.clone(), None),
-        AgentState::Presenting => ("presenting", "writing the final answer".to_owned(), None),
-        AgentState::Done => ("done", String::new(), None),
-    }
-}
+mod show;
 
 #[cfg(test)]
 mod tests;
