@@ -8,6 +8,7 @@
 //!
 //! - [`cli`] — flag parsing and terminal rendering for the `massgen-rs` binary.
 //! - [`gateway`] — `massgen-rs serve`: an OpenAI-compatible server in front of the runtime.
+//! - [`views`] — live views: the terminal display, the web dashboard, the `/status` document.
 //! - [`config`] — team file + limits file -> validated runtime types (two-stage load).
 //! - [`runtime`] — the library entry point: build a team, run a question, watch events.
 //! - [`orchestrator`] — the MassGen coordination protocol.
@@ -37,6 +38,7 @@ pub mod supervisor;
 pub mod system;
 pub mod telemetry;
 pub mod usage;
+pub mod views;
 
 pub use runtime::{
     AgentState, AgentStats, AnswerRecord, LimitsSource, RunError, RunEvent, RunOutcome, RunStatus,

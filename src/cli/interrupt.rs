@@ -11,7 +11,7 @@ pub(super) fn interrupted() -> impl std::future::Future<Output = ()> + Send {
         shutdown_signal().await;
         // The terminal display shows the interruption in its header; a line printed over it
         // would be lost with its screen.
-        if !super::display::interrupt() {
+        if !crate::views::display::interrupt() {
             eprintln!(
                 "\ninterrupted: stopping the agents and saving the run (Ctrl-C again quits at once)"
             );
@@ -19,7 +19,7 @@ pub(super) fn interrupted() -> impl std::future::Future<Output = ()> + Send {
         let _ = tx.send(true);
         shutdown_signal().await;
         // Quitting at once skips every destructor: give the terminal back first.
-        super::display::restore();
+        crate::views::display::restore();
         std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
     async move {

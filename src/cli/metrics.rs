@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::runtime::Runtime;
-use crate::telemetry::{
-    self, KeyStatusView, MetricsServer, MetricsServerOptions, ProviderStatus, RoutingLog,
-    StatusReport,
-};
+use crate::telemetry::{self, MetricsServer, MetricsServerOptions, RoutingLog};
+use crate::views::{self, DashboardMode, status_json_with};
 
 /// The metrics server of a run, when one was asked for.
 pub struct RunMetrics {
@@ -34,7 +32,10 @@ pub async fn start(
             let routing = routing.clone();
             async move { status_json_with(&runtime, Some(&routing)).await }
         })
-        .with_usage(runtime.team().rate_limit.state.clone())
+        .with_routes(views::dashboard::routes(
+            DashboardMode::Run,
+            runtime.team().rate_limit.state.clone(),
+        ))
         .with_before_scrape(move || {
             let runtime = Arc::clone(&for_scrape);
             async move {
@@ -52,54 +53,6 @@ pub async fn start(
         server.local_addr()
     );
     Ok(Some(RunMetrics { server }))
-}
-
-/// The `/status` document: quota scopes (when rate limiting is on), the state store, every
-/// provider endpoint, pool and provider key.
-pub async fn status_json(runtime: &Runtime) -> serde_json::Value {
-    status_json_with(runtime, None).await
-}
-
-/// [`status_json`] with the latest routing and quota moves of `routing` (the `routing` array).
-pub async fn status_json_with(
-    runtime: &Runtime,
-    routing: Option<&RoutingLog>,
-) -> serde_json::Value {
-    let providers: Vec<ProviderStatus> = runtime
-        .endpoint_health()
-        .await
-        .iter()
-        .map(|(h, agents)| ProviderStatus::from_health(h, agents.clone()))
-        .collect();
-    let routing = routing.map(RoutingLog::recent).unwrap_or_default();
-    let keys = |scopes: &[telemetry::ScopeStatus]| -> Vec<KeyStatusView> {
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        runtime
-            .key_status()
-            .iter()
-            .map(|k| KeyStatusView::new(k, scopes, now_ms))
-            .collect()
-    };
-    match runtime.quota_status().await {
-        Some(snapshot) => {
-            let mut report = StatusReport::from_snapshot(&snapshot).with_providers(providers);
-            report.pools = runtime.pool_status(&report.scopes);
-            report.keys = keys(&report.scopes);
-            report.routing = routing;
-            match runtime.quota_handle() {
-                Some(q) => report.with_store(q.store_status().await).to_json(),
-                None => report.to_json(),
-            }
-        }
-        None => serde_json::json!({
-            "scopes": [],
-            "providers": providers,
-            "pools": runtime.pool_status(&[]),
-            "keys": keys(&[]),
-            "routing": routing,
-            "note": "rate limiting is off for this run (use --rate-limit)"
-        }),
-    }
 }
 
 /// Keeps serving for `linger` (if given), then stops the server.

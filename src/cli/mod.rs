@@ -3,7 +3,6 @@
 
 mod args;
 mod automation;
-mod display;
 mod interrupt;
 mod metrics;
 mod mock;
@@ -17,11 +16,6 @@ mod validate;
 
 pub use args::{Cli, Command, LogFormatArg, MockProviderArgs, RunArgs, ServeArgs, UsageArgs};
 pub use automation::{AutomationReport, render as render_automation};
-pub use display::{
-    AgentPanel, DisplayState, LimitGauge, ScopeStrip, render as render_display,
-    summary as display_summary,
-};
-pub use metrics::{status_json, status_json_with};
 pub use progress::{Progress, ProgressMode, fmt_elapsed, fmt_wait};
 pub use run::{EXIT_CONFIG, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, run};
 pub use validate::{describe as describe_limits, list_backends, summary as validate_summary};

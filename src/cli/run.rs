@@ -375,7 +375,7 @@ async fn run_question(args: RunArgs, loaded: Loaded, question: String, mode: Pro
     let _ = tokio::time::timeout(Duration::from_secs(2), display).await;
     // Whatever became of the display task, the terminal is given back before anything is
     // printed on it.
-    super::display::restore();
+    crate::views::display::restore();
     let code = match outcome {
         Ok(outcome) if outcome.status == RunStatus::Interrupted => {
             report_interrupted(&args, &question, &outcome)

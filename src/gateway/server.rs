@@ -154,7 +154,7 @@ pub fn router(state: Arc<GatewayState>, hooks: GatewayHooks) -> Router {
                 let runtime = for_status.clone();
                 let routing = routing.clone();
                 Box::pin(
-                    async move { crate::cli::status_json_with(&runtime, Some(&routing)).await },
+                    async move { crate::views::status_json_with(&runtime, Some(&routing)).await },
                 )
             });
             let scrape: crate::telemetry::ScrapeHook = Arc::new(move || {
@@ -177,7 +177,7 @@ pub fn router(state: Arc<GatewayState>, hooks: GatewayHooks) -> Router {
                 .route(
                     "/status",
                     get(move || async move {
-                        axum::Json(crate::cli::status_json_with(&runtime, Some(&routing)).await)
+                        axum::Json(crate::views::status_json_with(&runtime, Some(&routing)).await)
                     }),
                 )
                 .route("/metrics", get(no_metrics));
@@ -185,8 +185,8 @@ pub fn router(state: Arc<GatewayState>, hooks: GatewayHooks) -> Router {
     }
     // The dashboard page is public like /status; its admin actions call the admin routes with
     // the client key the user enters.
-    app = app.merge(crate::telemetry::dashboard::routes(
-        crate::telemetry::DashboardMode::Gateway,
+    app = app.merge(crate::views::dashboard::routes(
+        crate::views::DashboardMode::Gateway,
         state.runtime.team().rate_limit.state.clone(),
     ));
     // Admin endpoints (provider keys, cooldowns) bring their own checks.

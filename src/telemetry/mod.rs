@@ -5,8 +5,8 @@
 //!   a metric, so call sites cannot misspell a name or put free text in a label.
 //! - [`install_prometheus`] / [`local_recorder`]: the exporter; library users may install their
 //!   own `metrics` recorder instead.
-//! - [`MetricsServer`]: `GET /metrics`, `GET /status` and the [`dashboard`] at `/` on a
-//!   loopback address;
+//! - [`MetricsServer`]: `GET /metrics`, `GET /status` and any routes it is given (the CLI gives
+//!   it the web dashboard of [`crate::views::dashboard`]) on a loopback address;
 //!   [`MetricsServerOptions::with_quota`] serves a supervisor's live state ([`StatusReport`]).
 //! - Bridges: [`apply_quota_snapshot`] sets the quota gauges from a snapshot,
 //!   [`record_quota_event`] / [`spawn_quota_bridge`] turn supervisor events into counters and
@@ -18,7 +18,6 @@
 
 mod bridge;
 pub mod catalog;
-pub mod dashboard;
 mod exporter;
 mod key_status;
 mod logging;
@@ -40,7 +39,6 @@ pub use bridge::{
     record_run_event, spawn_quota_bridge, spawn_run_bridge,
 };
 pub use catalog::describe_all;
-pub use dashboard::DashboardMode;
 pub use exporter::{install_prometheus, local_recorder, prometheus_builder};
 pub use key_status::KeyStatusView;
 pub use logging::{

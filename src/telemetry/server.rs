@@ -1,6 +1,6 @@
 //! [`MetricsServer`]: serves `GET /metrics` (Prometheus exposition), `GET /status` (live quota
-//! status as JSON) and the web dashboard (`/`, `/usage/series`) over HTTP/1 on one address,
-//! loopback unless the user names another.
+//! status as JSON) and any routes its user adds (the CLI adds the web dashboard, `/` and
+//! `/usage/series`) over HTTP/1 on one address, loopback unless the user names another.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -42,8 +42,9 @@ pub struct MetricsServerOptions {
     pub status: Option<StatusSource>,
     /// Runs before each `/metrics` render.
     pub before_scrape: Option<ScrapeHook>,
-    /// The ledger `/usage/series` reads for the dashboard's charts (`None`: 404).
-    pub usage: Option<crate::store::StoreSpec>,
+    /// More routes served beside `/metrics` and `/status` (the CLI mounts the web dashboard of
+    /// [`crate::views::dashboard`] here).
+    pub routes: Option<Router>,
     /// How often histogram samples are folded into their buckets between scrapes, which keeps
     /// the recorder's memory bounded on long runs.
     pub upkeep_interval: Duration,
@@ -61,7 +62,7 @@ impl std::fmt::Debug for MetricsServerOptions {
             .field("addr", &self.addr)
             .field("status", &self.status.is_some())
             .field("before_scrape", &self.before_scrape.is_some())
-            .field("usage", &self.usage)
+            .field("routes", &self.routes.is_some())
             .field("upkeep_interval", &self.upkeep_interval)
             .finish()
     }
@@ -74,14 +75,17 @@ impl MetricsServerOptions {
             addr,
             status: None,
             before_scrape: None,
-            usage: None,
+            routes: None,
             upkeep_interval: Duration::from_secs(5),
         }
     }
 
-    /// Serve `/usage/series` from the usage ledger kept in `spec`.
-    pub fn with_usage(mut self, spec: Option<crate::store::StoreSpec>) -> Self {
-        self.usage = spec;
+    /// Serve `routes` too (their paths must not be `/metrics` or `/status`).
+    pub fn with_routes(mut self, routes: Router) -> Self {
+        self.routes = Some(match self.routes.take() {
+            Some(before) => before.merge(routes),
+            None => routes,
+        });
         self
     }
 
@@ -147,9 +151,10 @@ impl MetricsServer {
             status: options.status,
             before_scrape: options.before_scrape,
         };
-        let app = routes(state.handle, state.status, state.before_scrape).merge(
-            super::dashboard::routes(super::DashboardMode::Run, options.usage),
-        );
+        let mut app = routes(state.handle, state.status, state.before_scrape);
+        if let Some(more) = options.routes {
+            app = app.merge(more);
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let serve = tokio::spawn(async move {
             axum::serve(listener, app)

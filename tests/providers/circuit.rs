@@ -180,7 +180,7 @@ async fn get_status(rt: &Arc<Runtime>) -> serde_json::Value {
     let options =
         MetricsServerOptions::new("127.0.0.1:0".parse().unwrap()).with_status(move || {
             let rt = rt.clone();
-            async move { massgen::cli::status_json(&rt).await }
+            async move { massgen::views::status_json(&rt).await }
         });
     let server = MetricsServer::start(recorder.handle(), options)
         .await

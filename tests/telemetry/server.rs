@@ -110,8 +110,12 @@ async fn server_serves_the_dashboard_and_the_usage_series() {
         .unwrap();
     drop(store);
     let recorder = telemetry::local_recorder().unwrap();
-    let options = MetricsServerOptions::new("127.0.0.1:0".parse().unwrap())
-        .with_usage(Some(StoreSpec::Sqlite(db)));
+    let options = MetricsServerOptions::new("127.0.0.1:0".parse().unwrap()).with_routes(
+        massgen::views::dashboard::routes(
+            massgen::views::DashboardMode::Run,
+            Some(StoreSpec::Sqlite(db)),
+        ),
+    );
     let server = MetricsServer::start(recorder.handle(), options)
         .await
         .unwrap();
@@ -152,7 +156,9 @@ async fn server_serves_the_dashboard_and_the_usage_series() {
     server.shutdown().await.unwrap();
 
     // Without a ledger the series is a 404 that says why, and the page is still served.
-    let options = MetricsServerOptions::new("127.0.0.1:0".parse().unwrap());
+    let options = MetricsServerOptions::new("127.0.0.1:0".parse().unwrap()).with_routes(
+        massgen::views::dashboard::routes(massgen::views::DashboardMode::Run, None),
+    );
     let server = MetricsServer::start(recorder.handle(), options)
         .await
         .unwrap();
@@ -160,6 +166,19 @@ async fn server_serves_the_dashboard_and_the_usage_series() {
     assert_eq!(status, 404);
     assert!(body.contains("no usage ledger"), "{body}");
     let (status, _, _) = http_get(server.local_addr(), "/").await;
+    assert_eq!(status, 200);
+    server.shutdown().await.unwrap();
+
+    // A server given no routes of its own serves /metrics and /status only.
+    let server = MetricsServer::start(
+        recorder.handle(),
+        MetricsServerOptions::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    let (status, _, _) = http_get(server.local_addr(), "/").await;
+    assert_eq!(status, 404);
+    let (status, _, _) = http_get(server.local_addr(), "/metrics").await;
     assert_eq!(status, 200);
     server.shutdown().await.unwrap();
 }

@@ -42,7 +42,7 @@ pub(super) async fn show_progress(
     opts: ShowOptions,
 ) {
     let mut tui = if opts.mode == ProgressMode::Live {
-        match crate::cli::display::Tui::start(&opts.question, &opts.agents) {
+        match crate::views::display::Tui::start(&opts.question, &opts.agents) {
             Ok(tui) => Some(tui),
             Err(e) => {
                 // The in-place lines need nothing more than the cursor moves.

@@ -48,7 +48,10 @@ pub fn routes(mode: DashboardMode, usage: Option<StoreSpec>) -> Router {
             "/dashboard.js",
             get(|| async { page("text/javascript; charset=utf-8", SCRIPT_JS.to_owned()) }),
         )
-        .route("/usage/series", get(super::usage_series::handler))
+        .route(
+            "/usage/series",
+            get(crate::telemetry::usage_series::handler),
+        )
         .with_state(usage)
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 pub use render::render;
 pub use state::{AgentPanel, DisplayState, LimitGauge, ScopeStrip};
-pub(super) use term::{interrupt, restore};
+pub(crate) use term::{interrupt, restore};
 
 use crate::runtime::RunEvent;
 use crate::supervisor::QuotaSnapshot;
@@ -21,7 +21,7 @@ const MIN_FRAME_GAP: Duration = Duration::from_millis(40);
 
 /// The display of one run on the terminal.
 #[derive(Debug)]
-pub(super) struct Tui {
+pub(crate) struct Tui {
     screen: term::Screen,
     state: DisplayState,
     drawn: Instant,
@@ -29,7 +29,7 @@ pub(super) struct Tui {
 
 impl Tui {
     /// Takes over stderr's terminal for a run of `agents` on `question`.
-    pub(super) fn start(question: &str, agents: &[String]) -> std::io::Result<Tui> {
+    pub(crate) fn start(question: &str, agents: &[String]) -> std::io::Result<Tui> {
         let mut tui = Tui {
             screen: term::Screen::start()?,
             state: DisplayState::new(question, agents, Instant::now()),
@@ -41,7 +41,7 @@ impl Tui {
 
     /// Shows one run event (at once, unless a frame was drawn a moment ago: then with the
     /// next event or tick).
-    pub(super) fn event(&mut self, event: &RunEvent) {
+    pub(crate) fn event(&mut self, event: &RunEvent) {
         let now = Instant::now();
         self.state.apply(event, now);
         if now.saturating_duration_since(self.drawn) >= MIN_FRAME_GAP
@@ -52,14 +52,14 @@ impl Tui {
     }
 
     /// Shows the supervisor's latest view of the scopes.
-    pub(super) fn snapshot(&mut self, snapshot: &QuotaSnapshot) {
+    pub(crate) fn snapshot(&mut self, snapshot: &QuotaSnapshot) {
         let now = Instant::now();
         self.state.apply_snapshot(snapshot, now);
         self.draw(now);
     }
 
     /// Redraws with the clock moved on (ETAs and cooldowns count down).
-    pub(super) fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         let now = Instant::now();
         self.state.tick(now);
         self.draw(now);
@@ -71,13 +71,13 @@ impl Tui {
     }
 
     /// A note about the run (events lost to a slow display).
-    pub(super) fn note(&mut self, text: String) {
+    pub(crate) fn note(&mut self, text: String) {
         self.state.note(text);
     }
 
     /// Puts the terminal back and leaves the end of the run on the main screen: each agent's
     /// last state, the winner and how the run ended (the answer itself follows on stdout).
-    pub(super) fn finish(self) {
+    pub(crate) fn finish(self) {
         let Tui { screen, state, .. } = self;
         drop(screen);
         eprint!("{}", summary(&state));
@@ -109,10 +109,7 @@ pub fn summary(state: &DisplayState) -> String {
         out.push_str(&format!("winner: {winner} with {votes} vote(s)\n"));
     }
     if let Some((status, took)) = &state.finished {
-        out.push_str(&format!(
-            "run {status} in {}\n",
-            super::progress::fmt_elapsed(*took)
-        ));
+        out.push_str(&format!("run {status} in {}\n", super::fmt_elapsed(*took)));
     }
     out
 }

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::state::{AgentPanel, DisplayState, ScopeStrip};
-use crate::cli::progress::{fmt_elapsed, fmt_wait};
+use crate::views::{fmt_elapsed, fmt_wait};
 
 /// Narrowest agent panel before panels wrap onto another row.
 const PANEL_MIN_WIDTH: u16 = 30;
