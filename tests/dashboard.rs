@@ -3,7 +3,7 @@
 //! the run waits for quota, and checks the gauges, key statuses and usage chart show what
 //! `/status` and `/usage/series` report (tests/fixtures/dashboard/check_dashboard.py); the
 //! chart's calls are checked against the mock provider's own count here. The tools are
-//! installed by the set-up of `.ci/run`; without them these tests fail, never skip.
+//! installed by `.ci/setup`; without them these tests fail, never skip.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -39,7 +39,7 @@ fn require_browser_tools() {
     }
     assert!(
         missing.is_empty(),
-        "the dashboard browser test needs {}: run the set-up of .ci/run (it installs the \
+        "the dashboard browser test needs {}: run .ci/setup (it installs the \
          Debian packages chromium and chromium-driver and selenium from PyPI)",
         missing.join(", ")
     );

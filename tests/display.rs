@@ -1,5 +1,5 @@
 //! The terminal display as a user sees it: the real binary runs in a tmux pane of a fixed size
-//! (tmux from Debian's `tmux` package; `.ci/run` installs it), the pane is read back while a
+//! (tmux from Debian's `tmux` package; `.ci/setup` installs it), the pane is read back while a
 //! team waits for quota, and after the run the same pane must be a normal terminal again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -23,7 +23,7 @@ impl Pane {
         let probe = Command::new("tmux").arg("-V").output();
         assert!(
             probe.as_ref().is_ok_and(|o| o.status.success()),
-            "tmux is needed by this test and was not found: run .ci/run's set-up \
+            "tmux is needed by this test and was not found: run .ci/setup \
              (it installs Debian's `tmux` package), or `apt-get install tmux`"
         );
         let pane = Pane {

@@ -27,7 +27,7 @@ fn binary() -> String {
         Ok(out) if out.status.success() => bin,
         _ => panic!(
             "`{bin}` is not installed or does not run: these tests need a Redis server \
-             (Debian/Ubuntu: `apt-get install redis-server`; or set REDIS_SERVER to its path)"
+             (run .ci/setup, which installs Debian's `redis-server`; or set REDIS_SERVER to its path)"
         ),
     }
 }

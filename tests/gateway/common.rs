@@ -120,13 +120,13 @@ pub fn sdk_as(addr: &str, mode: &str, model: &str, key: Option<&str>) -> serde_j
         .args([&format!("http://{addr}/v1"), mode, model])
         .output()
         .unwrap_or_else(|e| {
-            panic!("python3 cannot run ({e}): run .ci/run, which installs python's openai SDK")
+            panic!("python3 cannot run ({e}): run .ci/setup, which installs python's openai SDK")
         });
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "the openai SDK client failed ({mode}); if openai is missing, run .ci/run\n{stdout}{stderr}"
+        "the openai SDK client failed ({mode}); if openai is missing, run .ci/setup\n{stdout}{stderr}"
     );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"))
 }

@@ -1,4 +1,4 @@
-//! MassGen itself (the Python package, installed by `.ci/run` into its own virtual environment
+//! MassGen itself (the Python package, installed by `.ci/setup` into its own virtual environment
 //! under `target/`) running a team against the gateway: on loopback only, in a temporary
 //! directory, for a bounded time.
 
@@ -14,7 +14,7 @@ pub const CLIENT_KEY: &str = "massgen-client-key";
 /// MassGen 0.1.97 downloads a price list from the internet after every call.
 pub const MODEL: &str = "gpt-4o-mini";
 
-/// Where `.ci/run` installs MassGen, relative to the project.
+/// Where `.ci/setup` installs MassGen, relative to the project.
 pub const VENV: &str = "target/massgen-venv";
 
 /// The longest a MassGen run may take before it is killed.
@@ -29,7 +29,7 @@ pub fn installed() -> PathBuf {
         .join("massgen");
     assert!(
         bin.is_file(),
-        "MassGen is not installed at {VENV}/bin/massgen: run .ci/run, which installs it there \
+        "MassGen is not installed at {VENV}/bin/massgen: run .ci/setup, which installs it there \
          (the `massgen` Python package in a virtual environment of its own)"
     );
     bin
@@ -106,9 +106,12 @@ pub fn run_team(massgen: &Path, gateway: &str, question: &str) -> Run {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}; run .ci/run to install MassGen", massgen.display()));
+    let mut child = cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; run .ci/setup to install MassGen",
+            massgen.display()
+        )
+    });
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {

@@ -100,8 +100,8 @@ fn dashboard_and_doc_promql_parse_under_promtool() {
     {
         Ok(out) => out,
         Err(e) => panic!(
-            "promtool is needed to check the PromQL ({e}). Install it with `apt-get install -y \
-             --no-install-recommends prometheus`, then run the tests again."
+            "promtool is needed to check the PromQL ({e}). Run .ci/setup (it installs the \
+             Debian package `prometheus`), then run the tests again."
         ),
     };
     assert!(

@@ -87,9 +87,8 @@ pub(crate) fn promtool_check(exposition: &str) {
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => panic!(
-            "promtool is needed to validate the exposition but could not be run ({e}). Install \
-             it with `apt-get install -y --no-install-recommends prometheus` (Debian package \
-             `prometheus`), then run the tests again."
+            "promtool is needed to validate the exposition but could not be run ({e}). Run \
+             .ci/setup (it installs the Debian package `prometheus`), then run the tests again."
         ),
     };
     {
