@@ -142,13 +142,15 @@ impl SimulatedProvider {
             None => self.choose_tool(request, question, &mut rng, call, &mut response),
         }
         // Like a real API, never more output than the request's cap: a reply cut there ends
-        // with `length`.
+        // with `length`, and its text stops about where the cap falls (tool calls are kept
+        // whole, so a team's protocol still reads them).
         let mut output = u64::from(self.settings.output_tokens);
         if let Some(cap) = request.max_tokens.map(u64::from)
             && output > cap
         {
             output = cap;
             response.finish_reason = Some("length".to_owned());
+            cut_to_tokens(&mut response.text, cap);
         }
         response.usage = Some(Usage::new(approx_tokens(request), output));
         Ok(response)
@@ -238,6 +240,28 @@ fn tool_call(id: String, name: &str, arguments: serde_json::Value) -> ToolCall {
 
 /// A cheap token count: about four tokens for every three words of every message (tool calls'
 /// names and arguments and tool results included).
+/// Cuts `text` after the words that make about `tokens` tokens (3 words per 4 tokens, the
+/// inverse of [`approx_tokens`]), keeping at least one word.
+fn cut_to_tokens(text: &mut String, tokens: u64) {
+    let keep = usize::try_from((tokens * 3 / 4).max(1)).unwrap_or(usize::MAX);
+    let mut words = 0;
+    let mut in_word = false;
+    for (at, c) in text.char_indices() {
+        if c.is_whitespace() {
+            if in_word {
+                words += 1;
+                if words == keep {
+                    text.truncate(at);
+                    return;
+                }
+            }
+            in_word = false;
+        } else {
+            in_word = true;
+        }
+    }
+}
+
 fn approx_tokens(request: &ChatRequest) -> u64 {
     let words: usize = request
         .messages
@@ -343,6 +367,25 @@ mod tests {
         let r = p.chat(&req, None, None).await.unwrap();
         assert_eq!(r.usage.unwrap().output_tokens, 7);
         assert_eq!(r.finish_reason.as_deref(), Some("length"));
+        // The text stops where the cap falls: 5 words for 7 tokens.
+        assert_eq!(r.text.split_whitespace().count(), 5, "{}", r.text);
+        assert!(r.text.starts_with("Final answer."), "{}", r.text);
+        assert!(!r.text.ends_with(char::is_whitespace), "{:?}", r.text);
+    }
+
+    #[test]
+    fn cutting_keeps_whole_words_and_at_least_one() {
+        let cut = |text: &str, tokens: u64| {
+            let mut t = text.to_owned();
+            cut_to_tokens(&mut t, tokens);
+            t
+        };
+        assert_eq!(cut("one two  three four", 4), "one two  three");
+        assert_eq!(cut("one two", 1), "one");
+        assert_eq!(cut("one two", 0), "one");
+        assert_eq!(cut("one two", 100), "one two");
+        assert_eq!(cut("", 5), "");
+        assert_eq!(cut("  héllo wörld ", 2), "  héllo");
     }
 
     #[tokio::test]
