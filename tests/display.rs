@@ -258,11 +258,29 @@ fn the_display_shows_quota_waits_and_gives_the_terminal_back() {
         "1",
         "the display is on the alternate screen"
     );
+    // Echo is off while the display is up, so keys typed now (Enter too) neither show on
+    // nor scroll the display; the line discipline is otherwise untouched.
+    let tty = pane.format("#{pane_tty}");
+    let modes = Command::new("stty")
+        .args(["-F", &tty, "-a"])
+        .output()
+        .unwrap();
+    let modes = String::from_utf8_lossy(&modes.stdout).into_owned();
+    let words: Vec<&str> = modes.split_whitespace().collect();
+    assert!(words.contains(&"-echo"), "{modes}");
+    assert!(words.contains(&"icanon"), "{modes}");
+    assert!(words.contains(&"isig"), "{modes}");
+    pane.type_line("typed-while-the-display-is-up");
     // The ETA counts down while the call waits (it does not need a new event to move).
     let first = strip_eta(&waiting).unwrap();
-    pane.wait_for("the ETA to count down", RUN_TIMEOUT, |s| {
+    let later = pane.wait_for("the ETA to count down", RUN_TIMEOUT, |s| {
         strip_eta(s).is_some_and(|eta| eta < first)
     });
+    assert!(!later.contains("typed-while"), "typed keys shown:\n{later}");
+    assert!(
+        later.starts_with("massgen-rs  elapsed"),
+        "the display moved:\n{later}"
+    );
     if let Ok(keep) = std::env::var("MASSGEN_DISPLAY_SCREEN") {
         // For the docs: the pane as captured during the wait.
         std::fs::write(keep, &waiting).unwrap();
@@ -273,6 +291,8 @@ fn the_display_shows_quota_waits_and_gives_the_terminal_back() {
     assert_eq!(exit_code(&end), Some(0), "{end}");
     let history = pane.history();
     assert!(history.contains("winner: "), "{history}");
+    // What was typed during the display is discarded, not run by the shell afterwards.
+    assert!(!history.contains("typed-while"), "{history}");
     assert!(history.contains("run completed in"), "{history}");
     assert!(
         history.contains("Final answer."),

@@ -3,7 +3,10 @@
 //! normal end or an error), from a panic hook, and before a second Ctrl-C quits at once.
 //!
 //! The terminal stays in cooked mode (no raw mode: the display reads no keys), so Ctrl-C keeps
-//! reaching the process as SIGINT and the run's own interrupt handling applies.
+//! reaching the process as SIGINT and the run's own interrupt handling applies. Only its echo
+//! is off while the display is up: a key typed then (Enter above all) would otherwise be
+//! written over the display and scroll it. What was typed meanwhile is discarded when the
+//! terminal is given back, rather than run unseen by the shell.
 
 use std::io::{Stderr, Write};
 use std::sync::Once;
@@ -40,6 +43,7 @@ impl Screen {
         install_panic_hook();
         let mut err = std::io::stderr();
         ACTIVE.store(true, Ordering::SeqCst);
+        echo::off();
         if let Err(e) = execute!(err, terminal::EnterAlternateScreen, cursor::Hide) {
             restore();
             return Err(e);
@@ -71,14 +75,61 @@ impl Drop for Screen {
     }
 }
 
-/// Puts the terminal back (main screen, cursor shown) if the display had changed it. Safe to
-/// call any number of times, from any thread.
+/// Puts the terminal back (main screen, cursor shown, echo as it was) if the display had
+/// changed it. Safe to call any number of times, from any thread.
 pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
         let mut err = std::io::stderr();
         let _ = execute!(err, cursor::Show, terminal::LeaveAlternateScreen);
         let _ = err.flush();
+        echo::restore();
     }
+}
+
+/// The terminal's echo, off while the display is up.
+#[cfg(unix)]
+mod echo {
+    use std::sync::Mutex;
+
+    use rustix::termios::{self, LocalModes, OptionalActions, QueueSelector, Termios};
+
+    /// The settings found when the display started, put back when it ends.
+    static SAVED: Mutex<Option<Termios>> = Mutex::new(None);
+
+    fn saved() -> std::sync::MutexGuard<'static, Option<Termios>> {
+        // Nothing panics while holding it; a poisoned lock still holds the settings.
+        SAVED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Turns echo off on stderr's terminal (the same terminal the keys come from).
+    pub(super) fn off() {
+        let err = std::io::stderr();
+        let Ok(found) = termios::tcgetattr(&err) else {
+            return;
+        };
+        let mut quiet = found.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        if termios::tcsetattr(&err, OptionalActions::Now, &quiet).is_ok() {
+            *saved() = Some(found);
+        }
+    }
+
+    /// Discards what was typed while the display was up and puts the settings back.
+    pub(super) fn restore() {
+        if let Some(found) = saved().take() {
+            let err = std::io::stderr();
+            let _ = termios::tcflush(&err, QueueSelector::IFlush);
+            let _ = termios::tcsetattr(&err, OptionalActions::Now, &found);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod echo {
+    pub(super) fn off() {}
+    pub(super) fn restore() {}
 }
 
 /// Notes a Ctrl-C for the display; returns whether the display is up (then it shows the
