@@ -79,7 +79,7 @@ pub enum RunEvent {
         agent: String,
         /// Its anonymous label (`agent2.1`).
         label: String,
-        /// The first characters of the answer.
+        /// The first 120 characters of the answer, then `…` if it goes on.
         preview: String,
         /// Where the answer was written, when there is a run directory.
         path: Option<PathBuf>,

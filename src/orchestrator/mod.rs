@@ -29,7 +29,7 @@ use crate::agent::events::{Emitter, RunEvent};
 use crate::config::OrchestratorConfig;
 use crate::system::ActorSystem;
 
-/// Characters of an answer shown in [`RunEvent::NewAnswer`].
+/// Characters of an answer shown in [`RunEvent::NewAnswer`] (then `…` if it goes on).
 const PREVIEW_CHARS: usize = 120;
 
 /// What the coordination produced (the runtime turns it into an outcome or an error).

@@ -119,7 +119,7 @@ impl State {
         self.emitter.emit(RunEvent::NewAnswer {
             agent: agent.clone(),
             label: label.clone(),
-            preview: content.chars().take(PREVIEW_CHARS).collect(),
+            preview: preview(&content),
             path,
         });
         self.emitter.state(&agent, AgentState::Answered { label });
@@ -256,5 +256,29 @@ impl State {
             notes,
             failures,
         }
+    }
+}
+
+/// The first [`PREVIEW_CHARS`] characters of an answer, ending with `…` when it goes on.
+fn preview(content: &str) -> String {
+    let mut chars = content.chars();
+    let mut shown: String = chars.by_ref().take(PREVIEW_CHARS).collect();
+    if chars.next().is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
+#[cfg(test)]
+mod preview_tests {
+    use super::{PREVIEW_CHARS, preview};
+
+    #[test]
+    fn a_long_answer_is_cut_with_an_ellipsis_a_short_one_is_whole() {
+        assert_eq!(preview("Paris."), "Paris.");
+        let exact = "é".repeat(PREVIEW_CHARS);
+        assert_eq!(preview(&exact), exact);
+        let long = format!("{exact}more");
+        assert_eq!(preview(&long), format!("{exact}…"));
     }
 }

@@ -27,7 +27,7 @@ pub fn render(frame: &mut Frame, state: &DisplayState) {
         .max(1);
     let agent_rows = u16::try_from(state.agents.len().div_ceil(per_row).max(1)).unwrap_or(1);
     let quota_height = quota_lines(state).saturating_add(2);
-    let footer_height = footer_lines(state).saturating_add(2);
+    let footer_height = footer_rows(state, area).saturating_add(2);
     let room = area
         .height
         .saturating_sub(1)
@@ -299,15 +299,54 @@ fn footer_text(state: &DisplayState) -> Vec<Line<'static>> {
     lines
 }
 
-fn footer_lines(state: &DisplayState) -> u16 {
-    u16::try_from(footer_text(state).len()).unwrap_or(u16::MAX)
+/// Rows the footer's lines take wrapped inside its borders, at most a quarter of the screen
+/// (at least 3): a long note wraps instead of being cut.
+fn footer_rows(state: &DisplayState, area: Rect) -> u16 {
+    let rows = wrapped_rows(&footer_text(state), area.width.saturating_sub(2));
+    rows.min((area.height / 4).max(3))
+}
+
+/// Rows `lines` take when wrapped at word boundaries into `width` columns (as the paragraph
+/// wraps them, or a row more).
+pub(super) fn wrapped_rows(lines: &[Line], width: u16) -> u16 {
+    let width = usize::from(width.max(1));
+    let mut rows = 0usize;
+    for line in lines {
+        let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        let mut row = 0usize;
+        let mut taken = 1usize;
+        for word in text.split_whitespace() {
+            let w = word.chars().count();
+            if row == 0 {
+                row = w;
+            } else if row + 1 + w <= width {
+                row += 1 + w;
+                continue;
+            } else {
+                taken += 1;
+                row = w;
+            }
+            // A word longer than the row is broken across rows.
+            while row > width {
+                taken += 1;
+                row -= width;
+            }
+        }
+        rows += taken;
+    }
+    u16::try_from(rows).unwrap_or(u16::MAX)
 }
 
 fn render_footer(frame: &mut Frame, area: Rect, state: &DisplayState) {
+    let text = footer_text(state);
+    // When the notes need more rows than the footer has, the latest ones are shown.
+    let rows = wrapped_rows(&text, area.width.saturating_sub(2));
+    let scroll = rows.saturating_sub(area.height.saturating_sub(2));
     frame.render_widget(
-        Paragraph::new(footer_text(state))
+        Paragraph::new(text)
             .block(Block::bordered().title(" run "))
-            .wrap(Wrap { trim: true }),
+            .wrap(Wrap { trim: true })
+            .scroll((scroll, 0)),
         area,
     );
 }

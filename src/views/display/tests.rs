@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::text::Line;
 
 use super::state::limit_name;
 use super::*;
@@ -292,6 +293,43 @@ fn tiny_and_crowded_terminals_do_not_panic() {
     for (w, h) in [(1, 1), (10, 5), (40, 8), (200, 60)] {
         draw(&s, w, h);
     }
+}
+
+/// A long note wraps in full instead of being cut at the footer's one row; with more notes
+/// than the footer holds, the latest show.
+#[test]
+fn long_notes_wrap_and_the_latest_show_when_room_is_short() {
+    let t0 = Instant::now();
+    let mut s = mid_run(t0);
+    let long = "researcher: attempt 1 failed (provider call failed: RateLimited (HTTP 429): \
+                simulated 429: sim-small allows 2 requests per minute); trying again";
+    s.note(long.to_owned());
+    let text = screen(&draw(&s, 80, 40));
+    assert!(text.contains("trying again"), "{text}");
+    assert!(text.contains("sim-small allows 2"), "{text}");
+    assert!(text.contains("researcher: attempt 1 failed"), "{text}");
+
+    // On a short terminal the footer is capped (30 rows: 7 at most) and scrolled: all four
+    // notes are kept, the newest is on screen, the oldest is not.
+    for i in 1..=2 {
+        s.note(format!("note {i}: {}", "word ".repeat(30)));
+    }
+    s.note("the newest note".to_owned());
+    assert_eq!(s.notes.len(), 4);
+    let text = screen(&draw(&s, 80, 30));
+    assert!(text.contains("the newest note"), "{text}");
+    assert!(!text.contains("researcher: attempt 1 failed"), "{text}");
+}
+
+#[test]
+fn wrapped_rows_counts_like_word_wrap() {
+    let rows =
+        |text: &str, width: u16| super::render::wrapped_rows(&[Line::raw(text.to_owned())], width);
+    assert_eq!(rows("", 10), 1);
+    assert_eq!(rows("one two", 10), 1);
+    assert_eq!(rows("one two three", 10), 2);
+    assert_eq!(rows("abcdefghijklmnopqrstuvwxy", 10), 3);
+    assert_eq!(rows("a b", 0), 2);
 }
 
 #[test]
