@@ -457,6 +457,70 @@ fn the_openai_sdk_makes_a_tool_call_round_trip_through_the_gateway_to_the_mock()
     assert_eq!(stats["total"]["refused"], 0, "{stats}");
 }
 
+/// Gemini and Anthropic models are served in OpenAI's shape: the official SDK asks, the
+/// gateway's adapters translate to each API's own wire format (tool calls and their results
+/// included), and the mock, which speaks each format, counts every request under its dialect.
+#[test]
+fn the_openai_sdk_reaches_gemini_and_anthropic_models_through_the_adapters() {
+    let (_mock, mock) = spawn_listening(&["mock-provider", "--listen", "127.0.0.1:0"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = serve(
+        dir.path(),
+        &format!(
+            "models:\n  - name: gem\n    backend: {{type: gemini, model: gemini-2.5-flash, \
+             base_url: 'http://{mock}/v1beta', api_key: key-gem-000000000000}}\n\
+             \x20 - name: claude\n    backend: {{type: claude, model: claude-sonnet-4-5, \
+             base_url: 'http://{mock}/v1', api_key: key-cla-000000000000}}\n\
+             rate_limit: {{state: none}}\n"
+        ),
+    );
+    for model in ["gem", "claude"] {
+        let plain = sdk(&addr, "nonstream", model);
+        assert_eq!(plain["object"], "chat.completion", "{plain}");
+        assert_eq!(plain["model"], model, "{plain}");
+        assert_eq!(plain["finish_reason"], "stop", "{plain}");
+        assert!(!plain["content"].as_str().unwrap().is_empty(), "{plain}");
+        let (p, c) = (
+            plain["prompt_tokens"].as_u64().unwrap(),
+            plain["completion_tokens"].as_u64().unwrap(),
+        );
+        assert!(p > 0 && c > 0, "{plain}");
+        assert_eq!(plain["total_tokens"].as_u64().unwrap(), p + c, "{plain}");
+
+        let streamed = sdk(&addr, "stream", model);
+        assert_eq!(streamed["finish_reason"], "stop", "{streamed}");
+        assert!(
+            !streamed["content"].as_str().unwrap().is_empty(),
+            "{streamed}"
+        );
+        assert!(
+            streamed["usage"]["completion_tokens"].as_u64().unwrap() > 0,
+            "{streamed}"
+        );
+
+        let round = sdk(&addr, "tools", model);
+        assert_eq!(round["finish_reason"], "tool_calls", "{round}");
+        assert_eq!(round["tool"], "new_answer", "{round}");
+        assert!(round["arguments"]["content"].is_string(), "{round}");
+        assert!(!round["call_id"].as_str().unwrap().is_empty(), "{round}");
+        assert!(!round["final"].as_str().unwrap().is_empty(), "{round}");
+    }
+    // Each model's four requests (answer, stream, tool call, tool result) reached the mock in
+    // its own API's format; none in OpenAI's, none refused.
+    let stats = common::get_blocking(&mock, "/stats");
+    for dialect in ["gemini", "anthropic"] {
+        assert_eq!(stats["by_dialect"][dialect]["admitted"], 4, "{stats}");
+        assert_eq!(stats["by_dialect"][dialect]["refused"], 0, "{stats}");
+    }
+    assert_eq!(
+        stats["by_dialect"]["openai"]["requests"]
+            .as_u64()
+            .unwrap_or(0),
+        0,
+        "{stats}"
+    );
+}
+
 /// A stream the upstream provider cuts after part of the answer was sent is not retried onto
 /// the same response (that would splice two attempts' text): the client gets the part, then an
 /// error event saying the answer is incomplete. A stream cut before anything was sent is
