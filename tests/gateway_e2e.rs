@@ -1,6 +1,7 @@
 //! The gateway in front of the mock provider, with both enforcing the same limits, as real
-//! clients use it: 200 concurrent clients at once, and MassGen itself (the Python package)
-//! running a 3-agent team through it. Checked against the mock's own records (`/stats`,
+//! clients use it: 200 concurrent clients at once, three gateway processes sharing one limit
+//! through their state file, and MassGen itself (the Python package) running a 3-agent team
+//! through it. Checked against the mock's own records (`/stats`,
 //! `/admissions`): every request answered, none lost, none refused, no window over its limit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -114,6 +115,73 @@ fn two_hundred_concurrent_clients_are_all_answered_within_the_mocks_limit() {
     assert_eq!(scope["granted_total"], CLIENTS as u64, "{status}");
     assert_eq!(scope["denied_total"], 0, "{status}");
     assert!(waited_secs(&gateway) > 1.0, "no request waited for quota");
+}
+
+/// Three gateway processes on one state file keep one provider limit together: whichever
+/// gateway a client asks, the minute admits its requests and no more; the rest wait out their
+/// deadline and get 429 with a Retry-After, and the mock refuses nothing.
+#[test]
+fn three_gateways_on_one_state_file_keep_one_limit_together() {
+    const RPM: u64 = 20;
+    const PER_GATEWAY: usize = 15;
+    let dir = tempfile::tempdir().unwrap();
+    let limits = format!("chatcompletion:\n  mock-a: {{rpm: {RPM}, tpm: 1000000}}\n");
+    let (_mock, mock) = mock_with(dir.path(), &limits);
+    let config = format!(
+        "max_wait: 15s\nmodels:\n  - name: mocked\n    backend: {{type: chatcompletion, \
+         model: mock-a, base_url: 'http://{mock}/v1', api_key: key-shared-0000000000}}\n\
+         rate_limit: {{limits_file: limits.yaml, state: '{}'}}\n",
+        dir.path().join("state.db").display()
+    );
+    let gateways: Vec<_> = (0..3).map(|_| serve(dir.path(), &config)).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcomes = rt.block_on(async {
+        let runs = gateways.iter().map(|(_, addr)| {
+            let url = format!("http://{addr}/v1/chat/completions");
+            async move { load::run(&url, "none", "mocked", PER_GATEWAY, 0, 1).await }
+        });
+        futures_util::future::join_all(runs).await
+    });
+    let answered: u64 = outcomes.iter().map(|o| o.answered).sum();
+    let failures: Vec<&String> = outcomes.iter().flat_map(|o| &o.failures).collect();
+    // Every request was answered: a completion, or a 429 once its 15 s were up.
+    assert_eq!(answered + failures.len() as u64, 3 * PER_GATEWAY as u64);
+    assert!(
+        failures
+            .iter()
+            .all(|f| f.starts_with("429") && f.contains("rate_limit_exceeded")),
+        "{failures:?}"
+    );
+    // The minute's whole limit was used, and never more, by the three together.
+    assert_eq!(answered, RPM, "{failures:?}");
+    let stats = get_blocking(&mock, "/stats");
+    assert_eq!(load::mock_counts(&stats, "mock-a"), (RPM, 0), "{stats}");
+    let admissions = get_blocking(&mock, "/admissions");
+    assert_eq!(
+        load::busiest_window(&admissions, "mock-a", Duration::from_secs(60)),
+        RPM
+    );
+    // Each gateway granted some of them: the limit was shared, not held by one process.
+    let granted: Vec<u64> = gateways
+        .iter()
+        .map(|(_, addr)| {
+            let status = get_blocking(addr, "/status");
+            status["scopes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["scope"].as_str().unwrap_or_default().contains("mock-a"))
+                .unwrap_or_else(|| panic!("{status}"))["granted_total"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(granted.iter().sum::<u64>(), RPM, "{granted:?}");
+    assert!(granted.iter().all(|&g| g > 0), "{granted:?}");
 }
 
 #[test]
