@@ -521,6 +521,119 @@ fn the_openai_sdk_reaches_gemini_and_anthropic_models_through_the_adapters() {
     );
 }
 
+/// An upstream of one request: keeps the body it was sent and answers a fixed completion.
+async fn one_request_upstream() -> (String, tokio::sync::oneshot::Receiver<Value>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 8192];
+        let (head_end, length) = loop {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the gateway closed before a whole request");
+            got.extend_from_slice(&buf[..n]);
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse().unwrap())
+                    .unwrap_or_else(|| panic!("no content-length: {head}"));
+                break (end + 4, length);
+            }
+        };
+        while got.len() < head_end + length {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        let sent: Value = serde_json::from_slice(&got[head_end..head_end + length]).unwrap();
+        let answer = json!({
+            "id": "chatcmpl-up", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+        })
+        .to_string();
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        sock.write_all(reply.as_bytes()).await.unwrap();
+        let _ = tx.send(sent);
+    });
+    (addr, rx)
+}
+
+/// Sampling options a client sets reach the provider as its API takes them (read back from
+/// the bytes the upstream received); `n` above 1, an out-of-range `top_p` and an unknown effort
+/// get 400; fields the gateway does not act on are named in `x-massgen-ignored` and not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_options_reach_the_provider_and_ignored_fields_are_named() {
+    let (upstream, sent) = one_request_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_child, addr) = serve(
+        dir.path(),
+        &format!(
+            "models:\n  - name: up\n    backend: {{type: chatcompletion, model: gpt-4o-mini, \
+             base_url: 'http://{upstream}/v1', api_key: key-up-000000000000}}\n\
+             rate_limit: {{state: none}}\n"
+        ),
+    );
+    let mut ask = question("up");
+    for (field, value) in [
+        ("top_p", json!(0.25)),
+        ("reasoning_effort", json!("low")),
+        ("seed", json!(7)),
+        ("user", json!("u-1")),
+        ("response_format", json!({"type": "text"})),
+        ("bad\r\nname", json!(1)),
+        ("n", json!(1)),
+    ] {
+        ask[field] = value;
+    }
+    let answer = chat(&addr, ask.clone()).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["x-massgen-ignored"],
+        "response_format, seed, user"
+    );
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "ok", "{body}");
+    let sent = tokio::time::timeout(Duration::from_secs(10), sent)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sent["top_p"], 0.25, "{sent}");
+    assert_eq!(sent["reasoning_effort"], "low", "{sent}");
+    assert_eq!(sent["model"], "gpt-4o-mini", "{sent}");
+    for never in ["seed", "user", "response_format", "n", "bad\r\nname"] {
+        assert!(sent.get(never).is_none(), "{never} was sent: {sent}");
+    }
+
+    // What cannot be honoured is refused, saying why.
+    for (field, value, says) in [
+        ("n", json!(3), "one choice"),
+        ("top_p", json!(1.5), "top_p"),
+        ("reasoning_effort", json!("extreme"), "reasoning_effort"),
+        ("verbosity", json!("loud"), "verbosity"),
+    ] {
+        let mut bad = question("up");
+        bad[field] = value;
+        let refused = chat(&addr, bad).await;
+        assert_eq!(refused.status(), 400, "{field}");
+        let body: Value = refused.json().await.unwrap();
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(says),
+            "{field}: {body}"
+        );
+    }
+}
+
 /// A stream the upstream provider cuts after part of the answer was sent is not retried onto
 /// the same response (that would splice two attempts' text): the client gets the part, then an
 /// error event saying the answer is incomplete. A stream cut before anything was sent is

@@ -22,7 +22,7 @@ mod keycheck;
 mod limits;
 mod limits_parse;
 mod massgen_keys;
-mod options;
+pub(crate) mod options;
 mod pool_backend;
 mod pools;
 mod prices;

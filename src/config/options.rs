@@ -11,8 +11,10 @@ use super::team_raw::RawBackend;
 use super::types::BackendKind;
 use crate::provider::RequestOptions;
 
-const EFFORTS: [&str; 6] = ["none", "minimal", "low", "medium", "high", "xhigh"];
-const VERBOSITY: [&str; 3] = ["low", "medium", "high"];
+/// The reasoning efforts chat completions take (`reasoning_effort`).
+pub(crate) const EFFORTS: [&str; 6] = ["none", "minimal", "low", "medium", "high", "xhigh"];
+/// The answer verbosities chat completions take (`verbosity`).
+pub(crate) const VERBOSITY: [&str; 3] = ["low", "medium", "high"];
 
 /// The API family a backend speaks, for which options it takes.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -101,10 +101,11 @@ async fn serve(
         );
         axum::Json(body).into_response()
     };
-    if wire.tool_choice.is_some() {
-        response
-            .headers_mut()
-            .insert("x-massgen-ignored", HeaderValue::from_static("tool_choice"));
+    let ignored = wire.ignored();
+    if !ignored.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&ignored.join(", "))
+    {
+        response.headers_mut().insert("x-massgen-ignored", value);
     }
     Ok(response)
 }

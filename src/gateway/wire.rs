@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::AgentConfig;
+use crate::config::options::{EFFORTS, VERBOSITY};
 use crate::provider::{
     ChatRequest, ChatResponse, ImageInput, Message, Role, ToolCall, ToolResult, ToolSpec, Usage,
 };
@@ -39,6 +40,25 @@ pub struct WireRequest {
     /// `{include_usage: true}`: a last chunk with the usage.
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
+    /// Nucleus sampling, passed to the provider as its API takes it.
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    /// Reasoning effort, passed to APIs that take it.
+    #[serde(default)]
+    pub reasoning_effort: Option<String>,
+    /// Answer verbosity, passed to APIs that take it.
+    #[serde(default)]
+    pub verbosity: Option<String>,
+    /// Whether the model may call several tools in one turn.
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    /// How many choices: only 1 is served.
+    #[serde(default)]
+    pub n: Option<u32>,
+    /// Every other top-level field: accepted (OpenAI's SDKs send fields a server may not
+    /// know) and named in the `x-massgen-ignored` header.
+    #[serde(flatten)]
+    pub other: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 /// `stream_options`.
@@ -121,8 +141,29 @@ impl WireRequest {
             .unwrap_or(false)
     }
 
+    /// The fields of the request the gateway does not act on (`tool_choice` and fields it does
+    /// not know), for the `x-massgen-ignored` header: names of letters, digits, `_`, `-` and
+    /// `.` only, at most 16 of them.
+    pub fn ignored(&self) -> Vec<&str> {
+        let named = |k: &&str| {
+            !k.is_empty()
+                && k.len() <= 64
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        };
+        self.tool_choice
+            .as_ref()
+            .map(|_| "tool_choice")
+            .into_iter()
+            .chain(self.other.keys().map(String::as_str))
+            .filter(named)
+            .take(16)
+            .collect()
+    }
+
     /// The request for `agent` (the model's backend: its model name, sampling defaults and
-    /// provider options), or why it cannot be made.
+    /// provider options, which the request's own `top_p`, `reasoning_effort`, `verbosity` and
+    /// `parallel_tool_calls` override), or why it cannot be made.
     pub fn to_chat(&self, agent: &AgentConfig) -> Result<ChatRequest, String> {
         if self.messages.is_empty() {
             return Err("`messages` is empty: send at least one message".to_owned());
@@ -157,6 +198,35 @@ impl WireRequest {
         if cap == Some(0) {
             return Err("max_tokens must be at least 1".to_owned());
         }
+        if let Some(n) = self.n.filter(|&n| n != 1) {
+            return Err(format!(
+                "n = {n}: the gateway answers with one choice; send the request {n} times \
+                 for {n} answers"
+            ));
+        }
+        let mut options = agent.backend.options.clone();
+        if let Some(p) = self.top_p {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("top_p {p} is out of range (0 to 1)"));
+            }
+            options.top_p = Some(p);
+        }
+        let word = |field: &str, value: &Option<String>, allowed: &[&str]| match value {
+            Some(v) if !allowed.contains(&v.as_str()) => Err(format!(
+                "{field} `{v}` is not one of {}",
+                allowed.join(", ")
+            )),
+            v => Ok(v.clone()),
+        };
+        if let Some(e) = word("reasoning_effort", &self.reasoning_effort, &EFFORTS)? {
+            options.reasoning_effort = Some(e);
+        }
+        if let Some(v) = word("verbosity", &self.verbosity, &VERBOSITY)? {
+            options.verbosity = Some(v);
+        }
+        if let Some(p) = self.parallel_tool_calls {
+            options.parallel_tool_calls = Some(p);
+        }
         Ok(ChatRequest {
             model: agent.backend.model.clone(),
             messages,
@@ -164,7 +234,7 @@ impl WireRequest {
             temperature: self.temperature.or(agent.backend.temperature),
             max_tokens: cap.or(agent.backend.max_tokens),
             stream: self.streams(),
-            options: agent.backend.options.clone(),
+            options,
         })
     }
 }
