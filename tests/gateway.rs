@@ -591,6 +591,7 @@ async fn request_options_reach_the_provider_and_ignored_fields_are_named() {
         ("seed", json!(7)),
         ("user", json!("u-1")),
         ("response_format", json!({"type": "text"})),
+        ("tool_choice", json!("auto")),
         ("bad\r\nname", json!(1)),
         ("n", json!(1)),
     ] {
@@ -600,7 +601,7 @@ async fn request_options_reach_the_provider_and_ignored_fields_are_named() {
     assert_eq!(answer.status(), 200);
     assert_eq!(
         answer.headers()["x-massgen-ignored"],
-        "response_format, seed, user"
+        "response_format, seed, tool_choice, user"
     );
     let body: Value = answer.json().await.unwrap();
     assert_eq!(body["choices"][0]["message"]["content"], "ok", "{body}");
@@ -611,7 +612,14 @@ async fn request_options_reach_the_provider_and_ignored_fields_are_named() {
     assert_eq!(sent["top_p"], 0.25, "{sent}");
     assert_eq!(sent["reasoning_effort"], "low", "{sent}");
     assert_eq!(sent["model"], "gpt-4o-mini", "{sent}");
-    for never in ["seed", "user", "response_format", "n", "bad\r\nname"] {
+    for never in [
+        "seed",
+        "user",
+        "response_format",
+        "tool_choice",
+        "n",
+        "bad\r\nname",
+    ] {
         assert!(sent.get(never).is_none(), "{never} was sent: {sent}");
     }
 

@@ -101,7 +101,7 @@ async fn serve(
         );
         axum::Json(body).into_response()
     };
-    let ignored = wire.ignored();
+    let ignored = super::wire::ignored_fields(&bytes);
     if !ignored.is_empty()
         && let Ok(value) = HeaderValue::from_str(&ignored.join(", "))
     {

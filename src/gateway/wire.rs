@@ -22,9 +22,6 @@ pub struct WireRequest {
     /// Tools offered.
     #[serde(default)]
     pub tools: Option<Vec<WireTool>>,
-    /// Accepted and ignored (the gateway says so in the `x-massgen-ignored` header).
-    #[serde(default)]
-    pub tool_choice: Option<Value>,
     /// Sampling temperature.
     #[serde(default)]
     pub temperature: Option<f32>,
@@ -55,10 +52,46 @@ pub struct WireRequest {
     /// How many choices: only 1 is served.
     #[serde(default)]
     pub n: Option<u32>,
-    /// Every other top-level field: accepted (OpenAI's SDKs send fields a server may not
-    /// know) and named in the `x-massgen-ignored` header.
-    #[serde(flatten)]
-    pub other: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// The top-level fields [`WireRequest`] acts on; any other is accepted (OpenAI's SDKs send
+/// fields a server may not know) and named in the `x-massgen-ignored` header.
+const ACTED_ON: [&str; 13] = [
+    "model",
+    "messages",
+    "tools",
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "stream",
+    "stream_options",
+    "top_p",
+    "reasoning_effort",
+    "verbosity",
+    "parallel_tool_calls",
+    "n",
+];
+
+/// The top-level fields of `body` (a request [`WireRequest`] was read from) the gateway does
+/// not act on, `tool_choice` among them, for the `x-massgen-ignored` header: names of letters,
+/// digits, `_`, `-` and `.` only, at most 16, in order. Reading the keys again skips over the
+/// values without keeping them.
+pub fn ignored_fields(body: &[u8]) -> Vec<String> {
+    let Ok(keys) =
+        serde_json::from_slice::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(body)
+    else {
+        return Vec::new();
+    };
+    keys.into_keys()
+        .filter(|k| !ACTED_ON.contains(&k.as_str()))
+        .filter(|k| {
+            !k.is_empty()
+                && k.len() <= 64
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        })
+        .take(16)
+        .collect()
 }
 
 /// `stream_options`.
@@ -139,26 +172,6 @@ impl WireRequest {
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false)
-    }
-
-    /// The fields of the request the gateway does not act on (`tool_choice` and fields it does
-    /// not know), for the `x-massgen-ignored` header: names of letters, digits, `_`, `-` and
-    /// `.` only, at most 16 of them.
-    pub fn ignored(&self) -> Vec<&str> {
-        let named = |k: &&str| {
-            !k.is_empty()
-                && k.len() <= 64
-                && k.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        };
-        self.tool_choice
-            .as_ref()
-            .map(|_| "tool_choice")
-            .into_iter()
-            .chain(self.other.keys().map(String::as_str))
-            .filter(named)
-            .take(16)
-            .collect()
     }
 
     /// The request for `agent` (the model's backend: its model name, sampling defaults and
@@ -406,4 +419,21 @@ pub fn completion_json(
         }],
         "usage": usage.map_or(Value::Null, usage_json),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ignored_fields;
+
+    #[test]
+    fn ignored_fields_are_the_unknown_top_level_names_that_fit_a_header() {
+        let body = br#"{"model": "m", "messages": [], "top_p": 1, "seed": 1,
+            "tool_choice": "auto", "a\r\nb": 1, "metadata": {"seed": 2}, "n": 1}"#;
+        assert_eq!(ignored_fields(body), ["metadata", "seed", "tool_choice"]);
+        let many: String = (0..40).map(|i| format!(r#""f{i:02}": 0,"#)).collect();
+        let body = format!(r#"{{{many} "model": "m"}}"#);
+        assert_eq!(ignored_fields(body.as_bytes()).len(), 16);
+        assert!(ignored_fields(b"not json").is_empty());
+        assert!(ignored_fields(br#"{"model": "m", "messages": []}"#).is_empty());
+    }
 }
