@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::runtime::{AgentState, RunEvent};
+
 /// `75.3s` -> `1m15s`, `4.2s` -> `4.2s`.
 pub fn fmt_elapsed(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -25,6 +27,52 @@ pub fn fmt_wait(d: Duration) -> String {
         format!("{}m{:02}s", s / 60, s % 60)
     } else {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    }
+}
+
+/// An agent's state in a word and what goes with it (the scope and limit it waits for, its
+/// answer's label, whom it voted for...), as both the terminal display and the plain lines
+/// show it.
+pub fn state_words(state: &AgentState) -> (&'static str, String) {
+    match state {
+        AgentState::Thinking => ("thinking", String::new()),
+        AgentState::WaitingQuota { scope, limit, .. } => (
+            "waiting for quota",
+            limit
+                .as_deref()
+                .map_or_else(|| scope.clone(), |l| format!("{scope} {l}")),
+        ),
+        AgentState::Answered { label } => ("answered", label.clone()),
+        AgentState::Voted { for_agent } => ("voted", format!("for {for_agent}")),
+        AgentState::Restarting => ("restarting", "new answers to consider".to_owned()),
+        AgentState::Failed { reason } => ("failed", reason.clone()),
+        AgentState::Presenting => ("presenting", "writing the final answer".to_owned()),
+        AgentState::Done => ("done", String::new()),
+    }
+}
+
+/// The note a run event makes in either view, for the events that are notes: a failed
+/// attempt, a pool moving a call to another model, an actor that stopped.
+pub fn event_note(event: &RunEvent) -> Option<String> {
+    match event {
+        RunEvent::TurnRetry {
+            agent,
+            attempt,
+            reason,
+        } => Some(format!("{agent}: attempt {attempt} failed ({reason})")),
+        RunEvent::ModelRotated {
+            agent,
+            pool,
+            from,
+            to,
+            reason,
+        } => Some(format!(
+            "{agent}: pool {pool} moved {from} -> {to} ({reason})"
+        )),
+        RunEvent::ActorFailed { actor, reason } => {
+            Some(format!("{actor} stopped unexpectedly: {reason}"))
+        }
+        _ => None,
     }
 }
 

@@ -15,5 +15,5 @@ mod format;
 mod status;
 
 pub use dashboard::DashboardMode;
-pub use format::{fmt_elapsed, fmt_wait};
+pub use format::{event_note, fmt_elapsed, fmt_wait, state_words};
 pub use status::{status_json, status_json_with};

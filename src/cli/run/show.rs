@@ -116,14 +116,10 @@ pub(super) fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent, supervised:
             let (label, detail, eta) = describe_state(state);
             p.set_state(agent, label, &detail, eta);
         }
-        RunEvent::TurnRetry {
-            agent,
-            attempt,
-            reason,
-        } => {
-            p.note(&format!(
-                "{agent}: attempt {attempt} failed ({reason}); trying again"
-            ));
+        RunEvent::TurnRetry { .. } => {
+            if let Some(note) = crate::views::event_note(event) {
+                p.note(&format!("{note}; trying again"));
+            }
         }
         RunEvent::ModelSelected {
             agent,
@@ -133,16 +129,10 @@ pub(super) fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent, supervised:
         } => {
             p.note(&format!("{agent}: pool {pool} chose {provider}/{model}"));
         }
-        RunEvent::ModelRotated {
-            agent,
-            pool,
-            from,
-            to,
-            reason,
-        } => {
-            p.note(&format!(
-                "{agent}: pool {pool} moved {from} -> {to} ({reason})"
-            ));
+        RunEvent::ModelRotated { .. } | RunEvent::ActorFailed { .. } => {
+            if let Some(note) = crate::views::event_note(event) {
+                p.note(&note);
+            }
         }
         // A supervised agent's pool waits in the supervisor's queue: the supervisor's `waiting`
         // event already showed it as the agent's `waiting for quota` state (with the scope, the
@@ -163,9 +153,6 @@ pub(super) fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent, supervised:
                 "{agent}: no model of pool {pool} available; {when}"
             ));
         }
-        RunEvent::ActorFailed { actor, reason } => {
-            p.note(&format!("{actor} stopped unexpectedly: {reason}"));
-        }
         RunEvent::WinnerSelected { agent, votes, .. } => {
             p.note(&format!("winner: {agent} with {votes} vote(s)"));
         }
@@ -184,29 +171,12 @@ pub(super) fn apply<W: Write>(p: &mut Progress<W>, event: &RunEvent, supervised:
 }
 
 pub(super) fn describe_state(state: &AgentState) -> (&'static str, String, Option<Duration>) {
+    let (label, what) = crate::views::state_words(state);
     match state {
-        AgentState::Thinking => ("thinking", String::new(), None),
-        AgentState::WaitingQuota {
-            scope,
-            limit,
-            eta_ms,
-        } => {
+        AgentState::WaitingQuota { eta_ms, .. } => {
             let eta = Duration::from_millis(*eta_ms);
-            let what = limit
-                .as_deref()
-                .map(|l| format!("{scope} {l}"))
-                .unwrap_or(scope.clone());
-            (
-                "waiting for quota",
-                format!("{what}, ETA {}", fmt_wait(eta)),
-                Some(eta),
-            )
+            (label, format!("{what}, ETA {}", fmt_wait(eta)), Some(eta))
         }
-        AgentState::Answered { label } => ("answered", label.clone(), None),
-        AgentState::Voted { for_agent } => ("voted", format!("for {for_agent}"), None),
-        AgentState::Restarting => ("restarting", "new answers to consider".to_owned(), None),
-        AgentState::Failed { reason } => ("failed", reason.clone(), None),
-        AgentState::Presenting => ("presenting", "writing the final answer".to_owned(), None),
-        AgentState::Done => ("done", String::new(), None),
+        _ => (label, what, None),
     }
 }

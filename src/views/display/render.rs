@@ -27,14 +27,15 @@ pub fn render(frame: &mut Frame, state: &DisplayState) {
         .max(1);
     let agent_rows = u16::try_from(state.agents.len().div_ceil(per_row).max(1)).unwrap_or(1);
     let quota_height = quota_lines(state).saturating_add(2);
-    let footer_height = footer_rows(state, area).saturating_add(2);
+    let footer = footer_text(state);
+    let footer_height = footer_rows(&footer, area).saturating_add(2);
     let room = area
         .height
         .saturating_sub(1)
         .saturating_sub(quota_height)
         .saturating_sub(footer_height);
     let panel_height = (room / agent_rows).clamp(PANEL_MIN_HEIGHT, PANEL_MAX_HEIGHT);
-    let [header, agents, quota, footer, _] = Layout::vertical([
+    let [header, agents, quota, footer_area, _] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(panel_height.saturating_mul(agent_rows)),
         Constraint::Length(quota_height),
@@ -45,7 +46,7 @@ pub fn render(frame: &mut Frame, state: &DisplayState) {
     frame.render_widget(Paragraph::new(header_line(state)), header);
     render_agents(frame, agents, state, per_row, panel_height);
     render_quota(frame, quota, state);
-    render_footer(frame, footer, state);
+    render_footer(frame, footer_area, footer);
 }
 
 fn header_line(state: &DisplayState) -> Line<'static> {
@@ -301,8 +302,8 @@ fn footer_text(state: &DisplayState) -> Vec<Line<'static>> {
 
 /// Rows the footer's lines take wrapped inside its borders, at most a quarter of the screen
 /// (at least 3): a long note wraps instead of being cut.
-fn footer_rows(state: &DisplayState, area: Rect) -> u16 {
-    let rows = wrapped_rows(&footer_text(state), area.width.saturating_sub(2));
+fn footer_rows(footer: &[Line], area: Rect) -> u16 {
+    let rows = wrapped_rows(footer, area.width.saturating_sub(2));
     rows.min((area.height / 4).max(3))
 }
 
@@ -337,8 +338,7 @@ pub(super) fn wrapped_rows(lines: &[Line], width: u16) -> u16 {
     u16::try_from(rows).unwrap_or(u16::MAX)
 }
 
-fn render_footer(frame: &mut Frame, area: Rect, state: &DisplayState) {
-    let text = footer_text(state);
+fn render_footer(frame: &mut Frame, area: Rect, text: Vec<Line<'static>>) {
     // When the notes need more rows than the footer has, the latest ones are shown.
     let rows = wrapped_rows(&text, area.width.saturating_sub(2));
     let scroll = rows.saturating_sub(area.height.saturating_sub(2));

@@ -220,28 +220,22 @@ impl DisplayState {
                 }
             }
             RunEvent::Quota { quota } => self.apply_quota(quota, now),
-            RunEvent::TurnRetry {
-                agent,
-                attempt,
-                reason,
-            } => self.note(format!("{agent}: attempt {attempt} failed ({reason})")),
+            RunEvent::TurnRetry { .. } | RunEvent::ActorFailed { .. } => {
+                if let Some(note) = crate::views::event_note(event) {
+                    self.note(note);
+                }
+            }
             RunEvent::ModelSelected {
                 agent,
                 provider,
                 model,
                 ..
             } => self.agent(agent).model = Some(format!("{provider}/{model}")),
-            RunEvent::ModelRotated {
-                agent,
-                pool,
-                from,
-                to,
-                reason,
-            } => {
+            RunEvent::ModelRotated { agent, to, .. } => {
                 self.agent(agent).model = Some(to.clone());
-                self.note(format!(
-                    "{agent}: pool {pool} moved {from} -> {to} ({reason})"
-                ));
+                if let Some(note) = crate::views::event_note(event) {
+                    self.note(note);
+                }
             }
             // The supervisor's own wait (the agent's `waiting for quota` state) says more; a
             // pool without a supervisor waits for a model to come back from its rest.
@@ -257,9 +251,6 @@ impl DisplayState {
                     panel.wait_until =
                         eta_ms.map(|ms| instant_after(now, Duration::from_millis(ms)));
                 }
-            }
-            RunEvent::ActorFailed { actor, reason } => {
-                self.note(format!("{actor} stopped unexpectedly: {reason}"));
             }
             RunEvent::BudgetExceeded {
                 scope,
@@ -287,27 +278,13 @@ impl DisplayState {
 
     fn set_state(&mut self, agent: &str, state: &AgentState, now: Instant) {
         let panel = self.agent(agent);
-        panel.wait_until = None;
-        let (label, detail) = match state {
-            AgentState::Thinking => ("thinking", String::new()),
-            AgentState::WaitingQuota {
-                scope,
-                limit,
-                eta_ms,
-            } => {
-                panel.wait_until = Some(instant_after(now, Duration::from_millis(*eta_ms)));
-                let what = limit
-                    .as_deref()
-                    .map_or_else(|| scope.clone(), |l| format!("{scope} {l}"));
-                ("waiting for quota", what)
+        panel.wait_until = match state {
+            AgentState::WaitingQuota { eta_ms, .. } => {
+                Some(instant_after(now, Duration::from_millis(*eta_ms)))
             }
-            AgentState::Answered { label } => ("answered", label.clone()),
-            AgentState::Voted { for_agent } => ("voted", format!("for {for_agent}")),
-            AgentState::Restarting => ("restarting", "new answers to consider".to_owned()),
-            AgentState::Failed { reason } => ("failed", reason.clone()),
-            AgentState::Presenting => ("presenting", "writing the final answer".to_owned()),
-            AgentState::Done => ("done", String::new()),
+            _ => None,
         };
+        let (label, detail) = crate::views::state_words(state);
         panel.state = label.to_owned();
         panel.detail = detail;
     }
